@@ -1,0 +1,451 @@
+import { Deque } from './deque.js';
+import { type Prioritized, PriorityQueue } from './priority-queue.js';
+
+/**
+ * The semantics of one mailbox, with no I/O: the queue, its capacity, the
+ * senders waiting for room, the receivers waiting for messages, and which
+ * receiver a message goes to. The kernel drives it and supplies the hooks;
+ * every shared-memory or network backend must reproduce what it decides.
+ *
+ * Contract:
+ * - Capacity 0 is a rendezvous: a message never waits in the queue; it goes
+ *   straight from a blocked sender to a receiver that asked for it.
+ * - Capacity N: at most N messages are queued or promised (credits); further
+ *   blocking senders wait in FIFO order and are admitted as slots free.
+ * - Capacity Infinity never makes a sender wait (the kernel's memory budget,
+ *   tracked in `ledger`, is enforced by the kernel, not here).
+ * - Delivery order: highest priority first, FIFO within one priority.
+ * - `exclusive`: one receiver may be attached; `round-robin`: ready receivers
+ *   in rotation; `arbitrary`: a ready receiver chosen by `random`;
+ *   `broadcast`: every attached receiver gets its own copy (capacity applies
+ *   to each receiver's copy queue; capacity 0 is not supported).
+ * - A message sent to a broadcast mailbox with no receiver attached waits in a
+ *   backlog that goes to the first receiver that attaches.
+ */
+
+export type DeliveryPolicy = 'exclusive' | 'round-robin' | 'arbitrary' | 'broadcast';
+
+export interface CoreMessage extends Prioritized {
+  /** Process id of the sender. */
+  readonly sender: number;
+  /** Payload size in bytes, charged to the ledger while queued. */
+  readonly size: number;
+}
+
+/** A specific receive waiting in the kernel (as opposed to standing prefetch demand). */
+export interface ReceiveRequest {
+  /** Only a message from this sender satisfies it (symmetric direct naming). */
+  readonly from?: number | undefined;
+}
+
+/** A sender whose message could not enter the mailbox yet. */
+export interface SendWaiter<M extends CoreMessage> {
+  readonly message: M;
+}
+
+export interface Receiver<M extends CoreMessage> {
+  readonly id: number;
+  /** Specific receives, served in FIFO order. */
+  readonly requests: Deque<ReceiveRequest>;
+  /** How many more messages may be pushed without a specific request. */
+  prefetch: number;
+  /** Broadcast only: this receiver's copies. */
+  readonly copies: PriorityQueue<M> | undefined;
+}
+
+export interface MailboxHooks<M extends CoreMessage> {
+  /** A message leaves the mailbox for `receiver`, answering `request` (or prefetch demand when undefined). */
+  deliver(receiver: Receiver<M>, request: ReceiveRequest | undefined, message: M): void;
+  /** A blocked sender's message entered the mailbox (capacity > 0) or went to a receiver (capacity 0). */
+  admitted(waiter: SendWaiter<M>): void;
+}
+
+/** Bytes queued across mailboxes; the kernel compares it with its budget. */
+export interface Ledger {
+  used: number;
+}
+
+export type SendOutcome = 'queued' | 'handed' | 'blocked' | 'would-block';
+
+export class ReceiverBusyError extends Error {}
+
+export interface MailboxCoreOptions {
+  capacity: number;
+  delivery: DeliveryPolicy;
+  ledger?: Ledger;
+  random?: () => number;
+}
+
+export class MailboxCore<M extends CoreMessage> {
+  readonly capacity: number;
+  readonly delivery: DeliveryPolicy;
+  private readonly hooks: MailboxHooks<M>;
+  private readonly ledger: Ledger;
+  private readonly random: () => number;
+  /** Shared queue; for broadcast, the backlog kept while no receiver is attached. */
+  private readonly queue = new PriorityQueue<M>();
+  private readonly senders = new Deque<SendWaiter<M>>();
+  private readonly receivers = new Map<number, Receiver<M>>();
+  /** Attached receivers in attach order; round-robin rotates over it. */
+  private order: Receiver<M>[] = [];
+  private rotation = 0;
+  /** Number of parked requests that carry a `from` filter (skips a scan when 0). */
+  private filtered = 0;
+  /** Slots promised to senders as credits; they count as taken. */
+  private promisedSlots = 0;
+  /** Bytes queued in this mailbox (all copies). */
+  bytes = 0;
+
+  constructor(options: MailboxCoreOptions, hooks: MailboxHooks<M>) {
+    if (options.delivery === 'broadcast' && options.capacity === 0) {
+      throw new RangeError('capacity 0 (rendezvous) is not supported with broadcast delivery');
+    }
+    this.capacity = options.capacity;
+    this.delivery = options.delivery;
+    this.hooks = hooks;
+    this.ledger = options.ledger ?? { used: 0 };
+    this.random = options.random ?? Math.random;
+  }
+
+  /** Messages waiting (for broadcast: the longest receiver copy queue, or the backlog). */
+  depth(): number {
+    if (this.delivery !== 'broadcast' || this.order.length === 0) return this.queue.length;
+    let max = 0;
+    for (const r of this.order) if (r.copies!.length > max) max = r.copies!.length;
+    return max;
+  }
+
+  get promised(): number {
+    return this.promisedSlots;
+  }
+
+  get waitingSenders(): number {
+    return this.senders.length;
+  }
+
+  get waitingReceivers(): number {
+    let n = 0;
+    for (const r of this.order) n += r.requests.length;
+    return n;
+  }
+
+  receiverIds(): number[] {
+    return this.order.map((r) => r.id);
+  }
+
+  /** Free slots not yet promised. Infinity for an unbounded mailbox. */
+  free(): number {
+    if (this.capacity === Number.POSITIVE_INFINITY) return Number.POSITIVE_INFINITY;
+    return Math.max(0, this.capacity - this.depth() - this.promisedSlots);
+  }
+
+  /** Promise up to `wanted` slots to a sender; returns how many were promised. */
+  reserve(wanted: number): number {
+    if (this.capacity === 0 || this.senders.length > 0) return 0;
+    const granted = Math.min(wanted, this.free());
+    this.promisedSlots += granted;
+    return granted;
+  }
+
+  /** Take back promised slots that a sender returned unused. */
+  unreserve(count: number): void {
+    this.promisedSlots = Math.max(0, this.promisedSlots - count);
+    this.pump();
+  }
+
+  /**
+   * Send. `credited` means the sender spends a slot promised earlier, so the
+   * message enters without a capacity check. Otherwise a full mailbox blocks
+   * (`waiter` parked FIFO) or, when `mayBlock` is false, reports would-block.
+   */
+  send(message: M, mayBlock: boolean, credited = false): SendOutcome {
+    if (credited) {
+      this.promisedSlots = Math.max(0, this.promisedSlots - 1);
+      this.enqueue(message);
+      this.pump();
+      return 'queued';
+    }
+    if (this.capacity === 0) {
+      const r = this.pick(message);
+      if (r !== undefined) {
+        this.give(r.receiver, r.request, message);
+        return 'handed';
+      }
+      return mayBlock ? 'blocked' : 'would-block';
+    }
+    if (this.senders.length === 0 && this.free() > 0) {
+      this.enqueue(message);
+      this.pump();
+      return 'queued';
+    }
+    return mayBlock ? 'blocked' : 'would-block';
+  }
+
+  /** Park a sender that `send` reported as blocked. */
+  park(waiter: SendWaiter<M>): void {
+    this.senders.push(waiter);
+  }
+
+  /** Withdraw a parked sender (timeout, abort); false if it was already admitted. */
+  cancelSend(waiter: SendWaiter<M>): boolean {
+    return this.senders.remove(waiter);
+  }
+
+  attach(id: number, prefetch = 0): Receiver<M> {
+    const existing = this.receivers.get(id);
+    if (existing !== undefined) return existing;
+    if (this.delivery === 'exclusive' && this.receivers.size > 0) {
+      throw new ReceiverBusyError('mailbox has an exclusive receiver already');
+    }
+    const r: Receiver<M> = {
+      id,
+      requests: new Deque<ReceiveRequest>(),
+      prefetch,
+      copies: this.delivery === 'broadcast' ? new PriorityQueue<M>() : undefined,
+    };
+    this.receivers.set(id, r);
+    this.order.push(r);
+    if (r.copies !== undefined && this.queue.length > 0) {
+      for (const m of this.queue.clear()) r.copies.push(m);
+    }
+    this.pump();
+    return r;
+  }
+
+  isAttached(id: number): boolean {
+    return this.receivers.has(id);
+  }
+
+  /** Detach a receiver; returns its parked requests (to fail) and, for broadcast, its undelivered copies. */
+  detach(id: number): { requests: ReceiveRequest[]; dropped: M[] } {
+    const r = this.receivers.get(id);
+    if (r === undefined) return { requests: [], dropped: [] };
+    this.receivers.delete(id);
+    const index = this.order.indexOf(r);
+    this.order.splice(index, 1);
+    if (this.rotation > index) this.rotation--;
+    if (this.rotation >= this.order.length) this.rotation = 0;
+    const requests = r.requests.clear();
+    for (const q of requests) if (q.from !== undefined) this.filtered--;
+    const dropped = r.copies !== undefined ? r.copies.clear() : [];
+    for (const m of dropped) this.charge(-m.size);
+    this.pump();
+    return { requests, dropped };
+  }
+
+  /**
+   * A specific receive. Returns the message when one can be taken now;
+   * otherwise parks `request` (if `mayBlock`) and returns undefined.
+   */
+  receive(id: number, request: ReceiveRequest, mayBlock: boolean): M | undefined {
+    const r = this.receivers.get(id);
+    if (r === undefined) throw new Error(`receiver ${id} is not attached`);
+    const taken = this.takeFor(r, request.from);
+    if (taken !== undefined) {
+      this.pump();
+      return taken;
+    }
+    if (mayBlock) {
+      r.requests.push(request);
+      if (request.from !== undefined) this.filtered++;
+    }
+    return undefined;
+  }
+
+  /** Withdraw a parked receive (timeout, abort); false if it was already answered. */
+  cancelReceive(id: number, request: ReceiveRequest): boolean {
+    const r = this.receivers.get(id);
+    if (r === undefined || !r.requests.remove(request)) return false;
+    if (request.from !== undefined) this.filtered--;
+    return true;
+  }
+
+  /** Change a receiver's standing prefetch demand by `delta` (never below 0). */
+  addPrefetch(id: number, delta: number): void {
+    const r = this.receivers.get(id);
+    if (r === undefined) return;
+    r.prefetch = Math.max(0, r.prefetch + delta);
+    if (delta > 0) this.pump();
+  }
+
+  /** Put a delivered but unconsumed message back at the front of its priority. */
+  requeue(message: M, receiverId?: number): void {
+    if (this.delivery === 'broadcast') {
+      const r = receiverId === undefined ? undefined : this.receivers.get(receiverId);
+      if (r === undefined) return;
+      r.copies!.unshift(message);
+    } else {
+      this.queue.unshift(message);
+    }
+    this.charge(message.size);
+    this.pump();
+  }
+
+  /** Empty the mailbox for deletion: everything waiting is returned for the kernel to fail. */
+  close(): { senders: SendWaiter<M>[]; requests: Array<[number, ReceiveRequest]>; dropped: M[] } {
+    const senders = this.senders.clear();
+    const requests: Array<[number, ReceiveRequest]> = [];
+    const dropped = this.queue.clear();
+    for (const r of this.order) {
+      for (const q of r.requests.clear()) requests.push([r.id, q]);
+      if (r.copies !== undefined) dropped.push(...r.copies.clear());
+    }
+    this.receivers.clear();
+    this.order = [];
+    this.filtered = 0;
+    for (const m of dropped) this.charge(-m.size);
+    return { senders, requests, dropped };
+  }
+
+  private charge(delta: number): void {
+    this.bytes += delta;
+    this.ledger.used += delta;
+  }
+
+  private enqueue(message: M): void {
+    if (this.delivery !== 'broadcast' || this.order.length === 0) {
+      this.queue.push(message);
+      this.charge(message.size);
+      return;
+    }
+    for (const r of this.order) {
+      r.copies!.push(message);
+      this.charge(message.size);
+    }
+  }
+
+  /** Take a message that receiver `r` may have now, honouring `from`; admits senders for freed slots. */
+  private takeFor(r: Receiver<M>, from: number | undefined): M | undefined {
+    const source = r.copies ?? this.queue;
+    let m: M | undefined;
+    if (from === undefined) m = source.shift();
+    else m = source.takeFirst((x) => x.sender === from);
+    if (m !== undefined) {
+      this.charge(-m.size);
+      return m;
+    }
+    if (this.capacity === 0) {
+      for (const w of this.senders) {
+        if (from === undefined || w.message.sender === from) {
+          this.senders.remove(w);
+          this.hooks.admitted(w);
+          return w.message;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  private ready(r: Receiver<M>, message: M): ReceiveRequest | null | undefined {
+    for (const q of r.requests) if (q.from === undefined || q.from === message.sender) return q;
+    return r.prefetch > 0 ? null : undefined;
+  }
+
+  /** The receiver the delivery policy gives `message` to, among those ready for it. */
+  private pick(message: M): { receiver: Receiver<M>; request: ReceiveRequest | undefined } | undefined {
+    const n = this.order.length;
+    if (n === 0) return undefined;
+    if (this.delivery === 'arbitrary') {
+      const ready: Array<{ receiver: Receiver<M>; request: ReceiveRequest | undefined }> = [];
+      for (const r of this.order) {
+        const q = this.ready(r, message);
+        if (q !== undefined) ready.push({ receiver: r, request: q ?? undefined });
+      }
+      if (ready.length === 0) return undefined;
+      return ready[Math.floor(this.random() * ready.length)];
+    }
+    for (let i = 0; i < n; i++) {
+      const r = this.order[(this.rotation + i) % n]!;
+      const q = this.ready(r, message);
+      if (q !== undefined) {
+        if (this.delivery === 'round-robin') this.rotation = (this.rotation + i + 1) % n;
+        return { receiver: r, request: q ?? undefined };
+      }
+    }
+    return undefined;
+  }
+
+  private give(r: Receiver<M>, request: ReceiveRequest | undefined, message: M): void {
+    if (request !== undefined) {
+      r.requests.remove(request);
+      if (request.from !== undefined) this.filtered--;
+    } else {
+      r.prefetch--;
+    }
+    this.hooks.deliver(r, request, message);
+  }
+
+  /** Move messages to ready receivers and admit waiting senders until nothing moves. */
+  private pump(): void {
+    let progress = true;
+    while (progress) {
+      progress = false;
+      if (this.capacity === 0) {
+        for (const w of this.senders) {
+          const r = this.pick(w.message);
+          if (r !== undefined) {
+            this.senders.remove(w);
+            this.hooks.admitted(w);
+            this.give(r.receiver, r.request, w.message);
+            progress = true;
+            break;
+          }
+        }
+        continue;
+      }
+      if (this.delivery === 'broadcast') {
+        for (const r of this.order) {
+          while (r.copies!.length > 0) {
+            const q = this.ready(r, r.copies!.peek()!);
+            if (q === undefined) break;
+            const m = r.copies!.shift()!;
+            this.charge(-m.size);
+            this.give(r, q ?? undefined, m);
+            progress = true;
+          }
+        }
+      } else {
+        const head = this.queue.peek();
+        if (head !== undefined) {
+          const r = this.pick(head);
+          if (r !== undefined) {
+            this.queue.shift();
+            this.charge(-head.size);
+            this.give(r.receiver, r.request, head);
+            progress = true;
+          } else if (this.filtered > 0) {
+            progress = this.serveFiltered();
+          }
+        }
+      }
+      if (this.admit()) progress = true;
+    }
+  }
+
+  /** Requests waiting for a particular sender may take a message behind the head. */
+  private serveFiltered(): boolean {
+    for (const r of this.order) {
+      for (const q of r.requests) {
+        if (q.from === undefined) continue;
+        const m = this.queue.takeFirst((x) => x.sender === q.from);
+        if (m !== undefined) {
+          this.charge(-m.size);
+          this.give(r, q, m);
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  private admit(): boolean {
+    let admitted = false;
+    while (this.senders.length > 0 && this.capacity - this.depth() - this.promisedSlots > 0) {
+      const w = this.senders.shift()!;
+      this.enqueue(w.message);
+      this.hooks.admitted(w);
+      admitted = true;
+    }
+    return admitted;
+  }
+}

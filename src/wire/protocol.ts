@@ -1,0 +1,89 @@
+/**
+ * Wire protocol constants. The full description, enough to write a client in
+ * another language, is docs/protocol.md; keep the two in step.
+ *
+ * Every frame, both directions, little-endian:
+ *
+ *   offset size field
+ *   0      4    length   bytes that follow this field (12 + body length)
+ *   4      1    op       one of Op
+ *   5      1    flags    op-specific bits
+ *   6      1    priority 0..31 (message frames), else 0
+ *   7      1    codec    payload codec (message frames), else 0
+ *   8      4    reqId    request id chosen by the client; 0 = no reply wanted
+ *   12     4    target   mailbox id (message frames), else 0
+ *   16     ...  body
+ */
+export const PROTOCOL_VERSION = 1;
+export const MAGIC = 0x42435049; // "IPCB" read as little-endian u32
+export const HEADER_SIZE = 16;
+/** Bytes of header after the length field. */
+export const HEADER_REST = 12;
+/** Default largest payload the kernel accepts (bytes). */
+export const DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024;
+/** Largest body of a non-message frame (JSON control calls, handshake). */
+export const MAX_CONTROL_BODY = 1024 * 1024;
+
+export const Op = {
+  // client -> kernel
+  HELLO: 1,
+  CALL: 3,
+  SEND: 6,
+  RECV: 8,
+  DEMAND: 10,
+  CANCEL: 11,
+  CONSUMED: 12,
+  ACK: 13,
+  RELEASE: 14,
+  REQUEUE: 15,
+  CREDIT_RETURN: 18,
+  BYE: 20,
+  // kernel -> client
+  WELCOME: 2,
+  RESULT: 4,
+  ERROR: 5,
+  SENT: 7,
+  DELIVER: 9,
+  CREDIT: 16,
+  REVOKE: 17,
+  NOTICE: 19,
+} as const;
+export type OpCode = (typeof Op)[keyof typeof Op];
+
+/** SEND flags. */
+export const SendFlag = {
+  NONBLOCK: 1,
+  /** Complete only when a receiver has taken the message. */
+  SYNC: 2,
+  /** Body starts with a u32 timeout in milliseconds. */
+  TIMED: 4,
+} as const;
+
+/** RECV flags. */
+export const RecvFlag = {
+  NONBLOCK: 1,
+  TIMED: 4,
+  /** Body holds a u32 sender process id (after the timeout if TIMED). */
+  FROM: 8,
+  /** Messages stay owned by the kernel until ACK; a dead receiver's go back. */
+  ACK: 16,
+} as const;
+
+/** DELIVER flags. */
+export const DeliverFlag = {
+  /** The kernel waits for CONSUMED (and ACK if in ack mode) for this delivery id. */
+  TRACKED: 1,
+  /** The receiver must ACK this delivery. */
+  ACK: 2,
+} as const;
+
+/** Payload codecs, carried in the header's codec byte. */
+export const Codec = {
+  BYTES: 0,
+  STRING: 1,
+  JSON: 2,
+  V8: 3,
+} as const;
+export type CodecId = (typeof Codec)[keyof typeof Codec];
+export type CodecName = 'bytes' | 'string' | 'json' | 'v8';
+export const CODEC_NAMES: readonly CodecName[] = ['bytes', 'string', 'json', 'v8'];
