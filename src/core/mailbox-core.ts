@@ -181,9 +181,14 @@ export class MailboxCore<M extends CoreMessage> {
     return mayBlock ? 'blocked' : 'would-block';
   }
 
-  /** Park a sender that `send` reported as blocked. */
-  park(waiter: SendWaiter<M>): void {
-    this.senders.push(waiter);
+  /**
+   * Park a sender that `send` reported as blocked. `front` puts it ahead of the
+   * others (a rendezvous message a receiver gave back keeps its turn).
+   */
+  park(waiter: SendWaiter<M>, front = false): void {
+    if (front) this.senders.unshift(waiter);
+    else this.senders.push(waiter);
+    this.pump();
   }
 
   /** Withdraw a parked sender (timeout, abort); false if it was already admitted. */

@@ -1,0 +1,579 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { MAX_PRIORITY } from '../core/priority-queue.js';
+import {
+  AbortError,
+  errorFromCode,
+  IpcError,
+  KernelUnavailableError,
+  MessageTooLargeError,
+  NameTakenError,
+  NoSuchProcessError,
+  ProtocolError,
+} from '../errors.js';
+import { errorCodeFromWire } from '../wire/error-codes.js';
+import { type Frame, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
+import { codecId, codecName, encodePayload, inferCodec } from '../wire/payload-codec.js';
+import {
+  type CodecName,
+  DeliverFlag,
+  HEADER_REST,
+  MAGIC,
+  MAX_CONTROL_BODY,
+  Op,
+  PROTOCOL_VERSION,
+  RecvFlag,
+  SendFlag,
+} from '../wire/protocol.js';
+import { type DeliveryControl, Message } from './message.js';
+
+/** Options every operation that can wait accepts. */
+export interface WaitOptions {
+  /** Give up after this many milliseconds (TIMEOUT). Omit to wait indefinitely. */
+  timeout?: number;
+  /** Do not wait at all: fail with WOULD_BLOCK if the operation cannot complete now. */
+  nonblock?: boolean;
+  /** Abort the wait (ABORTED). */
+  signal?: AbortSignal;
+}
+
+export interface SendOptions extends WaitOptions {
+  /** 0..31, higher is delivered first. Default 0. */
+  priority?: number;
+  /** How the value is encoded. Default: bytes for Uint8Array, string for strings, else json. */
+  codec?: CodecName;
+  /** Complete only when a receiver has taken the message (whatever the capacity). */
+  sync?: boolean;
+}
+
+export interface ReceiveOptions extends WaitOptions {
+  /** Keep the message owned by the kernel until `message.ack()`; if this process dies first it is redelivered. */
+  ack?: boolean;
+}
+
+/** A mailbox or inbox as this connection sees it. */
+export interface Target {
+  readonly id: number;
+  readonly name: string;
+  readonly kind: 'mailbox' | 'inbox';
+  readonly capacity: number;
+  readonly maxMessageSize: number;
+  readonly fixedMessageSize: number | undefined;
+  credits: number;
+  closed: IpcError | undefined;
+  /** Consumer of prefetched deliveries (async iteration), if one is running. */
+  consumer: PrefetchConsumer | undefined;
+}
+
+export interface PrefetchConsumer {
+  push(message: Message): void;
+  fail(error: IpcError): void;
+  /** End the iteration as if the loop had returned. */
+  close(): void;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: IpcError): void;
+  /** Set when the caller gave up (abort): a late DELIVER is handed back to the kernel. */
+  abandoned: boolean;
+  target: Target | undefined;
+  cleanup: (() => void) | undefined;
+}
+
+export interface Welcome {
+  pid: number;
+  name: string;
+  inbox: number;
+  maxMessageSize: number;
+}
+
+export type NoticeHandler = (notice: Record<string, unknown>) => void;
+
+const FLUSH_THRESHOLD = 256 * 1024;
+
+/**
+ * One connection to the kernel: frames out (batched into one write per turn
+ * of the event loop), frames in, request ids, credits, deliveries.
+ */
+export class Connection implements DeliveryControl {
+  private readonly writer = new FrameWriter();
+  private readonly decoder: FrameDecoder;
+  private readonly pending = new Map<number, Pending>();
+  private readonly targets = new Map<number, Target>();
+  private readonly peers = new Map<number, string>();
+  private nextReq = 1;
+  private flushScheduled = false;
+  private consumed: number[] = [];
+  private lost: IpcError | undefined;
+  private welcome: Welcome | undefined;
+  onNotice: NoticeHandler = () => {};
+  onLost: (error: IpcError) => void = () => {};
+
+  private constructor(
+    private readonly socket: Socket,
+    maxFrame: number,
+  ) {
+    this.decoder = new FrameDecoder(
+      maxFrame,
+      (f) => this.onFrame(f),
+      (e) => this.fail(e),
+    );
+    socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
+    socket.on('error', () => {
+      // 'close' follows.
+    });
+    socket.on('close', () => this.fail(new KernelUnavailableError('connection to the ipcbox kernel was lost')));
+  }
+
+  static async open(path: string, name: string, inboxCapacity: number, timeoutMs: number): Promise<Connection> {
+    const socket = netConnect(path);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new KernelUnavailableError(`no ipcbox kernel answered on ${path} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(new KernelUnavailableError(`no ipcbox kernel is listening on ${path} (${err.code ?? err.message})`, { cause: err }));
+      });
+    });
+    // The kernel's frame limit is unknown until WELCOME; accept up to 1 GiB until then.
+    const conn = new Connection(socket, HEADER_REST + 1024 * 1024 * 1024 + 8);
+    const nameBytes = Buffer.from(name, 'utf8');
+    const hello = Buffer.allocUnsafe(16 + nameBytes.length);
+    hello.writeUInt32LE(MAGIC, 0);
+    hello.writeUInt16LE(PROTOCOL_VERSION, 4);
+    hello.writeUInt16LE(0, 6);
+    hello.writeUInt32LE(process.pid, 8);
+    hello.writeUInt32LE(inboxCapacity === Number.POSITIVE_INFINITY ? 0xffffffff : inboxCapacity, 12);
+    nameBytes.copy(hello, 16);
+    const welcome = await new Promise<Welcome>((resolve, reject) => {
+      const reqId = conn.nextReq++;
+      conn.pending.set(reqId, {
+        resolve: (v) => resolve(v as Welcome),
+        reject,
+        abandoned: false,
+        target: undefined,
+        cleanup: undefined,
+      });
+      conn.writer.frame(Op.HELLO, 0, 0, 0, reqId, 0, 0, 0, 0, hello);
+      conn.flush();
+    });
+    conn.welcome = welcome;
+    return conn;
+  }
+
+  get info(): Welcome {
+    return this.welcome!;
+  }
+
+  get closedError(): IpcError | undefined {
+    return this.lost;
+  }
+
+  // ---------------------------------------------------------------- output
+
+  private scheduleFlush(): void {
+    if (this.writer.pending >= FLUSH_THRESHOLD) {
+      this.flush();
+      return;
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.consumed.length > 0) this.writeIds(Op.CONSUMED, this.consumed.splice(0));
+    const bytes = this.writer.take();
+    if (bytes !== undefined && this.lost === undefined) this.socket.write(bytes);
+  }
+
+  private writeIds(op: number, ids: number[]): void {
+    const body = Buffer.allocUnsafe(ids.length * 4);
+    for (let i = 0; i < ids.length; i++) body.writeUInt32LE(ids[i]!, i * 4);
+    this.writer.frame(op, 0, 0, 0, 0, 0, 0, 0, 0, body);
+  }
+
+  ack(deliveryId: number): void {
+    this.writeIds(Op.ACK, [deliveryId]);
+    this.scheduleFlush();
+  }
+
+  release(deliveryId: number): void {
+    this.writeIds(Op.RELEASE, [deliveryId]);
+    this.scheduleFlush();
+  }
+
+  private newRequest(target: Target | undefined, signal: AbortSignal | undefined, onAbort?: (reqId: number) => void) {
+    if (this.lost !== undefined) throw this.lost;
+    let reqId = this.nextReq++;
+    if (this.nextReq > 0xffffffff) this.nextReq = 1;
+    if (reqId === 0) reqId = this.nextReq++;
+    let resolve!: (v: unknown) => void;
+    let reject!: (e: IpcError) => void;
+    const promise = new Promise<unknown>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const p: Pending = { resolve, reject, abandoned: false, target, cleanup: undefined };
+    if (signal !== undefined) {
+      const listener = () => onAbort?.(reqId);
+      signal.addEventListener('abort', listener, { once: true });
+      p.cleanup = () => signal.removeEventListener('abort', listener);
+    }
+    this.pending.set(reqId, p);
+    return { reqId, promise };
+  }
+
+  private settle(reqId: number): Pending | undefined {
+    const p = this.pending.get(reqId);
+    if (p === undefined) return undefined;
+    this.pending.delete(reqId);
+    p.cleanup?.();
+    return p;
+  }
+
+  /** A control call (JSON in, JSON out). */
+  call<T>(method: string, args: Record<string, unknown> = {}): Promise<T> {
+    try {
+      const { reqId, promise } = this.newRequest(undefined, undefined);
+      const body = Buffer.from(JSON.stringify({ m: method, a: args }), 'utf8');
+      if (body.length > MAX_CONTROL_BODY) throw new IpcError('INVALID_ARGUMENT', 'control call too large');
+      this.writer.frame(Op.CALL, 0, 0, 0, reqId, 0, 0, 0, 0, body);
+      this.scheduleFlush();
+      return promise as Promise<T>;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  // ---------------------------------------------------------------- targets
+
+  registerTarget(target: Target): void {
+    this.targets.set(target.id, target);
+  }
+
+  forgetTarget(target: Target): void {
+    if (target.credits > 0) {
+      this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, target.id, 1, target.credits, 0, undefined);
+      target.credits = 0;
+    }
+    this.targets.delete(target.id);
+  }
+
+  peerName(pid: number): string {
+    return this.peers.get(pid) ?? `pid-${pid}`;
+  }
+
+  // ---------------------------------------------------------------- send
+
+  send(target: Target, value: unknown, options: SendOptions = {}): Promise<void> {
+    try {
+      if (target.closed !== undefined) throw target.closed;
+      if (this.lost !== undefined) throw this.lost;
+      const priority = options.priority ?? 0;
+      if (!Number.isInteger(priority) || priority < 0 || priority > MAX_PRIORITY) {
+        throw new RangeError(`priority must be an integer from 0 to ${MAX_PRIORITY}`);
+      }
+      const codec = options.codec === undefined ? inferCodec(value) : codecId(options.codec);
+      const payload = encodePayload(value, codec);
+      if (payload.byteLength > target.maxMessageSize) throw new MessageTooLargeError(payload.byteLength, target.maxMessageSize);
+      if (target.fixedMessageSize !== undefined && payload.byteLength !== target.fixedMessageSize) {
+        throw new IpcError(
+          'WRONG_MESSAGE_SIZE',
+          `${target.name} takes messages of exactly ${target.fixedMessageSize} bytes, got ${payload.byteLength}`,
+        );
+      }
+      validateWait(options);
+      if (options.signal?.aborted) throw new AbortError();
+      if (target.credits > 0 && options.sync !== true) {
+        // Within credit: the slot is already ours, so the send completes without a round trip.
+        target.credits--;
+        this.writer.frame(Op.SEND, 0, priority, codec, 0, target.id, 0, 0, 0, payload);
+        this.scheduleFlush();
+        return Promise.resolve();
+      }
+      const { reqId, promise } = this.newRequest(target, options.signal, (id) => this.cancel(id));
+      let flags = 0;
+      if (options.nonblock) flags |= SendFlag.NONBLOCK;
+      if (options.sync) flags |= SendFlag.SYNC;
+      if (options.timeout !== undefined) flags |= SendFlag.TIMED;
+      this.writer.frame(Op.SEND, flags, priority, codec, reqId, target.id, options.timeout !== undefined ? 1 : 0, timeoutWord(options.timeout), 0, payload);
+      this.scheduleFlush();
+      return promise as Promise<void>;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Ask the kernel to withdraw a parked send or receive; its answer settles the request. */
+  private cancel(reqId: number): void {
+    const p = this.pending.get(reqId);
+    if (p === undefined) return;
+    this.writer.frame(Op.CANCEL, 0, 0, 0, reqId, 0, 0, 0, 0, undefined);
+    this.scheduleFlush();
+  }
+
+  // ---------------------------------------------------------------- receive
+
+  receive(target: Target, options: ReceiveOptions & { from?: number } = {}): Promise<Message> {
+    try {
+      if (target.closed !== undefined) throw target.closed;
+      if (this.lost !== undefined) throw this.lost;
+      validateWait(options);
+      if (options.signal?.aborted) throw new AbortError();
+      const { reqId, promise } = this.newRequest(target, options.signal, (id) => {
+        // Reject now; if the message is already on its way it will be handed back.
+        const p = this.pending.get(id);
+        if (p === undefined) return;
+        p.abandoned = true;
+        p.cleanup?.();
+        p.reject(new AbortError('receive aborted'));
+        this.cancel(id);
+      });
+      let flags = 0;
+      let words: 0 | 1 | 2 = 0;
+      let w0 = 0;
+      let w1 = 0;
+      if (options.nonblock) flags |= RecvFlag.NONBLOCK;
+      if (options.ack) flags |= RecvFlag.ACK;
+      if (options.timeout !== undefined) {
+        flags |= RecvFlag.TIMED;
+        w0 = timeoutWord(options.timeout);
+        words = 1;
+      }
+      if (options.from !== undefined) {
+        flags |= RecvFlag.FROM;
+        if (words === 1) w1 = options.from;
+        else w0 = options.from;
+        words = (words + 1) as 1 | 2;
+      }
+      this.writer.frame(Op.RECV, flags, 0, 0, reqId, target.id, words, w0, w1, undefined);
+      this.scheduleFlush();
+      return promise as Promise<Message>;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Change standing prefetch demand for a target (async iteration). */
+  demand(target: Target, delta: number, ack: boolean): void {
+    if (this.lost !== undefined) return;
+    this.writer.frame(Op.DEMAND, ack ? RecvFlag.ACK : 0, 0, 0, 0, target.id, 1, delta | 0, 0, undefined);
+    this.scheduleFlush();
+  }
+
+  /** Hand back a prefetched message nobody will read (iteration ended). */
+  giveBack(target: Target, m: Message, deliveryId: number, tracked: boolean): void {
+    if (this.lost !== undefined) return;
+    if (tracked) this.writeIds(Op.RELEASE, [deliveryId]);
+    else {
+      this.writer.frame(Op.REQUEUE, 0, m.priority, codecId(m.codec), 0, target.id, 1, m.senderPid, 0, m.bytes);
+    }
+    this.scheduleFlush();
+  }
+
+  /** Tell the kernel the application took a tracked delivery. */
+  markConsumed(deliveryId: number): void {
+    this.consumed.push(deliveryId);
+    this.scheduleFlush();
+  }
+
+  bye(): void {
+    if (this.lost !== undefined) return;
+    this.flush();
+    this.writer.frame(Op.BYE, 0, 0, 0, 0, 0, 0, 0, 0, undefined);
+    this.flush();
+    this.lost = new IpcError('DISCONNECTED', 'this process closed its connection');
+    this.socket.end();
+    this.rejectAll(this.lost);
+  }
+
+  // ---------------------------------------------------------------- input
+
+  private onFrame(f: Frame): void {
+    switch (f.op) {
+      case Op.DELIVER:
+        return this.onDeliver(f);
+      case Op.SENT: {
+        const p = this.settle(f.reqId);
+        p?.resolve(undefined);
+        return;
+      }
+      case Op.CREDIT: {
+        const t = this.targets.get(f.target);
+        const n = f.body.readUInt32LE(0);
+        if (t !== undefined && t.closed === undefined) t.credits += n;
+        else {
+          this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, f.target, 1, n, 0, undefined);
+          this.scheduleFlush();
+        }
+        return;
+      }
+      case Op.REVOKE: {
+        const t = this.targets.get(f.target);
+        const n = t?.credits ?? 0;
+        if (t !== undefined) t.credits = 0;
+        this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, f.target, 1, n, 0, undefined);
+        this.scheduleFlush();
+        return;
+      }
+      case Op.RESULT: {
+        const p = this.settle(f.reqId);
+        if (p === undefined) return;
+        try {
+          p.resolve(JSON.parse(f.body.toString('utf8')));
+        } catch {
+          p.reject(new ProtocolError('RESULT body is not valid JSON'));
+        }
+        return;
+      }
+      case Op.ERROR:
+        return this.onError(f);
+      case Op.NOTICE:
+        return this.onNoticeFrame(f);
+      case Op.WELCOME: {
+        const b = f.body;
+        const p = this.settle(f.reqId);
+        p?.resolve({
+          maxMessageSize: b.readUInt32LE(4),
+          pid: b.readUInt32LE(8),
+          inbox: b.readUInt32LE(12),
+          name: b.toString('utf8', 16),
+        } satisfies Welcome);
+        return;
+      }
+      default:
+        this.fail(new ProtocolError(`unexpected op ${f.op} from the kernel`));
+    }
+  }
+
+  private onError(f: Frame): void {
+    const code = errorCodeFromWire(f.body.readUInt32LE(0));
+    const text = f.body.toString('utf8', 4);
+    if (f.reqId === 0) {
+      this.fail(errorFromCode(code, text));
+      return;
+    }
+    const p = this.settle(f.reqId);
+    if (p === undefined || p.abandoned) return;
+    let err = errorFromCode(code, text);
+    if (code === 'NAME_TAKEN') err = new NameTakenError(text.replace(/^.*: /, ''));
+    const t = p.target;
+    if (t !== undefined && t.kind === 'inbox' && (code === 'MAILBOX_CLOSED' || code === 'NO_SUCH_MAILBOX')) {
+      err = new NoSuchProcessError(t.name.slice(1));
+    }
+    p.reject(err);
+  }
+
+  private onDeliver(f: Frame): void {
+    const deliveryId = f.body.readUInt32LE(0);
+    const senderPid = f.body.readUInt32LE(4);
+    const tracked = (f.flags & DeliverFlag.TRACKED) !== 0;
+    const needsAck = (f.flags & DeliverFlag.ACK) !== 0;
+    const t = this.targets.get(f.target);
+    const mailboxName = t?.name ?? `#${f.target}`;
+    const m = new Message(
+      f.body.subarray(8),
+      codecName(f.codec),
+      f.priority,
+      this.peerName(senderPid),
+      senderPid,
+      mailboxName,
+      needsAck,
+      deliveryId,
+      this,
+    );
+    if (f.reqId !== 0) {
+      const p = this.settle(f.reqId);
+      if (p === undefined || p.abandoned) {
+        if (tracked) this.release(deliveryId);
+        return;
+      }
+      if (tracked) this.markConsumed(deliveryId);
+      p.resolve(m);
+      return;
+    }
+    if (t !== undefined && t.consumer !== undefined) {
+      t.consumer.push(Object.assign(m, { [DELIVERY]: { deliveryId, tracked } }));
+      return;
+    }
+    // Prefetched for an iteration that has ended: give it back so nothing is lost.
+    if (t !== undefined) this.giveBack(t, m, deliveryId, tracked);
+    else if (tracked) this.release(deliveryId);
+  }
+
+  private onNoticeFrame(f: Frame): void {
+    let notice: Record<string, unknown>;
+    try {
+      notice = JSON.parse(f.body.toString('utf8'));
+    } catch {
+      return this.fail(new ProtocolError('NOTICE body is not valid JSON'));
+    }
+    if (notice.kind === 'peer') {
+      this.peers.set(notice.pid as number, notice.name as string);
+      return;
+    }
+    if (notice.kind === 'mailbox-closed') {
+      const t = this.targets.get(notice.id as number);
+      if (t !== undefined) {
+        t.closed =
+          t.kind === 'inbox'
+            ? new NoSuchProcessError(t.name.slice(1))
+            : errorFromCode('MAILBOX_CLOSED', `${t.name} was closed: ${String(notice.reason)}`);
+        t.credits = 0;
+        t.consumer?.fail(t.closed);
+        this.targets.delete(t.id);
+      }
+    }
+    if (notice.kind === 'rights' && notice.right === 'send') {
+      const t = this.targets.get(notice.id as number);
+      if (t !== undefined) t.credits = 0;
+    }
+    this.onNotice(notice);
+  }
+
+  private rejectAll(error: IpcError): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.cleanup?.();
+      if (!p.abandoned) p.reject(error);
+    }
+    for (const t of this.targets.values()) {
+      t.closed ??= error;
+      t.consumer?.fail(error);
+    }
+  }
+
+  private fail(error: IpcError): void {
+    if (this.lost !== undefined) return;
+    this.lost = error;
+    this.socket.destroy();
+    this.rejectAll(error);
+    this.onLost(error);
+  }
+}
+
+/** Symbol under which a prefetched Message carries its delivery id for the consumer. */
+export const DELIVERY = Symbol('ipcbox.delivery');
+export type PrefetchedMessage = Message & { [DELIVERY]: { deliveryId: number; tracked: boolean } };
+
+export function validateWait(o: WaitOptions): void {
+  if (o.timeout !== undefined && (!Number.isFinite(o.timeout) || o.timeout < 0)) {
+    throw new RangeError('timeout must be a non-negative number of milliseconds');
+  }
+  if (o.timeout !== undefined && o.nonblock) throw new TypeError('timeout and nonblock cannot be combined');
+}
+
+function timeoutWord(timeout: number | undefined): number {
+  if (timeout === undefined) return 0;
+  return Math.min(Math.ceil(timeout), 0xfffffffe);
+}
+

@@ -1,0 +1,100 @@
+import type { Grantees, RightKind } from '../core/rights.js';
+import type { MailboxInfo } from '../kernel/mailbox-record.js';
+import type { Connection, ReceiveOptions, SendOptions, Target } from './connection.js';
+import type { Message } from './message.js';
+import { type IterateOptions, MessageStream, rendezvousStream } from './message-stream.js';
+
+/**
+ * A handle on a mailbox (indirect naming). Many processes may hold handles on
+ * one mailbox; its capacity, delivery policy, ownership and rights were fixed
+ * when it was created (see MailboxOptions).
+ */
+export class Mailbox implements AsyncIterable<Message> {
+  private closedByUs = false;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly target: Target,
+    /** What the kernel said about the mailbox when this handle was opened. */
+    readonly info: MailboxInfo,
+  ) {}
+
+  get name(): string {
+    return this.target.name;
+  }
+
+  get id(): number {
+    return this.target.id;
+  }
+
+  /** Send a message. Blocks while the mailbox is full unless `nonblock` or `timeout` say otherwise. */
+  send(value: unknown, options?: SendOptions): Promise<void> {
+    return this.conn.send(this.target, value, options);
+  }
+
+  /** Send only if it can complete now; WOULD_BLOCK otherwise. */
+  trySend(value: unknown, options: Omit<SendOptions, 'nonblock' | 'timeout'> = {}): Promise<void> {
+    return this.conn.send(this.target, value, { ...options, nonblock: true });
+  }
+
+  /** Receive one message (highest priority first, FIFO within a priority). */
+  receive(options?: ReceiveOptions): Promise<Message> {
+    return this.conn.receive(this.target, options);
+  }
+
+  /** Receive only if a message is there now; WOULD_BLOCK otherwise. */
+  tryReceive(options: Omit<ReceiveOptions, 'nonblock' | 'timeout'> = {}): Promise<Message> {
+    return this.conn.receive(this.target, { ...options, nonblock: true });
+  }
+
+  /** Iterate over messages as they arrive; `break` ends it and hands unread prefetched messages back. */
+  messages(options: IterateOptions = {}): AsyncIterableIterator<Message> {
+    if (this.target.consumer !== undefined) {
+      throw new TypeError(`${this.name} is already being iterated by this process`);
+    }
+    if (this.target.capacity === 0) return rendezvousStream((o) => this.receive(o), options);
+    return new MessageStream(this.conn, this.target, options);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return this.messages();
+  }
+
+  /** Current state as the kernel sees it (depth, receivers, counters...). */
+  stat(): Promise<MailboxInfo> {
+    return this.conn.call<MailboxInfo>('mailbox.info', { name: this.name });
+  }
+
+  /** Owner only: let `who` (process names, or 'everyone') send or receive. */
+  async grant(right: RightKind, who: Grantees | string): Promise<void> {
+    await this.conn.call('mailbox.grant', { name: this.name, right, who });
+  }
+
+  /** Owner only: take a right away; receivers that lose it are detached. */
+  async revoke(right: RightKind, who: Grantees | string): Promise<void> {
+    await this.conn.call('mailbox.revoke', { name: this.name, right, who });
+  }
+
+  /** Owner only: pass ownership (and with it deletion and rights management) to another process. */
+  async transferOwnership(to: string): Promise<void> {
+    await this.conn.call('mailbox.transfer', { name: this.name, to });
+  }
+
+  /** Owner only: delete the mailbox for everyone. */
+  async delete(): Promise<void> {
+    await this.conn.call('mailbox.delete', { name: this.name });
+  }
+
+  /** Drop this handle: stop receiving (unread deliveries go back) and return unspent credits. */
+  async close(): Promise<void> {
+    if (this.closedByUs || this.target.closed !== undefined) return;
+    this.closedByUs = true;
+    this.target.consumer?.close();
+    this.conn.forgetTarget(this.target);
+    await this.conn.call('mailbox.close', { id: this.id });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,62 @@
+import { IpcError } from '../errors.js';
+import { decodePayload } from '../wire/payload-codec.js';
+import type { CodecName } from '../wire/protocol.js';
+import { CODEC_NAMES } from '../wire/protocol.js';
+
+/** What a Message needs from its connection to acknowledge or give itself back. */
+export interface DeliveryControl {
+  ack(deliveryId: number): void;
+  release(deliveryId: number): void;
+}
+
+/**
+ * A received message. `bytes` is the payload as sent; `data` decodes it with
+ * the codec the sender chose (decoded once, on first access).
+ */
+export class Message<T = unknown> {
+  private decoded = false;
+  private value: unknown;
+  private settled = false;
+
+  constructor(
+    /** The payload bytes, untouched. */
+    readonly bytes: Buffer,
+    readonly codec: CodecName,
+    readonly priority: number,
+    /** Name of the sending process. */
+    readonly sender: string,
+    readonly senderPid: number,
+    /** Mailbox name, or '@<own name>' for a direct message. */
+    readonly mailbox: string,
+    /** True if this message must be acknowledged (receive with `ack: true`). */
+    readonly needsAck: boolean,
+    private readonly deliveryId: number,
+    private readonly control: DeliveryControl,
+  ) {}
+
+  get data(): T {
+    if (!this.decoded) {
+      this.value = decodePayload(this.bytes, CODEC_NAMES.indexOf(this.codec));
+      this.decoded = true;
+    }
+    return this.value as T;
+  }
+
+  /** Acknowledge: the kernel forgets the message. Only for messages received with `ack: true`. */
+  ack(): void {
+    this.settle('ack');
+    this.control.ack(this.deliveryId);
+  }
+
+  /** Give the message back: the kernel puts it at the front of its mailbox for redelivery. */
+  nack(): void {
+    this.settle('nack');
+    this.control.release(this.deliveryId);
+  }
+
+  private settle(what: string): void {
+    if (!this.needsAck) throw new IpcError('INVALID_ARGUMENT', `${what}() needs a message received with { ack: true }`);
+    if (this.settled) throw new IpcError('INVALID_ARGUMENT', `message already acknowledged or released`);
+    this.settled = true;
+  }
+}

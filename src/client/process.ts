@@ -1,0 +1,277 @@
+import { EventEmitter } from 'node:events';
+import type { MailboxOptions } from '../core/mailbox-options.js';
+import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
+import { IpcError, type IpcErrorCode } from '../errors.js';
+import type { KernelStatus, ProcessInfo } from '../kernel/control.js';
+import type { MailboxInfo } from '../kernel/mailbox-record.js';
+import { defaultSocketPath } from '../kernel/socket-path.js';
+import { Connection, type ReceiveOptions, type SendOptions, type Target } from './connection.js';
+import { Mailbox } from './mailbox.js';
+import type { Message } from './message.js';
+import { type IterateOptions, MessageStream } from './message-stream.js';
+
+export interface ConnectOptions {
+  /** This process's unique name. Default: one the kernel assigns (proc-<n>). */
+  name?: string;
+  /** Kernel socket. Default: $IPCBOX_SOCKET, $XDG_RUNTIME_DIR/ipcbox/kernel.sock, /tmp/ipcbox-<uid>/kernel.sock. */
+  socketPath?: string;
+  /** How long to wait for the kernel to answer. Default 5000 ms. */
+  timeout?: number;
+  /** Capacity of this process's own inbox (direct messages). Default 'unbounded'. */
+  inboxCapacity?: number | 'unbounded';
+}
+
+export interface SignalEvent {
+  from: string;
+  type: string;
+  payload: unknown;
+}
+
+export interface ExitEvent {
+  process: string;
+  pid: number;
+  /** 'normal' (closed its connection), 'lost' (vanished: crashed or killed), 'protocol-error', 'kernel-shutdown'. */
+  reason: string;
+}
+
+export interface MailboxClosedEvent {
+  mailbox: string;
+  reason: string;
+}
+
+export interface ReceiveFromOptions extends ReceiveOptions {
+  /** Only a message from this process (symmetric direct naming). Default: from anyone. */
+  from?: string;
+}
+
+interface ProcessEvents {
+  signal: [SignalEvent];
+  exit: [ExitEvent];
+  'mailbox-closed': [MailboxClosedEvent];
+  ownership: [{ mailbox: string; from: string }];
+  disconnect: [IpcError];
+}
+
+/**
+ * This process as the kernel knows it: a unique name, an inbox for direct
+ * messages, and the door to mailboxes, signals and monitors.
+ *
+ * Events: 'signal', 'exit' (a monitored process ended), 'mailbox-closed',
+ * 'ownership' (a mailbox was passed to us), 'disconnect' (kernel gone).
+ */
+export class IpcProcess extends EventEmitter<ProcessEvents> {
+  private readonly inbox: Target;
+  private readonly links = new Map<string, Promise<Target>>();
+
+  private constructor(private readonly conn: Connection) {
+    super();
+    const w = conn.info;
+    this.inbox = {
+      id: w.inbox,
+      name: `@${w.name}`,
+      kind: 'inbox',
+      capacity: Number.POSITIVE_INFINITY,
+      maxMessageSize: w.maxMessageSize,
+      fixedMessageSize: undefined,
+      credits: 0,
+      closed: undefined,
+      consumer: undefined,
+    };
+    conn.registerTarget(this.inbox);
+    conn.onNotice = (n) => this.onNotice(n);
+    conn.onLost = (e) => this.emit('disconnect', e);
+  }
+
+  static async connect(options: ConnectOptions = {}): Promise<IpcProcess> {
+    const name = options.name === undefined ? '' : validateName('process', options.name);
+    const timeout = options.timeout ?? 5000;
+    if (!Number.isFinite(timeout) || timeout <= 0) throw new RangeError('timeout must be a positive number of milliseconds');
+    const cap = options.inboxCapacity ?? 'unbounded';
+    const inboxCapacity = resolveMailboxOptions({ capacity: cap }, 1).capacity;
+    const conn = await Connection.open(options.socketPath ?? defaultSocketPath(), name, inboxCapacity, timeout);
+    return new IpcProcess(conn);
+  }
+
+  get name(): string {
+    return this.conn.info.name;
+  }
+
+  get pid(): number {
+    return this.conn.info.pid;
+  }
+
+  /** Largest message the kernel accepts. */
+  get maxMessageSize(): number {
+    return this.conn.info.maxMessageSize;
+  }
+
+  // ---------------------------------------------------------------- direct naming
+
+  /** Send to a process by name (direct naming). The link is set up on first use. */
+  async send(to: string, value: unknown, options?: SendOptions): Promise<void> {
+    const target = await this.link(to);
+    return this.conn.send(target, value, options);
+  }
+
+  trySend(to: string, value: unknown, options: Omit<SendOptions, 'nonblock' | 'timeout'> = {}): Promise<void> {
+    return this.send(to, value, { ...options, nonblock: true });
+  }
+
+  /** Receive a direct message: from anyone (the message names its sender) or, with `from`, from one process. */
+  async receive(options: ReceiveFromOptions = {}): Promise<Message> {
+    const { from, ...rest } = options;
+    if (from === undefined) return this.conn.receive(this.inbox, rest);
+    const peer = await this.link(from);
+    const pid = (peer as Target & { pid: number }).pid;
+    return this.conn.receive(this.inbox, { ...rest, from: pid });
+  }
+
+  tryReceive(options: Omit<ReceiveFromOptions, 'nonblock' | 'timeout'> = {}): Promise<Message> {
+    return this.receive({ ...options, nonblock: true });
+  }
+
+  /** Iterate over direct messages from anyone. */
+  messages(options: IterateOptions = {}): AsyncIterableIterator<Message> {
+    if (this.inbox.consumer !== undefined) throw new TypeError('the inbox is already being iterated');
+    return new MessageStream(this.conn, this.inbox, options);
+  }
+
+  private link(name: string): Promise<Target> {
+    const bare = name.startsWith('@') ? name.slice(1) : name;
+    let t = this.links.get(bare);
+    if (t === undefined) {
+      t = this.conn
+        .call<{ pid: number; name: string; inbox: number; capacity: number | 'unbounded'; maxMessageSize: number }>(
+          'process.lookup',
+          { name: bare },
+        )
+        .then((r) => {
+          const target: Target & { pid: number } = {
+            id: r.inbox,
+            name: `@${r.name}`,
+            kind: 'inbox',
+            capacity: r.capacity === 'unbounded' ? Number.POSITIVE_INFINITY : r.capacity,
+            maxMessageSize: r.maxMessageSize,
+            fixedMessageSize: undefined,
+            credits: 0,
+            closed: undefined,
+            consumer: undefined,
+            pid: r.pid,
+          };
+          if (target.id !== this.inbox.id) this.conn.registerTarget(target);
+          return target;
+        });
+      t.catch(() => this.links.delete(bare));
+      this.links.set(bare, t);
+    }
+    return t;
+  }
+
+  // ---------------------------------------------------------------- mailboxes
+
+  /** Create a mailbox (fails with MAILBOX_EXISTS if the name is taken). */
+  async createMailbox(name: string, options: MailboxOptions = {}): Promise<Mailbox> {
+    validateName('mailbox', name);
+    resolveMailboxOptions(options, this.maxMessageSize);
+    const info = await this.conn.call<MailboxInfo>('mailbox.create', { name, options });
+    return this.handle(info);
+  }
+
+  /** Open an existing mailbox (NO_SUCH_MAILBOX if there is none). */
+  async openMailbox(name: string): Promise<Mailbox> {
+    const info = await this.conn.call<MailboxInfo>('mailbox.open', { name });
+    return this.handle(info);
+  }
+
+  /** Delete a mailbox by name. Only its owner may, unless `force` (the administrator's ipcrm). */
+  async deleteMailbox(name: string, options: { force?: boolean } = {}): Promise<void> {
+    await this.conn.call('mailbox.delete', { name, force: options.force === true });
+  }
+
+  listMailboxes(): Promise<MailboxInfo[]> {
+    return this.conn.call<MailboxInfo[]>('mailbox.list');
+  }
+
+  listProcesses(): Promise<ProcessInfo[]> {
+    return this.conn.call<ProcessInfo[]>('process.list');
+  }
+
+  /** Everything the kernel holds, as `ipcbox status` shows it. */
+  status(): Promise<KernelStatus> {
+    return this.conn.call<KernelStatus>('status');
+  }
+
+  private handle(info: MailboxInfo): Mailbox {
+    const target: Target = {
+      id: info.id,
+      name: info.name,
+      kind: 'mailbox',
+      capacity: info.capacity === 'unbounded' ? Number.POSITIVE_INFINITY : info.capacity,
+      maxMessageSize: info.maxMessageSize,
+      fixedMessageSize: info.fixedMessageSize ?? undefined,
+      credits: 0,
+      closed: undefined,
+      consumer: undefined,
+    };
+    this.conn.registerTarget(target);
+    return new Mailbox(this.conn, target, info);
+  }
+
+  // ---------------------------------------------------------------- signals and monitors
+
+  /** Send an asynchronous notice to a process; it arrives there as a 'signal' event. */
+  async signal(to: string, type: string, payload?: unknown): Promise<void> {
+    await this.conn.call('signal', { to: to.startsWith('@') ? to.slice(1) : to, type, payload: payload ?? null });
+  }
+
+  /** Watch a process: an 'exit' event comes when it ends, with its exit reason. */
+  async monitor(name: string): Promise<void> {
+    await this.conn.call('monitor', { name: name.startsWith('@') ? name.slice(1) : name });
+  }
+
+  async demonitor(name: string): Promise<void> {
+    await this.conn.call('demonitor', { name: name.startsWith('@') ? name.slice(1) : name });
+  }
+
+  /** Leave: the kernel removes this process, its inbox and the mailboxes it owns. */
+  close(): Promise<void> {
+    this.conn.bye();
+    return Promise.resolve();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private onNotice(n: Record<string, unknown>): void {
+    switch (n.kind) {
+      case 'signal':
+        this.emit('signal', { from: String(n.from), type: String(n.type), payload: n.payload });
+        return;
+      case 'exit':
+        this.links.delete(String(n.process));
+        this.emit('exit', { process: String(n.process), pid: Number(n.pid), reason: String(n.reason) });
+        return;
+      case 'mailbox-closed': {
+        const name = String(n.mailbox);
+        if (name.startsWith('@')) this.links.delete(name.slice(1));
+        this.emit('mailbox-closed', { mailbox: name, reason: String(n.reason) });
+        return;
+      }
+      case 'ownership':
+        this.emit('ownership', { mailbox: String(n.mailbox), from: String(n.from) });
+        return;
+      case 'kernel-shutdown':
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+/** Connect this process to the ipcbox kernel. */
+export function connect(options?: ConnectOptions): Promise<IpcProcess> {
+  return IpcProcess.connect(options);
+}
+
+export type { IpcErrorCode };

@@ -1,0 +1,34 @@
+/**
+ * ipcbox public API: everything a user imports comes from here.
+ */
+export { connect, IpcProcess } from './client/process.js';
+export type { ConnectOptions, ExitEvent, MailboxClosedEvent, ReceiveFromOptions, SignalEvent } from './client/process.js';
+export { Mailbox } from './client/mailbox.js';
+export { Message } from './client/message.js';
+export type { IterateOptions } from './client/message-stream.js';
+export type { ReceiveOptions, SendOptions, WaitOptions } from './client/connection.js';
+export { Kernel, startKernel } from './kernel/kernel.js';
+export type { KernelOptions } from './kernel/kernel.js';
+export type { KernelStatus, ProcessInfo } from './kernel/control.js';
+export type { MailboxInfo } from './kernel/mailbox-record.js';
+export { defaultSocketPath } from './kernel/socket-path.js';
+export type { MailboxOptions } from './core/mailbox-options.js';
+export type { DeliveryPolicy } from './core/mailbox-core.js';
+export type { Grantees, RightKind } from './core/rights.js';
+export type { CodecName } from './wire/protocol.js';
+export {
+  AbortError,
+  IpcError,
+  KernelFullError,
+  KernelUnavailableError,
+  MailboxClosedError,
+  MessageTooLargeError,
+  NameTakenError,
+  NoSuchMailboxError,
+  NoSuchProcessError,
+  PermissionDeniedError,
+  ProtocolError,
+  TimeoutError,
+  WouldBlockError,
+} from './errors.js';
+export type { IpcErrorCode } from './errors.js';

@@ -1,0 +1,229 @@
+import type { MailboxOptions } from '../core/mailbox-options.js';
+import type { Grantees, RightKind } from '../core/rights.js';
+import { IpcError } from '../errors.js';
+import type { Kernel } from './kernel.js';
+import type { MailboxInfo, MailboxRecord } from './mailbox-record.js';
+import type { Session } from './session.js';
+
+/**
+ * Control calls: the slow path (create, open, delete, rights, lookups,
+ * signals, monitors, status). Each arrives as a CALL frame with a JSON body
+ * {"m": method, "a": args} and is answered with RESULT (JSON) or ERROR.
+ */
+
+export interface ProcessInfo {
+  pid: number;
+  name: string;
+  osPid: number;
+  inbox: number;
+  inboxDepth: number;
+  sent: number;
+  received: number;
+  connectedAt: number;
+  owns: string[];
+  attached: string[];
+}
+
+export interface KernelStatus {
+  kernel: {
+    pid: number;
+    socket: string;
+    startedAt: number;
+    memoryBudget: number;
+    memoryUsed: number;
+    maxMessageSize: number;
+  };
+  processes: ProcessInfo[];
+  mailboxes: MailboxInfo[];
+}
+
+function str(a: Record<string, unknown>, key: string): string {
+  const v = a[key];
+  if (typeof v !== 'string' || v.length === 0) throw new TypeError(`${key} must be a non-empty string`);
+  return v;
+}
+
+function grantees(v: unknown, key: string): Grantees {
+  if (v === 'everyone') return 'everyone';
+  if (typeof v === 'string' && v.length > 0) return [v];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0)) return v as string[];
+  throw new TypeError(`${key} must be 'everyone', a process name, or an array of names`);
+}
+
+function right(v: unknown): RightKind {
+  if (v === 'send' || v === 'receive') return v;
+  throw new TypeError("right must be 'send' or 'receive'");
+}
+
+function mailboxNamed(k: Kernel, name: string): MailboxRecord {
+  const rec = k.mailboxByName.get(name);
+  if (rec === undefined) throw new IpcError('NO_SUCH_MAILBOX', `no such mailbox: ${name}`);
+  return rec;
+}
+
+function mailboxById(k: Kernel, id: unknown): MailboxRecord {
+  const rec = typeof id === 'number' ? k.mailboxes.get(id) : undefined;
+  if (rec === undefined) throw new IpcError('NO_SUCH_MAILBOX', `no such mailbox (id ${String(id)})`);
+  return rec;
+}
+
+function sessionNamed(k: Kernel, name: string): Session {
+  const s = k.byName.get(name);
+  if (s === undefined) throw new IpcError('NO_SUCH_PROCESS', `no such process: ${name}`);
+  return s;
+}
+
+function requireOwner(rec: MailboxRecord, s: Session, what: string): void {
+  if (rec.rights.owner !== s.name) {
+    throw new IpcError('PERMISSION_DENIED', `only the owner (${rec.rights.owner}) may ${what} ${rec.name}`);
+  }
+}
+
+function describeProcess(k: Kernel, s: Session): ProcessInfo {
+  const owns: string[] = [];
+  for (const rec of k.mailboxes.values()) if (rec.kind === 'mailbox' && rec.rights.owner === s.name) owns.push(rec.name);
+  return {
+    pid: s.pid,
+    name: s.name,
+    osPid: s.osPid,
+    inbox: s.inbox?.id ?? 0,
+    inboxDepth: s.inbox?.core.depth() ?? 0,
+    sent: s.sent,
+    received: s.received,
+    connectedAt: s.connectedAt,
+    owns,
+    attached: [...s.attached.keys()].filter((r) => r.kind === 'mailbox').map((r) => r.name),
+  };
+}
+
+export function kernelStatus(k: Kernel): KernelStatus {
+  return {
+    kernel: {
+      pid: process.pid,
+      socket: k.socketPath,
+      startedAt: k.startedAt,
+      memoryBudget: k.options.memoryBudget,
+      memoryUsed: k.ledger.used,
+      maxMessageSize: k.options.maxMessageSize,
+    },
+    processes: [...k.sessions.values()].map((s) => describeProcess(k, s)),
+    mailboxes: [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe()),
+  };
+}
+
+export function handleCall(k: Kernel, s: Session, method: string, a: Record<string, unknown>): unknown {
+  switch (method) {
+    case 'mailbox.create': {
+      const rec = k.createMailbox(s, str(a, 'name'), (a.options ?? {}) as MailboxOptions);
+      return rec.describe();
+    }
+    case 'mailbox.open': {
+      const rec = mailboxNamed(k, str(a, 'name'));
+      rec.openers.add(s);
+      return rec.describe();
+    }
+    case 'mailbox.info':
+      return mailboxNamed(k, str(a, 'name')).describe();
+    case 'mailbox.close': {
+      const rec = mailboxById(k, a.id);
+      rec.openers.delete(s);
+      if (s.attached.has(rec)) k.detach(s, rec);
+      const credits = rec.holders.get(s);
+      if (credits !== undefined) {
+        rec.holders.delete(s);
+        rec.core.unreserve(credits);
+      }
+      return null;
+    }
+    case 'mailbox.delete': {
+      const rec = mailboxNamed(k, str(a, 'name'));
+      if (a.force !== true) requireOwner(rec, s, 'delete');
+      k.deleteMailbox(rec, `deleted by ${s.name}`);
+      return null;
+    }
+    case 'mailbox.list':
+      return [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe());
+    case 'mailbox.grant':
+    case 'mailbox.revoke': {
+      const rec = mailboxNamed(k, str(a, 'name'));
+      requireOwner(rec, s, 'change the rights of');
+      const kind = right(a.right);
+      const who = grantees(a.who, 'who');
+      if (method === 'mailbox.grant') rec.rights.grant(kind, who);
+      else {
+        rec.rights.revoke(kind, who);
+        enforceRights(k, rec, kind);
+      }
+      return rec.describe();
+    }
+    case 'mailbox.transfer': {
+      const rec = mailboxNamed(k, str(a, 'name'));
+      requireOwner(rec, s, 'transfer');
+      const to = sessionNamed(k, str(a, 'to'));
+      rec.rights.owner = to.name;
+      if (rec.ownerSession !== undefined) rec.ownerSession = to;
+      to.sendNotice({ kind: 'ownership', mailbox: rec.name, from: s.name });
+      return rec.describe();
+    }
+    case 'process.lookup': {
+      const t = sessionNamed(k, str(a, 'name'));
+      const inbox = t.inbox!;
+      return {
+        pid: t.pid,
+        name: t.name,
+        inbox: inbox.id,
+        capacity: inbox.options.capacity === Number.POSITIVE_INFINITY ? 'unbounded' : inbox.options.capacity,
+        maxMessageSize: inbox.options.maxMessageSize,
+      };
+    }
+    case 'process.list':
+      return [...k.sessions.values()].map((t) => describeProcess(k, t));
+    case 'status':
+      return kernelStatus(k);
+    case 'signal': {
+      const t = sessionNamed(k, str(a, 'to'));
+      const type = str(a, 'type');
+      t.sendNotice({ kind: 'signal', from: s.name, type, payload: a.payload ?? null });
+      return null;
+    }
+    case 'monitor': {
+      const t = sessionNamed(k, str(a, 'name'));
+      t.watchers.add(s);
+      s.watching.add(t);
+      return { pid: t.pid, name: t.name };
+    }
+    case 'demonitor': {
+      const t = k.byName.get(str(a, 'name'));
+      if (t !== undefined) {
+        t.watchers.delete(s);
+        s.watching.delete(t);
+      }
+      return null;
+    }
+    default:
+      throw new IpcError('INVALID_ARGUMENT', `unknown call: ${method}`);
+  }
+}
+
+/** After a revoke: credits of processes that lost the send right are recalled; lost receivers are detached. */
+function enforceRights(k: Kernel, rec: MailboxRecord, kind: RightKind): void {
+  if (kind === 'send') {
+    for (const [holder, credits] of rec.holders) {
+      if (!rec.rights.may('send', holder.name)) {
+        // Credits are capabilities already granted: sends in flight under them stand; the rest come back.
+        if (credits > 0) {
+          holder.sendRevoke(rec.id);
+          rec.revoking++;
+        }
+        holder.sendNotice({ kind: 'rights', mailbox: rec.name, id: rec.id, right: 'send', granted: false });
+      }
+    }
+    return;
+  }
+  for (const s of [...k.sessions.values()]) {
+    if (s.attached.has(rec) && !rec.rights.may('receive', s.name)) {
+      k.detach(s, rec, 'PERMISSION_DENIED');
+      s.sendNotice({ kind: 'rights', mailbox: rec.name, id: rec.id, right: 'receive', granted: false });
+    }
+  }
+}

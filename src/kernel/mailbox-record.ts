@@ -1,0 +1,121 @@
+import { type CoreMessage, type Ledger, MailboxCore, type MailboxHooks, type ReceiveRequest, type SendWaiter } from '../core/mailbox-core.js';
+import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
+import { MailboxRights } from '../core/rights.js';
+import type { Session } from './session.js';
+
+/** A message as the kernel holds it. `payload` is a view of the bytes received. */
+export interface KernelMessage extends CoreMessage {
+  readonly priority: number;
+  readonly sender: number;
+  readonly size: number;
+  readonly codec: number;
+  readonly payload: Buffer;
+  /** Set while a sender waits for a receiver to take this message (synchronous send, rendezvous). */
+  completion: Completion | undefined;
+}
+
+export interface Completion {
+  readonly session: Session;
+  readonly reqId: number;
+  readonly nonblock: boolean;
+  readonly record: MailboxRecord;
+}
+
+/** A request send that could not enter yet, parked in the core's FIFO. */
+export interface PendingSend extends SendWaiter<KernelMessage> {
+  readonly session: Session;
+  readonly reqId: number;
+  readonly nonblock: boolean;
+  readonly record: MailboxRecord;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** A specific receive parked in the core. */
+export interface PendingReceive extends ReceiveRequest {
+  readonly session: Session;
+  readonly reqId: number;
+  readonly ack: boolean;
+  readonly record: MailboxRecord;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface MailboxCounters {
+  sent: number;
+  received: number;
+  blockedSends: number;
+  redelivered: number;
+}
+
+/** A mailbox (or a process's inbox) as the kernel keeps it: core semantics plus names, rights, owner, credits. */
+export class MailboxRecord {
+  readonly core: MailboxCore<KernelMessage>;
+  readonly rights: MailboxRights;
+  /** Sessions holding a handle (notified when it closes). */
+  readonly openers = new Set<Session>();
+  /** Unspent send credits per session. */
+  readonly holders = new Map<Session, number>();
+  /** REVOKE frames not yet answered by CREDIT_RETURN. */
+  revoking = 0;
+  closed = false;
+  readonly counters: MailboxCounters = { sent: 0, received: 0, blockedSends: 0, redelivered: 0 };
+  readonly createdAt = Date.now();
+
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly kind: 'mailbox' | 'inbox',
+    readonly options: ResolvedMailboxOptions,
+    owner: string,
+    /** Set for process-owned mailboxes and inboxes: the mailbox closes when this session ends. */
+    public ownerSession: Session | undefined,
+    ledger: Ledger,
+    hooks: (self: MailboxRecord) => MailboxHooks<KernelMessage>,
+  ) {
+    this.rights = new MailboxRights(owner, options.senders, options.receivers);
+    this.core = new MailboxCore<KernelMessage>({ capacity: options.capacity, delivery: options.delivery, ledger }, hooks(this));
+  }
+
+  describe(): MailboxInfo {
+    const o = this.options;
+    return {
+      id: this.id,
+      name: this.name,
+      capacity: o.capacity === Number.POSITIVE_INFINITY ? 'unbounded' : o.capacity,
+      delivery: o.delivery,
+      ownership: o.owner,
+      owner: this.rights.owner,
+      maxMessageSize: o.maxMessageSize,
+      fixedMessageSize: o.fixedMessageSize ?? null,
+      senders: this.rights.describe('send'),
+      receivers: this.rights.describe('receive'),
+      depth: this.core.depth(),
+      bytes: this.core.bytes,
+      attached: this.core.receiverIds().length,
+      waitingSenders: this.core.waitingSenders,
+      waitingReceivers: this.core.waitingReceivers,
+      promised: this.core.promised,
+      counters: { ...this.counters },
+    };
+  }
+}
+
+/** What the kernel reports about a mailbox (status, open, create). */
+export interface MailboxInfo {
+  id: number;
+  name: string;
+  capacity: number | 'unbounded';
+  delivery: string;
+  ownership: 'process' | 'system';
+  owner: string;
+  maxMessageSize: number;
+  fixedMessageSize: number | null;
+  senders: 'everyone' | readonly string[];
+  receivers: 'everyone' | readonly string[];
+  depth: number;
+  bytes: number;
+  attached: number;
+  waitingSenders: number;
+  waitingReceivers: number;
+  promised: number;
+  counters: MailboxCounters;
+}

@@ -1,0 +1,166 @@
+/**
+ * Segment: a named POSIX shared-memory object mapped into this process as a
+ * SharedArrayBuffer.
+ *
+ * Contract:
+ * - Names are POSIX shm names. "foo" and "/foo" are the same segment (the
+ *   one Python's `multiprocessing.shared_memory.SharedMemory(name="foo")`
+ *   uses); no other "/" is allowed; at most 255 bytes.
+ * - `create` is exclusive by default: an existing name fails with NAME_TAKEN.
+ *   A new segment is zero-filled, `size` bytes long, with `mode` (default
+ *   0o600) regardless of the umask.
+ * - `open` maps the whole segment, or `size` bytes if given; a size past the
+ *   end fails with INVALID_ARGUMENT.
+ * - The mapping lives as long as any SharedArrayBuffer on it (in any thread)
+ *   or any pending async futex wait on it; `close()` only drops this handle's
+ *   reference, so it can never leave a view pointing at unmapped memory.
+ * - `unlink` removes the name; mappings stay valid until released.
+ * - OS errors map to IpcError codes with the original error as `cause`:
+ *   ENOENT → NO_SUCH_SEGMENT, EACCES/EPERM → PERMISSION_DENIED,
+ *   EEXIST → NAME_TAKEN, EINVAL/ENAMETOOLONG → INVALID_ARGUMENT. Others
+ *   (ENOSPC, EMFILE, ...) are rethrown unchanged as Node errno errors.
+ */
+import { IpcError } from '../errors.js';
+import { native } from './native.js';
+
+export interface SegmentCreateOptions {
+  /** Size in bytes; a positive integer. */
+  size: number;
+  /** Permission bits; default 0o600. */
+  mode?: number;
+  /** Fail with NAME_TAKEN if the name exists (default true); false opens and grows it. */
+  exclusive?: boolean;
+}
+
+export interface SegmentOpenOptions {
+  /** Bytes to map from the start; default the whole segment. */
+  size?: number;
+}
+
+export interface SegmentStat {
+  size: number;
+  mode: number;
+  uid: number;
+}
+
+const NAME_MAX = 255;
+
+/** The POSIX name for `name`: a single leading slash, no other slash. */
+export function posixName(name: string): string {
+  if (typeof name !== 'string') throw new IpcError('INVALID_ARGUMENT', 'segment name must be a string');
+  const posix = name.startsWith('/') ? name : `/${name}`;
+  if (posix.length < 2 || posix.indexOf('/', 1) !== -1 || Buffer.byteLength(posix) > NAME_MAX || posix.includes('\0')) {
+    throw new IpcError('INVALID_ARGUMENT', `invalid segment name ${JSON.stringify(name)}: want "name" or "/name", no other "/"`);
+  }
+  return posix;
+}
+
+function checkSize(size: unknown, what: string): number {
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) {
+    throw new IpcError('INVALID_ARGUMENT', `${what} must be a positive integer, got ${String(size)}`);
+  }
+  return size;
+}
+
+function errnoCode(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
+  return undefined;
+}
+
+/** Map an errno error from the addon to an IpcError (or rethrow it unchanged). */
+function fromErrno(err: unknown, name: string): never {
+  switch (errnoCode(err)) {
+    case 'ENOENT':
+      throw new IpcError('NO_SUCH_SEGMENT', `no such segment: ${name}`, { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+      throw new IpcError('PERMISSION_DENIED', `permission denied for segment ${name}`, { cause: err });
+    case 'EEXIST':
+      throw new IpcError('NAME_TAKEN', `segment already exists: ${name}`, { cause: err });
+    case 'EINVAL':
+      throw new IpcError('INVALID_ARGUMENT', `invalid size or segment for ${name}`, { cause: err });
+    case 'ENAMETOOLONG':
+      throw new IpcError('INVALID_ARGUMENT', `segment name too long: ${name}`, { cause: err });
+    default:
+      throw err;
+  }
+}
+
+export class Segment {
+  /** The POSIX name, with its leading slash. */
+  readonly name: string;
+  #buffer: SharedArrayBuffer | undefined;
+
+  private constructor(name: string, buffer: SharedArrayBuffer) {
+    this.name = name;
+    this.#buffer = buffer;
+  }
+
+  /** Create a new zero-filled segment and map it. */
+  static create(name: string, options: SegmentCreateOptions): Segment {
+    const posix = posixName(name);
+    const size = checkSize(options?.size, 'size');
+    const mode = options.mode ?? 0o600;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+      throw new IpcError('INVALID_ARGUMENT', `mode must be permission bits (0..0o777), got ${String(mode)}`);
+    }
+    const shm = native();
+    try {
+      return new Segment(posix, shm.open(posix, size, { create: true, exclusive: options.exclusive ?? true, mode }));
+    } catch (err) {
+      return fromErrno(err, posix);
+    }
+  }
+
+  /** Map an existing segment. */
+  static open(name: string, options: SegmentOpenOptions = {}): Segment {
+    const posix = posixName(name);
+    const size = options.size === undefined ? 0 : checkSize(options.size, 'size');
+    const shm = native();
+    try {
+      return new Segment(posix, shm.open(posix, size, { create: false, exclusive: false, mode: 0 }));
+    } catch (err) {
+      return fromErrno(err, posix);
+    }
+  }
+
+  /** Remove the name; existing mappings stay valid. */
+  static unlink(name: string): void {
+    const posix = posixName(name);
+    const shm = native();
+    try {
+      shm.unlink(posix);
+    } catch (err) {
+      fromErrno(err, posix);
+    }
+  }
+
+  static stat(name: string): SegmentStat {
+    const posix = posixName(name);
+    const shm = native();
+    try {
+      return shm.stat(posix);
+    } catch (err) {
+      return fromErrno(err, posix);
+    }
+  }
+
+  /** The mapped memory; throws INVALID_ARGUMENT after close(). */
+  get buffer(): SharedArrayBuffer {
+    if (this.#buffer === undefined) throw new IpcError('INVALID_ARGUMENT', `segment ${this.name} is closed`);
+    return this.#buffer;
+  }
+
+  get size(): number {
+    return this.buffer.byteLength;
+  }
+
+  get closed(): boolean {
+    return this.#buffer === undefined;
+  }
+
+  /** Drop this handle's reference; the memory is unmapped once nothing uses it. Idempotent. */
+  close(): void {
+    this.#buffer = undefined;
+  }
+}

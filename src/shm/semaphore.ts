@@ -1,0 +1,145 @@
+/**
+ * Semaphore: a counting semaphore in shared memory, usable from any process
+ * or thread that maps the same segment.
+ *
+ * Layout (8 bytes, 4-byte aligned; give it its own 64-byte line if hot):
+ *   +0  count    i32  permits available; the futex word. Written by post()
+ *                     (add) and by waiters taking a permit (CAS to count-1).
+ *   +4  waiters  i32  number of threads parked or about to park on `count`.
+ *                     Written by waiters only (add/sub around parking);
+ *                     read by post() to skip the wake syscall when zero.
+ *
+ * Contract:
+ * - post(n) adds n permits and wakes up to n parked waiters.
+ * - tryWait() takes a permit or returns false; waitSync(timeoutMs) blocks the
+ *   thread; wait({timeout, signal}) does not block the event loop. Timeouts
+ *   throw/reject TimeoutError, aborts AbortError; no permit is taken then.
+ * - Waiting spins briefly before parking. No FIFO fairness.
+ * - Why no lost wakeups: a waiter increments `waiters` before its last check
+ *   of `count`, and post() increments `count` before reading `waiters`; all
+ *   Atomics are sequentially consistent, so either post() sees the waiter and
+ *   wakes it, or the waiter sees the permit. The kernel rechecks count == 0
+ *   atomically when parking.
+ * - A process that dies while parked leaves `waiters` too high: that only
+ *   costs post() a needless wake syscall.
+ */
+import { TimeoutError, IpcError } from '../errors.js';
+import {
+  DEFAULT_SPIN,
+  type WaitOptions,
+  deadlineAfter,
+  futexWaitAsync,
+  futexWaitSync,
+  futexWake,
+  remaining,
+  spinWhile,
+  throwIfAborted,
+  wordsAt,
+} from './futex.js';
+
+const COUNT = 0;
+const WAITERS = 1;
+const WORDS = 2;
+
+const MAX_COUNT = 0x7fffffff;
+
+export class Semaphore {
+  /** Bytes the semaphore occupies. */
+  static readonly BYTES = WORDS * 4;
+
+  readonly #w: Int32Array;
+
+  /** Attach to a semaphore already initialised at `byteOffset`. */
+  constructor(buffer: SharedArrayBuffer, byteOffset: number) {
+    this.#w = wordsAt(buffer, byteOffset, WORDS, 'Semaphore');
+  }
+
+  /** Initialise the memory (once, before any other process uses it) and attach. */
+  static init(buffer: SharedArrayBuffer, byteOffset: number, initial = 0): Semaphore {
+    checkCount(initial, 'initial');
+    const sem = new Semaphore(buffer, byteOffset);
+    Atomics.store(sem.#w, WAITERS, 0);
+    Atomics.store(sem.#w, COUNT, initial);
+    return sem;
+  }
+
+  /** Permits currently available (a snapshot). */
+  get value(): number {
+    return Atomics.load(this.#w, COUNT);
+  }
+
+  tryWait(): boolean {
+    const w = this.#w;
+    let v = Atomics.load(w, COUNT);
+    while (v > 0) {
+      const seen = Atomics.compareExchange(w, COUNT, v, v - 1);
+      if (seen === v) return true;
+      v = seen;
+    }
+    return false;
+  }
+
+  /** Block this thread until a permit is taken; TimeoutError after `timeoutMs`. */
+  waitSync(timeoutMs: number = Number.POSITIVE_INFINITY): void {
+    const deadline = deadlineAfter(timeoutMs);
+    if (this.#spinTake()) return;
+    const w = this.#w;
+    Atomics.add(w, WAITERS, 1);
+    try {
+      for (;;) {
+        if (this.tryWait()) return;
+        const r = futexWaitSync(w, COUNT, 0, remaining(deadline));
+        if (r === 'timed-out') {
+          if (this.tryWait()) return;
+          throw new TimeoutError('semaphore wait timed out');
+        }
+      }
+    } finally {
+      Atomics.sub(w, WAITERS, 1);
+    }
+  }
+
+  /** Take a permit without blocking the event loop. */
+  async wait(options: WaitOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const deadline = deadlineAfter(options.timeout);
+    if (this.#spinTake()) return;
+    const w = this.#w;
+    Atomics.add(w, WAITERS, 1);
+    try {
+      for (;;) {
+        if (this.tryWait()) return;
+        const r = await futexWaitAsync(w, COUNT, 0, { timeout: remaining(deadline), signal: options.signal });
+        if (r === 'timed-out') {
+          if (this.tryWait()) return;
+          throw new TimeoutError('semaphore wait timed out');
+        }
+      }
+    } finally {
+      Atomics.sub(w, WAITERS, 1);
+    }
+  }
+
+  /** Add `n` permits and wake up to `n` waiters. */
+  post(n = 1): void {
+    checkCount(n, 'n');
+    if (n === 0) return;
+    const w = this.#w;
+    Atomics.add(w, COUNT, n);
+    if (Atomics.load(w, WAITERS) > 0) futexWake(w, COUNT, n);
+  }
+
+  #spinTake(): boolean {
+    for (let round = 0; round < 4; round++) {
+      if (this.tryWait()) return true;
+      spinWhile(this.#w, COUNT, 0, DEFAULT_SPIN >> 2);
+    }
+    return this.tryWait();
+  }
+}
+
+function checkCount(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 0 || n > MAX_COUNT) {
+    throw new IpcError('INVALID_ARGUMENT', `${what} must be an integer in 0..${MAX_COUNT}, got ${String(n)}`);
+  }
+}

@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { after, afterEach, describe, test } from 'node:test';
+import { IpcError } from '../../src/errors.js';
+import { futexWake } from '../../src/shm/futex.js';
+import { Condvar } from '../../src/shm/condvar.js';
+import { Mutex } from '../../src/shm/mutex.js';
+import { Segment } from '../../src/shm/segment.js';
+import { Semaphore } from '../../src/shm/semaphore.js';
+import { spawnChild, startWorker, stopAll, uniqueName } from './child-harness.js';
+import { CONDVAR, COUNTER, FLAG, GATE, MUTEX, SEGMENT_SIZE, SEMAPHORE } from './fixtures/test-layout.js';
+
+const names: string[] = [];
+
+function freshSegment(tag: string): { name: string; seg: Segment } {
+  const name = uniqueName(tag);
+  const seg = Segment.create(name, { size: SEGMENT_SIZE });
+  names.push(name);
+  Mutex.init(seg.buffer, MUTEX);
+  Semaphore.init(seg.buffer, SEMAPHORE, 1);
+  Condvar.init(seg.buffer, CONDVAR);
+  return { name, seg };
+}
+
+afterEach(stopAll);
+after(() => {
+  for (const name of names) Segment.unlink(name);
+});
+
+function hasCode(code: string): (err: unknown) => boolean {
+  return (err: unknown) => err instanceof IpcError && err.code === code;
+}
+
+/** Open the start gate once every child is ready, so they really contend. */
+async function openGate(seg: Segment, children: Array<{ waitForLine(l: string): Promise<void> }>): Promise<void> {
+  await Promise.all(children.map((c) => c.waitForLine('ready')));
+  const word = new Int32Array(seg.buffer, GATE, 1);
+  Atomics.store(word, 0, 1);
+  futexWake(word, 0, 100);
+}
+
+async function allExitCleanly(children: Array<{ exited: Promise<number | null> }>): Promise<void> {
+  const codes = await Promise.all(children.map((c) => c.exited));
+  assert.deepEqual(codes, children.map(() => 0));
+}
+
+const N = 5000;
+
+describe('mutual exclusion across processes: no lost updates', () => {
+  for (const mode of ['mutex-count', 'mutex-count-sync', 'sem-count', 'sem-count-sync']) {
+    test(`${mode}: 3 processes × ${N} increments`, async () => {
+      const { name, seg } = freshSegment(mode);
+      const children = [0, 1, 2].map(() => spawnChild([mode, name, String(N)]));
+      await openGate(seg, children);
+      await allExitCleanly(children);
+      assert.equal(Atomics.load(new Int32Array(seg.buffer, COUNTER, 1), 0), 3 * N);
+    });
+  }
+
+  test(`mutex: 2 worker threads (lockSync) + 1 process (async lock) × ${N}`, async () => {
+    const { name, seg } = freshSegment('mixed');
+    const children = [
+      startWorker(['mutex-count-sync', name, String(N)]),
+      startWorker(['mutex-count-sync', name, String(N)]),
+      spawnChild(['mutex-count', name, String(N)]),
+    ];
+    await openGate(seg, children);
+    await allExitCleanly(children);
+    assert.equal(Atomics.load(new Int32Array(seg.buffer, COUNTER, 1), 0), 3 * N);
+  });
+});
+
+describe('Semaphore', () => {
+  test('tryWait, timeout, abort and post waking an async waiter', async () => {
+    const { seg } = freshSegment('sem');
+    const sem = Semaphore.init(seg.buffer, SEMAPHORE, 0);
+    assert.equal(sem.tryWait(), false);
+    await assert.rejects(sem.wait({ timeout: 20 }), hasCode('TIMEOUT'));
+    assert.throws(() => sem.waitSync(10), hasCode('TIMEOUT'));
+    const ac = new AbortController();
+    const aborted = sem.wait({ signal: ac.signal });
+    ac.abort();
+    await assert.rejects(aborted, hasCode('ABORTED'));
+    const waiting = sem.wait({ timeout: 30_000 });
+    sem.post();
+    await waiting;
+    assert.equal(sem.value, 0);
+    sem.post(2);
+    assert.equal(sem.tryWait(), true);
+    assert.equal(sem.tryWait(), true);
+    assert.equal(sem.tryWait(), false);
+    assert.throws(() => sem.post(-1), hasCode('INVALID_ARGUMENT'));
+  });
+});
+
+describe('Mutex', () => {
+  test('tryLock/timeout/abort/unlock ownership in one process', async () => {
+    const { seg } = freshSegment('mtx');
+    const m = new Mutex(seg.buffer, MUTEX);
+    assert.deepEqual(m.tryLock(), { ownerDied: false });
+    assert.throws(() => m.lockSync(10), hasCode('INVALID_ARGUMENT'));
+    await assert.rejects(m.lock({ timeout: 20 }), hasCode('TIMEOUT'));
+    const ac = new AbortController();
+    const pending = m.lock({ signal: ac.signal });
+    setTimeout(() => ac.abort(), 5);
+    await assert.rejects(pending, hasCode('ABORTED'));
+    const next = m.lock({ timeout: 30_000 });
+    m.unlock();
+    assert.deepEqual(await next, { ownerDied: false });
+    m.unlock();
+    assert.throws(() => m.unlock(), hasCode('INVALID_ARGUMENT'));
+    assert.equal(m.owner, 0);
+  });
+
+  test('a holder SIGKILLed while a locker is parked: the locker gets ownerDied', async () => {
+    const { name, seg } = freshSegment('dead1');
+    const holder = spawnChild(['mutex-hold', name]);
+    await holder.waitForLine('locked');
+    const m = new Mutex(seg.buffer, MUTEX, { livenessCheckMs: 20 });
+    assert.equal(m.tryLock(), null);
+    const waiting = m.lock({ timeout: 30_000 });
+    holder.kill();
+    assert.equal(await holder.exited, null);
+    assert.deepEqual(await waiting, { ownerDied: true });
+    m.unlock();
+    assert.deepEqual(await m.lock({ timeout: 1000 }), { ownerDied: false });
+    m.unlock();
+  });
+
+  test('a holder SIGKILLed before anyone waits: lockSync and tryLock recover', async () => {
+    const { name, seg } = freshSegment('dead2');
+    const holder = spawnChild(['mutex-hold', name]);
+    await holder.waitForLine('locked');
+    holder.kill();
+    await holder.exited;
+    const m = new Mutex(seg.buffer, MUTEX);
+    assert.deepEqual(m.lockSync(30_000), { ownerDied: true });
+    m.unlock();
+
+    const holder2 = spawnChild(['mutex-hold', name]);
+    await holder2.waitForLine('locked');
+    holder2.kill();
+    await holder2.exited;
+    assert.deepEqual(m.tryLock(), { ownerDied: true });
+    m.unlock();
+  });
+});
+
+describe('Condvar', () => {
+  test('broadcast wakes waiters in two processes; they see the flag set under the mutex', async () => {
+    const { name, seg } = freshSegment('cv');
+    const m = new Mutex(seg.buffer, MUTEX);
+    const cv = new Condvar(seg.buffer, CONDVAR);
+    const waiters = [spawnChild(['condvar-wait', name]), spawnChild(['condvar-wait', name])];
+    await Promise.all(waiters.map((w) => w.waitForLine('waiting')));
+    await m.lock({ timeout: 30_000 });
+    Atomics.store(new Int32Array(seg.buffer, FLAG, 1), 0, 7);
+    cv.broadcast();
+    m.unlock();
+    await Promise.all(waiters.map((w) => w.waitForLine('saw 7')));
+    await allExitCleanly(waiters);
+  });
+
+  test('wait times out with the mutex re-acquired; signal wakes a same-process waiter', async () => {
+    const { seg } = freshSegment('cv2');
+    const m = new Mutex(seg.buffer, MUTEX);
+    const cv = new Condvar(seg.buffer, CONDVAR);
+    await m.lock();
+    await assert.rejects(cv.wait(m, { timeout: 20 }), hasCode('TIMEOUT'));
+    assert.notEqual(m.owner, 0, 'mutex held again after the timeout');
+    const flag = new Int32Array(seg.buffer, FLAG, 1);
+    const waiter = (async () => {
+      while (Atomics.load(flag, 0) === 0) await cv.wait(m, { timeout: 30_000 });
+      m.unlock();
+    })();
+    await m.lock({ timeout: 30_000 });
+    Atomics.store(flag, 0, 1);
+    cv.signal();
+    m.unlock();
+    await waiter;
+  });
+});
