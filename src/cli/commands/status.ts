@@ -1,0 +1,60 @@
+import type { KernelStatus } from '../../kernel/control.js';
+import { connectFromCli, type GlobalOptions } from './common.js';
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function rights(v: 'everyone' | readonly string[]): string {
+  return v === 'everyone' ? '*' : v.length === 0 ? '-' : v.join(',');
+}
+
+export function formatStatus(s: KernelStatus, self: string): string {
+  const k = s.kernel;
+  const out: string[] = [];
+  out.push(`kernel pid ${k.pid} on ${k.socket}; memory ${k.memoryUsed}/${k.memoryBudget} bytes; max message ${k.maxMessageSize} bytes`);
+  out.push('');
+  out.push('Processes');
+  const procs = s.processes.filter((p) => p.name !== self);
+  const pr = [['PID', 'NAME', 'OS-PID', 'INBOX', 'SENT', 'RECEIVED', 'OWNS']];
+  for (const p of procs) {
+    pr.push([String(p.pid), p.name, String(p.osPid), String(p.inboxDepth), String(p.sent), String(p.received), p.owns.join(',') || '-']);
+  }
+  out.push(procs.length === 0 ? '  (none)' : table(pr));
+  out.push('');
+  out.push('Mailboxes');
+  const mr = [['NAME', 'CAPACITY', 'DEPTH', 'DELIVERY', 'OWNERSHIP', 'OWNER', 'SEND', 'RECV', 'RECEIVERS', 'SENT', 'DELIVERED', 'WAIT-S', 'WAIT-R']];
+  for (const m of s.mailboxes) {
+    mr.push([
+      m.name,
+      String(m.capacity),
+      String(m.depth),
+      m.delivery,
+      m.ownership,
+      m.owner,
+      rights(m.senders),
+      rights(m.receivers),
+      String(m.attached),
+      String(m.counters.sent),
+      String(m.counters.received),
+      String(m.waitingSenders),
+      String(m.waitingReceivers),
+    ]);
+  }
+  out.push(s.mailboxes.length === 0 ? '  (none)' : table(mr));
+  return `${out.join('\n')}\n`;
+}
+
+export async function status(g: GlobalOptions, o: { json?: boolean }): Promise<void> {
+  const p = await connectFromCli(g);
+  try {
+    const s = await p.status();
+    if (o.json) {
+      s.processes = s.processes.filter((x) => x.name !== p.name);
+      process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+    } else process.stdout.write(formatStatus(s, p.name));
+  } finally {
+    await p.close();
+  }
+}

@@ -1,0 +1,38 @@
+import type { IpcErrorCode } from '../errors.js';
+
+/** The CLI's exit statuses (documented in --help and the README). */
+export const ExitCode = {
+  OK: 0,
+  ERROR: 1,
+  USAGE: 2,
+  TIMEOUT: 3,
+  WOULD_BLOCK: 4,
+  NOT_FOUND: 5,
+  PERMISSION: 6,
+  NO_KERNEL: 7,
+} as const;
+
+const BY_CODE: Partial<Record<IpcErrorCode, number>> = {
+  TIMEOUT: ExitCode.TIMEOUT,
+  WOULD_BLOCK: ExitCode.WOULD_BLOCK,
+  NO_SUCH_MAILBOX: ExitCode.NOT_FOUND,
+  NO_SUCH_PROCESS: ExitCode.NOT_FOUND,
+  NO_SUCH_SEGMENT: ExitCode.NOT_FOUND,
+  PERMISSION_DENIED: ExitCode.PERMISSION,
+  KERNEL_UNAVAILABLE: ExitCode.NO_KERNEL,
+  INVALID_ARGUMENT: ExitCode.USAGE,
+};
+
+export function exitCodeFor(code: IpcErrorCode): number {
+  return BY_CODE[code] ?? ExitCode.ERROR;
+}
+
+export const EXIT_CODES_HELP = `Exit status:
+  0  success
+  1  other error
+  2  usage error
+  3  timed out
+  4  would block (non-blocking and not possible now)
+  5  no such mailbox, process or segment
+  6  permission denied
+  7  kernel not running`;

@@ -1,0 +1,142 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Test harness: run the real kernel daemon (`ipcbox daemon`) as a child
+ * process on a private socket, wait until it is ready (racing an early exit),
+ * and always clean up. Fixtures are compiled scripts under dist/test/fixtures.
+ */
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Repository root (this file runs from dist/test/helpers). */
+export const ROOT = resolve(here, '..', '..', '..');
+export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+export const FIXTURES = join(ROOT, 'dist', 'test', 'fixtures');
+
+export interface Daemon {
+  socketPath: string;
+  dir: string;
+  child: ChildProcess;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export function tempDir(prefix = 'ipcbox-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Wait until `predicate` holds, polling every `intervalMs`, or throw after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
+  const dir = tempDir();
+  const socketPath = join(dir, 'kernel.sock');
+  const child = spawn(process.execPath, [CLI, '--socket', socketPath, 'daemon', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await Promise.race([
+    waitFor(() => out.includes('listening on'), 15_000, 'the daemon to listen'),
+    exited.then((code) => {
+      throw new Error(`daemon exited early with ${code}: ${out}`);
+    }),
+  ]);
+  return {
+    socketPath,
+    dir,
+    child,
+    output: () => out,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const code = await exited;
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  /** Lines the child printed on stdout so far. */
+  lines: string[];
+  stderr(): string;
+  /** Resolves with the first stdout line for which `match` holds. */
+  line(match: (l: string) => boolean, timeoutMs?: number): Promise<string>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** Spawn a fixture script (name without .js) with the kernel socket in IPCBOX_SOCKET. */
+export function spawnFixture(name: string, args: string[], socketPath: string, env: NodeJS.ProcessEnv = {}): Spawned {
+  const child = spawn(process.execPath, [join(FIXTURES, `${name}.js`), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, IPCBOX_SOCKET: socketPath, ...env },
+  });
+  const lines: string[] = [];
+  let partial = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const parts = partial.split('\n');
+    partial = parts.pop()!;
+    lines.push(...parts);
+  });
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
+  return {
+    child,
+    lines,
+    stderr: () => err,
+    async line(match, timeoutMs = 15_000) {
+      let found: string | undefined;
+      await Promise.race([
+        waitFor(() => (found = lines.find(match)) !== undefined, timeoutMs, `a line from ${name}`),
+        exit.then(({ code, signal }) => {
+          if (lines.find(match) === undefined) throw new Error(`${name} exited (${code ?? signal}) first; stderr: ${err}`);
+        }),
+      ]);
+      return (found ?? lines.find(match))!;
+    },
+    exit,
+    kill(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
+}
+
+/** Run the CLI to completion; returns its exit code and output. */
+export function runCli(args: string[], socketPath: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, [CLI, '--socket', socketPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.once('exit', (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
