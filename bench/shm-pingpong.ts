@@ -103,9 +103,13 @@ async function main(): Promise<void> {
     Semaphore.init(seg.buffer, SEM_PING, 0);
     Semaphore.init(seg.buffer, SEM_PONG, 0);
     try {
-      const child = spawn(process.execPath, [new URL(import.meta.url).pathname, 'child', s, segName, String(rounds)], {
-        stdio: 'inherit',
-      });
+      const child = spawn(
+        process.execPath,
+        [new URL(import.meta.url).pathname, 'child', s, segName, String(rounds)],
+        {
+          stdio: 'inherit',
+        },
+      );
       const exited = new Promise((resolve) => child.on('exit', resolve));
       const samples = (await ask(s, seg, rounds)).slice(Math.floor(rounds / 10)).sort((a, b) => a - b);
       await exited;

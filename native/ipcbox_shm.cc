@@ -63,7 +63,6 @@
 #include <utility>
 #include <vector>
 
-using v8::Array;
 using v8::BackingStore;
 using v8::Boolean;
 using v8::Context;

@@ -32,3 +32,13 @@ export {
   WouldBlockError,
 } from './errors.js';
 export type { IpcErrorCode } from './errors.js';
+
+// Shared memory (native addon; fails with NATIVE_UNAVAILABLE where it cannot load).
+export { Segment } from './shm/segment.js';
+export type { SegmentStat } from './shm/segment.js';
+export { Semaphore } from './shm/semaphore.js';
+export { Mutex } from './shm/mutex.js';
+export type { LockResult } from './shm/mutex.js';
+export { Condvar } from './shm/condvar.js';
+export { Ring, RingConsumer, RingProducer } from './shm/ring.js';
+export { futexWaitAsync, futexWaitSync, futexWake } from './shm/futex.js';

@@ -89,7 +89,13 @@ export interface Welcome {
 
 export type NoticeHandler = (notice: Record<string, unknown>) => void;
 
-const FLUSH_THRESHOLD = 256 * 1024;
+const FLUSH_THRESHOLD = 64 * 1024;
+const CREDIT_LOW_WATER = 32;
+
+/** Resolve after one full turn of the event loop, including its I/O poll phase. */
+function yieldThroughPoll(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+}
 
 /**
  * One connection to the kernel: frames out (batched into one write per turn
@@ -298,6 +304,9 @@ export class Connection implements DeliveryControl {
         target.credits--;
         this.writer.frame(Op.SEND, 0, priority, codec, 0, target.id, 0, 0, 0, payload);
         this.scheduleFlush();
+        // Running low: let the event loop turn once (through its I/O poll) so the kernel's
+        // credit top-up is read before the credits run out and a send must wait a round trip.
+        if (target.credits < CREDIT_LOW_WATER) return yieldThroughPoll();
         return Promise.resolve();
       }
       const { reqId, promise } = this.newRequest(target, options.signal, (id) => this.cancel(id));
@@ -474,14 +483,14 @@ export class Connection implements DeliveryControl {
   }
 
   private onDeliver(f: Frame): void {
-    const deliveryId = f.body.readUInt32LE(0);
-    const senderPid = f.body.readUInt32LE(4);
+    const deliveryId = f.u32(0);
+    const senderPid = f.u32(4);
     const tracked = (f.flags & DeliverFlag.TRACKED) !== 0;
     const needsAck = (f.flags & DeliverFlag.ACK) !== 0;
     const t = this.targets.get(f.target);
     const mailboxName = t?.name ?? `#${f.target}`;
     const m = new Message(
-      f.body.subarray(8),
+      f.bodyFrom(8),
       codecName(f.codec),
       f.priority,
       this.peerName(senderPid),

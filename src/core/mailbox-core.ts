@@ -342,7 +342,11 @@ export class MailboxCore<M extends CoreMessage> {
   }
 
   private ready(r: Receiver<M>, message: M): ReceiveRequest | null | undefined {
-    for (const q of r.requests) if (q.from === undefined || q.from === message.sender) return q;
+    const requests = r.requests;
+    for (let i = 0; i < requests.length; i++) {
+      const q = requests.at(i)!;
+      if (q.from === undefined || q.from === message.sender) return q;
+    }
     return r.prefetch > 0 ? null : undefined;
   }
 

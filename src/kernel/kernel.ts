@@ -30,7 +30,7 @@ export interface KernelOptions {
   maxMessageSize?: number;
   /** Bytes of queued messages the kernel holds before refusing sends with KERNEL_FULL. Default 256 MiB. */
   memoryBudget?: number;
-  /** Most send credits one process holds for one mailbox. Default 256. */
+  /** Most send credits one process holds for one mailbox. Default 1024. */
   creditWindow?: number;
 }
 
@@ -48,7 +48,7 @@ function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
   }
   const memoryBudget = o.memoryBudget ?? 256 * 1024 * 1024;
   if (!Number.isInteger(memoryBudget) || memoryBudget < 1) throw new RangeError('memoryBudget must be a positive integer');
-  const creditWindow = o.creditWindow ?? 256;
+  const creditWindow = o.creditWindow ?? 1024;
   if (!Number.isInteger(creditWindow) || creditWindow < 0) throw new RangeError('creditWindow must be a non-negative integer');
   const socketPath = o.socketPath ?? defaultSocketPath();
   if (typeof socketPath !== 'string' || socketPath.length === 0) throw new TypeError('socketPath must be a non-empty string');
@@ -293,8 +293,8 @@ export class Kernel {
     let off = 0;
     let timeout = -1;
     if ((f.flags & SendFlag.TIMED) !== 0) {
-      if (f.body.length < 4) return this.protocolError(s, 'SEND: TIMED without timeout');
-      timeout = f.body.readUInt32LE(0);
+      if (f.bodyLength < 4) return this.protocolError(s, 'SEND: TIMED without timeout');
+      timeout = f.u32(0);
       off = 4;
     }
     if (rec === undefined) {
@@ -304,7 +304,7 @@ export class Kernel {
     }
     if (f.priority > MAX_PRIORITY) return this.refuse(s, reqId, 'INVALID_ARGUMENT', `priority ${f.priority} is out of range 0..31`);
     if (f.codec > 3) return this.refuse(s, reqId, 'PROTOCOL', `unknown payload codec ${f.codec}`);
-    const payload = f.body.subarray(off);
+    const payload = f.bodyFrom(off);
     const size = payload.length;
     // A credit is a send right granted earlier, so credited sends skip the rights check.
     if (reqId !== 0 && !rec.rights.may('send', s.name)) {
@@ -325,6 +325,8 @@ export class Kernel {
       rec.holders.set(s, credits - 1);
       rec.counters.sent++;
       rec.core.send(message, true, true);
+      // Top up before the sender runs dry, so a steady stream never stops for a round trip.
+      if (credits - 1 <= this.creditLowWater(rec)) this.grantCredits(rec, s);
       return;
     }
     if (this.ledger.used + size > this.options.memoryBudget) {
@@ -408,11 +410,20 @@ export class Kernel {
     }
   }
 
+  /** Most credits one sender may hold on `rec`: half the capacity, at most the kernel's window. */
+  private creditWindow(rec: MailboxRecord): number {
+    const cap = rec.options.capacity;
+    return cap === Number.POSITIVE_INFINITY ? this.options.creditWindow : Math.min(this.options.creditWindow, Math.floor(cap / 2));
+  }
+
+  private creditLowWater(rec: MailboxRecord): number {
+    return this.creditWindow(rec) / 2;
+  }
+
   /** Promise free slots to a sender so its next sends need no round trip. */
   private grantCredits(rec: MailboxRecord, s: Session): void {
     if (rec.revoking > 0 || rec.closed) return;
-    const cap = rec.options.capacity;
-    const window = cap === Number.POSITIVE_INFINITY ? this.options.creditWindow : Math.min(this.options.creditWindow, Math.floor(cap / 2));
+    const window = this.creditWindow(rec);
     if (window <= 0) return;
     if (this.ledger.used > this.options.memoryBudget / 2) return;
     const have = rec.holders.get(s) ?? 0;

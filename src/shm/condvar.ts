@@ -22,7 +22,14 @@
  *   signals arrived between its unlock and its park.
  */
 import { TimeoutError } from '../errors.js';
-import { type WaitOptions, deadlineAfter, futexWaitAsync, futexWaitSync, futexWake, wordsAt } from './futex.js';
+import {
+  deadlineAfter,
+  futexWaitAsync,
+  futexWaitSync,
+  futexWake,
+  type WaitOptions,
+  wordsAt,
+} from './futex.js';
 import type { LockResult, Mutex } from './mutex.js';
 
 const SEQ = 0;

@@ -33,7 +33,10 @@ export const DEFAULT_SPIN = 2000;
 export function deadlineAfter(timeout: number | undefined): number {
   if (timeout === undefined || timeout === Number.POSITIVE_INFINITY) return Number.POSITIVE_INFINITY;
   if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
-    throw new IpcError('INVALID_ARGUMENT', `timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
+    throw new IpcError(
+      'INVALID_ARGUMENT',
+      `timeout must be a non-negative number of milliseconds, got ${String(timeout)}`,
+    );
   }
   return performance.now() + timeout;
 }
@@ -53,12 +56,18 @@ function byteOffsetOf(view: Int32Array, index: number): number {
 
 function sabOf(view: Int32Array): SharedArrayBuffer {
   const buffer = view.buffer;
-  if (!(buffer instanceof SharedArrayBuffer)) throw new IpcError('INVALID_ARGUMENT', 'futex words must live in a SharedArrayBuffer');
+  if (!(buffer instanceof SharedArrayBuffer))
+    throw new IpcError('INVALID_ARGUMENT', 'futex words must live in a SharedArrayBuffer');
   return buffer;
 }
 
 /** Spin while the word equals `expected`; true if it changed within `spins` loads. */
-export function spinWhile(view: Int32Array, index: number, expected: number, spins: number = DEFAULT_SPIN): boolean {
+export function spinWhile(
+  view: Int32Array,
+  index: number,
+  expected: number,
+  spins: number = DEFAULT_SPIN,
+): boolean {
   for (let i = 0; i < spins; i++) {
     if (Atomics.load(view, index) !== expected) return true;
   }
@@ -111,9 +120,20 @@ export function futexWake(view: Int32Array, index: number, count = 1): number {
  * An Int32Array of `words` words at `byteOffset` of `buffer`, checked to be
  * 4-byte aligned and in bounds (INVALID_ARGUMENT otherwise).
  */
-export function wordsAt(buffer: SharedArrayBuffer, byteOffset: number, words: number, what: string): Int32Array {
-  if (!(buffer instanceof SharedArrayBuffer)) throw new IpcError('INVALID_ARGUMENT', `${what} needs a SharedArrayBuffer`);
-  if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % 4 !== 0 || byteOffset + words * 4 > buffer.byteLength) {
+export function wordsAt(
+  buffer: SharedArrayBuffer,
+  byteOffset: number,
+  words: number,
+  what: string,
+): Int32Array {
+  if (!(buffer instanceof SharedArrayBuffer))
+    throw new IpcError('INVALID_ARGUMENT', `${what} needs a SharedArrayBuffer`);
+  if (
+    !Number.isInteger(byteOffset) ||
+    byteOffset < 0 ||
+    byteOffset % 4 !== 0 ||
+    byteOffset + words * 4 > buffer.byteLength
+  ) {
     throw new IpcError(
       'INVALID_ARGUMENT',
       `${what} needs ${words * 4} bytes at a 4-byte aligned offset inside the buffer, got offset ${String(byteOffset)}`,

@@ -32,13 +32,13 @@
 import { IpcError, TimeoutError } from '../errors.js';
 import {
   DEFAULT_SPIN,
-  type WaitOptions,
   deadlineAfter,
   futexWaitAsync,
   futexWaitSync,
   futexWake,
   remaining,
   throwIfAborted,
+  type WaitOptions,
   wordsAt,
 } from './futex.js';
 import { native } from './native.js';
@@ -120,7 +120,10 @@ export class Mutex {
         continue;
       }
       if ((v & OWNER_MASK) === me) {
-        throw new IpcError('INVALID_ARGUMENT', 'lockSync() on a mutex this thread already holds would deadlock');
+        throw new IpcError(
+          'INVALID_ARGUMENT',
+          'lockSync() on a mutex this thread already holds would deadlock',
+        );
       }
       if (i < DEFAULT_SPIN) continue;
       const next = this.#afterSpin(me, w, v);
@@ -164,7 +167,10 @@ export class Mutex {
     const w = this.#w;
     const v = Atomics.load(w, STATE);
     if ((v & OWNER_MASK) !== me) {
-      throw new IpcError('INVALID_ARGUMENT', `unlock() by thread ${me}, but the mutex is held by ${v & OWNER_MASK || 'nobody'}`);
+      throw new IpcError(
+        'INVALID_ARGUMENT',
+        `unlock() by thread ${me}, but the mutex is held by ${v & OWNER_MASK || 'nobody'}`,
+      );
     }
     // While held, others can only add WAITERS, so an exchange loses nothing.
     const prev = Atomics.exchange(w, STATE, 0);

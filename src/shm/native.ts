@@ -74,7 +74,8 @@ export function native(): NativeShm {
   if (failure !== undefined) throw failure;
   let path = ADDON;
   try {
-    if (process.platform !== 'linux') throw new Error(`shared memory futexes need Linux, not ${process.platform}`);
+    if (process.platform !== 'linux')
+      throw new Error(`shared memory futexes need Linux, not ${process.platform}`);
     path = join(packageRoot(), ADDON);
     loaded = createRequire(import.meta.url)(path) as NativeShm;
     return loaded;

@@ -49,7 +49,6 @@
 import { IpcError, MessageTooLargeError, TimeoutError } from '../errors.js';
 import {
   DEFAULT_SPIN,
-  type WaitOptions,
   deadlineAfter,
   futexWaitAsync,
   futexWaitSync,
@@ -57,6 +56,7 @@ import {
   remaining,
   spinWhile,
   throwIfAborted,
+  type WaitOptions,
 } from './futex.js';
 
 /** 'RING' */
@@ -87,14 +87,22 @@ class RingView {
   readonly maxPayload: number;
 
   constructor(buffer: SharedArrayBuffer, byteOffset: number) {
-    if (!(buffer instanceof SharedArrayBuffer) || !Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % 8 !== 0) {
+    if (
+      !(buffer instanceof SharedArrayBuffer) ||
+      !Number.isInteger(byteOffset) ||
+      byteOffset < 0 ||
+      byteOffset % 8 !== 0
+    ) {
       throw new IpcError('INVALID_ARGUMENT', 'Ring needs a SharedArrayBuffer and an 8-aligned byteOffset');
     }
-    if (byteOffset + HEADER_BYTES > buffer.byteLength) throw new IpcError('INVALID_ARGUMENT', 'Ring header past the end of the buffer');
+    if (byteOffset + HEADER_BYTES > buffer.byteLength)
+      throw new IpcError('INVALID_ARGUMENT', 'Ring header past the end of the buffer');
     this.ctl = new Int32Array(buffer, byteOffset, HEADER_BYTES / 4);
-    if (Atomics.load(this.ctl, MAGIC) !== RING_MAGIC) throw new IpcError('INVALID_ARGUMENT', `no initialised Ring at offset ${byteOffset}`);
+    if (Atomics.load(this.ctl, MAGIC) !== RING_MAGIC)
+      throw new IpcError('INVALID_ARGUMENT', `no initialised Ring at offset ${byteOffset}`);
     this.capacity = Atomics.load(this.ctl, CAPACITY);
-    if (byteOffset + HEADER_BYTES + this.capacity > buffer.byteLength) throw new IpcError('INVALID_ARGUMENT', 'Ring data past the end of the buffer');
+    if (byteOffset + HEADER_BYTES + this.capacity > buffer.byteLength)
+      throw new IpcError('INVALID_ARGUMENT', 'Ring data past the end of the buffer');
     this.bytes = new Uint8Array(buffer, byteOffset + HEADER_BYTES, this.capacity);
     this.words = new Int32Array(buffer, byteOffset + HEADER_BYTES, this.capacity / 4);
     this.mask = this.capacity - 1;
@@ -110,11 +118,27 @@ export const Ring = {
   },
   /** Initialise a ring at `byteOffset` (once, before either end attaches). */
   init(buffer: SharedArrayBuffer, byteOffset: number, capacity: number): void {
-    if (!Number.isInteger(capacity) || capacity < MIN_CAPACITY || capacity > MAX_CAPACITY || (capacity & (capacity - 1)) !== 0) {
-      throw new IpcError('INVALID_ARGUMENT', `ring capacity must be a power of two in ${MIN_CAPACITY}..2^30, got ${String(capacity)}`);
+    if (
+      !Number.isInteger(capacity) ||
+      capacity < MIN_CAPACITY ||
+      capacity > MAX_CAPACITY ||
+      (capacity & (capacity - 1)) !== 0
+    ) {
+      throw new IpcError(
+        'INVALID_ARGUMENT',
+        `ring capacity must be a power of two in ${MIN_CAPACITY}..2^30, got ${String(capacity)}`,
+      );
     }
-    if (!Number.isInteger(byteOffset) || byteOffset % 8 !== 0 || byteOffset < 0 || byteOffset + HEADER_BYTES + capacity > buffer.byteLength) {
-      throw new IpcError('INVALID_ARGUMENT', `ring of ${capacity} bytes does not fit at offset ${String(byteOffset)} (8-aligned)`);
+    if (
+      !Number.isInteger(byteOffset) ||
+      byteOffset % 8 !== 0 ||
+      byteOffset < 0 ||
+      byteOffset + HEADER_BYTES + capacity > buffer.byteLength
+    ) {
+      throw new IpcError(
+        'INVALID_ARGUMENT',
+        `ring of ${capacity} bytes does not fit at offset ${String(byteOffset)} (8-aligned)`,
+      );
     }
     const ctl = new Int32Array(buffer, byteOffset, HEADER_BYTES / 4);
     ctl.fill(0);
@@ -221,7 +245,8 @@ export class RingProducer {
   }
 
   #enter(): void {
-    if (this.#pending) throw new IpcError('INVALID_ARGUMENT', 'a blocking write is already pending on this RingProducer');
+    if (this.#pending)
+      throw new IpcError('INVALID_ARGUMENT', 'a blocking write is already pending on this RingProducer');
     this.#pending = true;
   }
 }
@@ -345,7 +370,8 @@ export class RingConsumer {
   }
 
   #enter(): void {
-    if (this.#pending) throw new IpcError('RECEIVER_BUSY', 'a blocking read is already pending on this RingConsumer');
+    if (this.#pending)
+      throw new IpcError('RECEIVER_BUSY', 'a blocking read is already pending on this RingConsumer');
     this.#pending = true;
   }
 }

@@ -49,8 +49,16 @@ const NAME_MAX = 255;
 export function posixName(name: string): string {
   if (typeof name !== 'string') throw new IpcError('INVALID_ARGUMENT', 'segment name must be a string');
   const posix = name.startsWith('/') ? name : `/${name}`;
-  if (posix.length < 2 || posix.indexOf('/', 1) !== -1 || Buffer.byteLength(posix) > NAME_MAX || posix.includes('\0')) {
-    throw new IpcError('INVALID_ARGUMENT', `invalid segment name ${JSON.stringify(name)}: want "name" or "/name", no other "/"`);
+  if (
+    posix.length < 2 ||
+    posix.indexOf('/', 1) !== -1 ||
+    Buffer.byteLength(posix) > NAME_MAX ||
+    posix.includes('\0')
+  ) {
+    throw new IpcError(
+      'INVALID_ARGUMENT',
+      `invalid segment name ${JSON.stringify(name)}: want "name" or "/name", no other "/"`,
+    );
   }
   return posix;
 }
@@ -63,7 +71,8 @@ function checkSize(size: unknown, what: string): number {
 }
 
 function errnoCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string')
+    return err.code;
   return undefined;
 }
 
@@ -106,7 +115,10 @@ export class Segment {
     }
     const shm = native();
     try {
-      return new Segment(posix, shm.open(posix, size, { create: true, exclusive: options.exclusive ?? true, mode }));
+      return new Segment(
+        posix,
+        shm.open(posix, size, { create: true, exclusive: options.exclusive ?? true, mode }),
+      );
     } catch (err) {
       return fromErrno(err, posix);
     }

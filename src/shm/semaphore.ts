@@ -23,10 +23,9 @@
  * - A process that dies while parked leaves `waiters` too high: that only
  *   costs post() a needless wake syscall.
  */
-import { TimeoutError, IpcError } from '../errors.js';
+import { IpcError, TimeoutError } from '../errors.js';
 import {
   DEFAULT_SPIN,
-  type WaitOptions,
   deadlineAfter,
   futexWaitAsync,
   futexWaitSync,
@@ -34,6 +33,7 @@ import {
   remaining,
   spinWhile,
   throwIfAborted,
+  type WaitOptions,
   wordsAt,
 } from './futex.js';
 

@@ -6,16 +6,39 @@ import { HEADER_REST, HEADER_SIZE } from './protocol.js';
  * protocol.ts and docs/protocol.md.
  */
 
-/** One decoded frame. The decoder reuses a single instance: copy what you keep. */
-export interface Frame {
-  op: number;
-  flags: number;
-  priority: number;
-  codec: number;
-  reqId: number;
-  target: number;
-  /** A view into the received bytes; valid after the callback (it is never overwritten). */
-  body: Buffer;
+/**
+ * One decoded frame. The decoder reuses a single instance: copy what you keep.
+ * The body is bytes `start..end` of `buf`; received bytes are never
+ * overwritten, so views of them stay valid after the callback.
+ */
+export class Frame {
+  op = 0;
+  flags = 0;
+  priority = 0;
+  codec = 0;
+  reqId = 0;
+  target = 0;
+  buf: Buffer = Buffer.alloc(0);
+  start = 0;
+  end = 0;
+
+  /** The body as a view (allocates one; hot paths slice `buf` themselves from `start + n`). */
+  get body(): Buffer {
+    return this.buf.subarray(this.start, this.end);
+  }
+
+  /** Body bytes from `offset` on, as a view. */
+  bodyFrom(offset: number): Buffer {
+    return this.buf.subarray(this.start + offset, this.end);
+  }
+
+  get bodyLength(): number {
+    return this.end - this.start;
+  }
+
+  u32(offset: number): number {
+    return this.buf.readUInt32LE(this.start + offset);
+  }
 }
 
 const CHUNK = 64 * 1024;
@@ -108,7 +131,7 @@ export class FrameWriter {
  * After the first error it ignores further input.
  */
 export class FrameDecoder {
-  private readonly frame: Frame = { op: 0, flags: 0, priority: 0, codec: 0, reqId: 0, target: 0, body: Buffer.alloc(0) };
+  private readonly frame = new Frame();
   private assembly: Buffer | undefined;
   private filled = 0;
   private stub: Buffer | undefined;
@@ -167,7 +190,9 @@ export class FrameDecoder {
     f.codec = buf[off + 7]!;
     f.reqId = buf.readUInt32LE(off + 8);
     f.target = buf.readUInt32LE(off + 12);
-    f.body = buf.subarray(off + HEADER_SIZE, off + total);
+    f.buf = buf;
+    f.start = off + HEADER_SIZE;
+    f.end = off + total;
     this.onFrame(f);
     return !this.failed;
   }

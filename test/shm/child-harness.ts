@@ -18,14 +18,22 @@ export interface Child {
 
 const running = new Set<Child>();
 
-function track(lines: string[], exited: Promise<number | null>, kill: () => void, onLine: (cb: () => void) => void): Child {
+function track(
+  lines: string[],
+  exited: Promise<number | null>,
+  kill: () => void,
+  onLine: (cb: () => void) => void,
+): Child {
   const child: Child = {
     lines,
     exited,
     kill,
     waitForLine(line, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no line "${line}" within ${timeoutMs} ms; got ${JSON.stringify(lines)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no line "${line}" within ${timeoutMs} ms; got ${JSON.stringify(lines)}`)),
+          timeoutMs,
+        );
         const check = (): void => {
           if (lines.includes(line)) {
             clearTimeout(timer);
@@ -49,7 +57,9 @@ function track(lines: string[], exited: Promise<number | null>, kill: () => void
 }
 
 export function spawnChild(args: string[]): Child {
-  const proc: ChildProcess = spawn(process.execPath, [CHILD_SCRIPT.pathname, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc: ChildProcess = spawn(process.execPath, [CHILD_SCRIPT.pathname, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines: string[] = [];
   const listeners: Array<() => void> = [];
   let partial = '';
@@ -61,7 +71,12 @@ export function spawnChild(args: string[]): Child {
     for (const l of listeners) l();
   });
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  return track(lines, exited, () => proc.kill('SIGKILL'), (cb) => listeners.push(cb));
+  return track(
+    lines,
+    exited,
+    () => proc.kill('SIGKILL'),
+    (cb) => listeners.push(cb),
+  );
 }
 
 export function startWorker(args: string[]): Child {
@@ -76,7 +91,12 @@ export function startWorker(args: string[]): Child {
     worker.on('error', () => undefined);
     worker.on('exit', (code) => resolve(code));
   });
-  return track(lines, exited, () => void worker.terminate(), (cb) => listeners.push(cb));
+  return track(
+    lines,
+    exited,
+    () => void worker.terminate(),
+    (cb) => listeners.push(cb),
+  );
 }
 
 export async function stopAll(): Promise<void> {

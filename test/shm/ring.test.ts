@@ -74,10 +74,15 @@ describe('Ring in one process', () => {
 
   test('bad capacity or placement → INVALID_ARGUMENT', () => {
     const { seg } = ringSegment(4096);
-    for (const cap of [0, 32, 100, 3000]) assert.throws(() => Ring.init(seg.buffer, RING, cap), hasCode('INVALID_ARGUMENT'));
+    for (const cap of [0, 32, 100, 3000])
+      assert.throws(() => Ring.init(seg.buffer, RING, cap), hasCode('INVALID_ARGUMENT'));
     assert.throws(() => Ring.init(seg.buffer, 4, 64), hasCode('INVALID_ARGUMENT'));
     assert.throws(() => Ring.init(seg.buffer, 0, 1 << 20), hasCode('INVALID_ARGUMENT'));
-    assert.throws(() => new RingConsumer(seg.buffer, 0), hasCode('INVALID_ARGUMENT'), 'no ring initialised there');
+    assert.throws(
+      () => new RingConsumer(seg.buffer, 0),
+      hasCode('INVALID_ARGUMENT'),
+      'no ring initialised there',
+    );
   });
 });
 

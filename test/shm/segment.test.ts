@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { IpcError } from '../../src/errors.js';
-import { Segment, posixName } from '../../src/shm/segment.js';
+import { posixName, Segment } from '../../src/shm/segment.js';
 import { uniqueName } from './child-harness.js';
 
 const run = promisify(execFile);
@@ -136,7 +136,10 @@ describe('Segment interoperates with Python multiprocessing.shared_memory', () =
   test('ipcbox opens a segment Python created', async () => {
     const name = uniqueName('py2');
     created.push(name);
-    await python(`s = attach(sys.argv[1], create=True, size=8192)\ns.buf[:5] = b'hello'\ns.buf[8191] = 9\ns.close()`, name);
+    await python(
+      `s = attach(sys.argv[1], create=True, size=8192)\ns.buf[:5] = b'hello'\ns.buf[8191] = 9\ns.close()`,
+      name,
+    );
     const seg = Segment.open(name);
     assert.equal(seg.size, 8192);
     assert.equal(Buffer.from(seg.buffer, 0, 5).toString(), 'hello');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
 import { IpcError } from '../../src/errors.js';
-import { futexWake } from '../../src/shm/futex.js';
 import { Condvar } from '../../src/shm/condvar.js';
+import { futexWake } from '../../src/shm/futex.js';
 import { Mutex } from '../../src/shm/mutex.js';
 import { Segment } from '../../src/shm/segment.js';
 import { Semaphore } from '../../src/shm/semaphore.js';
@@ -31,7 +31,10 @@ function hasCode(code: string): (err: unknown) => boolean {
 }
 
 /** Open the start gate once every child is ready, so they really contend. */
-async function openGate(seg: Segment, children: Array<{ waitForLine(l: string): Promise<void> }>): Promise<void> {
+async function openGate(
+  seg: Segment,
+  children: Array<{ waitForLine(l: string): Promise<void> }>,
+): Promise<void> {
   await Promise.all(children.map((c) => c.waitForLine('ready')));
   const word = new Int32Array(seg.buffer, GATE, 1);
   Atomics.store(word, 0, 1);
@@ -40,7 +43,10 @@ async function openGate(seg: Segment, children: Array<{ waitForLine(l: string): 
 
 async function allExitCleanly(children: Array<{ exited: Promise<number | null> }>): Promise<void> {
   const codes = await Promise.all(children.map((c) => c.exited));
-  assert.deepEqual(codes, children.map(() => 0));
+  assert.deepEqual(
+    codes,
+    children.map(() => 0),
+  );
 }
 
 const N = 5000;
