@@ -27,7 +27,8 @@ export type IpcErrorCode =
   | 'NOT_SUPPORTED'
   | 'NATIVE_UNAVAILABLE'
   | 'OWNER_DEAD'
-  | 'INVALID_ARGUMENT';
+  | 'INVALID_ARGUMENT'
+  | 'SEGMENT_EXISTS';
 
 export class IpcError extends Error {
   readonly code: IpcErrorCode;

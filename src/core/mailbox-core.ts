@@ -330,7 +330,7 @@ export class MailboxCore<M extends CoreMessage> {
       return m;
     }
     if (this.capacity === 0) {
-      for (const w of this.senders) {
+      for (const w of this.sendersByPriority()) {
         if (from === undefined || w.message.sender === from) {
           this.senders.remove(w);
           this.hooks.admitted(w);
@@ -339,6 +339,17 @@ export class MailboxCore<M extends CoreMessage> {
       }
     }
     return undefined;
+  }
+
+  /** Parked senders in delivery order: highest priority first, FIFO within one (rendezvous). */
+  private sendersByPriority(): SendWaiter<M>[] {
+    const all = [...this.senders];
+    for (let i = 1; i < all.length; i++) {
+      if (all[i]!.message.priority > all[i - 1]!.message.priority) {
+        return all.map((w, index) => ({ w, index })).sort((a, b) => b.w.message.priority - a.w.message.priority || a.index - b.index).map((x) => x.w);
+      }
+    }
+    return all;
   }
 
   private ready(r: Receiver<M>, message: M): ReceiveRequest | null | undefined {
@@ -390,7 +401,7 @@ export class MailboxCore<M extends CoreMessage> {
     while (progress) {
       progress = false;
       if (this.capacity === 0) {
-        for (const w of this.senders) {
+        for (const w of this.sendersByPriority()) {
           const r = this.pick(w.message);
           if (r !== undefined) {
             this.senders.remove(w);
@@ -412,6 +423,7 @@ export class MailboxCore<M extends CoreMessage> {
             this.give(r, q ?? undefined, m);
             progress = true;
           }
+          if (this.filtered > 0 && this.serveFilteredFrom(r, r.copies!)) progress = true;
         }
       } else {
         const head = this.queue.peek();
@@ -433,15 +445,18 @@ export class MailboxCore<M extends CoreMessage> {
 
   /** Requests waiting for a particular sender may take a message behind the head. */
   private serveFiltered(): boolean {
-    for (const r of this.order) {
-      for (const q of r.requests) {
-        if (q.from === undefined) continue;
-        const m = this.queue.takeFirst((x) => x.sender === q.from);
-        if (m !== undefined) {
-          this.charge(-m.size);
-          this.give(r, q, m);
-          return true;
-        }
+    for (const r of this.order) if (this.serveFilteredFrom(r, this.queue)) return true;
+    return false;
+  }
+
+  private serveFilteredFrom(r: Receiver<M>, source: PriorityQueue<M>): boolean {
+    for (const q of r.requests) {
+      if (q.from === undefined) continue;
+      const m = source.takeFirst((x) => x.sender === q.from);
+      if (m !== undefined) {
+        this.charge(-m.size);
+        this.give(r, q, m);
+        return true;
       }
     }
     return false;

@@ -3,6 +3,7 @@ import type { Grantees, RightKind } from '../core/rights.js';
 import { IpcError } from '../errors.js';
 import type { Kernel } from './kernel.js';
 import type { MailboxInfo, MailboxRecord } from './mailbox-record.js';
+import { type SegmentInfo, SegmentRecord, type SegmentRole } from './segment-record.js';
 import type { Session } from './session.js';
 
 /**
@@ -35,6 +36,7 @@ export interface KernelStatus {
   };
   processes: ProcessInfo[];
   mailboxes: MailboxInfo[];
+  segments: SegmentInfo[];
 }
 
 function str(a: Record<string, unknown>, key: string): string {
@@ -108,7 +110,88 @@ export function kernelStatus(k: Kernel): KernelStatus {
     },
     processes: [...k.sessions.values()].map((s) => describeProcess(k, s)),
     mailboxes: [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe()),
+    segments: [...k.segments.values()].map((r) => r.describe()),
   };
+}
+
+function segmentNamed(k: Kernel, name: string): SegmentRecord {
+  const rec = k.segments.get(name.startsWith('/') ? name.slice(1) : name);
+  if (rec === undefined) throw new IpcError('NO_SUCH_SEGMENT', `no such segment: ${name}`);
+  return rec;
+}
+
+function segmentRole(v: unknown): SegmentRole {
+  if (v === undefined) return 'attach';
+  if (v === 'send' || v === 'receive' || v === 'both' || v === 'attach') return v;
+  throw new TypeError("role must be 'send', 'receive', 'both' or 'attach'");
+}
+
+function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<string, unknown>): unknown {
+  switch (method) {
+    case 'segment.register': {
+      const raw = str(a, 'name');
+      const name = raw.startsWith('/') ? raw.slice(1) : raw;
+      if (k.segments.has(name)) throw new IpcError('SEGMENT_EXISTS', `segment already registered: ${name}`);
+      const size = a.size;
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) throw new RangeError('size must be a positive integer');
+      const kind = a.kind ?? 'segment';
+      if (kind !== 'segment' && kind !== 'mailbox') throw new TypeError("kind must be 'segment' or 'mailbox'");
+      const ownership = a.ownership ?? 'process';
+      if (ownership !== 'process' && ownership !== 'system') throw new TypeError("ownership must be 'process' or 'system'");
+      const rec = new SegmentRecord(
+        name,
+        size,
+        kind,
+        ownership,
+        s.name,
+        ownership === 'process' ? s : undefined,
+        a.meta ?? null,
+        a.senders === undefined ? 'everyone' : grantees(a.senders, 'senders'),
+        a.receivers === undefined ? 'everyone' : grantees(a.receivers, 'receivers'),
+      );
+      k.segments.set(name, rec);
+      rec.attached.set(s, segmentRole(a.role ?? 'both'));
+      return rec.describe();
+    }
+    case 'segment.attach': {
+      const rec = segmentNamed(k, str(a, 'name'));
+      const role = segmentRole(a.role);
+      if ((role === 'send' || role === 'both') && !rec.rights.may('send', s.name)) {
+        throw new IpcError('PERMISSION_DENIED', `${s.name} may not send to ${rec.name}`);
+      }
+      if ((role === 'receive' || role === 'both') && !rec.rights.may('receive', s.name)) {
+        throw new IpcError('PERMISSION_DENIED', `${s.name} may not receive from ${rec.name}`);
+      }
+      const meta = rec.meta as { delivery?: unknown } | null;
+      if ((role === 'receive' || role === 'both') && meta?.delivery === 'exclusive' && rec.receivers() > 0) {
+        const mine = rec.attached.get(s);
+        if (mine !== 'receive' && mine !== 'both') {
+          throw new IpcError('RECEIVER_BUSY', `${rec.name} is exclusive and already has a receiver`);
+        }
+      }
+      rec.attached.set(s, role);
+      return rec.describe();
+    }
+    case 'segment.detach': {
+      const rec = segmentNamed(k, str(a, 'name'));
+      rec.attached.delete(s);
+      return null;
+    }
+    case 'segment.remove': {
+      const rec = segmentNamed(k, str(a, 'name'));
+      if (a.force !== true && rec.rights.owner !== s.name) {
+        throw new IpcError('PERMISSION_DENIED', `only the owner (${rec.rights.owner}) may remove ${rec.name}`);
+      }
+      k.removeSegment(rec, `removed by ${s.name}`);
+      return null;
+    }
+    case 'segment.info':
+      return segmentNamed(k, str(a, 'name')).describe();
+    case 'segment.list':
+      return [...k.segments.values()].map((r) => r.describe());
+    default:
+      throw new IpcError('INVALID_ARGUMENT', `unknown call: ${method}`);
+  }
 }
 
 export function handleCall(k: Kernel, s: Session, method: string, a: Record<string, unknown>): unknown {
@@ -201,6 +284,7 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
       return null;
     }
     default:
+      if (method.startsWith('segment.')) return handleSegmentCall(k, s, method, a);
       throw new IpcError('INVALID_ARGUMENT', `unknown call: ${method}`);
   }
 }

@@ -20,6 +20,8 @@ import {
 import { handleCall } from './control.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, PendingSend } from './mailbox-record.js';
 import { MailboxRecord as Record_ } from './mailbox-record.js';
+import { Segment } from '../shm/segment.js';
+import type { SegmentRecord } from './segment-record.js';
 import { claimSocketPath, defaultSocketPath } from './socket-path.js';
 import { type ExitReason, Session } from './session.js';
 
@@ -66,6 +68,8 @@ export class Kernel {
   readonly byName = new Map<string, Session>();
   readonly mailboxes = new Map<number, MailboxRecord>();
   readonly mailboxByName = new Map<string, MailboxRecord>();
+  /** Shared-memory segments registered with the kernel, by name. */
+  readonly segments = new Map<string, SegmentRecord>();
   readonly ledger: Ledger = { used: 0 };
   /** Every process name by pid, kept after exit so late deliveries still name their sender. */
   readonly names = new Map<number, string>();
@@ -739,6 +743,38 @@ export class Kernel {
     }
   }
 
+  // ---------------------------------------------------------------- segments
+
+  /**
+   * Remove a registered segment: unlink its POSIX name (attached mappings stay
+   * valid until unmapped, as with shm_unlink) and tell every attached process.
+   */
+  removeSegment(rec: SegmentRecord, reason: string): void {
+    if (this.segments.get(rec.name) !== rec) return;
+    this.segments.delete(rec.name);
+    try {
+      Segment.unlink(rec.name);
+    } catch (e) {
+      // Already unlinked by a process, or no native addon here: the name is gone from the registry either way.
+      if (!(e instanceof IpcError)) throw e;
+    }
+    for (const s of rec.attached.keys()) s.sendNotice({ kind: 'segment-removed', name: rec.name, reason });
+    rec.attached.clear();
+  }
+
+  private endSessionSegments(s: Session): void {
+    for (const rec of [...this.segments.values()]) {
+      const role = rec.attached.get(s);
+      if (role !== undefined) {
+        rec.attached.delete(s);
+        for (const other of rec.attached.keys()) {
+          other.sendNotice({ kind: 'segment-peer-exit', name: rec.name, process: s.name, pid: s.pid, osPid: s.osPid, role });
+        }
+      }
+      if (rec.ownerSession === s) this.removeSegment(rec, `owner ${s.name} exited`);
+    }
+  }
+
   // ---------------------------------------------------------------- session end
 
   endSession(s: Session, reason: ExitReason): void {
@@ -781,6 +817,7 @@ export class Kernel {
         this.recountRevocations(rec);
       }
     }
+    this.endSessionSegments(s);
     for (const w of s.watchers) w.sendNotice({ kind: 'exit', process: s.name, pid: s.pid, reason });
     for (const t of s.watching) t.watchers.delete(s);
     s.watchers.clear();

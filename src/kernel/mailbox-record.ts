@@ -1,6 +1,6 @@
 import { type CoreMessage, type Ledger, MailboxCore, type MailboxHooks, type ReceiveRequest, type SendWaiter } from '../core/mailbox-core.js';
 import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
-import { MailboxRights } from '../core/rights.js';
+import { type GranteesInfo, MailboxRights } from '../core/rights.js';
 import type { Session } from './session.js';
 
 /** A message as the kernel holds it. `payload` is a view of the bytes received. */
@@ -109,8 +109,8 @@ export interface MailboxInfo {
   owner: string;
   maxMessageSize: number;
   fixedMessageSize: number | null;
-  senders: 'everyone' | readonly string[];
-  receivers: 'everyone' | readonly string[];
+  senders: GranteesInfo;
+  receivers: GranteesInfo;
   depth: number;
   bytes: number;
   attached: number;

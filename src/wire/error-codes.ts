@@ -24,6 +24,7 @@ const CODES: readonly IpcErrorCode[] = [
   'NATIVE_UNAVAILABLE',
   'OWNER_DEAD',
   'INVALID_ARGUMENT',
+  'SEGMENT_EXISTS',
 ];
 
 const NUMBERS = new Map<IpcErrorCode, number>(CODES.map((c, i) => [c, i]));

@@ -13,12 +13,24 @@ type Op =
   | { kind: 'clear' };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('push' as const), value: fc.integer({ min: 0, max: 50 }) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('unshift' as const), value: fc.integer({ min: 0, max: 50 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ kind: fc.constant('push' as const), value: fc.integer({ min: 0, max: 50 }) }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('unshift' as const), value: fc.integer({ min: 0, max: 50 }) }),
+  },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('shift' as const) }) },
   // Indexes run past the end on purpose: out-of-range removeAt must return undefined and change nothing.
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('removeAt' as const), index: fc.integer({ min: -2, max: 70 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), value: fc.integer({ min: 0, max: 50 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('removeAt' as const), index: fc.integer({ min: -2, max: 70 }) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('remove' as const), value: fc.integer({ min: 0, max: 50 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('clear' as const) }) },
 );
 
@@ -64,14 +76,18 @@ function assertSame(d: Deque<number>, model: number[]): void {
 describe('Deque', () => {
   it('behaves like an array under random push/unshift/shift/removeAt/remove/clear sequences', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 20 }), fc.array(opArb, { maxLength: 300 }), (initialCapacity, ops) => {
-        const d = new Deque<number>(initialCapacity);
-        const model: number[] = [];
-        for (const op of ops) {
-          apply(d, model, op);
-          assertSame(d, model);
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 20 }),
+        fc.array(opArb, { maxLength: 300 }),
+        (initialCapacity, ops) => {
+          const d = new Deque<number>(initialCapacity);
+          const model: number[] = [];
+          for (const op of ops) {
+            apply(d, model, op);
+            assertSame(d, model);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

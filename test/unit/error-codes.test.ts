@@ -31,6 +31,7 @@ const WIRE = {
   NATIVE_UNAVAILABLE: 19,
   OWNER_DEAD: 20,
   INVALID_ARGUMENT: 21,
+  SEGMENT_EXISTS: 22,
 } as const satisfies Record<IpcErrorCode, number>;
 
 const CODES = Object.keys(WIRE) as IpcErrorCode[];

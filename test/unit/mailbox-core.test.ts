@@ -32,7 +32,12 @@ interface Harness {
   deliveredTo(receiver: number): number[];
 }
 
-function harness(capacity: number, delivery: DeliveryPolicy = 'round-robin', random?: () => number, ledger: Ledger = { used: 0 }): Harness {
+function harness(
+  capacity: number,
+  delivery: DeliveryPolicy = 'round-robin',
+  random?: () => number,
+  ledger: Ledger = { used: 0 },
+): Harness {
   const deliveries: Delivery[] = [];
   const admitted: SendWaiter<Msg>[] = [];
   const core = new MailboxCore<Msg>(
@@ -56,7 +61,8 @@ function harness(capacity: number, delivery: DeliveryPolicy = 'round-robin', ran
 /** Receive (nonblocking, unfiltered) until empty; returns the ids in the order taken. */
 function drain(core: MailboxCore<Msg>, receiver: number): number[] {
   const out: number[] = [];
-  for (let m = core.receive(receiver, {}, false); m !== undefined; m = core.receive(receiver, {}, false)) out.push(m.id);
+  for (let m = core.receive(receiver, {}, false); m !== undefined; m = core.receive(receiver, {}, false))
+    out.push(m.id);
   return out;
 }
 
@@ -202,21 +208,15 @@ describe('MailboxCore: capacity 0 (rendezvous)', () => {
     assert.throws(() => harness(0, 'broadcast'), RangeError);
   });
 
-  // Contract question, not a settled bug: the header says "Delivery order: highest priority first" without
-  // exempting rendezvous, but with capacity 0 parked senders are taken strictly in parking order.
-  it(
-    'rendezvous: a receive takes the highest-priority parked sender first',
-    { todo: 'contract question: capacity 0 serves parked senders FIFO, ignoring priority (mailbox-core.ts takeFor/pump)' },
-    () => {
-      const h = harness(0);
-      h.core.attach(1);
-      const low = h.msg(1, 0);
-      const high = h.msg(2, 9);
-      h.core.park({ message: low });
-      h.core.park({ message: high });
-      assert.equal(h.core.receive(1, {}, false), high);
-    },
-  );
+  it('rendezvous: a receive takes the highest-priority parked sender first', () => {
+    const h = harness(0);
+    h.core.attach(1);
+    const low = h.msg(1, 0);
+    const high = h.msg(2, 9);
+    h.core.park({ message: low });
+    h.core.park({ message: high });
+    assert.equal(h.core.receive(1, {}, false), high);
+  });
 });
 
 describe('MailboxCore: capacity N', () => {
@@ -692,22 +692,16 @@ describe('MailboxCore: selective receive (from)', () => {
     assert.equal(h.core.waitingReceivers, 1);
   });
 
-  it(
-    'broadcast: a parked filtered request is answered by a matching copy queued behind another sender’s',
-    {
-      todo: 'bug: mailbox-core.ts pump() broadcast branch only offers the head copy (ready(r, peek)); a parked {from} request never sees a matching copy behind a non-matching head',
-    },
-    () => {
-      const h = harness(10, 'broadcast');
-      h.core.attach(1);
-      h.core.send(h.msg(1), false);
-      const q = { from: 2 };
-      assert.equal(h.core.receive(1, q, true), undefined);
-      const wanted = h.msg(2);
-      h.core.send(wanted, false);
-      assert.deepEqual(h.deliveries, [{ receiver: 1, request: q, message: wanted }]);
-    },
-  );
+  it('broadcast: a parked filtered request is answered by a matching copy queued behind another sender’s', () => {
+    const h = harness(10, 'broadcast');
+    h.core.attach(1);
+    h.core.send(h.msg(1), false);
+    const q = { from: 2 };
+    assert.equal(h.core.receive(1, q, true), undefined);
+    const wanted = h.msg(2);
+    h.core.send(wanted, false);
+    assert.deepEqual(h.deliveries, [{ receiver: 1, request: q, message: wanted }]);
+  });
 });
 
 describe('MailboxCore: requeue', () => {
@@ -863,127 +857,152 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('receive' as const), block: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('prefetch' as const), delta: fc.integer({ min: 1, max: 3 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('prefetch' as const), delta: fc.integer({ min: 1, max: 3 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }) },
 );
 
 describe('MailboxCore: property, bounded mailbox with one receiver', () => {
   it('delivers every accepted message exactly once, in priority-then-FIFO order of what is queued, never above capacity', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 5 }), fc.array(stepArb, { maxLength: 120 }), (capacity, steps) => {
-        // The model follows the hooks: it checks each admission and each delivery when it happens
-        // against what should be queued at that moment, and checks after every step that the core
-        // has settled (no deliverable message left with demand, no room left with a sender waiting).
-        const queue: Msg[] = [];
-        const parked: SendWaiter<Msg>[] = [];
-        let requests = 0;
-        let prefetch = 0;
-        const accepted = new Set<number>();
-        const cancelled = new Set<number>();
-        const delivered: number[] = [];
-        let nextId = 1;
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.array(stepArb, { maxLength: 120 }),
+        (capacity, steps) => {
+          // The model follows the hooks: it checks each admission and each delivery when it happens
+          // against what should be queued at that moment, and checks after every step that the core
+          // has settled (no deliverable message left with demand, no room left with a sender waiting).
+          const queue: Msg[] = [];
+          const parked: SendWaiter<Msg>[] = [];
+          let requests = 0;
+          let prefetch = 0;
+          const accepted = new Set<number>();
+          const cancelled = new Set<number>();
+          const delivered: number[] = [];
+          let nextId = 1;
 
-        const head = (): Msg | undefined => {
-          let best: Msg | undefined;
-          for (const m of queue) if (best === undefined || m.priority > best.priority) best = m;
-          return best;
-        };
-        const take = (m: Msg): void => {
-          queue.splice(queue.indexOf(m), 1);
-          delivered.push(m.id);
-        };
+          const head = (): Msg | undefined => {
+            let best: Msg | undefined;
+            for (const m of queue) if (best === undefined || m.priority > best.priority) best = m;
+            return best;
+          };
+          const take = (m: Msg): void => {
+            queue.splice(queue.indexOf(m), 1);
+            delivered.push(m.id);
+          };
 
-        const ledger: Ledger = { used: 0 };
-        const core = new MailboxCore<Msg>(
-          { capacity, delivery: 'exclusive', ledger },
-          {
-            deliver: (receiver, request, message) => {
-              assert.equal(receiver.id, 1);
-              assert.equal(message, head(), 'delivered message is the priority-then-FIFO head of the queue');
-              if (request !== undefined) {
-                assert.ok(requests > 0);
-                requests--;
-              } else {
-                assert.ok(prefetch > 0);
-                prefetch--;
-              }
-              take(message);
+          const ledger: Ledger = { used: 0 };
+          const core = new MailboxCore<Msg>(
+            { capacity, delivery: 'exclusive', ledger },
+            {
+              deliver: (receiver, request, message) => {
+                assert.equal(receiver.id, 1);
+                assert.equal(
+                  message,
+                  head(),
+                  'delivered message is the priority-then-FIFO head of the queue',
+                );
+                if (request !== undefined) {
+                  assert.ok(requests > 0);
+                  requests--;
+                } else {
+                  assert.ok(prefetch > 0);
+                  prefetch--;
+                }
+                take(message);
+              },
+              admitted: (waiter) => {
+                assert.equal(waiter, parked[0], 'senders are admitted in the order they parked');
+                assert.ok(queue.length < capacity, 'a sender is admitted only into a free slot');
+                parked.shift();
+                queue.push(waiter.message);
+              },
             },
-            admitted: (waiter) => {
-              assert.equal(waiter, parked[0], 'senders are admitted in the order they parked');
-              assert.ok(queue.length < capacity, 'a sender is admitted only into a free slot');
-              parked.shift();
-              queue.push(waiter.message);
-            },
-          },
-        );
-        core.attach(1);
+          );
+          core.attach(1);
 
-        for (const step of steps) {
-          switch (step.kind) {
-            case 'send': {
-              const m: Msg = { id: nextId++, sender: step.sender, priority: step.priority, size: step.size };
-              if (parked.length === 0 && queue.length < capacity) {
-                queue.push(m);
-                accepted.add(m.id);
-                assert.equal(core.send(m, step.block), 'queued');
-              } else if (step.block) {
-                assert.equal(core.send(m, true), 'blocked');
-                const w = { message: m };
-                parked.push(w);
-                accepted.add(m.id);
-                core.park(w);
-              } else {
-                assert.equal(core.send(m, false), 'would-block');
+          for (const step of steps) {
+            switch (step.kind) {
+              case 'send': {
+                const m: Msg = {
+                  id: nextId++,
+                  sender: step.sender,
+                  priority: step.priority,
+                  size: step.size,
+                };
+                if (parked.length === 0 && queue.length < capacity) {
+                  queue.push(m);
+                  accepted.add(m.id);
+                  assert.equal(core.send(m, step.block), 'queued');
+                } else if (step.block) {
+                  assert.equal(core.send(m, true), 'blocked');
+                  const w = { message: m };
+                  parked.push(w);
+                  accepted.add(m.id);
+                  core.park(w);
+                } else {
+                  assert.equal(core.send(m, false), 'would-block');
+                }
+                break;
               }
-              break;
+              case 'receive': {
+                const expected = head();
+                if (expected !== undefined) take(expected);
+                const got = core.receive(1, {}, step.block);
+                assert.equal(got, expected);
+                if (expected === undefined && step.block) requests++;
+                break;
+              }
+              case 'prefetch':
+                prefetch += step.delta;
+                core.addPrefetch(1, step.delta);
+                break;
+              case 'cancel': {
+                if (parked.length === 0) break;
+                const w = parked.splice(step.pick % parked.length, 1)[0]!;
+                cancelled.add(w.message.id);
+                assert.equal(core.cancelSend(w), true);
+                break;
+              }
             }
-            case 'receive': {
-              const expected = head();
-              if (expected !== undefined) take(expected);
-              const got = core.receive(1, {}, step.block);
-              assert.equal(got, expected);
-              if (expected === undefined && step.block) requests++;
-              break;
-            }
-            case 'prefetch':
-              prefetch += step.delta;
-              core.addPrefetch(1, step.delta);
-              break;
-            case 'cancel': {
-              if (parked.length === 0) break;
-              const w = parked.splice(step.pick % parked.length, 1)[0]!;
-              cancelled.add(w.message.id);
-              assert.equal(core.cancelSend(w), true);
-              break;
-            }
+            assert.ok(core.depth() <= capacity, 'depth never exceeds capacity');
+            assert.equal(core.depth(), queue.length);
+            assert.equal(core.waitingSenders, parked.length);
+            assert.equal(core.waitingReceivers, requests);
+            assert.equal(
+              ledger.used,
+              queue.reduce((n, m) => n + m.size, 0),
+            );
+            assert.ok(
+              queue.length === 0 || requests + prefetch === 0,
+              'no message waits while the receiver has demand',
+            );
+            assert.ok(
+              parked.length === 0 || queue.length === capacity,
+              'no sender waits while there is room',
+            );
           }
-          assert.ok(core.depth() <= capacity, 'depth never exceeds capacity');
-          assert.equal(core.depth(), queue.length);
-          assert.equal(core.waitingSenders, parked.length);
-          assert.equal(core.waitingReceivers, requests);
-          assert.equal(ledger.used, queue.reduce((n, m) => n + m.size, 0));
-          assert.ok(queue.length === 0 || requests + prefetch === 0, 'no message waits while the receiver has demand');
-          assert.ok(parked.length === 0 || queue.length === capacity, 'no sender waits while there is room');
-        }
 
-        // Drain: enough demand for everything still queued or parked.
-        const rest = queue.length + parked.length;
-        prefetch += rest;
-        core.addPrefetch(1, rest);
-        assert.equal(queue.length, 0);
-        assert.equal(parked.length, 0);
-        assert.equal(core.depth(), 0);
-        assert.equal(ledger.used, 0);
-        assert.equal(core.bytes, 0);
-        assert.equal(new Set(delivered).size, delivered.length, 'no message is delivered twice');
-        const expected = [...accepted].filter((id) => !cancelled.has(id)).sort((a, b) => a - b);
-        assert.deepEqual(
-          [...delivered].sort((a, b) => a - b),
-          expected,
-          'every accepted, uncancelled message is delivered',
-        );
-      }),
+          // Drain: enough demand for everything still queued or parked.
+          const rest = queue.length + parked.length;
+          prefetch += rest;
+          core.addPrefetch(1, rest);
+          assert.equal(queue.length, 0);
+          assert.equal(parked.length, 0);
+          assert.equal(core.depth(), 0);
+          assert.equal(ledger.used, 0);
+          assert.equal(core.bytes, 0);
+          assert.equal(new Set(delivered).size, delivered.length, 'no message is delivered twice');
+          const expected = [...accepted].filter((id) => !cancelled.has(id)).sort((a, b) => a - b);
+          assert.deepEqual(
+            [...delivered].sort((a, b) => a - b),
+            expected,
+            'every accepted, uncancelled message is delivered',
+          );
+        },
+      ),
       { numRuns: 500 },
     );
   });

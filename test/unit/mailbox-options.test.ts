@@ -62,7 +62,10 @@ describe('resolveMailboxOptions: defaults', () => {
   });
 
   it("maps capacity 'unbounded' to Infinity and accepts 0 and 2**31", () => {
-    assert.equal(resolveMailboxOptions({ capacity: 'unbounded' }, KERNEL_MAX).capacity, Number.POSITIVE_INFINITY);
+    assert.equal(
+      resolveMailboxOptions({ capacity: 'unbounded' }, KERNEL_MAX).capacity,
+      Number.POSITIVE_INFINITY,
+    );
     assert.equal(resolveMailboxOptions({ capacity: 0 }, KERNEL_MAX).capacity, 0);
     assert.equal(resolveMailboxOptions({ capacity: 2 ** 31 }, KERNEL_MAX).capacity, 2 ** 31);
   });
@@ -75,7 +78,10 @@ describe('resolveMailboxOptions: defaults', () => {
 
   it('accepts maxMessageSize 0 and equal to the kernel limit, fixedMessageSize 0', () => {
     assert.equal(resolveMailboxOptions({ maxMessageSize: 0 }, KERNEL_MAX).maxMessageSize, 0);
-    assert.equal(resolveMailboxOptions({ maxMessageSize: KERNEL_MAX }, KERNEL_MAX).maxMessageSize, KERNEL_MAX);
+    assert.equal(
+      resolveMailboxOptions({ maxMessageSize: KERNEL_MAX }, KERNEL_MAX).maxMessageSize,
+      KERNEL_MAX,
+    );
     assert.equal(resolveMailboxOptions({ fixedMessageSize: 0 }, KERNEL_MAX).fixedMessageSize, 0);
   });
 
@@ -89,19 +95,35 @@ describe('resolveMailboxOptions: defaults', () => {
 describe('resolveMailboxOptions: validation names the option', () => {
   for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31 + 1, '5', 'infinite', true]) {
     it(`capacity ${String(bad)} → RangeError naming capacity`, () => {
-      throwsNaming(() => resolveMailboxOptions(untyped({ capacity: bad }), KERNEL_MAX), RangeError, 'capacity');
+      throwsNaming(
+        () => resolveMailboxOptions(untyped({ capacity: bad }), KERNEL_MAX),
+        RangeError,
+        'capacity',
+      );
     });
   }
 
   for (const bad of ['fifo', 'Broadcast', '', 3]) {
     it(`delivery ${JSON.stringify(bad)} → RangeError naming delivery`, () => {
-      throwsNaming(() => resolveMailboxOptions(untyped({ delivery: bad }), KERNEL_MAX), RangeError, 'delivery');
+      throwsNaming(
+        () => resolveMailboxOptions(untyped({ delivery: bad }), KERNEL_MAX),
+        RangeError,
+        'delivery',
+      );
     });
   }
 
   it('broadcast with capacity 0 → RangeError naming capacity and broadcast', () => {
-    throwsNaming(() => resolveMailboxOptions({ capacity: 0, delivery: 'broadcast' }, KERNEL_MAX), RangeError, 'capacity');
-    throwsNaming(() => resolveMailboxOptions({ capacity: 0, delivery: 'broadcast' }, KERNEL_MAX), RangeError, 'broadcast');
+    throwsNaming(
+      () => resolveMailboxOptions({ capacity: 0, delivery: 'broadcast' }, KERNEL_MAX),
+      RangeError,
+      'capacity',
+    );
+    throwsNaming(
+      () => resolveMailboxOptions({ capacity: 0, delivery: 'broadcast' }, KERNEL_MAX),
+      RangeError,
+      'broadcast',
+    );
   });
 
   for (const bad of ['thread', 'System', '']) {
@@ -112,7 +134,11 @@ describe('resolveMailboxOptions: validation names the option', () => {
 
   for (const bad of [-1, 1.5, Number.NaN, KERNEL_MAX + 1, '10']) {
     it(`maxMessageSize ${String(bad)} → RangeError naming maxMessageSize`, () => {
-      throwsNaming(() => resolveMailboxOptions(untyped({ maxMessageSize: bad }), KERNEL_MAX), RangeError, 'maxMessageSize');
+      throwsNaming(
+        () => resolveMailboxOptions(untyped({ maxMessageSize: bad }), KERNEL_MAX),
+        RangeError,
+        'maxMessageSize',
+      );
     });
   }
 
@@ -127,7 +153,11 @@ describe('resolveMailboxOptions: validation names the option', () => {
   }
 
   it('fixedMessageSize above the kernel limit (no maxMessageSize given) → RangeError', () => {
-    throwsNaming(() => resolveMailboxOptions({ fixedMessageSize: KERNEL_MAX + 1 }, KERNEL_MAX), RangeError, 'fixedMessageSize');
+    throwsNaming(
+      () => resolveMailboxOptions({ fixedMessageSize: KERNEL_MAX + 1 }, KERNEL_MAX),
+      RangeError,
+      'fixedMessageSize',
+    );
   });
 
   for (const key of ['senders', 'receivers'] as const) {
@@ -141,7 +171,15 @@ describe('resolveMailboxOptions: validation names the option', () => {
 
 describe('validateName', () => {
   it('returns a valid name unchanged, up to 255 UTF-8 bytes', () => {
-    for (const name of ['worker', 'a', 'svc.logs/v1', 'mail@box', 'ñandú', 'x'.repeat(255), 'é'.repeat(127)]) {
+    for (const name of [
+      'worker',
+      'a',
+      'svc.logs/v1',
+      'mail@box',
+      'ñandú',
+      'x'.repeat(255),
+      'é'.repeat(127),
+    ]) {
       assert.equal(validateName('mailbox', name), name);
     }
   });

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { IpcError } from '../../src/errors.js';
-import { codecId, codecName, decodePayload, encodePayload, inferCodec } from '../../src/wire/payload-codec.js';
+import {
+  codecId,
+  codecName,
+  decodePayload,
+  encodePayload,
+  inferCodec,
+} from '../../src/wire/payload-codec.js';
 import { CODEC_NAMES, Codec, type CodecId, type CodecName } from '../../src/wire/protocol.js';
 
 function roundTrip(value: unknown, codec: CodecId): unknown {
@@ -16,7 +22,13 @@ function withoutNegativeZero(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(withoutNegativeZero);
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) Object.defineProperty(out, k, { value: withoutNegativeZero(x), enumerable: true, writable: true, configurable: true });
+    for (const [k, x] of Object.entries(v))
+      Object.defineProperty(out, k, {
+        value: withoutNegativeZero(x),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     return out;
   }
   return v;
@@ -25,10 +37,7 @@ function withoutNegativeZero(v: unknown): unknown {
 describe('payload codecs: names and ids', () => {
   it('codecId and codecName are inverse for every codec', () => {
     for (const name of CODEC_NAMES) assert.equal(codecName(codecId(name)), name);
-    assert.deepEqual(
-      CODEC_NAMES.map(codecId),
-      [Codec.BYTES, Codec.STRING, Codec.JSON, Codec.V8],
-    );
+    assert.deepEqual(CODEC_NAMES.map(codecId), [Codec.BYTES, Codec.STRING, Codec.JSON, Codec.V8]);
   });
 
   it('an unknown codec name is a RangeError; an unknown codec id is an IpcError PROTOCOL', () => {
@@ -98,7 +107,14 @@ describe('payload codecs: round trips', () => {
   it('v8 structured-clone values round trip (maps, sets, dates, typed arrays, bigints, sparse arrays)', () => {
     fc.assert(
       fc.property(
-        fc.anything({ withMap: true, withSet: true, withDate: true, withTypedArray: true, withBigInt: true, withSparseArray: true }),
+        fc.anything({
+          withMap: true,
+          withSet: true,
+          withDate: true,
+          withTypedArray: true,
+          withBigInt: true,
+          withSparseArray: true,
+        }),
         (v) => {
           assert.deepStrictEqual(roundTrip(v, Codec.V8), v);
         },
@@ -107,21 +123,28 @@ describe('payload codecs: round trips', () => {
   });
 
   it('v8 keeps -0, NaN and undefined that JSON cannot', () => {
-    assert.deepStrictEqual(roundTrip({ z: -0, n: Number.NaN, u: undefined }, Codec.V8), { z: -0, n: Number.NaN, u: undefined });
+    assert.deepStrictEqual(roundTrip({ z: -0, n: Number.NaN, u: undefined }, Codec.V8), {
+      z: -0,
+      n: Number.NaN,
+      u: undefined,
+    });
   });
 });
 
 describe('payload codecs: misuse', () => {
   it('the bytes codec refuses anything but Uint8Array or ArrayBuffer (TypeError)', () => {
-    for (const v of ['text', 1, null, {}, [1, 2]]) assert.throws(() => encodePayload(v, Codec.BYTES), TypeError);
+    for (const v of ['text', 1, null, {}, [1, 2]])
+      assert.throws(() => encodePayload(v, Codec.BYTES), TypeError);
   });
 
   it('the string codec refuses non-strings (TypeError)', () => {
-    for (const v of [1, null, {}, new Uint8Array(1)]) assert.throws(() => encodePayload(v, Codec.STRING), TypeError);
+    for (const v of [1, null, {}, new Uint8Array(1)])
+      assert.throws(() => encodePayload(v, Codec.STRING), TypeError);
   });
 
   it('the JSON codec refuses values JSON cannot represent (TypeError)', () => {
-    for (const v of [undefined, () => 1, Symbol('s'), 10n]) assert.throws(() => encodePayload(v, Codec.JSON), TypeError);
+    for (const v of [undefined, () => 1, Symbol('s'), 10n])
+      assert.throws(() => encodePayload(v, Codec.JSON), TypeError);
   });
 
   it('an unknown codec id: encode throws RangeError, decode throws IpcError PROTOCOL', () => {

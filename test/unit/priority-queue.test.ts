@@ -17,13 +17,33 @@ type Op =
   | { kind: 'clear' };
 
 // A few priorities used densely (so FIFO-within-priority is exercised) plus the extremes 0 and 31.
-const priorityArb = fc.oneof(fc.constantFrom(0, 1, 2, 30, 31), fc.integer({ min: MIN_PRIORITY, max: MAX_PRIORITY }));
+const priorityArb = fc.oneof(
+  fc.constantFrom(0, 1, 2, 30, 31),
+  fc.integer({ min: MIN_PRIORITY, max: MAX_PRIORITY }),
+);
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('push' as const), priority: priorityArb, tag: fc.integer({ min: 0, max: 3 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('unshift' as const), priority: priorityArb, tag: fc.integer({ min: 0, max: 3 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('push' as const),
+      priority: priorityArb,
+      tag: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('unshift' as const),
+      priority: priorityArb,
+      tag: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('shift' as const) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('takeFirst' as const), tag: fc.integer({ min: 0, max: 4 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('takeFirst' as const), tag: fc.integer({ min: 0, max: 4 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('clear' as const) }) },
 );
 
@@ -117,10 +137,7 @@ describe('PriorityQueue', () => {
     pq.push({ priority: 31, id: 2, tag: 0 });
     pq.push({ priority: 30, id: 3, tag: 0 });
     assert.equal(pq.peek()?.id, 2);
-    assert.deepEqual(
-      [pq.shift()?.id, pq.shift()?.id, pq.shift()?.id],
-      [2, 3, 1],
-    );
+    assert.deepEqual([pq.shift()?.id, pq.shift()?.id, pq.shift()?.id], [2, 3, 1]);
     assert.equal(pq.peek(), undefined);
     assert.equal(pq.shift(), undefined);
   });

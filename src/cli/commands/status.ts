@@ -1,3 +1,4 @@
+import type { GranteesInfo } from '../../core/rights.js';
 import type { KernelStatus } from '../../kernel/control.js';
 import { connectFromCli, type GlobalOptions } from './common.js';
 
@@ -6,8 +7,10 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-function rights(v: 'everyone' | readonly string[]): string {
-  return v === 'everyone' ? '*' : v.length === 0 ? '-' : v.join(',');
+function rights(v: GranteesInfo): string {
+  if (v === 'everyone') return '*';
+  if ('except' in v) return `*-${v.except.join(',-')}`;
+  return v.length === 0 ? '-' : v.join(',');
 }
 
 export function formatStatus(s: KernelStatus, self: string): string {

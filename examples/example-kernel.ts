@@ -1,0 +1,82 @@
+/**
+ * What every example shares: a kernel to talk to, and participant processes
+ * started from the example's own compiled file with a role argument.
+ *
+ * - If IPCBOX_SOCKET is set (an `ipcbox daemon` is running), the example uses
+ *   that kernel; otherwise it embeds one (`startKernel`) on a private
+ *   temporary socket for as long as the example runs.
+ * - Participants are real OS processes. Their stdout lines are relayed as
+ *   `[<name>] <line>`; a participant says it is ready by printing `ready`.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { startKernel } from '../src/index.js';
+
+/** Run `main` with the socket of a kernel: $IPCBOX_SOCKET's, or one embedded for the duration. */
+export async function withKernel<T>(main: (socketPath: string) => Promise<T>): Promise<T> {
+  const existing = process.env.IPCBOX_SOCKET;
+  if (existing !== undefined && existing !== '') return main(existing);
+  const dir = mkdtempSync(join(tmpdir(), 'ipcbox-example-'));
+  const kernel = await startKernel({ socketPath: join(dir, 'kernel.sock') });
+  try {
+    return await main(kernel.socketPath);
+  } finally {
+    await kernel.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface Participant {
+  readonly name: string;
+  /** Resolves when the participant printed `ready`; rejects if it exits first. */
+  readonly ready: Promise<void>;
+  /** Resolves when it exits with code 0; rejects otherwise. */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Start `node <exampleFile> <role> ...args` as a participant connected to
+ * the kernel at `socketPath` (passed as IPCBOX_SOCKET).
+ */
+export function startParticipant(
+  exampleUrl: string,
+  name: string,
+  args: string[],
+  socketPath: string,
+): Participant {
+  const child = spawn(process.execPath, [fileURLToPath(exampleUrl), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, IPCBOX_SOCKET: socketPath },
+  });
+  let markReady!: () => void;
+  let failReady!: (e: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    markReady = resolve;
+    failReady = reject;
+  });
+  // A participant that never needed to announce readiness must not leave a dangling rejection.
+  ready.catch(() => {});
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (line === 'ready') markReady();
+    else process.stdout.write(`[${name}] ${line}\n`);
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    // 'close' (not 'exit'): every line the participant printed has been relayed by then.
+    child.once('close', (code, signal) => {
+      const failure = new Error(`${name} exited with ${code ?? signal}`);
+      failReady(failure);
+      if (code === 0) resolve();
+      else reject(failure);
+    });
+  });
+  return { name, ready, done };
+}
+
+/** The role argument a participant was started with, or undefined in the example's main process. */
+export function roleOf(argv: string[] = process.argv): string | undefined {
+  return argv[2];
+}

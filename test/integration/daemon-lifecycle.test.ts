@@ -1,0 +1,146 @@
+/**
+ * The daemon's lifecycle as processes see it: stopping under connected
+ * clients (their waits reject KERNEL_UNAVAILABLE, 'disconnect' fires, the
+ * socket file goes), refusing to start twice on one socket, replacing a stale
+ * socket left by a killed daemon, and the socket's permissions.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { connect, type IpcError } from '../../src/index.js';
+import { CLI, runCli, startDaemon, tempDir, waitFor } from '../helpers/kernel-harness.js';
+import { type PeerMessage, RemotePeer } from './remote-peer.js';
+
+/** A daemon on a socket path of our choosing (the harness picks its own). */
+interface OwnDaemon {
+  child: ChildProcess;
+  exit: Promise<number | null>;
+  output(): string;
+}
+
+async function daemonAt(socketPath: string): Promise<OwnDaemon> {
+  const child = spawn(process.execPath, [CLI, '--socket', socketPath, 'daemon'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await Promise.race([
+    waitFor(() => out.includes('listening on'), 15_000, 'the daemon to listen'),
+    exit.then((code) => {
+      throw new Error(`daemon exited early with ${code}: ${out}`);
+    }),
+  ]);
+  return { child, exit, output: () => out };
+}
+
+const cleanup: Array<() => Promise<void> | void> = [];
+
+after(async () => {
+  for (const f of cleanup.reverse()) await f();
+});
+
+function ownDir(): string {
+  const dir = tempDir();
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function killOnCleanup(child: ChildProcess): void {
+  cleanup.push(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+}
+
+describe('daemon lifecycle', () => {
+  test("SIGTERM under connected clients: pending receives reject KERNEL_UNAVAILABLE, 'disconnect' fires, the socket file is removed", async () => {
+    const daemon = await startDaemon();
+    cleanup.push(async () => {
+      await daemon.stop();
+    });
+    const me = await connect({ socketPath: daemon.socketPath, name: 'life-test' });
+    const peer = await RemotePeer.start(daemon.socketPath, 'life-peer');
+    cleanup.push(() => peer.stop());
+    const mb = await me.createMailbox('life-box', { capacity: 4 });
+    await peer.ok('open', { mailbox: 'life-box' });
+
+    const disconnects: IpcError[] = [];
+    me.on('disconnect', (e) => disconnects.push(e));
+    const myReceive = mb.receive();
+    myReceive.catch(() => {});
+    const peerReceive = peer.start<PeerMessage>('receive', { mailbox: 'life-box' });
+    await waitFor(async () => (await mb.stat()).waitingReceivers === 2, 10_000, 'both receives parked');
+
+    daemon.child.kill('SIGTERM');
+    assert.equal(await once(daemon.child, 'exit').then(([code]) => code as number | null), 0, 'the daemon exits cleanly');
+
+    await assert.rejects(myReceive, { code: 'KERNEL_UNAVAILABLE' });
+    const r = await peerReceive.reply;
+    assert.equal(r.code, 'KERNEL_UNAVAILABLE', `the peer's receive: ${r.code} ${r.message}`);
+    await waitFor(() => disconnects.length === 1, 10_000, "the 'disconnect' event");
+    assert.equal(disconnects[0]!.code, 'KERNEL_UNAVAILABLE');
+    assert.equal((await peer.waitEvent('disconnect')).code, 'KERNEL_UNAVAILABLE');
+    assert.equal(existsSync(daemon.socketPath), false, 'the socket file is gone');
+
+    await assert.rejects(mb.send('after'), { code: 'KERNEL_UNAVAILABLE' }, 'later operations fail at once');
+    await assert.rejects(connect({ socketPath: daemon.socketPath }), { code: 'KERNEL_UNAVAILABLE' });
+  });
+
+  test("a second daemon on the same socket fails with exit code 1 and 'already listening'; the first keeps serving", async () => {
+    const daemon = await startDaemon();
+    cleanup.push(async () => {
+      await daemon.stop();
+    });
+    const second = await runCli(['daemon'], daemon.socketPath);
+    assert.equal(second.code, 1, second.stderr);
+    assert.match(second.stderr, /already listening/);
+    const p = await connect({ socketPath: daemon.socketPath });
+    assert.equal((await p.status()).kernel.pid, daemon.child.pid, 'the first daemon still answers');
+    await p.close();
+  });
+
+  test('a stale socket file left by a SIGKILLed daemon is replaced by the next start', async () => {
+    const socketPath = join(ownDir(), 'kernel.sock');
+    const first = await daemonAt(socketPath);
+    killOnCleanup(first.child);
+    first.child.kill('SIGKILL');
+    await first.exit;
+    assert.ok(existsSync(socketPath), 'the killed daemon left its socket file behind');
+    await assert.rejects(connect({ socketPath, timeout: 2000 }), { code: 'KERNEL_UNAVAILABLE' });
+
+    const second = await daemonAt(socketPath);
+    killOnCleanup(second.child);
+    const p = await connect({ socketPath });
+    const mb = await p.createMailbox('after-restart');
+    await mb.send('works');
+    assert.equal((await mb.receive({ timeout: 10_000 })).data, 'works');
+    assert.equal((await p.status()).kernel.pid, second.child.pid);
+    await p.close();
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exit, 0);
+  });
+
+  test('the socket file is mode 0600 and a directory the daemon creates (or tightens) is 0700', async () => {
+    const base = ownDir();
+    const created = join(base, 'fresh', 'nested');
+    const loose = join(base, 'loose');
+    mkdirSync(loose, { mode: 0o755 });
+    chmodSync(loose, 0o755);
+    for (const dir of [created, loose]) {
+      const socketPath = join(dir, 'kernel.sock');
+      const d = await daemonAt(socketPath);
+      killOnCleanup(d.child);
+      assert.equal(statSync(socketPath).mode & 0o777, 0o600, `${socketPath} mode`);
+      assert.equal(statSync(dir).mode & 0o777, 0o700, `${dir} mode`);
+      d.child.kill('SIGTERM');
+      assert.equal(await d.exit, 0);
+      assert.equal(existsSync(socketPath), false, 'SIGTERM removes the socket file');
+    }
+  });
+});
