@@ -32,6 +32,8 @@ export async function withKernel<T>(main: (socketPath: string) => Promise<T>): P
 
 export interface Participant {
   readonly name: string;
+  /** Every line it printed so far (without the `ready` line). */
+  readonly lines: string[];
   /** Resolves when the participant printed `ready`; rejects if it exits first. */
   readonly ready: Promise<void>;
   /** Resolves when it exits with code 0; rejects otherwise. */
@@ -60,9 +62,11 @@ export function startParticipant(
   });
   // A participant that never needed to announce readiness must not leave a dangling rejection.
   ready.catch(() => {});
+  const lines: string[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
-    if (line === 'ready') markReady();
-    else process.stdout.write(`[${name}] ${line}\n`);
+    if (line === 'ready') return markReady();
+    lines.push(line);
+    process.stdout.write(`[${name}] ${line}\n`);
   });
   const done = new Promise<void>((resolve, reject) => {
     // 'close' (not 'exit'): every line the participant printed has been relayed by then.
@@ -73,7 +77,7 @@ export function startParticipant(
       else reject(failure);
     });
   });
-  return { name, ready, done };
+  return { name, lines, ready, done };
 }
 
 /** The role argument a participant was started with, or undefined in the example's main process. */

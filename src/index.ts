@@ -2,7 +2,17 @@
  * ipcbox public API: everything a user imports comes from here.
  */
 export { connect, IpcProcess } from './client/process.js';
-export type { ConnectOptions, ExitEvent, MailboxClosedEvent, ReceiveFromOptions, SignalEvent } from './client/process.js';
+export type {
+  ConnectOptions,
+  ExitEvent,
+  MailboxClosedEvent,
+  ReceiveFromOptions,
+  RegisterSegmentOptions,
+  SegmentPeerExitEvent,
+  SegmentRemovedEvent,
+  SignalEvent,
+} from './client/process.js';
+export type { SegmentInfo, SegmentRole } from './kernel/segment-record.js';
 export { Mailbox } from './client/mailbox.js';
 export { Message } from './client/message.js';
 export type { IterateOptions } from './client/message-stream.js';
@@ -14,7 +24,7 @@ export type { MailboxInfo } from './kernel/mailbox-record.js';
 export { defaultSocketPath } from './kernel/socket-path.js';
 export type { MailboxOptions } from './core/mailbox-options.js';
 export type { DeliveryPolicy } from './core/mailbox-core.js';
-export type { Grantees, RightKind } from './core/rights.js';
+export type { Grantees, GranteesInfo, RightKind } from './core/rights.js';
 export type { CodecName } from './wire/protocol.js';
 export {
   AbortError,

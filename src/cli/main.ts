@@ -6,6 +6,7 @@ import { type GlobalOptions, parseIntOption } from './commands/common.js';
 import { createMailbox, removeMailbox } from './commands/mailbox.js';
 import { recv } from './commands/recv.js';
 import { send } from './commands/send.js';
+import { listSegments, removeSegment } from './commands/shm.js';
 import { signal } from './commands/signal.js';
 import { status } from './commands/status.js';
 import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
@@ -24,7 +25,7 @@ function intArg(label: string, max?: number) {
 const program = new Command();
 program
   .name('ipcbox')
-  .description('Inspect and drive ipcbox IPC objects: processes, mailboxes, signals.')
+  .description('Inspect and drive ipcbox IPC objects: processes, mailboxes, segments, signals.')
   .option('--socket <path>', 'kernel socket (default: $IPCBOX_SOCKET, $XDG_RUNTIME_DIR/ipcbox/kernel.sock, /tmp/ipcbox-<uid>/kernel.sock)')
   .option('--name <name>', 'process name this command connects as (default: assigned by the kernel)')
   .addHelpText('after', `\nTARGET names a mailbox, or a process as @name.\n\n${EXIT_CODES_HELP}\n`)
@@ -68,6 +69,17 @@ mailbox
   .command('rm <name>')
   .description('remove a mailbox (like ipcrm); pending operations on it fail with MAILBOX_CLOSED')
   .action((name: string) => removeMailbox(g(), name));
+
+const shm = program.command('shm').description('list or remove shared-memory segments');
+shm
+  .command('ls')
+  .description('list segments registered with the kernel')
+  .option('--json', 'machine-readable output')
+  .action((o: { json?: boolean }) => listSegments(g(), o));
+shm
+  .command('rm <name>')
+  .description('remove a segment (like ipcrm -m): registered ones through the kernel, others by unlinking the name')
+  .action((name: string) => removeSegment(g(), name));
 
 program
   .command('send <target> <message>')

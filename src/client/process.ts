@@ -4,6 +4,8 @@ import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js'
 import { IpcError, type IpcErrorCode } from '../errors.js';
 import type { KernelStatus, ProcessInfo } from '../kernel/control.js';
 import type { MailboxInfo } from '../kernel/mailbox-record.js';
+import type { SegmentInfo, SegmentRole } from '../kernel/segment-record.js';
+import type { Grantees } from '../core/rights.js';
 import { defaultSocketPath } from '../kernel/socket-path.js';
 import { Connection, type ReceiveOptions, type SendOptions, type Target } from './connection.js';
 import { Mailbox } from './mailbox.js';
@@ -44,7 +46,37 @@ export interface ReceiveFromOptions extends ReceiveOptions {
   from?: string;
 }
 
+export interface RegisterSegmentOptions {
+  /** Size in bytes (informational for others; the creator sizes the POSIX segment itself). */
+  size: number;
+  /** 'mailbox' for a shared-memory mailbox, else 'segment'. Default 'segment'. */
+  kind?: 'segment' | 'mailbox';
+  /** 'process' (default): removed when this process exits. 'system': lives until removed. */
+  ownership?: 'process' | 'system';
+  /** Free-form JSON others get on attach (layout, options). */
+  meta?: unknown;
+  senders?: Grantees;
+  receivers?: Grantees;
+  /** This process's own role. Default 'both'. */
+  role?: SegmentRole;
+}
+
+export interface SegmentRemovedEvent {
+  name: string;
+  reason: string;
+}
+
+export interface SegmentPeerExitEvent {
+  name: string;
+  process: string;
+  pid: number;
+  osPid: number;
+  role: SegmentRole;
+}
+
 interface ProcessEvents {
+  'segment-removed': [SegmentRemovedEvent];
+  'segment-peer-exit': [SegmentPeerExitEvent];
   signal: [SignalEvent];
   exit: [ExitEvent];
   'mailbox-closed': [MailboxClosedEvent];
@@ -217,6 +249,35 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     return new Mailbox(this.conn, target, info);
   }
 
+  // ---------------------------------------------------------------- shared-memory segments
+
+  /**
+   * Register a shared-memory segment with the kernel, which then tracks who is
+   * attached, enforces rights on attach, and unlinks it on removal or when its
+   * owning process exits. The data never passes through the kernel.
+   */
+  registerSegment(name: string, options: RegisterSegmentOptions): Promise<SegmentInfo> {
+    return this.conn.call<SegmentInfo>('segment.register', { name, ...options });
+  }
+
+  /** Attach to a registered segment in a role the rights allow (PERMISSION_DENIED, RECEIVER_BUSY). */
+  attachSegment(name: string, role: SegmentRole = 'attach'): Promise<SegmentInfo> {
+    return this.conn.call<SegmentInfo>('segment.attach', { name, role });
+  }
+
+  async detachSegment(name: string): Promise<void> {
+    await this.conn.call('segment.detach', { name });
+  }
+
+  /** Remove (unlink) a registered segment; owner only unless `force`. Attached processes get 'segment-removed'. */
+  async removeSegment(name: string, options: { force?: boolean } = {}): Promise<void> {
+    await this.conn.call('segment.remove', { name, force: options.force === true });
+  }
+
+  listSegments(): Promise<SegmentInfo[]> {
+    return this.conn.call<SegmentInfo[]>('segment.list');
+  }
+
   // ---------------------------------------------------------------- signals and monitors
 
   /** Send an asynchronous notice to a process; it arrives there as a 'signal' event. */
@@ -260,6 +321,18 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       }
       case 'ownership':
         this.emit('ownership', { mailbox: String(n.mailbox), from: String(n.from) });
+        return;
+      case 'segment-removed':
+        this.emit('segment-removed', { name: String(n.name), reason: String(n.reason) });
+        return;
+      case 'segment-peer-exit':
+        this.emit('segment-peer-exit', {
+          name: String(n.name),
+          process: String(n.process),
+          pid: Number(n.pid),
+          osPid: Number(n.osPid),
+          role: n.role as SegmentRole,
+        });
         return;
       case 'kernel-shutdown':
         return;

@@ -115,12 +115,17 @@ export class Kernel {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       const server = this.server;
-      for (const s of [...this.sessions.values()]) {
+      const sessions = [...this.sessions.values()];
+      for (const s of sessions) {
         s.sendNotice({ kind: 'kernel-shutdown' });
         s.flush();
         s.socket.end();
-        this.endSession(s, 'kernel-shutdown');
       }
+      // Nothing more is written: ending one session must not tell the others
+      // MAILBOX_CLOSED (for the mailboxes it owned); every client sees only
+      // its connection close, so its pending operations reject KERNEL_UNAVAILABLE.
+      for (const s of sessions) s.closed = true;
+      for (const s of sessions) this.endSession(s, 'kernel-shutdown');
       if (server) {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         try {

@@ -37,6 +37,11 @@ async function daemonAt(socketPath: string): Promise<OwnDaemon> {
       throw new Error(`daemon exited early with ${code}: ${out}`);
     }),
   ]);
+  // The daemon prints 'listening on' just before it installs its SIGTERM handler; one
+  // round trip through its event loop guarantees the handler is in place.
+  const probe = await connect({ socketPath });
+  await probe.status();
+  await probe.close();
   return { child, exit, output: () => out };
 }
 

@@ -46,6 +46,13 @@ export function formatStatus(s: KernelStatus, self: string): string {
     ]);
   }
   out.push(s.mailboxes.length === 0 ? '  (none)' : table(mr));
+  out.push('');
+  out.push('Segments');
+  const sr = [['NAME', 'SIZE', 'KIND', 'OWNERSHIP', 'OWNER', 'ATTACHED']];
+  for (const g of s.segments) {
+    sr.push([g.name, String(g.size), g.kind, g.ownership, g.owner, g.attached.map((a) => `${a.process}:${a.role}`).join(',') || '-']);
+  }
+  out.push(s.segments.length === 0 ? '  (none)' : table(sr));
   return `${out.join('\n')}\n`;
 }
 
