@@ -161,6 +161,7 @@ export class MailboxCore<M extends CoreMessage> {
   send(message: M, mayBlock: boolean, credited = false): SendOutcome {
     if (credited) {
       this.promisedSlots = Math.max(0, this.promisedSlots - 1);
+      if (this.handDirect(message)) return 'queued';
       this.enqueue(message);
       this.pump();
       return 'queued';
@@ -174,11 +175,25 @@ export class MailboxCore<M extends CoreMessage> {
       return mayBlock ? 'blocked' : 'would-block';
     }
     if (this.senders.length === 0 && this.free() > 0) {
+      if (this.handDirect(message)) return 'queued';
       this.enqueue(message);
       this.pump();
       return 'queued';
     }
     return mayBlock ? 'blocked' : 'would-block';
+  }
+
+  /**
+   * The streaming fast path: with nothing queued, a message goes straight to
+   * the receiver the policy picks, skipping the queue. Same outcome as
+   * enqueue + pump, which would take it right back out.
+   */
+  private handDirect(message: M): boolean {
+    if (this.queue.length !== 0 || this.delivery === 'broadcast' || this.senders.length !== 0) return false;
+    const r = this.pick(message);
+    if (r === undefined) return false;
+    this.give(r.receiver, r.request, message);
+    return true;
   }
 
   /**
