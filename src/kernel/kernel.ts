@@ -120,6 +120,8 @@ export class Kernel {
         s.sendNotice({ kind: 'kernel-shutdown' });
         s.flush();
         s.socket.end();
+        // A client that does not close its side must not hold the shutdown up.
+        setTimeout(() => s.socket.destroy(), 500).unref();
       }
       // Nothing more is written: ending one session must not tell the others
       // MAILBOX_CLOSED (for the mailboxes it owned); every client sees only
@@ -697,7 +699,7 @@ export class Kernel {
       const pw = w as PendingSend;
       if (pw.timer) clearTimeout(pw.timer);
       pw.session.pendingSends.delete(pw.reqId);
-      if (pw.message.completion === undefined || pw.message.completion.session === pw.session) pw.message.completion = undefined;
+      pw.message.completion = undefined;
       pw.session.sendError(pw.reqId, code, text);
     }
     for (const [, req] of requests) {
