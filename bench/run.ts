@@ -18,10 +18,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { arch, availableParallelism, cpus, release, tmpdir, totalmem, type } from 'node:os';
+import { arch, availableParallelism, cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import type { Mode, OneWayResult, RoundTripResult, RunResult, ScenarioConfig } from './scenario.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -91,7 +91,14 @@ function spawnNode(args: string[], execArgv: string[] = []): Worker {
         const fail = (why: string): void => {
           clearTimeout(timer);
           onLine = undefined;
-          reject(new Error(`${args.map((a) => a.replace(ROOT, '.')).slice(0, 2).join(' ')}: ${why}\n${err}`));
+          reject(
+            new Error(
+              `${args
+                .map((a) => a.replace(ROOT, '.'))
+                .slice(0, 2)
+                .join(' ')}: ${why}\n${err}`,
+            ),
+          );
         };
         const check = (): void => {
           const found = lines.find((l) => l.startsWith(prefix));
@@ -145,7 +152,8 @@ async function runIpcbox(ctx: RunContext): Promise<RunResult> {
   try {
     await daemon.line('ipcbox kernel listening', 15_000);
     const config = JSON.stringify({ ...ctx.config, socketPath, mailbox: 'bench' });
-    const [receiving, sending] = ctx.config.mode === 'one-way' ? ['receiver', 'sender'] : ['responder', 'pinger'];
+    const [receiving, sending] =
+      ctx.config.mode === 'one-way' ? ['receiver', 'sender'] : ['responder', 'pinger'];
     const peer = join(WORKERS, 'ipcbox-peer.js');
     const receiver = spawnNode([peer, receiving!, config], prof(receiving!));
     peers.push(receiver);
@@ -162,7 +170,11 @@ async function runIpcbox(ctx: RunContext): Promise<RunResult> {
 }
 
 async function runChildProcess(ctx: RunContext, serialization: 'json' | 'advanced'): Promise<RunResult> {
-  const parent = spawnNode([join(WORKERS, 'child-process-peer.js'), 'parent', JSON.stringify({ ...ctx.config, serialization })]);
+  const parent = spawnNode([
+    join(WORKERS, 'child-process-peer.js'),
+    'parent',
+    JSON.stringify({ ...ctx.config, serialization }),
+  ]);
   try {
     return parseResult(await parent.line('RESULT ', ctx.deadlineMs));
   } finally {
@@ -229,6 +241,9 @@ interface Machine {
   node: string;
   os: string;
   memoryGiB: number;
+  /** 1-minute load average when the run started and ended: anything else running skews the numbers. */
+  loadBefore: number;
+  loadAfter: number;
 }
 
 function machine(): Machine {
@@ -238,6 +253,8 @@ function machine(): Machine {
     node: process.version,
     os: `${type()} ${release()} ${arch()}`,
     memoryGiB: Math.round(totalmem() / 2 ** 30),
+    loadBefore: loadavg()[0]!,
+    loadAfter: Number.NaN,
   };
 }
 
@@ -282,9 +299,13 @@ function ratioLines(rows: Row[]): string[] {
       const theirs = find(rows, t, size);
       if (theirs === undefined) continue;
       const tp =
-        ours.oneWay && theirs.oneWay ? ratio(ours.oneWay.msgsPerSec.median / theirs.oneWay.msgsPerSec.median) : 'n/a';
+        ours.oneWay && theirs.oneWay
+          ? ratio(ours.oneWay.msgsPerSec.median / theirs.oneWay.msgsPerSec.median)
+          : 'n/a';
       const lat =
-        ours.roundTrip && theirs.roundTrip ? ratio(ours.roundTrip.p50us.median / theirs.roundTrip.p50us.median) : 'n/a';
+        ours.roundTrip && theirs.roundTrip
+          ? ratio(ours.roundTrip.p50us.median / theirs.roundTrip.p50us.median)
+          : 'n/a';
       out.push(`| ${sizeLabel(size)} | ${LABELS[t]} | ${tp} | ${lat} |`);
     }
   }
@@ -313,18 +334,23 @@ function goals(rows: Row[]): Goal[] {
     {
       text: '≥ 5x child_process IPC (the faster serialization)',
       met: cp === undefined ? undefined : judge(ours !== undefined && ours >= 5 * cp),
-      detail: ours === undefined || cp === undefined ? 'not measured' : `${ratio(ours / cp)} of ${int(cp)} msgs/s`,
+      detail:
+        ours === undefined || cp === undefined ? 'not measured' : `${ratio(ours / cp)} of ${int(cp)} msgs/s`,
     },
     {
       text: '≥ 1/3 of raw socket',
       met: sock === undefined ? undefined : judge(ours !== undefined && ours >= sock / 3),
-      detail: ours === undefined || sock === undefined ? 'not measured' : `${ratio(ours / sock)} of ${int(sock)} msgs/s`,
+      detail:
+        ours === undefined || sock === undefined
+          ? 'not measured'
+          : `${ratio(ours / sock)} of ${int(sock)} msgs/s`,
     },
   ];
 }
 
 function markdown(rows: Row[], m: Machine, timing: Timing, quick: boolean, date: string): string {
-  const verdict = (g: Goal): string => (g.met === undefined ? 'not measured' : g.met ? '**met**' : '**not met**');
+  const verdict = (g: Goal): string =>
+    g.met === undefined ? 'not measured' : g.met ? '**met**' : '**not met**';
   return [
     '# Benchmarks',
     '',
@@ -333,6 +359,7 @@ function markdown(rows: Row[], m: Machine, timing: Timing, quick: boolean, date:
       : '> Produced by `npm run bench` (`node dist/bench/run.js`). Never edit by hand; rerun it.',
     '',
     `Run ${date}. Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}.`,
+    `Load average (1 min): ${m.loadBefore.toFixed(2)} before the run, ${m.loadAfter.toFixed(2)} after it (the run itself keeps about two processes busy; a high value before it means other work shared the CPUs).`,
     '',
     '## Goal',
     '',
@@ -376,18 +403,23 @@ async function main(): Promise<void> {
   const timing = { ...(quick ? QUICK : FULL) };
   if (values.reps !== undefined) {
     timing.reps = Number(values.reps);
-    if (!Number.isInteger(timing.reps) || timing.reps < 1) throw new RangeError('--reps must be a positive integer');
+    if (!Number.isInteger(timing.reps) || timing.reps < 1)
+      throw new RangeError('--reps must be a positive integer');
   }
   const transports: Transport[] =
     values.only === undefined
       ? [...TRANSPORTS]
       : values.only.split(',').map((t) => {
-          if (!(TRANSPORTS as readonly string[]).includes(t)) throw new RangeError(`--only: unknown transport ${t}`);
+          if (!(TRANSPORTS as readonly string[]).includes(t))
+            throw new RangeError(`--only: unknown transport ${t}`);
           return t as Transport;
         });
   const out = resolve(values.out ?? join(ROOT, 'docs', 'benchmarks.md'));
   const jsonOut = resolve(
-    values.json ?? (values.out !== undefined ? out.replace(/\.md$/, '') + '.json' : join(ROOT, 'bench', 'results', 'latest.json')),
+    values.json ??
+      (values.out !== undefined
+        ? `${out.replace(/\.md$/, '')}.json`
+        : join(ROOT, 'bench', 'results', 'latest.json')),
   );
   const profDir = values['cpu-prof-dir'] === undefined ? undefined : resolve(values['cpu-prof-dir']);
   if (profDir !== undefined) mkdirSync(profDir, { recursive: true });
@@ -436,11 +468,14 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
+  m.loadAfter = loadavg()[0]!;
   const rows: Row[] = [];
   for (const transport of transports) {
     for (const size of SIZES) {
       const pick = <R extends RunResult>(mode: Mode) =>
-        raw.filter((r) => r.transport === transport && r.size === size && r.mode === mode).map((r) => r.result as R);
+        raw
+          .filter((r) => r.transport === transport && r.size === size && r.mode === mode)
+          .map((r) => r.result as R);
       const ow = pick<OneWayResult>('one-way');
       const rt = pick<RoundTripResult>('round-trip');
       rows.push({
@@ -450,9 +485,14 @@ async function main(): Promise<void> {
         oneWay:
           ow.length === 0
             ? undefined
-            : { msgsPerSec: spread(ow.map((r) => r.msgsPerSec)), mbPerSec: spread(ow.map((r) => r.mbPerSec)) },
+            : {
+                msgsPerSec: spread(ow.map((r) => r.msgsPerSec)),
+                mbPerSec: spread(ow.map((r) => r.mbPerSec)),
+              },
         roundTrip:
-          rt.length === 0 ? undefined : { p50us: spread(rt.map((r) => r.p50us)), p99us: spread(rt.map((r) => r.p99us)) },
+          rt.length === 0
+            ? undefined
+            : { p50us: spread(rt.map((r) => r.p50us)), p99us: spread(rt.map((r) => r.p99us)) },
       });
     }
   }
@@ -462,10 +502,15 @@ async function main(): Promise<void> {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, report);
   mkdirSync(dirname(jsonOut), { recursive: true });
-  writeFileSync(jsonOut, `${JSON.stringify({ date, quick, machine: m, timing, rows, runs: raw }, null, 2)}\n`);
+  writeFileSync(
+    jsonOut,
+    `${JSON.stringify({ date, quick, machine: m, timing, rows, runs: raw }, null, 2)}\n`,
+  );
   process.stdout.write(`${tableLines(rows).join('\n')}\n\n${ratioLines(rows).join('\n')}\n\n`);
   for (const g of goals(rows)) {
-    process.stdout.write(`goal: ${g.text}: ${g.met === undefined ? 'not measured' : g.met ? 'met' : 'NOT met'} (${g.detail})\n`);
+    process.stdout.write(
+      `goal: ${g.text}: ${g.met === undefined ? 'not measured' : g.met ? 'met' : 'NOT met'} (${g.detail})\n`,
+    );
   }
   process.stdout.write(`\nwrote ${out} and ${jsonOut}\n`);
 }

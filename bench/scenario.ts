@@ -123,7 +123,10 @@ export async function streamFor(
 }
 
 /** Drive a pinger: `round()` sends one message and resolves when its echo is back. */
-export async function pingFor(config: ScenarioConfig, round: () => Promise<unknown>): Promise<RoundTripResult> {
+export async function pingFor(
+  config: ScenarioConfig,
+  round: () => Promise<unknown>,
+): Promise<RoundTripResult> {
   let end = now() + config.warmupMs;
   while (now() < end) await round();
   const samples: number[] = [];

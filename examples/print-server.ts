@@ -46,7 +46,8 @@ async function client(name: string, jobs: number): Promise<void> {
     await proc.send('printer', { type: 'job', id, text: `page ${j} from ${name}` } satisfies Request);
     const reply = await proc.receive({ from: 'printer' });
     const receipt = reply.data as Receipt;
-    if (receipt.id !== id || receipt.owner !== name) throw new Error(`wrong receipt ${JSON.stringify(receipt)} for ${id}`);
+    if (receipt.id !== id || receipt.owner !== name)
+      throw new Error(`wrong receipt ${JSON.stringify(receipt)} for ${id}`);
     console.log(`${id} printed (spool #${receipt.spool}), reply from ${reply.sender}`);
   }
   console.log(`${name} done: ${jobs} replies, all for its own jobs`);
@@ -62,7 +63,9 @@ async function main(): Promise<void> {
     const server = startParticipant(import.meta.url, 'printer', ['printer'], socketPath);
     await server.ready;
     const names = Array.from({ length: clients }, (_, i) => `client-${i + 1}`);
-    const running = names.map((n) => startParticipant(import.meta.url, n, ['client', n, String(jobs)], socketPath));
+    const running = names.map((n) =>
+      startParticipant(import.meta.url, n, ['client', n, String(jobs)], socketPath),
+    );
     await Promise.all(running.map((c) => c.done));
     await using operator = await connect({ name: 'operator', socketPath });
     await operator.send('printer', { type: 'shutdown' } satisfies Request);
@@ -74,7 +77,9 @@ async function main(): Promise<void> {
       process.exitCode = 1;
       return;
     }
-    console.log(`all ${clients} clients got replies for their own ${jobs} jobs; the printer printed ${printed}`);
+    console.log(
+      `all ${clients} clients got replies for their own ${jobs} jobs; the printer printed ${printed}`,
+    );
   });
 }
 

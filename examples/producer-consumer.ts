@@ -4,7 +4,9 @@
  * sending N empty messages to the producer; the producer answers each empty
  * it receives with a full one (an item); the consumer takes the item out and
  * returns the empty. The producer can never be more than N items ahead, and
- * no buffer is shared: only messages move between the two processes.
+ * no buffer is shared: only messages move between the two processes. When
+ * all items are made, the producer waits for its N empties to come home: then
+ * the consumer has taken every item, and both may leave.
  *
  * Run: node dist/examples/producer-consumer.js [items=20] [slots=4]
  *
@@ -32,7 +34,7 @@ class Checksum {
 
 const produce = (seq: number): string => `widget-${seq}-${((seq * 2654435761) >>> 0).toString(36)}`;
 
-async function producer(items: number): Promise<void> {
+async function producer(items: number, slots: number): Promise<void> {
   await using proc = await connect({ name: 'producer' });
   console.log('ready');
   const sum = new Checksum();
@@ -44,6 +46,8 @@ async function producer(items: number): Promise<void> {
     await proc.send(empty.sender, { seq, text } satisfies Item);
     console.log(`produced item ${seq} (${text}) into an empty from ${empty.sender}`);
   }
+  for (let i = 0; i < slots; i++) await proc.receive();
+  console.log(`all ${slots} empty messages are back`);
   console.log(`producer done: ${items} items, checksum ${sum.hex}`);
 }
 
@@ -56,8 +60,7 @@ async function consumer(items: number, slots: number): Promise<void> {
     const m = await proc.receive({ from: 'producer' });
     const item = m.data as Item;
     if (item.seq !== expected) throw new Error(`out of order: got item ${item.seq}, expected ${expected}`);
-    // Return the empty unless the producer has all the empties it still needs.
-    if (expected <= items - slots) await proc.send('producer', '');
+    await proc.send('producer', '');
     sum.add(item.text);
     console.log(`consumed item ${item.seq} (${item.text})`);
   }
@@ -75,9 +78,19 @@ async function main(): Promise<void> {
     throw new RangeError('usage: producer-consumer.js [items >= 1] [slots >= 1]');
   }
   await withKernel(async (socketPath) => {
-    const p = startParticipant(import.meta.url, 'producer', ['producer', String(items)], socketPath);
+    const p = startParticipant(
+      import.meta.url,
+      'producer',
+      ['producer', String(items), String(slots)],
+      socketPath,
+    );
     await p.ready;
-    const c = startParticipant(import.meta.url, 'consumer', ['consumer', String(items), String(slots)], socketPath);
+    const c = startParticipant(
+      import.meta.url,
+      'consumer',
+      ['consumer', String(items), String(slots)],
+      socketPath,
+    );
     await Promise.all([p.done, c.done]);
     const produced = checksumOf(p.lines, 'producer');
     const consumed = checksumOf(c.lines, 'consumer');
@@ -92,7 +105,7 @@ async function main(): Promise<void> {
 
 switch (roleOf()) {
   case 'producer':
-    await producer(Number(process.argv[3]));
+    await producer(Number(process.argv[3]), Number(process.argv[4]));
     break;
   case 'consumer':
     await consumer(Number(process.argv[3]), Number(process.argv[4]));

@@ -52,3 +52,15 @@ export type { LockResult } from './shm/mutex.js';
 export { Condvar } from './shm/condvar.js';
 export { Ring, RingConsumer, RingProducer } from './shm/ring.js';
 export { futexWaitAsync, futexWaitSync, futexWake } from './shm/futex.js';
+export { MpmcRing } from './shm/mpmc-ring.js';
+export type { MpmcRingOptions, RecordFiller } from './shm/mpmc-ring.js';
+
+// Shared-memory mailboxes: set up through the kernel, data never through it (docs/shm-mailbox.md).
+export { DEFAULT_MAP_THRESHOLD, ShmMailbox, ShmMessage } from './backends/shm/shm-mailbox.js';
+export type {
+  SegmentRegistry,
+  ShmDelivery,
+  ShmMailboxOptions,
+  ShmReceiveOptions,
+  ShmSendOptions,
+} from './backends/shm/shm-mailbox.js';

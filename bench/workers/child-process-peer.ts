@@ -16,10 +16,10 @@ import {
   payloadOf,
   pingFor,
   type RunResult,
+  report,
   type ScenarioConfig,
   START,
   streamFor,
-  report,
   workerArgs,
 } from '../scenario.js';
 
@@ -57,7 +57,8 @@ async function parent(config: ScenarioConfig): Promise<void> {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const payload = payloadOf(config.size);
-  const result = config.mode === 'one-way' ? await oneWay(peer, config, payload) : await roundTrip(peer, config, payload);
+  const result =
+    config.mode === 'one-way' ? await oneWay(peer, config, payload) : await roundTrip(peer, config, payload);
   report(result);
   if (peer.connected) peer.disconnect();
 }

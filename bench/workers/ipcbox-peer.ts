@@ -13,9 +13,9 @@ import {
   OneWayMeter,
   payloadOf,
   pingFor,
-  type ScenarioConfig,
   ready,
   report,
+  type ScenarioConfig,
   streamFor,
   workerArgs,
 } from '../scenario.js';

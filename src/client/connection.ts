@@ -107,8 +107,11 @@ export class Connection implements DeliveryControl {
   private readonly pending = new Map<number, Pending>();
   private readonly targets = new Map<number, Target>();
   private readonly peers = new Map<number, string>();
+  /** Names of processes that have sent to us, kept after they exit (their messages may still be queued). */
+  private readonly pidsByName = new Map<string, number>();
   private nextReq = 1;
   private flushScheduled = false;
+  private microFlushScheduled = false;
   private consumed: number[] = [];
   private lost: IpcError | undefined;
   private welcome: Welcome | undefined;
@@ -183,10 +186,23 @@ export class Connection implements DeliveryControl {
 
   // ---------------------------------------------------------------- output
 
-  private scheduleFlush(): void {
+  /**
+   * Frames go out in one write per turn of the event loop (setImmediate), so
+   * a streaming sender batches. A request the caller then waits on (`urgent`)
+   * goes out at the end of the current job instead: waiting a turn would only
+   * add latency.
+   */
+  private scheduleFlush(urgent = false): void {
     if (this.writer.pending >= FLUSH_THRESHOLD) {
       this.flush();
       return;
+    }
+    if (urgent && !this.microFlushScheduled) {
+      this.microFlushScheduled = true;
+      queueMicrotask(() => {
+        this.microFlushScheduled = false;
+        this.flush();
+      });
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -253,7 +269,7 @@ export class Connection implements DeliveryControl {
       const body = Buffer.from(JSON.stringify({ m: method, a: args }), 'utf8');
       if (body.length > MAX_CONTROL_BODY) throw new IpcError('INVALID_ARGUMENT', 'control call too large');
       this.writer.frame(Op.CALL, 0, 0, 0, reqId, 0, 0, 0, 0, body);
-      this.scheduleFlush();
+      this.scheduleFlush(true);
       return promise as Promise<T>;
     } catch (e) {
       return Promise.reject(e);
@@ -276,6 +292,11 @@ export class Connection implements DeliveryControl {
 
   peerName(pid: number): string {
     return this.peers.get(pid) ?? `pid-${pid}`;
+  }
+
+  /** The pid of a process that has sent to this one, if any did. */
+  knownPid(name: string): number | undefined {
+    return this.pidsByName.get(name);
   }
 
   // ---------------------------------------------------------------- send
@@ -304,9 +325,11 @@ export class Connection implements DeliveryControl {
         target.credits--;
         this.writer.frame(Op.SEND, 0, priority, codec, 0, target.id, 0, 0, 0, payload);
         this.scheduleFlush();
-        // Running low: let the event loop turn once (through its I/O poll) so the kernel's
-        // credit top-up is read before the credits run out and a send must wait a round trip.
-        if (target.credits < CREDIT_LOW_WATER) return yieldThroughPoll();
+        // Now and then, and more often when running low, let the event loop turn once (through
+        // its I/O poll) so the batch leaves and the kernel's credit top-up is read before the
+        // credits run out and a send must wait a round trip.
+        const c = target.credits;
+        if ((c & 127) === 0 || (c < CREDIT_LOW_WATER && (c & 7) === 0)) return yieldThroughPoll();
         return Promise.resolve();
       }
       const { reqId, promise } = this.newRequest(target, options.signal, (id) => this.cancel(id));
@@ -315,7 +338,7 @@ export class Connection implements DeliveryControl {
       if (options.sync) flags |= SendFlag.SYNC;
       if (options.timeout !== undefined) flags |= SendFlag.TIMED;
       this.writer.frame(Op.SEND, flags, priority, codec, reqId, target.id, options.timeout !== undefined ? 1 : 0, timeoutWord(options.timeout), 0, payload);
-      this.scheduleFlush();
+      this.scheduleFlush(true);
       return promise as Promise<void>;
     } catch (e) {
       return Promise.reject(e);
@@ -327,7 +350,7 @@ export class Connection implements DeliveryControl {
     const p = this.pending.get(reqId);
     if (p === undefined) return;
     this.writer.frame(Op.CANCEL, 0, 0, 0, reqId, 0, 0, 0, 0, undefined);
-    this.scheduleFlush();
+    this.scheduleFlush(true);
   }
 
   // ---------------------------------------------------------------- receive
@@ -365,7 +388,7 @@ export class Connection implements DeliveryControl {
         words = (words + 1) as 1 | 2;
       }
       this.writer.frame(Op.RECV, flags, 0, 0, reqId, target.id, words, w0, w1, undefined);
-      this.scheduleFlush();
+      this.scheduleFlush(true);
       return promise as Promise<Message>;
     } catch (e) {
       return Promise.reject(e);
@@ -498,6 +521,7 @@ export class Connection implements DeliveryControl {
       mailboxName,
       needsAck,
       deliveryId,
+      tracked,
       this,
     );
     if (f.reqId !== 0) {
@@ -511,7 +535,7 @@ export class Connection implements DeliveryControl {
       return;
     }
     if (t !== undefined && t.consumer !== undefined) {
-      t.consumer.push(Object.assign(m, { [DELIVERY]: { deliveryId, tracked } }));
+      t.consumer.push(m);
       return;
     }
     // Prefetched for an iteration that has ended: give it back so nothing is lost.
@@ -528,6 +552,7 @@ export class Connection implements DeliveryControl {
     }
     if (notice.kind === 'peer') {
       this.peers.set(notice.pid as number, notice.name as string);
+      this.pidsByName.set(notice.name as string, notice.pid as number);
       return;
     }
     if (notice.kind === 'mailbox-closed') {
@@ -570,9 +595,6 @@ export class Connection implements DeliveryControl {
   }
 }
 
-/** Symbol under which a prefetched Message carries its delivery id for the consumer. */
-export const DELIVERY = Symbol('ipcbox.delivery');
-export type PrefetchedMessage = Message & { [DELIVERY]: { deliveryId: number; tracked: boolean } };
 
 export function validateWait(o: WaitOptions): void {
   if (o.timeout !== undefined && (!Number.isFinite(o.timeout) || o.timeout < 0)) {

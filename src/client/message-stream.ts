@@ -1,13 +1,6 @@
 import { Deque } from '../core/deque.js';
 import { AbortError, type IpcError } from '../errors.js';
-import {
-  type Connection,
-  DELIVERY,
-  type PrefetchConsumer,
-  type PrefetchedMessage,
-  type ReceiveOptions,
-  type Target,
-} from './connection.js';
+import type { Connection, PrefetchConsumer, ReceiveOptions, Target } from './connection.js';
 import type { Message } from './message.js';
 
 export interface IterateOptions {
@@ -26,7 +19,7 @@ export interface IterateOptions {
  * message pushed but not yet read goes back to the kernel.
  */
 export class MessageStream implements AsyncIterableIterator<Message>, PrefetchConsumer {
-  private readonly buffer = new Deque<PrefetchedMessage>();
+  private readonly buffer = new Deque<Message>();
   private waiter: { resolve(r: IteratorResult<Message>): void; reject(e: IpcError): void } | undefined;
   private outstanding = 0;
   private error: IpcError | undefined;
@@ -64,7 +57,7 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
   push(message: Message): void {
     this.outstanding--;
     if (this.done) return;
-    const m = message as PrefetchedMessage;
+    const m = message;
     if (this.waiter !== undefined) {
       const w = this.waiter;
       this.waiter = undefined;
@@ -112,9 +105,8 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
     }
   }
 
-  private take(m: PrefetchedMessage): Message {
-    const d = m[DELIVERY];
-    if (d.tracked) this.conn.markConsumed(d.deliveryId);
+  private take(m: Message): Message {
+    if (m.tracked) this.conn.markConsumed(m.deliveryId);
     const want = this.window - this.outstanding - this.buffer.length;
     if (want >= this.window / 2 && this.error === undefined) {
       this.outstanding += want;
@@ -131,8 +123,7 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
     if (this.target.consumer === this) this.target.consumer = undefined;
     if (this.target.closed === undefined && this.outstanding > 0) this.conn.demand(this.target, -this.outstanding, this.ack);
     for (const m of this.buffer.clear()) {
-      const d = m[DELIVERY];
-      if (this.target.closed === undefined) this.conn.giveBack(this.target, m, d.deliveryId, d.tracked);
+      if (this.target.closed === undefined) this.conn.giveBack(this.target, m, m.deliveryId, m.tracked);
     }
   }
 }

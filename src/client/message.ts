@@ -30,7 +30,10 @@ export class Message<T = unknown> {
     readonly mailbox: string,
     /** True if this message must be acknowledged (receive with `ack: true`). */
     readonly needsAck: boolean,
-    private readonly deliveryId: number,
+    /** @internal The kernel's id for this delivery (0 if untracked). */
+    readonly deliveryId: number,
+    /** @internal True if the kernel waits to hear that it was consumed. */
+    readonly tracked: boolean,
     private readonly control: DeliveryControl,
   ) {}
 

@@ -153,8 +153,9 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   async receive(options: ReceiveFromOptions = {}): Promise<Message> {
     const { from, ...rest } = options;
     if (from === undefined) return this.conn.receive(this.inbox, rest);
-    const peer = await this.link(from);
-    const pid = (peer as Target & { pid: number }).pid;
+    const bare = from.startsWith('@') ? from.slice(1) : from;
+    // A sender that has already exited may still have messages queued here: use the pid we learned.
+    const pid = this.conn.knownPid(bare) ?? ((await this.link(bare)) as Target & { pid: number }).pid;
     return this.conn.receive(this.inbox, { ...rest, from: pid });
   }
 

@@ -56,8 +56,14 @@ test('bench --quick measures every transport at 64 B and 64 KiB and writes the r
     const json = JSON.parse(readFileSync(join(dir, 'benchmarks.json'), 'utf8')) as { rows: ReportRow[] };
     assert.equal(json.rows.length, TRANSPORTS.length * 2);
     for (const row of json.rows) {
-      assert.ok(row.oneWay !== undefined && row.oneWay.msgsPerSec.median > 0, `${row.label} ${row.size}: one-way measured`);
-      assert.ok(row.roundTrip !== undefined && row.roundTrip.p50us.median > 0, `${row.label} ${row.size}: round trip measured`);
+      assert.ok(
+        row.oneWay !== undefined && row.oneWay.msgsPerSec.median > 0,
+        `${row.label} ${row.size}: one-way measured`,
+      );
+      assert.ok(
+        row.roundTrip !== undefined && row.roundTrip.p50us.median > 0,
+        `${row.label} ${row.size}: round trip measured`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -18,7 +18,6 @@ const HELD_BY_A = 5;
 describe('ack and redelivery across processes', () => {
   let daemon: Daemon;
   let me: IpcProcess;
-  const peers: RemotePeer[] = [];
 
   before(async () => {
     daemon = await startDaemon();
@@ -26,7 +25,7 @@ describe('ack and redelivery across processes', () => {
   });
 
   after(async () => {
-    await stopAll(peers);
+    await stopAll();
     await me?.close();
     await daemon?.stop();
   });
@@ -38,7 +37,6 @@ describe('ack and redelivery across processes', () => {
 
     const a = await RemotePeer.start(daemon.socketPath, `${name}-a`);
     const b = await RemotePeer.start(daemon.socketPath, `${name}-b`);
-    peers.push(a, b);
     const mode = { mailbox: name, iterate, options: { ack: true }, ...(iterate ? { prefetch: 8 } : {}) };
 
     // A acknowledges its first messages, then holds some without acknowledging.
@@ -91,7 +89,6 @@ describe('ack and redelivery across processes', () => {
   test('nack() hands a message back for immediate redelivery to the next receiver', async () => {
     const mb = await me.createMailbox('ack-nack', { capacity: 4 });
     const b = await RemotePeer.start(daemon.socketPath, 'nack-b');
-    peers.push(b);
     await mb.send('once');
     const m = await mb.receive({ ack: true, timeout: 10_000 });
     assert.equal(m.data, 'once');

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect, type IpcProcess, type Mailbox } from '../../src/index.js';
 import { MAGIC, Op, PROTOCOL_VERSION } from '../../src/wire/protocol.js';
 import { type Daemon, startDaemon } from '../helpers/kernel-harness.js';
-import { type PeerMessage, RemotePeer } from './remote-peer.js';
+import { type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
 interface RawFrame {
   op: number;
@@ -99,7 +99,7 @@ describe('bad frames and bad requests', () => {
   });
 
   after(async () => {
-    await peer?.stop();
+    await stopAll();
     await me?.close();
     await daemon?.stop();
   });

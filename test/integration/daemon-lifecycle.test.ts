@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connect, type IpcError } from '../../src/index.js';
 import { CLI, runCli, startDaemon, tempDir, waitFor } from '../helpers/kernel-harness.js';
-import { type PeerMessage, RemotePeer } from './remote-peer.js';
+import { type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
 /** A daemon on a socket path of our choosing (the harness picks its own). */
 interface OwnDaemon {
@@ -48,6 +48,7 @@ async function daemonAt(socketPath: string): Promise<OwnDaemon> {
 const cleanup: Array<() => Promise<void> | void> = [];
 
 after(async () => {
+  await stopAll();
   for (const f of cleanup.reverse()) await f();
 });
 
@@ -71,7 +72,6 @@ describe('daemon lifecycle', () => {
     });
     const me = await connect({ socketPath: daemon.socketPath, name: 'life-test' });
     const peer = await RemotePeer.start(daemon.socketPath, 'life-peer');
-    cleanup.push(() => peer.stop());
     const mb = await me.createMailbox('life-box', { capacity: 4 });
     await peer.ok('open', { mailbox: 'life-box' });
 

@@ -37,6 +37,12 @@ export interface PendingCall<T = unknown> {
   readonly settled: boolean;
 }
 
+/** Every peer not yet exited, so `stopAll()` can clean up even after a failed start. */
+const live = new Set<RemotePeer>();
+
+/** No reply within this long means the peer is stuck: the command fails instead of hanging the test. */
+const REPLY_DEADLINE_MS = 60_000;
+
 export class RemotePeer {
   readonly events: PeerEvent[] = [];
   private nextId = 1;
@@ -45,6 +51,7 @@ export class RemotePeer {
   name = '';
 
   private constructor(readonly sp: Spawned) {
+    live.add(this);
     sp.child.stdout!.on('data', (d: Buffer) => {
       this.partial += d.toString();
       const parts = this.partial.split('\n');
@@ -52,6 +59,7 @@ export class RemotePeer {
       for (const line of parts) this.onLine(line);
     });
     sp.exit.then(() => {
+      live.delete(this);
       for (const [id, resolve] of this.waiting) {
         resolve({ id, ok: false, value: null, code: 'PEER_EXITED', message: sp.stderr(), elapsed: 0 });
       }
@@ -62,9 +70,15 @@ export class RemotePeer {
   /** Spawn a peer and connect it to the kernel (as `name`, or a kernel-assigned name). */
   static async start(socketPath: string, name?: string, connectArgs: Record<string, unknown> = {}): Promise<RemotePeer> {
     const peer = new RemotePeer(spawnFixture('peer', ['serve'], socketPath));
-    const r = await peer.ok<{ name: string }>('connect', name === undefined ? connectArgs : { name, ...connectArgs });
-    peer.name = r.name;
-    return peer;
+    try {
+      // A generous connect timeout: a loaded machine must not turn into KERNEL_UNAVAILABLE.
+      const args = { timeout: 20_000, ...connectArgs, ...(name === undefined ? {} : { name }) };
+      peer.name = (await peer.ok<{ name: string }>('connect', args)).name;
+      return peer;
+    } catch (e) {
+      await peer.stop();
+      throw e;
+    }
   }
 
   /** Spawn a peer but leave connecting to the test (e.g. to see connect fail). */
@@ -95,7 +109,13 @@ export class RemotePeer {
     const id = this.nextId++;
     let settled = false;
     const reply = new Promise<Reply<T>>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve({ id, ok: false, value: null as T, code: 'PEER_NO_REPLY', message: `${op}: no reply`, elapsed: REPLY_DEADLINE_MS });
+      }, REPLY_DEADLINE_MS);
+      timer.unref();
       this.waiting.set(id, (r) => {
+        clearTimeout(timer);
         settled = true;
         resolve(r as Reply<T>);
       });
@@ -162,7 +182,7 @@ export function expectOk<T>(r: Reply<T>, what = 'command'): T {
   return r.value;
 }
 
-/** Stop every peer, ignoring ones already gone. */
-export async function stopAll(peers: Iterable<RemotePeer>): Promise<void> {
+/** Stop the given peers, or every peer this test process started and that is still running. */
+export async function stopAll(peers: Iterable<RemotePeer> = live): Promise<void> {
   await Promise.all([...peers].map((p) => p.stop()));
 }

@@ -15,12 +15,9 @@ describe('rights and ownership across processes', () => {
   let daemon: Daemon;
   let me: IpcProcess;
   const closed: MailboxClosedEvent[] = [];
-  const peers: RemotePeer[] = [];
 
   async function peer(name: string): Promise<RemotePeer> {
-    const p = await RemotePeer.start(daemon.socketPath, name);
-    peers.push(p);
-    return p;
+    return RemotePeer.start(daemon.socketPath, name);
   }
 
   before(async () => {
@@ -30,7 +27,7 @@ describe('rights and ownership across processes', () => {
   });
 
   after(async () => {
-    await stopAll(peers);
+    await stopAll();
     await me?.close();
     await daemon?.stop();
   });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, type IpcProcess, type Mailbox, type MailboxInfo } from '../../src/index.js';
 import { type Daemon, startDaemon, waitFor } from '../helpers/kernel-harness.js';
-import { expectOk, type PeerMessage, RemotePeer } from './remote-peer.js';
+import { expectOk, type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
 type Mode = 'blocking' | 'non-blocking' | 'timed';
 type Op = 'send' | 'receive';
@@ -262,7 +262,7 @@ describe('sync matrix: {blocking, non-blocking, timed} x {send, receive} x {capa
   });
 
   after(async () => {
-    await peer?.stop();
+    await stopAll();
     await me?.close();
     await daemon?.stop();
   });

@@ -1,0 +1,482 @@
+/**
+ * Turning raw peer results into figures (median and min–max over the
+ * repetitions), the Markdown report with every figure as a ratio to the
+ * ipcbox mailbox, and the charts (vega-lite specs rendered to SVG headlessly
+ * with vega's `renderer: 'none'` view; no hand-written drawing).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import type { PeerResult, RingResult, RttResult, Scenario, Stat, StreamResult } from './common.js';
+import { stat } from './common.js';
+
+export const BASELINE = 'ipcbox-mailbox';
+
+export interface Summary {
+  /** msgs/s (streams; fan-out: per receiver) or µs (round trip p50, ring per hop). */
+  main: Stat;
+  mbPerSec?: Stat;
+  p99?: Stat;
+  p999?: Stat;
+  /** Messages sent but never received (pub/sub that dropped, or a receiver that gave up). */
+  lost?: number;
+  hopsPerLap?: number;
+  text: string;
+}
+
+export interface CellOutcome {
+  transport: string;
+  scenario: Scenario;
+  param: number;
+  status: 'ok' | 'skipped' | 'failed';
+  reason?: string;
+  spec?: { size: number; peers: number; warmup: number; reps: number; window: number };
+  results?: PeerResult[];
+  summary?: Summary;
+}
+
+export interface Report {
+  generatedAt: string;
+  plan: string;
+  durationSec: number;
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string };
+  packages: Record<string, string>;
+  servers: Record<string, string>;
+  ipcboxVersion: string;
+  labels: Record<string, string>;
+  transports: string[];
+  skipped: Record<string, string>;
+  cells: CellOutcome[];
+}
+
+// ------------------------------------------------------------------ formatting
+
+function sig(x: number, digits = 3): string {
+  if (!Number.isFinite(x)) return '–';
+  if (x >= 10 ** digits) return Math.round(x).toLocaleString('en-US');
+  return Number(x.toPrecision(digits)).toString();
+}
+
+export function fmtRate(x: number): string {
+  if (x >= 1e6) return `${sig(x / 1e6)} M`;
+  if (x >= 1e3) return `${sig(x / 1e3)} k`;
+  return sig(x);
+}
+
+const fmtUs = (x: number): string => `${sig(x)} µs`;
+const fmtMB = (x: number): string => `${sig(x)} MB/s`;
+
+export function fmtSize(n: number): string {
+  if (n >= 1048576) return `${n / 1048576} MiB`;
+  if (n >= 1024) return `${n / 1024} KiB`;
+  return `${n} B`;
+}
+
+// ------------------------------------------------------------------ summaries
+
+export function summarize(o: CellOutcome): Summary | undefined {
+  const results = o.results ?? [];
+  if (o.scenario === 'round-trip') {
+    const r = results.find((x): x is RttResult => x.kind === 'rtt');
+    const reps = r?.reps.filter((x) => x.rounds > 0) ?? [];
+    const main = stat(reps.map((x) => x.p50us));
+    if (main === undefined) return undefined;
+    const p99 = stat(reps.map((x) => x.p99us))!;
+    const p999 = stat(reps.map((x) => x.p999us))!;
+    return { main, p99, p999, text: `p50 ${fmtUs(main.median)}, p99 ${fmtUs(p99.median)}, p999 ${fmtUs(p999.median)}` };
+  }
+  if (o.scenario === 'ring') {
+    const r = results.find((x): x is RingResult => x.kind === 'ring');
+    const main = stat((r?.reps ?? []).filter((x) => x.hops > 0).map((x) => (x.seconds * 1e6) / x.hops));
+    if (main === undefined) return undefined;
+    return { main, hopsPerLap: r!.hopsPerLap, text: `${fmtUs(main.median)} per hop` };
+  }
+  const streams = results.filter((x): x is StreamResult => x.kind === 'stream');
+  const rates = streams.flatMap((s) => s.windows.filter((w) => w.seconds > 0).map((w) => w.messages / w.seconds));
+  const main = stat(rates);
+  if (main === undefined) return undefined;
+  const size = o.spec?.size ?? o.param;
+  const mb = (x: number): number => (x * size) / 1e6;
+  const mbPerSec = { median: mb(main.median), min: mb(main.min), max: mb(main.max), n: main.n };
+  const lost = streams.reduce((a, s) => a + Math.max(0, s.expected - s.received), 0);
+  const per = o.scenario === 'fan-out' ? ' per receiver' : '';
+  return {
+    main,
+    mbPerSec,
+    lost,
+    text: `${fmtRate(main.median)} msg/s${per}, ${fmtMB(mbPerSec.median)}${lost > 0 ? `, ${lost} lost` : ''}`,
+  };
+}
+
+// ------------------------------------------------------------------ markdown
+
+function find(r: Report, t: string, s: Scenario, p: number): CellOutcome | undefined {
+  return r.cells.find((c) => c.transport === t && c.scenario === s && c.param === p);
+}
+
+function ratio(value: number, base: number | undefined): string {
+  if (base === undefined || !Number.isFinite(base) || base === 0) return '';
+  const x = value / base;
+  return ` · ×${x >= 10 ? x.toFixed(0) : x >= 1 ? x.toFixed(2) : x.toPrecision(2)}`;
+}
+
+function cellText(r: Report, c: CellOutcome | undefined, kind: 'rate' | 'latency', notes: Map<string, number>): string {
+  if (c === undefined) return '';
+  if (c.status !== 'ok') {
+    const reason = c.status === 'skipped' && r.skipped[c.transport] !== undefined ? undefined : c.reason;
+    if (reason === undefined) return 'skipped';
+    let k = notes.get(reason);
+    if (k === undefined) {
+      k = notes.size + 1;
+      notes.set(reason, k);
+    }
+    return `${c.status} [${k}]`;
+  }
+  const s = c.summary!;
+  const base = find(r, BASELINE, c.scenario, c.param)?.summary?.main.median;
+  if (kind === 'rate') {
+    const mb = s.mbPerSec !== undefined && c.scenario === 'one-way' ? ` · ${fmtMB(s.mbPerSec.median)}` : '';
+    const lost = s.lost !== undefined && s.lost > 0 ? ` · ${s.lost} lost` : '';
+    return `**${fmtRate(s.main.median)}**${mb} (${fmtRate(s.main.min)}–${fmtRate(s.main.max)})${ratio(s.main.median, base)}${lost}`;
+  }
+  return `**${fmtUs(s.main.median)}** (${sig(s.main.min)}–${sig(s.main.max)})${ratio(s.main.median, base)}`;
+}
+
+function table(head: string[], rows: string[][]): string {
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${head.map((_, i) => (i === 0 ? ':---' : '---:')).join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+function params(r: Report, s: Scenario): number[] {
+  return [...new Set(r.cells.filter((c) => c.scenario === s).map((c) => c.param))].sort((a, b) => a - b);
+}
+
+/** Cells where an alternative beats the ipcbox mailbox by more than 10 %. */
+export function behind(r: Report): { cell: CellOutcome; base: CellOutcome; factor: number }[] {
+  const out: { cell: CellOutcome; base: CellOutcome; factor: number }[] = [];
+  for (const c of r.cells) {
+    if (c.status !== 'ok' || c.transport.startsWith('ipcbox')) continue;
+    const b = find(r, BASELINE, c.scenario, c.param);
+    if (b?.summary === undefined) continue;
+    const higherBetter = c.scenario === 'one-way' || c.scenario === 'fan-out' || c.scenario === 'fan-in';
+    const factor = higherBetter
+      ? c.summary!.main.median / b.summary.main.median
+      : b.summary.main.median / c.summary!.main.median;
+    if (factor > 1.1) out.push({ cell: c, base: b, factor });
+  }
+  return out.sort((a, b) => b.factor - a.factor);
+}
+
+/** Why an alternative can beat the kernel path (printed for those that do). */
+const WHY: Record<string, string> = {
+  'net-socket':
+    'one socket hop between the two processes and no per-message work beyond a 4-byte length; the ipcbox kernel path is two socket hops through a third process (the kernel daemon), with a frame header, a mailbox queue and credits per message. On 2 cores the daemon competes with both peers for CPU.',
+  'worker-copy':
+    'threads of one process: no system call on the data path, messages move between isolates in memory.',
+  'worker-transfer': 'threads of one process: the ArrayBuffer is handed over, not copied through a socket.',
+  'cp-advanced':
+    'one pipe hop between parent and child, written by libuv in C++; ipcbox makes two hops through the daemon.',
+  'cp-json': 'one pipe hop between parent and child; ipcbox makes two hops through the daemon.',
+  zeromq:
+    'libzmq batches messages on a background I/O thread in C++ and moves them over one ipc:// socket hop, without a broker process.',
+  nats: 'nats-server is a Go broker using other cores efficiently and batching per subscriber; it is also a third process, like the ipcbox kernel.',
+  redis: 'the Redis list costs are paid in C by redis-server; BLMPOP fetches up to 256 messages per round trip.',
+  'node-ipc': 'one socket hop, no broker.',
+};
+
+export function markdown(r: Report, chartFiles: string[], chartBase: string): string {
+  const label = (t: string): string => r.labels[t] ?? t;
+  const notes = new Map<string, number>();
+  const parts: string[] = [];
+  parts.push('# ipcbox compared with other IPC for Node.js');
+  parts.push(
+    `Generated by \`npm run bench:compare\` (\`node dist/bench/compare/run.js${r.plan === 'full' ? '' : ` --${r.plan}`}\`) on ${r.generatedAt.slice(0, 10)}, in ${r.durationSec} s. ` +
+      'Do not edit by hand; the raw results are in the JSON file written next to it (bench/compare/results/latest.json).',
+  );
+  if (r.plan !== 'full') parts.push(`> **${r.plan} run**: small windows and few repetitions; figures are indicative only.`);
+  parts.push('## Machine');
+  parts.push(
+    [
+      `- CPU: ${r.machine.cpu}, ${r.machine.cores} cores available, ${r.machine.memoryGiB} GiB RAM; ${r.machine.os}`,
+      `- Node ${r.machine.node}; ipcbox ${r.ipcboxVersion}`,
+      `- Packages: ${Object.entries(r.packages)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+      `- Servers: ${
+        Object.entries(r.servers)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('; ') || 'none'
+      }`,
+    ].join('\n'),
+  );
+  parts.push('## How it is measured');
+  parts.push(
+    [
+      '- Every cell runs in fresh processes started for it (worker_threads: threads of one fresh process; child_process: the forked parent/children), all on this machine in one run, one cell at a time. Servers (ipcbox kernel daemon, nats-server, redis-server) are started by the benchmark on loopback / in a temp dir and shared by the cells of the run.',
+      '- **Streams** (one-way, fan-out, fan-in): each sender sends a warm-up window, then several windows of messages, then an end marker; the receiver times each window on its own clock. Figure = median over the windows (fan-out: over the windows of all four receivers, so it is the rate *each* receiver gets), with min–max in parentheses. Counts are bounded (at most 32 MiB per window), so transports without backpressure cannot run away with memory; NATS/zeromq pub/sub would report lost messages if they dropped any.',
+      '- **Round trip**: a pinger sends a message and waits for the echo of the same size; p50/p99/p999 per repetition, figure = median over the repetitions.',
+      '- **Ring**: N processes pass a 64 B token around; figure = time per hop (one process handing the token to the next). child_process can only connect a parent with its children, so its "ring" is a chain where the token goes down and back up (2(N−1) hops per lap).',
+      `- **Ratios** (× …) compare with **${label(BASELINE)}** in the same cell: for throughput > 1 means faster than ipcbox, for latency and per-hop time > 1 means slower than ipcbox.`,
+      '- JSON-only transports (child_process `json`, node-ipc) carry the payload as a string of the same number of ASCII characters (a Buffer would travel as a JSON array of numbers); the others carry bytes. The raw socket receiver only counts frame lengths (the floor for a socket); ipcbox receivers get a `Message` per payload.',
+      '- ipcbox kernel paths involve three processes (sender, daemon, receiver) and two socket hops per message; point-to-point alternatives have one hop.',
+    ].join('\n'),
+  );
+
+  const sizes = params(r, 'one-way');
+  parts.push('## One-way throughput (msgs/s; higher is better)');
+  parts.push(
+    table(
+      ['transport', ...sizes.map(fmtSize)],
+      r.transports.map((t) => [label(t), ...sizes.map((s) => cellText(r, find(r, t, 'one-way', s), 'rate', notes))]),
+    ),
+  );
+  const rtt = params(r, 'round-trip');
+  parts.push('## Round-trip latency (lower is better)');
+  parts.push(
+    table(
+      ['transport', ...rtt.flatMap((s) => [`${fmtSize(s)} p50`, 'p99', 'p999'])],
+      r.transports.map((t) => [
+        label(t),
+        ...rtt.flatMap((s) => {
+          const c = find(r, t, 'round-trip', s);
+          if (c?.status !== 'ok') return [cellText(r, c, 'latency', notes), '', ''];
+          const base = find(r, BASELINE, 'round-trip', s)?.summary;
+          const sm = c.summary!;
+          return [
+            cellText(r, c, 'latency', notes),
+            `${fmtUs(sm.p99!.median)}${ratio(sm.p99!.median, base?.p99?.median)}`,
+            `${fmtUs(sm.p999!.median)}${ratio(sm.p999!.median, base?.p999?.median)}`,
+          ];
+        }),
+      ]),
+    ),
+  );
+  const fan = params(r, 'fan-out')[0] ?? 1024;
+  parts.push(`## Fan-out and fan-in (${fmtSize(fan)} messages, msgs/s; higher is better)`);
+  parts.push(
+    [
+      '- **fan-out**: one sender, four receivers that each get every message; the figure is per receiver. ipcbox mailbox: one broadcast mailbox; NATS: one subject with four subscribers; zeromq: PUB (noDrop) / SUB; node-ipc: `server.broadcast`; the others send to each receiver in turn (ipcbox direct, shm Ring, sockets, child_process, worker_threads, Redis lists).',
+      '- **fan-in**: four senders, one receiver; the figure is the total the receiver gets.',
+    ].join('\n'),
+  );
+  parts.push(
+    table(
+      ['transport', 'fan-out (per receiver)', 'fan-in (total)'],
+      r.transports.map((t) => [
+        label(t),
+        cellText(r, find(r, t, 'fan-out', fan), 'rate', notes),
+        cellText(r, find(r, t, 'fan-in', fan), 'rate', notes),
+      ]),
+    ),
+  );
+  const ns = params(r, 'ring');
+  parts.push('## Process ring (64 B token, time per hop; lower is better)');
+  parts.push(
+    table(
+      ['transport', ...ns.map((n) => `N = ${n}`)],
+      r.transports.map((t) => [label(t), ...ns.map((n) => cellText(r, find(r, t, 'ring', n), 'latency', notes))]),
+    ),
+  );
+  if (chartFiles.length > 0) {
+    parts.push('## Charts');
+    parts.push(chartFiles.map((f) => `![${f}](${join(chartBase, f)})`).join('\n\n'));
+  }
+  const b = behind(r);
+  parts.push('## Where ipcbox is behind');
+  if (b.length === 0) parts.push(`No alternative beats ${label(BASELINE)} by more than 10 % in any cell.`);
+  else {
+    parts.push(
+      `Cells where an alternative beats ${label(BASELINE)} by more than 10 % (factor = how much better the alternative is):`,
+    );
+    parts.push(
+      b
+        .map(
+          (x) =>
+            `- ${label(x.cell.transport)}, ${x.cell.scenario} ${x.cell.scenario === 'ring' ? `N = ${x.cell.param}` : fmtSize(x.cell.param)}: ×${x.factor.toFixed(2)}`,
+        )
+        .join('\n'),
+    );
+    const ts = [...new Set(b.map((x) => x.cell.transport))].filter((t) => WHY[t] !== undefined);
+    parts.push('Why:');
+    parts.push(ts.map((t) => `- **${label(t)}**: ${WHY[t]}`).join('\n'));
+  }
+  const skipped = Object.entries(r.skipped);
+  if (skipped.length > 0 || notes.size > 0) {
+    parts.push('## Skipped and failed');
+    parts.push(
+      [
+        ...skipped.map(([t, why]) => `- **${label(t)}** SKIPPED: ${why}`),
+        ...[...notes.entries()].map(([why, k]) => `- [${k}] ${why}`),
+      ].join('\n'),
+    );
+  }
+  return `${parts.join('\n\n')}\n`;
+}
+
+// ------------------------------------------------------------------ charts
+
+// biome-ignore lint/suspicious/noExplicitAny: vega / vega-lite are dev dependencies loaded at run time
+type Any = any;
+
+async function render(vega: Any, vl: Any, spec: object): Promise<string> {
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  const svg: string = await view.toSVG();
+  view.finalize();
+  return svg;
+}
+
+function chartSpecs(r: Report): { file: string; spec: object }[] {
+  const label = (t: string): string => r.labels[t] ?? t;
+  const order = r.transports.map(label);
+  const ok = r.cells.filter((c) => c.status === 'ok');
+  const color = { field: 'transport', type: 'nominal', sort: order, scale: { scheme: 'tableau20' } };
+  const base = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', background: 'white' };
+  const specs: { file: string; spec: object }[] = [];
+  const tput = ok
+    .filter((c) => c.scenario === 'one-way')
+    .map((c) => ({
+      transport: label(c.transport),
+      size: fmtSize(c.param),
+      bytes: c.param,
+      mbps: c.summary!.mbPerSec!.median,
+      lo: c.summary!.mbPerSec!.min,
+      hi: c.summary!.mbPerSec!.max,
+    }));
+  if (tput.length > 0) {
+    const sizeSort = [...new Set(tput.sort((a, b) => a.bytes - b.bytes).map((d) => d.size))];
+    const enc = {
+      x: { field: 'size', type: 'ordinal', sort: sizeSort, title: 'message size' },
+      xOffset: { field: 'transport', sort: order },
+    };
+    specs.push({
+      file: 'throughput.svg',
+      spec: {
+        ...base,
+        title: 'One-way throughput by message size (MB/s, log scale; higher is better)',
+        width: 860,
+        height: 340,
+        data: { values: tput },
+        layer: [
+          {
+            mark: 'bar',
+            encoding: {
+              ...enc,
+              y: { field: 'mbps', type: 'quantitative', scale: { type: 'log' }, title: 'MB/s' },
+              color,
+              tooltip: [{ field: 'transport' }, { field: 'mbps', format: '.1f' }],
+            },
+          },
+          {
+            mark: { type: 'rule', color: 'black' },
+            encoding: { ...enc, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+          },
+        ],
+      },
+    });
+  }
+  const lat = ok
+    .filter((c) => c.scenario === 'round-trip')
+    .flatMap((c) =>
+      (['p50', 'p99', 'p999'] as const).map((p) => ({
+        transport: label(c.transport),
+        size: fmtSize(c.param),
+        percentile: p,
+        us: p === 'p50' ? c.summary!.main.median : p === 'p99' ? c.summary!.p99!.median : c.summary!.p999!.median,
+      })),
+    );
+  if (lat.length > 0) {
+    specs.push({
+      file: 'latency.svg',
+      spec: {
+        ...base,
+        title: 'Round-trip latency by transport (µs, log scale; lower is better)',
+        data: { values: lat },
+        facet: { row: { field: 'size', title: 'message size' } },
+        spec: {
+          width: 860,
+          height: 220,
+          mark: 'bar',
+          encoding: {
+            x: { field: 'transport', type: 'nominal', sort: order, title: null, axis: { labelAngle: -30 } },
+            xOffset: { field: 'percentile', sort: ['p50', 'p99', 'p999'] },
+            y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs' },
+            color: { field: 'percentile', type: 'nominal', sort: ['p50', 'p99', 'p999'] },
+          },
+        },
+      },
+    });
+  }
+  const ring = ok
+    .filter((c) => c.scenario === 'ring')
+    .map((c) => ({ transport: label(c.transport), n: `N = ${c.param}`, np: c.param, us: c.summary!.main.median }));
+  if (ring.length > 0) {
+    const nSort = [...new Set(ring.sort((a, b) => a.np - b.np).map((d) => d.n))];
+    specs.push({
+      file: 'ring.svg',
+      spec: {
+        ...base,
+        title: 'Process ring: time per hop (µs, log scale; lower is better)',
+        width: 860,
+        height: 300,
+        data: { values: ring },
+        mark: 'bar',
+        encoding: {
+          x: { field: 'n', type: 'ordinal', sort: nSort, title: 'processes in the ring' },
+          xOffset: { field: 'transport', sort: order },
+          y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per hop' },
+          color,
+        },
+      },
+    });
+  }
+  const fan = ok
+    .filter((c) => c.scenario === 'fan-out' || c.scenario === 'fan-in')
+    .map((c) => ({ transport: label(c.transport), scenario: c.scenario, rate: c.summary!.main.median }));
+  if (fan.length > 0) {
+    specs.push({
+      file: 'fan.svg',
+      spec: {
+        ...base,
+        title: 'Fan-out (per receiver) and fan-in (total), msgs/s, log scale; higher is better',
+        width: 560,
+        height: 300,
+        data: { values: fan },
+        mark: 'bar',
+        encoding: {
+          x: { field: 'scenario', type: 'nominal', title: null },
+          xOffset: { field: 'transport', sort: order },
+          y: { field: 'rate', type: 'quantitative', scale: { type: 'log' }, title: 'msgs/s' },
+          color,
+        },
+      },
+    });
+  }
+  return specs;
+}
+
+export async function writeReport(
+  r: Report,
+  mdPath: string,
+  chartDir: string,
+  note: (text: string) => void,
+): Promise<void> {
+  const files: string[] = [];
+  try {
+    const vegaName = 'vega';
+    const vlName = 'vega-lite';
+    const vega: Any = await import(vegaName);
+    const vl: Any = await import(vlName);
+    mkdirSync(chartDir, { recursive: true });
+    for (const { file, spec } of chartSpecs(r)) {
+      writeFileSync(join(chartDir, file), await render(vega, vl, spec));
+      files.push(file);
+    }
+  } catch (e) {
+    note(`charts not written: ${(e as Error).message} (vega and vega-lite are devDependencies)`);
+  }
+  mkdirSync(dirname(mdPath), { recursive: true });
+  writeFileSync(mdPath, markdown(r, files, relative(dirname(mdPath), chartDir)));
+}

@@ -1,0 +1,525 @@
+/**
+ * The comparison: ipcbox (kernel: direct and mailbox; shared memory: Ring)
+ * against Node built-ins (child_process IPC json/advanced, worker_threads
+ * copy/transfer, a raw Unix socket) and libraries/servers (zeromq ipc://,
+ * node-ipc, NATS, Redis), in one run on one machine, same sizes.
+ *
+ * Scenarios: one-way throughput per size, round-trip latency, fan-out
+ * (1 → 4), fan-in (4 → 1), process ring (N = 2, 8, 32). Every cell runs in
+ * fresh processes (see roles.ts for how each is measured); every figure is
+ * the median of the repetitions after a warm-up, with min–max. An
+ * alternative that cannot be loaded or started is reported as SKIPPED with
+ * the reason; a cell that fails is reported as FAILED with the error.
+ *
+ * Output: progress on stderr (one updating line on a TTY), then
+ *   <out>/comparison.json (raw results + machine), <out>/comparison.md,
+ *   <out>/charts/*.svg. Defaults: docs/comparison.md, docs/charts/,
+ *   bench/compare/results/latest.json.
+ *
+ * Usage: node dist/bench/compare/run.js [--quick | --tiny] [--out DIR] [--only t1,t2]
+ *   --quick  under two minutes: fewer repetitions, smaller windows, ring N = 2, 8
+ *   --tiny   the smoke test: one size (1 KiB), tiny counts, ring N = 2
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, release, tmpdir, totalmem, type } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { CellSpec, PeerResult, PeerSpec, Scenario } from './common.js';
+import { sleep } from './common.js';
+import { type CellOutcome, type Report, summarize, writeReport } from './report.js';
+import { type Server, startKernel, startNats, startRedis } from './servers.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(here, '..', '..', '..');
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+export const TRANSPORTS = [
+  'ipcbox-mailbox',
+  'ipcbox-direct',
+  'ipcbox-shm-ring',
+  'ipcbox-shm-mailbox',
+  'cp-json',
+  'cp-advanced',
+  'worker-copy',
+  'worker-transfer',
+  'net-socket',
+  'zeromq',
+  'node-ipc',
+  'nats',
+  'redis',
+] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+export const LABELS: Record<Transport, string> = {
+  'ipcbox-mailbox': 'ipcbox mailbox (kernel)',
+  'ipcbox-direct': 'ipcbox direct send (kernel)',
+  'ipcbox-shm-ring': 'ipcbox shm Ring (SPSC)',
+  'ipcbox-shm-mailbox': 'ipcbox shm mailbox',
+  'cp-json': "child_process IPC 'json'",
+  'cp-advanced': "child_process IPC 'advanced'",
+  'worker-copy': 'worker_threads postMessage (copy)',
+  'worker-transfer': 'worker_threads postMessage (transfer)',
+  'net-socket': 'raw Unix socket (length-prefixed)',
+  zeromq: 'zeromq (ipc://)',
+  'node-ipc': 'node-ipc (Unix socket)',
+  nats: 'NATS (nats-server, loopback)',
+  redis: 'Redis lists (redis-server, loopback)',
+};
+
+/** Optional npm packages each transport needs (name, for versions in the report). */
+const PACKAGES: Partial<Record<Transport, string>> = {
+  zeromq: 'zeromq',
+  'node-ipc': 'node-ipc',
+  nats: '@nats-io/transport-node',
+  redis: 'ioredis',
+};
+
+interface Plan {
+  name: 'full' | 'quick' | 'tiny';
+  sizes: number[];
+  rttSizes: number[];
+  fanSize: number;
+  ringSizes: number[];
+  reps: number;
+  /** Bytes and messages per window (streams). */
+  windowBytes: number;
+  windowMax: number;
+  fanWindowMax: number;
+  rttRounds: number;
+  rttWarmup: number;
+  ringHops: number;
+  capMs: number;
+}
+
+const PLANS: Record<Plan['name'], Plan> = {
+  full: {
+    name: 'full',
+    sizes: [64, 1024, 65536, 1048576],
+    rttSizes: [64, 65536],
+    fanSize: 1024,
+    ringSizes: [2, 8, 32],
+    reps: 5,
+    windowBytes: 32 << 20,
+    windowMax: 20000,
+    fanWindowMax: 10000,
+    rttRounds: 2000,
+    rttWarmup: 300,
+    ringHops: 4000,
+    capMs: 8000,
+  },
+  quick: {
+    name: 'quick',
+    sizes: [64, 1024, 65536, 1048576],
+    rttSizes: [64],
+    fanSize: 1024,
+    ringSizes: [2, 8],
+    reps: 3,
+    windowBytes: 8 << 20,
+    windowMax: 4000,
+    fanWindowMax: 2000,
+    rttRounds: 500,
+    rttWarmup: 100,
+    ringHops: 800,
+    capMs: 3000,
+  },
+  tiny: {
+    name: 'tiny',
+    sizes: [1024],
+    rttSizes: [1024],
+    fanSize: 1024,
+    ringSizes: [2],
+    reps: 2,
+    windowBytes: 1 << 20,
+    windowMax: 200,
+    fanWindowMax: 100,
+    rttRounds: 50,
+    rttWarmup: 10,
+    ringHops: 40,
+    capMs: 2000,
+  },
+};
+
+// ------------------------------------------------------------------ topology
+
+function topology(scenario: Scenario, n: number): PeerSpec[] {
+  const peer = (index: number, role: PeerSpec['role'], targets: number[], sources: number[]): PeerSpec => ({
+    index,
+    role,
+    targets,
+    sources,
+  });
+  switch (scenario) {
+    case 'one-way':
+      return [peer(0, 'send', [1], []), peer(1, 'recv', [], [0])];
+    case 'round-trip':
+      return [peer(0, 'ping', [1], [1]), peer(1, 'echo', [0], [0])];
+    case 'fan-out':
+      return [peer(0, 'send', [1, 2, 3, 4], []), ...[1, 2, 3, 4].map((i) => peer(i, 'recv', [], [0]))];
+    case 'fan-in':
+      return [peer(0, 'recv', [], [1, 2, 3, 4]), ...[1, 2, 3, 4].map((i) => peer(i, 'send', [0], []))];
+    case 'ring':
+      return Array.from({ length: n }, (_, i) => peer(i, 'ring', [(i + 1) % n], [(i + n - 1) % n]));
+  }
+}
+
+export interface CellPlan {
+  transport: Transport;
+  scenario: Scenario;
+  /** Payload size, or N for the ring. */
+  param: number;
+}
+
+function cellsOf(plan: Plan, transports: readonly Transport[]): CellPlan[] {
+  const cells: CellPlan[] = [];
+  for (const t of transports) {
+    for (const s of plan.sizes) cells.push({ transport: t, scenario: 'one-way', param: s });
+    for (const s of plan.rttSizes) cells.push({ transport: t, scenario: 'round-trip', param: s });
+    cells.push({ transport: t, scenario: 'fan-out', param: plan.fanSize });
+    cells.push({ transport: t, scenario: 'fan-in', param: plan.fanSize });
+    for (const n of PLANS.full.ringSizes) cells.push({ transport: t, scenario: 'ring', param: n });
+  }
+  return cells;
+}
+
+// ------------------------------------------------------------------ running one cell
+
+interface Proc {
+  child: ChildProcess;
+  lines: string[];
+  err: string;
+  exited: Promise<void>;
+}
+
+function spawnProc(args: string[]): Proc {
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const p: Proc = { child, lines: [], err: '', exited: new Promise((r) => child.once('exit', () => r())) };
+  let partial = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const parts = partial.split('\n');
+    partial = parts.pop()!;
+    p.lines.push(...parts);
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    p.err += d.toString();
+  });
+  child.stdin!.on('error', () => {});
+  return p;
+}
+
+async function waitAll(procs: Proc[], word: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const p of procs) {
+      const bad = p.lines.find((l) => l.startsWith('ERROR '));
+      if (bad !== undefined) throw new Error(bad.slice(6, 600));
+    }
+    if (procs.every((p) => p.lines.includes(word))) return;
+    const dead = procs.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+    if (dead !== undefined && !dead.lines.includes(word)) {
+      throw new Error(
+        `a peer exited (${dead.child.exitCode ?? dead.child.signalCode}) before ${word}: ${dead.err.trim().slice(-500)}`,
+      );
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${word}`);
+    await sleep(5);
+  }
+}
+
+async function runCell(spec: CellSpec): Promise<PeerResult[]> {
+  const json = JSON.stringify(spec);
+  let procs: Proc[];
+  if (spec.transport.startsWith('worker-')) procs = [spawnProc([join(here, 'worker-host.js'), json])];
+  else if (spec.transport.startsWith('cp-')) procs = [spawnProc([join(here, 'cp-host.js'), 'host', json])];
+  else procs = spec.peers.map((p) => spawnProc([join(here, 'peer.js'), String(p.index), json]));
+  const tell = (word: string): void => {
+    for (const p of procs) if (p.child.stdin!.writable) p.child.stdin!.write(`${word}\n`);
+  };
+  try {
+    await waitAll(procs, 'READY', 20_000 + spec.peers.length * 1000);
+    tell('CONNECT');
+    await waitAll(procs, 'CONNECTED', 20_000);
+    tell('START');
+    await waitAll(procs, 'DONE', spec.capMs * (spec.reps + 2) + 20_000);
+    const results: PeerResult[] = [];
+    for (const p of procs) {
+      for (const l of p.lines) if (l.startsWith('RESULT ')) results.push(JSON.parse(l.slice(7)) as PeerResult);
+    }
+    return results;
+  } finally {
+    tell('EXIT');
+    for (const p of procs) p.child.stdin!.end();
+    const all = Promise.all(procs.map((p) => p.exited));
+    const graceful = await Promise.race([all.then(() => true), sleep(5000).then(() => false)]);
+    if (!graceful) for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await all;
+  }
+}
+
+function specOf(plan: Plan, cell: CellPlan, id: string, dir: string, servers: ServerSet): CellSpec {
+  const ring = cell.scenario === 'ring';
+  const size = ring ? 64 : cell.param;
+  const peers = topology(cell.scenario, ring ? cell.param : 0);
+  let window: number;
+  let warmup: number;
+  if (cell.scenario === 'round-trip') {
+    window = plan.rttRounds;
+    warmup = plan.rttWarmup;
+  } else if (ring) {
+    window = Math.max(10, Math.round(plan.ringHops / cell.param));
+    warmup = Math.max(2, Math.round(window / 4));
+  } else {
+    const max = cell.scenario === 'one-way' ? plan.windowMax : plan.fanWindowMax;
+    window = Math.max(4, Math.min(max, Math.floor(plan.windowBytes / size)));
+    warmup = window;
+  }
+  return {
+    transport: cell.transport,
+    scenario: cell.scenario,
+    size,
+    peers,
+    broadcast: cell.scenario === 'fan-out',
+    warmup,
+    reps: plan.reps,
+    window,
+    capMs: plan.capMs,
+    dir,
+    id,
+    kernelSocket: servers.kernel?.address,
+    port: cell.transport === 'nats' ? servers.nats?.port : cell.transport === 'redis' ? servers.redis?.port : undefined,
+  };
+}
+
+// ------------------------------------------------------------------ availability
+
+interface ServerSet {
+  kernel?: Server;
+  nats?: Server;
+  redis?: Server;
+}
+
+function packageVersion(name: string): string | undefined {
+  try {
+    const pj = JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    return pj.version;
+  } catch {
+    return undefined;
+  }
+}
+
+async function canImport(name: string): Promise<string | undefined> {
+  try {
+    await import(name);
+    return undefined;
+  } catch (e) {
+    return `npm package ${name} cannot be loaded (${String((e as Error).message).split('\n')[0]}); it is an optionalDependency`;
+  }
+}
+
+function shmMailboxStatus(): string {
+  const dir = join(ROOT, 'src', 'backends', 'shm');
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.ts')) : [];
+  return files.length === 0
+    ? 'src/backends/shm/ does not exist yet'
+    : `src/backends/shm/ has ${files.join(', ')} but no mailbox a process can create/open/send/receive with yet (in progress)`;
+}
+
+async function skipReasons(servers: ServerSet, failed: Map<string, string>): Promise<Map<Transport, string>> {
+  const skip = new Map<Transport, string>();
+  if (servers.kernel === undefined) {
+    skip.set('ipcbox-mailbox', failed.get('kernel')!);
+    skip.set('ipcbox-direct', failed.get('kernel')!);
+  }
+  try {
+    const { Segment } = await import('../../src/index.js');
+    const name = `ipcbox-cmp-probe-${process.pid}`;
+    Segment.create(name, { size: 4096 }).close();
+    Segment.unlink(name);
+  } catch (e) {
+    skip.set('ipcbox-shm-ring', `shared memory unavailable: ${(e as Error).message}`);
+  }
+  skip.set('ipcbox-shm-mailbox', shmMailboxStatus());
+  for (const [t, pkg] of Object.entries(PACKAGES) as [Transport, string][]) {
+    const why = await canImport(pkg);
+    if (why !== undefined) skip.set(t, why);
+  }
+  if (!skip.has('nats') && servers.nats === undefined) skip.set('nats', failed.get('nats')!);
+  if (!skip.has('redis') && servers.redis === undefined) skip.set('redis', failed.get('redis')!);
+  return skip;
+}
+
+function cellSkip(plan: Plan, cell: CellPlan): string | undefined {
+  if (cell.scenario === 'ring' && !plan.ringSizes.includes(cell.param)) {
+    return `ring N=${cell.param} runs only in the full run (--${plan.name} keeps N=${plan.ringSizes.join(', ')})`;
+  }
+  return undefined;
+}
+
+// ------------------------------------------------------------------ progress
+
+class Progress {
+  private readonly tty = process.stderr.isTTY === true;
+  private readonly t0 = Date.now();
+  private done = 0;
+
+  constructor(private readonly total: number) {}
+
+  private prefix(): string {
+    const s = Math.round((Date.now() - this.t0) / 1000);
+    return `[${String(this.done).padStart(3)}/${this.total} ${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s]`;
+  }
+
+  start(what: string): void {
+    if (this.tty) process.stderr.write(`\r\x1b[K${this.prefix()} ${what} …`);
+  }
+
+  finish(what: string, summary: string): void {
+    this.done++;
+    const line = `${this.prefix()} ${what}: ${summary}`;
+    if (this.tty) process.stderr.write(`\r\x1b[K${line}\n`);
+    else process.stderr.write(`${line}\n`);
+  }
+
+  note(text: string): void {
+    process.stderr.write(`${this.tty ? '\r\x1b[K' : ''}${text}\n`);
+  }
+}
+
+function describe(cell: CellPlan): string {
+  const p =
+    cell.scenario === 'ring'
+      ? `N=${cell.param}`
+      : cell.param >= 1048576
+        ? `${cell.param / 1048576} MiB`
+        : cell.param >= 1024
+          ? `${cell.param / 1024} KiB`
+          : `${cell.param} B`;
+  return `${cell.transport} ${cell.scenario} ${p}`;
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      tiny: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      only: { type: 'string' },
+    },
+  });
+  const plan = PLANS[values.tiny ? 'tiny' : values.quick ? 'quick' : 'full'];
+  const only = values.only?.split(',').map((s) => s.trim());
+  for (const o of only ?? []) if (!(TRANSPORTS as readonly string[]).includes(o)) throw new Error(`unknown transport ${o}`);
+  const transports = TRANSPORTS.filter((t) => only === undefined || only.includes(t));
+  const outDir = values.out === undefined ? undefined : resolve(values.out);
+  const mdPath = outDir === undefined ? join(ROOT, 'docs', 'comparison.md') : join(outDir, 'comparison.md');
+  const chartDir = outDir === undefined ? join(ROOT, 'docs', 'charts') : join(outDir, 'charts');
+  const jsonPath =
+    outDir === undefined ? join(ROOT, 'bench', 'compare', 'results', 'latest.json') : join(outDir, 'comparison.json');
+
+  const work = mkdtempSync(join(tmpdir(), 'ipcbox-cmp-'));
+  const started = Date.now();
+  const servers: ServerSet = {};
+  const failed = new Map<string, string>();
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const needs = (t: Transport): boolean => transports.includes(t);
+  const progress = new Progress(0);
+  const tryStart = async (key: 'kernel' | 'nats' | 'redis', start: () => Promise<Server>): Promise<void> => {
+    try {
+      servers[key] = await start();
+    } catch (e) {
+      failed.set(key, (e as Error).message);
+    }
+  };
+  try {
+    if (needs('ipcbox-mailbox') || needs('ipcbox-direct')) {
+      await tryStart('kernel', () => startKernel(CLI, join(work, 'kernel.sock'), version));
+    }
+    if (needs('nats')) await tryStart('nats', () => startNats(work));
+    if (needs('redis')) await tryStart('redis', () => startRedis(work));
+    const skip = await skipReasons(servers, failed);
+    const cells = cellsOf(plan, transports);
+    const runnable = cells.filter((c) => !skip.has(c.transport) && cellSkip(plan, c) === undefined);
+    const bar = new Progress(runnable.length);
+    progress.note(
+      `ipcbox comparison (${plan.name}): ${runnable.length} cells, ${transports.length - skip.size} transports` +
+        (skip.size > 0 ? `; skipped: ${[...skip.keys()].join(', ')}` : ''),
+    );
+    const outcomes: CellOutcome[] = [];
+    let n = 0;
+    for (const cell of cells) {
+      const reason = skip.get(cell.transport) ?? cellSkip(plan, cell);
+      if (reason !== undefined) {
+        outcomes.push({ ...cell, status: 'skipped', reason });
+        continue;
+      }
+      const id = `c${process.pid}x${n++}`;
+      const dir = join(work, id);
+      mkdirSync(dir);
+      const spec = specOf(plan, cell, id, dir, servers);
+      bar.start(describe(cell));
+      try {
+        const results = await runCell(spec);
+        const o: CellOutcome = { ...cell, status: 'ok', spec: specSummary(spec), results };
+        o.summary = summarize(o);
+        if (o.summary === undefined) {
+          o.status = 'failed';
+          o.reason = 'no complete measurement (nothing received in time)';
+        }
+        outcomes.push(o);
+        bar.finish(describe(cell), o.status === 'ok' ? o.summary!.text : `FAILED: ${o.reason}`);
+      } catch (e) {
+        const reason = (e as Error).message.replace(/\s+/g, ' ').slice(0, 400);
+        outcomes.push({ ...cell, status: 'failed', reason });
+        bar.finish(describe(cell), `FAILED: ${reason}`);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const report: Report = {
+      generatedAt: new Date().toISOString(),
+      plan: plan.name,
+      durationSec: Math.round((Date.now() - started) / 1000),
+      machine: {
+        cpu: cpus()[0]?.model ?? 'unknown',
+        cores: availableParallelism(),
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+        os: `${type()} ${release()}`,
+        node: process.version,
+      },
+      packages: Object.fromEntries(
+        ['zeromq', 'node-ipc', '@nats-io/transport-node', 'ioredis', 'vega', 'vega-lite'].map((p) => [
+          p,
+          packageVersion(p) ?? 'not installed',
+        ]),
+      ),
+      servers: Object.fromEntries(
+        Object.values(servers)
+          .filter((s): s is Server => s !== undefined)
+          .map((s) => [s.name, s.version]),
+      ),
+      ipcboxVersion: version,
+      labels: LABELS,
+      transports: [...transports],
+      skipped: Object.fromEntries(skip),
+      cells: outcomes,
+    };
+    mkdirSync(dirname(jsonPath), { recursive: true });
+    writeFileSync(jsonPath, `${JSON.stringify(report, null, 1)}\n`);
+    await writeReport(report, mdPath, chartDir, (t) => progress.note(t));
+    progress.note(`wrote ${jsonPath}, ${mdPath}, ${chartDir}/ in ${report.durationSec} s`);
+  } finally {
+    for (const s of Object.values(servers)) await s?.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function specSummary(spec: CellSpec): CellOutcome['spec'] {
+  return { size: spec.size, peers: spec.peers.length, warmup: spec.warmup, reps: spec.reps, window: spec.window };
+}
+
+await main();

@@ -1,0 +1,70 @@
+/**
+ * ipcbox through the kernel daemon.
+ * - `ipcbox-direct`: each peer is a process named `<id>-p<i>`; sends go to the
+ *   receiver's own inbox (`send(name, bytes)`), received with `messages({prefetch})`.
+ * - `ipcbox-mailbox`: each receiver creates a bounded mailbox `<id>-mb<i>`
+ *   (capacity 1024); fan-out with `broadcast` uses one broadcast mailbox
+ *   created by the sender that every receiver attaches to.
+ */
+import { connect, type IpcProcess, type Mailbox } from '../../../src/index.js';
+import type { CellSpec, PeerSpec } from '../common.js';
+import { payloadOf } from '../common.js';
+import type { Link } from '../roles.js';
+
+const CAPACITY = 1024;
+const PREFETCH = 512;
+
+export async function ipcboxLink(cell: CellSpec, me: PeerSpec, useMailbox: boolean): Promise<Link> {
+  const procName = (i: number): string => `${cell.id}-p${i}`;
+  const mbName = (i: number): string => `${cell.id}-mb${i}`;
+  const fanName = `${cell.id}-fan`;
+  const proc: IpcProcess = await connect({ name: procName(me.index), socketPath: cell.kernelSocket! });
+  const out = new Map<number, Mailbox>();
+  let fan: Mailbox | undefined;
+  let onMessage: (length: number) => void = () => {};
+  const consume = async (it: AsyncIterableIterator<{ bytes: Buffer }>): Promise<void> => {
+    try {
+      for await (const m of it) onMessage(m.bytes.length);
+    } catch {
+      // mailbox closed at the end of the cell
+    }
+  };
+  const broadcastReceiver = useMailbox && cell.broadcast && me.role === 'recv' && cell.scenario === 'fan-out';
+  const broadcastSender = useMailbox && cell.broadcast && me.role === 'send' && cell.scenario === 'fan-out';
+  return {
+    async listen(cb) {
+      onMessage = cb;
+      if (broadcastSender) {
+        fan = await proc.createMailbox(fanName, { capacity: CAPACITY, delivery: 'broadcast' });
+        return;
+      }
+      if (me.sources.length === 0 || broadcastReceiver) return;
+      if (useMailbox) {
+        const mb = await proc.createMailbox(mbName(me.index), { capacity: CAPACITY });
+        void consume(mb.messages({ prefetch: PREFETCH }));
+      } else {
+        void consume(proc.messages({ prefetch: PREFETCH }));
+      }
+    },
+    async connect() {
+      if (broadcastReceiver) {
+        const mb = await proc.openMailbox(fanName);
+        void consume(mb.messages({ prefetch: PREFETCH }));
+        await mb.stat(); // a round trip: the kernel has attached us before we say CONNECTED
+        return;
+      }
+      if (useMailbox && !broadcastSender) {
+        for (const t of me.targets) out.set(t, await proc.openMailbox(mbName(t)));
+      }
+    },
+    prepare: (size) => payloadOf(size),
+    send(target, payload) {
+      if (useMailbox) return out.get(target)!.send(payload);
+      return proc.send(procName(target), payload);
+    },
+    publish: broadcastSender ? (payload) => fan!.send(payload) : undefined,
+    async close() {
+      await proc.close();
+    },
+  };
+}

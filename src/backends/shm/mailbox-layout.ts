@@ -1,0 +1,176 @@
+/**
+ * The memory layout of a shared-memory mailbox segment. All offsets are
+ * named here; all other modules take them from a `MailboxLayout`.
+ *
+ *   +0     header (HEADER_BYTES = 128), written once by the creator (init),
+ *          then read-only except `flags`:
+ *            +0   magic            i32  SHM_MAILBOX_MAGIC ('SMBX'), stored last
+ *            +4   version          i32  LAYOUT_VERSION
+ *            +8   capacity         i32  messages the mailbox holds (1 .. 2^24)
+ *            +12  maxMessageSize   i32  largest payload, bytes
+ *            +16  mapThreshold     i32  payloads larger than this go to the slab
+ *            +20  fixedMessageSize i32  -1, or the one payload size allowed
+ *            +24  slabChunks       i32  number of slab chunks (0: no slab)
+ *            +28  chunkBytes       i32  bytes per chunk (maxMessageSize rounded to 64)
+ *            +32  flags            i32  CLOSED (bit 0); set by any attached
+ *                                       process on the kernel's removal notice
+ *          +64 (own cache line):
+ *            +64  credits          Semaphore (8 bytes): free places out of
+ *                                  `capacity`. A sender takes one before
+ *                                  writing, a receiver posts one after taking
+ *                                  a record out of the ring.
+ *   +128   message ring: MpmcRing with slots = capacity rounded up to a power
+ *          of two, slotSize = RECORD_HEADER + mapThreshold.
+ *   then   (slab only) free-chunk ring: MpmcRing of u32 chunk indices,
+ *          slots = slabChunks rounded up to a power of two.
+ *   then   (slab only) chunk states: slabChunks × i32, 64-aligned. A state
+ *          is FREE (0, index in the free ring), QUEUED (-1, referenced by a
+ *          record in the message ring) or the OS pid of the process that
+ *          holds it (a sender writing it, or a receiver holding a zero-copy
+ *          view of it).
+ *   then   (slab only) chunks: slabChunks × chunkBytes, 64-aligned.
+ *
+ * Record in a message-ring cell:
+ *   +0 u8 codec (wire codec id), +1 u8 flags (SLAB bit 0), +2 u16 0,
+ *   +4 u32 sender (the kernel's process number of the sender),
+ *   +8 inline: the payload;  slab: u32 chunk index, u32 payload length.
+ */
+import { IpcError } from '../../errors.js';
+import { MpmcRing } from '../../shm/mpmc-ring.js';
+import { Semaphore } from '../../shm/semaphore.js';
+
+/** 'SMBX' */
+export const SHM_MAILBOX_MAGIC = 0x534d4258;
+export const LAYOUT_VERSION = 1;
+
+export const HEADER_BYTES = 128;
+/** Word indices into the header. */
+export const H_MAGIC = 0;
+export const H_VERSION = 1;
+export const H_CAPACITY = 2;
+export const H_MAX_MESSAGE = 3;
+export const H_MAP_THRESHOLD = 4;
+export const H_FIXED_SIZE = 5;
+export const H_SLAB_CHUNKS = 6;
+export const H_CHUNK_BYTES = 7;
+export const H_FLAGS = 8;
+export const CREDITS_OFFSET = 64;
+
+export const FLAG_CLOSED = 1;
+
+export const RECORD_HEADER = 8;
+export const RECORD_SLAB = 1;
+export const SLAB_REF_BYTES = 8;
+
+export const CHUNK_FREE = 0;
+export const CHUNK_QUEUED = -1;
+
+export interface MailboxGeometry {
+  capacity: number;
+  maxMessageSize: number;
+  mapThreshold: number;
+  fixedMessageSize: number | undefined;
+  slabChunks: number;
+}
+
+export interface MailboxLayout extends MailboxGeometry {
+  chunkBytes: number;
+  ringOffset: number;
+  ringSlots: number;
+  freeRingOffset: number;
+  statesOffset: number;
+  chunksOffset: number;
+  totalBytes: number;
+}
+
+export function nextPowerOfTwo(n: number): number {
+  let p = 2;
+  while (p < n) p *= 2;
+  return p;
+}
+
+function align64(n: number): number {
+  return Math.ceil(n / 64) * 64;
+}
+
+/** Where everything goes for `g` (already validated). */
+export function layoutFor(g: MailboxGeometry): MailboxLayout {
+  const ringSlots = nextPowerOfTwo(g.capacity);
+  const ringOffset = HEADER_BYTES;
+  const slotSize = RECORD_HEADER + Math.max(g.mapThreshold, SLAB_REF_BYTES);
+  let end = ringOffset + MpmcRing.bytesFor({ slots: ringSlots, slotSize });
+  const chunkBytes = g.slabChunks > 0 ? align64(Math.max(g.maxMessageSize, 1)) : 0;
+  const freeRingOffset = end;
+  if (g.slabChunks > 0) end += MpmcRing.bytesFor({ slots: nextPowerOfTwo(g.slabChunks), slotSize: 4 });
+  const statesOffset = end;
+  end = align64(end + g.slabChunks * 4);
+  const chunksOffset = end;
+  end += g.slabChunks * chunkBytes;
+  return {
+    ...g,
+    chunkBytes,
+    ringOffset,
+    ringSlots,
+    freeRingOffset,
+    statesOffset,
+    chunksOffset,
+    totalBytes: end,
+  };
+}
+
+/** Write the header and initialise the rings (once, by the creator, before anyone attaches). */
+export function initMailbox(buffer: SharedArrayBuffer, l: MailboxLayout): void {
+  const h = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+  h.fill(0);
+  MpmcRing.init(buffer, l.ringOffset, {
+    slots: l.ringSlots,
+    slotSize: RECORD_HEADER + Math.max(l.mapThreshold, SLAB_REF_BYTES),
+  });
+  if (l.slabChunks > 0) {
+    const free = MpmcRing.init(buffer, l.freeRingOffset, {
+      slots: nextPowerOfTwo(l.slabChunks),
+      slotSize: 4,
+    });
+    const idx = new Uint8Array(4);
+    for (let i = 0; i < l.slabChunks; i++) {
+      new DataView(idx.buffer).setUint32(0, i, true);
+      free.tryWrite(idx);
+    }
+  }
+  Semaphore.init(buffer, CREDITS_OFFSET, l.capacity);
+  h[H_VERSION] = LAYOUT_VERSION;
+  h[H_CAPACITY] = l.capacity;
+  h[H_MAX_MESSAGE] = l.maxMessageSize;
+  h[H_MAP_THRESHOLD] = l.mapThreshold;
+  h[H_FIXED_SIZE] = l.fixedMessageSize ?? -1;
+  h[H_SLAB_CHUNKS] = l.slabChunks;
+  h[H_CHUNK_BYTES] = l.chunkBytes;
+  Atomics.store(h, H_MAGIC, SHM_MAILBOX_MAGIC);
+}
+
+/** Read and check the layout of an initialised mailbox segment. */
+export function readLayout(buffer: SharedArrayBuffer, name: string): MailboxLayout {
+  if (buffer.byteLength < HEADER_BYTES)
+    throw new IpcError('PROTOCOL', `segment ${name} is too small for a mailbox`);
+  const h = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+  if (Atomics.load(h, H_MAGIC) !== SHM_MAILBOX_MAGIC)
+    throw new IpcError('PROTOCOL', `segment ${name} holds no shared-memory mailbox`);
+  if (h[H_VERSION] !== LAYOUT_VERSION) {
+    throw new IpcError(
+      'PROTOCOL',
+      `mailbox ${name} has layout version ${String(h[H_VERSION])}, want ${LAYOUT_VERSION}`,
+    );
+  }
+  const fixed = h[H_FIXED_SIZE] as number;
+  const l = layoutFor({
+    capacity: h[H_CAPACITY] as number,
+    maxMessageSize: h[H_MAX_MESSAGE] as number,
+    mapThreshold: h[H_MAP_THRESHOLD] as number,
+    fixedMessageSize: fixed < 0 ? undefined : fixed,
+    slabChunks: h[H_SLAB_CHUNKS] as number,
+  });
+  if (l.totalBytes > buffer.byteLength || l.chunkBytes !== h[H_CHUNK_BYTES]) {
+    throw new IpcError('PROTOCOL', `mailbox ${name}: header does not match the segment size`);
+  }
+  return l;
+}

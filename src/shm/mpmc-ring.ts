@@ -1,0 +1,572 @@
+/**
+ * MpmcRing: a bounded multi-producer/multi-consumer queue of variable-size
+ * records in shared memory (Vyukov's bounded MPMC queue, one record per
+ * cell), for any number of producer and consumer threads in any processes.
+ *
+ * Layout (byteOffset must be 64-aligned):
+ *   +0    magic          i32  MPMC_MAGIC once initialised (init() only)
+ *   +4    slots          i32  number of cells, a power of two, 2 .. 2^24
+ *   +8    slotSize       i32  largest record payload, bytes
+ *   +12   stride         i32  bytes per cell: 8 + slotSize rounded up to 64
+ *   +16   flags          i32  CLOSED (bit 0), set once by close()
+ *   +64   enqueuePos     i32  next position to fill, mod 2^32. Producers
+ *                             claim positions by CAS. Own cache line.
+ *   +128  dequeuePos     i32  next position to take, mod 2^32. Consumers
+ *                             claim positions by CAS. Own cache line.
+ *   +192  dataEvent      i32  futex word consumers park on; producers add 1
+ *                             after publishing when consumers wait.
+ *   +196  consumersWaiting i32 threads parked (or about to park) on dataEvent;
+ *                             consumers add/sub around parking.
+ *   +256  spaceEvent     i32  futex word producers park on; consumers add 1
+ *                             after freeing cells when producers wait.
+ *   +260  producersWaiting i32 mirror of consumersWaiting.
+ *   +320  cells          slots × stride bytes
+ *
+ * Cell i (at +320 + i × stride), for the position p with p mod slots = i:
+ *   +0 seq     i32  p: free for the producer of p; p+1: holds p's record
+ *                   (published); p+slots: freed by p's consumer, i.e. free
+ *                   for position p+slots. Written only by the one thread
+ *                   that claimed p (producer, then consumer), with a
+ *                   sequentially consistent store after the data.
+ *   +4 length  i32  payload bytes (written by the producer before seq)
+ *   +8 payload      up to slotSize bytes
+ *
+ * Contract:
+ * - Every record written is read exactly once, by one consumer. Records of
+ *   one producer thread are read in the order it wrote them; a consumer
+ *   thread sees each producer's records in that order too (it claims
+ *   positions in increasing order). Across producers there is no order.
+ * - tryWrite/tryWriteBatch/tryWriteWith and tryRead/readBatch never wait.
+ *   write/writeBatch/read wait without blocking the event loop (spin, then
+ *   park on an addon thread); writeSync/readSync block the thread. Any
+ *   number of calls may be pending at once on one handle. Timeouts reject
+ *   with TimeoutError, aborts with AbortError; nothing is written or taken
+ *   then. Records larger than slotSize: MessageTooLargeError.
+ * - close() marks the ring closed and wakes every parked thread: writes
+ *   then fail with MAILBOX_CLOSED; reads drain what is left and then fail
+ *   with MAILBOX_CLOSED.
+ * - Why no lost wakeups (an event count): a waiter increments the waiting
+ *   count, reads the event word, and only then retries the operation; if
+ *   that fails it parks on the event value it read. The other side publishes
+ *   (seq store) and then reads the waiting count; if non-zero it increments
+ *   the event word and wakes. All these are sequentially consistent Atomics,
+ *   so either the publisher sees the waiter (then the event changes after
+ *   the waiter read it, so the kernel refuses to park or the wake finds it),
+ *   or the waiter's retry sees the published cell. Wakes wake as many
+ *   threads as cells were published; a waiter that leaves without taking
+ *   anything (timeout, abort) passes a wake on so no record is stranded
+ *   next to a sleeping consumer.
+ * - If a thread dies between claiming a position and publishing or freeing
+ *   its cell (a window of a few instructions), the ring stops at that cell:
+ *   later positions are not reached. The shared-memory mailbox treats that
+ *   as fatal for the mailbox (its owner removes it).
+ */
+import { IpcError, MessageTooLargeError, TimeoutError } from '../errors.js';
+import {
+  deadlineAfter,
+  futexWaitAsync,
+  futexWaitSync,
+  futexWake,
+  remaining,
+  throwIfAborted,
+  type WaitOptions,
+} from './futex.js';
+
+/** 'MPMC' */
+export const MPMC_MAGIC = 0x4d504d43;
+const MAGIC = 0;
+const SLOTS = 1;
+const SLOT_SIZE = 2;
+const STRIDE = 3;
+const FLAGS = 4;
+const ENQUEUE = 16;
+const DEQUEUE = 32;
+const DATA_EVENT = 48;
+const CONSUMERS_WAITING = 49;
+const SPACE_EVENT = 64;
+const PRODUCERS_WAITING = 65;
+const HEADER_BYTES = 320;
+const CELL_HEADER = 8;
+const CLOSED = 1;
+const MAX_SLOTS = 2 ** 24;
+const MAX_SLOT_SIZE = 2 ** 26;
+/** Failed attempts before parking; a failed attempt is 2-3 Atomics loads. */
+const SPIN_ATTEMPTS = 400;
+
+export interface MpmcRingOptions {
+  /** Number of cells (records the ring holds), a power of two in 2 .. 2^24. */
+  slots: number;
+  /** Largest record payload in bytes, 0 .. 2^26. */
+  slotSize: number;
+}
+
+function strideFor(slotSize: number): number {
+  return (CELL_HEADER + slotSize + 63) & ~63;
+}
+
+function checkOptions(options: MpmcRingOptions): void {
+  const { slots, slotSize } = options;
+  if (!Number.isInteger(slots) || slots < 2 || slots > MAX_SLOTS || (slots & (slots - 1)) !== 0) {
+    throw new IpcError('INVALID_ARGUMENT', `slots must be a power of two in 2..2^24, got ${String(slots)}`);
+  }
+  if (!Number.isInteger(slotSize) || slotSize < 0 || slotSize > MAX_SLOT_SIZE) {
+    throw new IpcError('INVALID_ARGUMENT', `slotSize must be an integer in 0..2^26, got ${String(slotSize)}`);
+  }
+}
+
+function closedError(): IpcError {
+  return new IpcError('MAILBOX_CLOSED', 'the ring is closed');
+}
+
+/** Writes a record's payload into `bytes` at `offset` (exactly the length given to tryWriteWith). */
+export type RecordFiller = (bytes: Uint8Array, offset: number) => void;
+
+export class MpmcRing {
+  static readonly HEADER_BYTES = HEADER_BYTES;
+
+  readonly slots: number;
+  /** Largest record payload. */
+  readonly slotSize: number;
+  readonly #ctl: Int32Array;
+  readonly #cells: Int32Array;
+  readonly #bytes: Uint8Array;
+  readonly #mask: number;
+  /** Stride in 32-bit words. */
+  readonly #strideWords: number;
+
+  /** Bytes a ring with these options occupies. */
+  static bytesFor(options: MpmcRingOptions): number {
+    checkOptions(options);
+    return HEADER_BYTES + options.slots * strideFor(options.slotSize);
+  }
+
+  /** Initialise a ring at `byteOffset` (once, before anyone attaches) and attach. */
+  static init(buffer: SharedArrayBuffer, byteOffset: number, options: MpmcRingOptions): MpmcRing {
+    const bytes = MpmcRing.bytesFor(options);
+    checkPlacement(buffer, byteOffset, bytes);
+    const stride = strideFor(options.slotSize);
+    const ctl = new Int32Array(buffer, byteOffset, HEADER_BYTES / 4);
+    ctl.fill(0);
+    const cells = new Int32Array(buffer, byteOffset + HEADER_BYTES, (options.slots * stride) / 4);
+    for (let i = 0; i < options.slots; i++) cells[(i * stride) >> 2] = i;
+    Atomics.store(ctl, SLOTS, options.slots);
+    Atomics.store(ctl, SLOT_SIZE, options.slotSize);
+    Atomics.store(ctl, STRIDE, stride);
+    Atomics.store(ctl, MAGIC, MPMC_MAGIC);
+    return new MpmcRing(buffer, byteOffset);
+  }
+
+  /** Attach to a ring initialised at `byteOffset`. */
+  constructor(buffer: SharedArrayBuffer, byteOffset: number) {
+    checkPlacement(buffer, byteOffset, HEADER_BYTES);
+    const ctl = new Int32Array(buffer, byteOffset, HEADER_BYTES / 4);
+    if (Atomics.load(ctl, MAGIC) !== MPMC_MAGIC)
+      throw new IpcError('INVALID_ARGUMENT', `no initialised MpmcRing at offset ${byteOffset}`);
+    this.slots = Atomics.load(ctl, SLOTS);
+    this.slotSize = Atomics.load(ctl, SLOT_SIZE);
+    const stride = Atomics.load(ctl, STRIDE);
+    if (stride !== strideFor(this.slotSize) || (this.slots & (this.slots - 1)) !== 0)
+      throw new IpcError('INVALID_ARGUMENT', `corrupt MpmcRing header at offset ${byteOffset}`);
+    checkPlacement(buffer, byteOffset, HEADER_BYTES + this.slots * stride);
+    this.#ctl = ctl;
+    this.#cells = new Int32Array(buffer, byteOffset + HEADER_BYTES, (this.slots * stride) / 4);
+    this.#bytes = new Uint8Array(buffer, byteOffset + HEADER_BYTES, this.slots * stride);
+    this.#mask = this.slots - 1;
+    this.#strideWords = stride >> 2;
+  }
+
+  get closed(): boolean {
+    return (Atomics.load(this.#ctl, FLAGS) & CLOSED) !== 0;
+  }
+
+  /** Records published and not yet taken (a snapshot; claimed cells count). */
+  get size(): number {
+    const ctl = this.#ctl;
+    const n = (Atomics.load(ctl, ENQUEUE) - Atomics.load(ctl, DEQUEUE)) | 0;
+    return Math.max(0, Math.min(this.slots, n));
+  }
+
+  /** Close the ring for everyone and wake every parked thread. Idempotent. */
+  close(): void {
+    const ctl = this.#ctl;
+    Atomics.or(ctl, FLAGS, CLOSED);
+    Atomics.add(ctl, DATA_EVENT, 1);
+    Atomics.add(ctl, SPACE_EVENT, 1);
+    futexWake(ctl, DATA_EVENT, 0x7fffffff);
+    futexWake(ctl, SPACE_EVENT, 0x7fffffff);
+  }
+
+  // ------------------------------------------------------------------ producing
+
+  /** Append one record if a cell is free now. */
+  tryWrite(payload: Uint8Array): boolean {
+    const len = payload.byteLength;
+    if (len > this.slotSize) throw new MessageTooLargeError(len, this.slotSize);
+    if ((Atomics.load(this.#ctl, FLAGS) & CLOSED) !== 0) throw closedError();
+    const pos = this.#claim(ENQUEUE, 0, 1);
+    if (pos === null) return false;
+    const off = this.#cellWord(pos);
+    this.#cells[off + 1] = len;
+    this.#bytes.set(payload, (off << 2) + CELL_HEADER);
+    this.#publish(pos, 1);
+    return true;
+  }
+
+  /**
+   * Append one record of `length` bytes written in place by `fill` (no
+   * intermediate buffer). `fill` must not throw; the cell is published
+   * whatever it wrote.
+   */
+  tryWriteWith(length: number, fill: RecordFiller): boolean {
+    if (length > this.slotSize) throw new MessageTooLargeError(length, this.slotSize);
+    if ((Atomics.load(this.#ctl, FLAGS) & CLOSED) !== 0) throw closedError();
+    const pos = this.#claim(ENQUEUE, 0, 1);
+    if (pos === null) return false;
+    const off = this.#cellWord(pos);
+    this.#cells[off + 1] = length;
+    try {
+      fill(this.#bytes, (off << 2) + CELL_HEADER);
+    } finally {
+      this.#publish(pos, 1);
+    }
+    return true;
+  }
+
+  /** tryWriteWith, waiting for a free cell without blocking the event loop. */
+  async writeWith(length: number, fill: RecordFiller, options: WaitOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    if (this.tryWriteWith(length, fill)) return;
+    await this.#waitAsync(
+      () => (this.tryWriteWith(length, fill) ? true : null),
+      SPACE_EVENT,
+      PRODUCERS_WAITING,
+      options,
+    );
+  }
+
+  /**
+   * Append as many of `records[from..]` as there are free cells for, in
+   * order, with one claim; returns how many were written (0 when full).
+   * All records are size-checked before any is written.
+   */
+  tryWriteBatch(records: readonly Uint8Array[], from = 0): number {
+    for (let i = from; i < records.length; i++) {
+      const len = (records[i] as Uint8Array).byteLength;
+      if (len > this.slotSize) throw new MessageTooLargeError(len, this.slotSize);
+    }
+    return this.#writeBatch(records, from);
+  }
+
+  /** Append one record, waiting for a free cell without blocking the event loop. */
+  async write(payload: Uint8Array, options: WaitOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    if (this.tryWrite(payload)) return;
+    await this.#waitAsync(
+      () => (this.tryWrite(payload) ? true : null),
+      SPACE_EVENT,
+      PRODUCERS_WAITING,
+      options,
+    );
+  }
+
+  /** Append one record, blocking this thread for a free cell. */
+  writeSync(payload: Uint8Array, timeoutMs: number = Number.POSITIVE_INFINITY): void {
+    if (this.tryWrite(payload)) return;
+    this.#waitSync(() => (this.tryWrite(payload) ? true : null), SPACE_EVENT, PRODUCERS_WAITING, timeoutMs);
+  }
+
+  /**
+   * Append all records in order, waiting for room as needed. On timeout or
+   * abort the error's `written` property says how many went in.
+   */
+  async writeBatch(records: readonly Uint8Array[], options: WaitOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    let done = this.tryWriteBatch(records);
+    const deadline = deadlineAfter(options.timeout);
+    while (done < records.length) {
+      const more = (): number | null => {
+        const n = this.#writeBatch(records, done);
+        return n === 0 ? null : n;
+      };
+      try {
+        done += await this.#waitAsync(more, SPACE_EVENT, PRODUCERS_WAITING, {
+          timeout: remaining(deadline),
+          signal: options.signal,
+        });
+      } catch (err) {
+        if (err instanceof IpcError) Object.assign(err, { written: done });
+        throw err;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ consuming
+
+  /**
+   * Take up to `max` published records with one claim and hand each to
+   * `onRecord` as a zero-copy view (valid only during the call), then free
+   * their cells. Returns how many were taken; 0 when none is ready. The
+   * claim is all-or-nothing, so if a callback throws, the rest of the claimed
+   * records are still delivered and the first error is rethrown afterwards.
+   */
+  readBatch(onRecord: (record: Uint8Array) => void, max: number = this.slots): number {
+    const ctl = this.#ctl;
+    if (max < 1) return 0;
+    const pos = this.#claim(DEQUEUE, 1, Math.min(max, this.slots));
+    if (pos === null) {
+      if ((Atomics.load(ctl, FLAGS) & CLOSED) !== 0 && this.#claimable(DEQUEUE, 1) === 0) throw closedError();
+      return 0;
+    }
+    const n = this.#claimed;
+    const cells = this.#cells;
+    let failure: { error: unknown } | undefined;
+    for (let i = 0; i < n; i++) {
+      const off = this.#cellWord(pos + i);
+      const start = (off << 2) + CELL_HEADER;
+      try {
+        onRecord(this.#bytes.subarray(start, start + (cells[off + 1] as number)));
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      const p = (pos + i) | 0;
+      Atomics.store(cells, this.#cellWord(p), (p + this.slots) | 0);
+    }
+    this.#notify(SPACE_EVENT, PRODUCERS_WAITING, n);
+    if (failure !== undefined) throw failure.error;
+    return n;
+  }
+
+  /**
+   * Take one record if one is ready and return what `take` makes of it (the
+   * view is valid only during the call; `take` must not return null).
+   */
+  tryReadWith<T>(take: (record: Uint8Array) => T): T | null {
+    let out: T | null = null;
+    this.readBatch((view) => {
+      out = take(view);
+    }, 1);
+    return out;
+  }
+
+  /** tryReadWith, waiting without blocking the event loop. */
+  async readWith<T>(take: (record: Uint8Array) => T, options: WaitOptions = {}): Promise<T> {
+    throwIfAborted(options.signal);
+    const attempt = (): T | null => this.tryReadWith(take);
+    return attempt() ?? this.#waitAsync(attempt, DATA_EVENT, CONSUMERS_WAITING, options);
+  }
+
+  /** Take one record (a copy) if one is ready. */
+  tryRead(): Uint8Array | null {
+    let out: Uint8Array | null = null;
+    this.readBatch((view) => {
+      out = view.slice();
+    }, 1);
+    return out;
+  }
+
+  /** Take one record (a copy), waiting without blocking the event loop. */
+  async read(options: WaitOptions = {}): Promise<Uint8Array> {
+    throwIfAborted(options.signal);
+    return this.tryRead() ?? this.#waitAsync(() => this.tryRead(), DATA_EVENT, CONSUMERS_WAITING, options);
+  }
+
+  /** Take one record (a copy), blocking this thread. */
+  readSync(timeoutMs: number = Number.POSITIVE_INFINITY): Uint8Array {
+    return this.tryRead() ?? this.#waitSync(() => this.tryRead(), DATA_EVENT, CONSUMERS_WAITING, timeoutMs);
+  }
+
+  /**
+   * Wait until at least one record is ready (or the ring is closed), without
+   * taking it. Used by callers that then take records with readBatch.
+   */
+  async waitReadable(options: WaitOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const ready = (): true | null =>
+      this.#claimable(DEQUEUE, 1) > 0 || (Atomics.load(this.#ctl, FLAGS) & CLOSED) !== 0 ? true : null;
+    if (ready() === null) await this.#waitAsync(ready, DATA_EVENT, CONSUMERS_WAITING, options);
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  /** Word index of the cell for position `pos`. */
+  #cellWord(pos: number): number {
+    return (pos & this.#mask) * this.#strideWords;
+  }
+
+  /** How many cells the last successful #claim took. */
+  #claimed = 0;
+
+  /**
+   * How many consecutive cells from the current position of `side` are
+   * ready (seq = pos + lag), up to one lap; 0 if the position is stale.
+   */
+  #claimable(side: number, lag: number): number {
+    const pos = Atomics.load(this.#ctl, side);
+    let n = 0;
+    while (n < this.slots && Atomics.load(this.#cells, this.#cellWord(pos + n)) === ((pos + n + lag) | 0))
+      n++;
+    return n;
+  }
+
+  /**
+   * Claim up to `max` consecutive positions on `side` (ENQUEUE: cells with
+   * seq = pos, DEQUEUE: cells with seq = pos + 1) with one CAS. Returns the
+   * first position (and sets #claimed), or null when the first cell is not
+   * ready (ring full / empty).
+   */
+  #claim(side: number, lag: number, max: number): number | null {
+    const ctl = this.#ctl;
+    const cells = this.#cells;
+    let pos = Atomics.load(ctl, side);
+    for (;;) {
+      let n = 0;
+      let diff = 0;
+      while (n < max) {
+        const p = (pos + n) | 0;
+        diff = (Atomics.load(cells, this.#cellWord(p)) - ((p + lag) | 0)) | 0;
+        if (diff !== 0) break;
+        n++;
+      }
+      if (n === 0) {
+        // diff < 0: the cell still holds the previous lap (full / empty).
+        if (diff < 0) return null;
+        pos = Atomics.load(ctl, side);
+        continue;
+      }
+      const seen = Atomics.compareExchange(ctl, side, pos, (pos + n) | 0);
+      if (seen === pos) {
+        this.#claimed = n;
+        return pos;
+      }
+      pos = seen;
+    }
+  }
+
+  #writeBatch(records: readonly Uint8Array[], from: number): number {
+    if ((Atomics.load(this.#ctl, FLAGS) & CLOSED) !== 0) throw closedError();
+    const want = records.length - from;
+    if (want <= 0) return 0;
+    const pos = this.#claim(ENQUEUE, 0, Math.min(want, this.slots));
+    if (pos === null) return 0;
+    const n = this.#claimed;
+    for (let i = 0; i < n; i++) {
+      const rec = records[from + i] as Uint8Array;
+      const off = this.#cellWord(pos + i);
+      this.#cells[off + 1] = rec.byteLength;
+      this.#bytes.set(rec, (off << 2) + CELL_HEADER);
+    }
+    this.#publish(pos, n);
+    return n;
+  }
+
+  /** Publish `n` claimed cells from `pos` (seq = p + 1) and wake consumers. */
+  #publish(pos: number, n: number): void {
+    const cells = this.#cells;
+    for (let i = 0; i < n; i++) {
+      const p = (pos + i) | 0;
+      Atomics.store(cells, this.#cellWord(p), (p + 1) | 0);
+    }
+    this.#notify(DATA_EVENT, CONSUMERS_WAITING, n);
+  }
+
+  #notify(event: number, waiting: number, n: number): void {
+    const ctl = this.#ctl;
+    if (Atomics.load(ctl, waiting) > 0) {
+      Atomics.add(ctl, event, 1);
+      futexWake(ctl, event, n);
+    }
+  }
+
+  /** Leaving a wait without taking anything: pass a possibly consumed wake on. */
+  #passOn(event: number, waiting: number): void {
+    this.#notify(event, waiting, 1);
+  }
+
+  #checkOpen(event: number): void {
+    // Writers fail at once when closed; readers drain first (attempt() throws then).
+    if (event === SPACE_EVENT && (Atomics.load(this.#ctl, FLAGS) & CLOSED) !== 0) throw closedError();
+  }
+
+  async #waitAsync<T>(
+    attempt: () => T | null,
+    event: number,
+    waiting: number,
+    options: WaitOptions,
+  ): Promise<T> {
+    const deadline = deadlineAfter(options.timeout);
+    for (let i = 0; i < SPIN_ATTEMPTS; i++) {
+      this.#checkOpen(event);
+      const got = attempt();
+      if (got !== null) return got;
+    }
+    const ctl = this.#ctl;
+    Atomics.add(ctl, waiting, 1);
+    let ok = false;
+    try {
+      for (;;) {
+        this.#checkOpen(event);
+        const seen = Atomics.load(ctl, event);
+        const got = attempt();
+        if (got !== null) {
+          ok = true;
+          return got;
+        }
+        const left = remaining(deadline);
+        if (left === 0)
+          throw new TimeoutError(event === DATA_EVENT ? 'ring read timed out' : 'ring write timed out');
+        await futexWaitAsync(ctl, event, seen, { timeout: left, signal: options.signal });
+      }
+    } finally {
+      Atomics.sub(ctl, waiting, 1);
+      if (!ok) this.#passOn(event, waiting);
+    }
+  }
+
+  #waitSync<T>(attempt: () => T | null, event: number, waiting: number, timeoutMs: number): T {
+    const deadline = deadlineAfter(timeoutMs);
+    for (let i = 0; i < SPIN_ATTEMPTS; i++) {
+      this.#checkOpen(event);
+      const got = attempt();
+      if (got !== null) return got;
+    }
+    const ctl = this.#ctl;
+    Atomics.add(ctl, waiting, 1);
+    let ok = false;
+    try {
+      for (;;) {
+        this.#checkOpen(event);
+        const seen = Atomics.load(ctl, event);
+        const got = attempt();
+        if (got !== null) {
+          ok = true;
+          return got;
+        }
+        const left = remaining(deadline);
+        if (left === 0)
+          throw new TimeoutError(event === DATA_EVENT ? 'ring read timed out' : 'ring write timed out');
+        futexWaitSync(ctl, event, seen, left);
+      }
+    } finally {
+      Atomics.sub(ctl, waiting, 1);
+      if (!ok) this.#passOn(event, waiting);
+    }
+  }
+}
+
+function checkPlacement(buffer: SharedArrayBuffer, byteOffset: number, bytes: number): void {
+  if (!(buffer instanceof SharedArrayBuffer))
+    throw new IpcError('INVALID_ARGUMENT', 'MpmcRing needs a SharedArrayBuffer');
+  if (
+    !Number.isInteger(byteOffset) ||
+    byteOffset < 0 ||
+    byteOffset % 64 !== 0 ||
+    byteOffset + bytes > buffer.byteLength
+  ) {
+    throw new IpcError(
+      'INVALID_ARGUMENT',
+      `MpmcRing of ${bytes} bytes does not fit at offset ${String(byteOffset)} (64-aligned)`,
+    );
+  }
+}
