@@ -12,6 +12,7 @@ export const LINKS: Record<string, LinkFactory> = {
   'ipcbox-direct': async (c, m) => (await import('./transports/ipcbox.js')).ipcboxLink(c, m, false),
   'ipcbox-mailbox': async (c, m) => (await import('./transports/ipcbox.js')).ipcboxLink(c, m, true),
   'ipcbox-shm-ring': async (c, m) => (await import('./transports/shm-ring.js')).shmRingLink(c, m),
+  'ipcbox-shm-mailbox': async (c, m) => (await import('./transports/shm-mailbox.js')).shmMailboxLink(c, m),
   'net-socket': async (c, m) => (await import('./transports/net-socket.js')).netLink(c, m),
   zeromq: async (c, m) => (await import('./transports/zeromq.js')).zeromqLink(c, m),
   'node-ipc': async (c, m) => (await import('./transports/node-ipc.js')).nodeIpcLink(c, m),

@@ -79,6 +79,7 @@ const PACKAGES: Partial<Record<Transport, string>> = {
 interface Plan {
   name: 'full' | 'quick' | 'tiny';
   sizes: number[];
+  /** Round trip sizes; empty: round trip not run (tiny: its paths are the ring's). */
   rttSizes: number[];
   fanSize: number;
   ringSizes: number[];
@@ -127,7 +128,7 @@ const PLANS: Record<Plan['name'], Plan> = {
   tiny: {
     name: 'tiny',
     sizes: [1024],
-    rttSizes: [1024],
+    rttSizes: [],
     fanSize: 1024,
     ringSizes: [2],
     reps: 2,
@@ -175,7 +176,9 @@ function cellsOf(plan: Plan, transports: readonly Transport[]): CellPlan[] {
   const cells: CellPlan[] = [];
   for (const t of transports) {
     for (const s of plan.sizes) cells.push({ transport: t, scenario: 'one-way', param: s });
-    for (const s of plan.rttSizes) cells.push({ transport: t, scenario: 'round-trip', param: s });
+    for (const s of plan.rttSizes.length > 0 ? plan.rttSizes : [plan.sizes[0]!]) {
+      cells.push({ transport: t, scenario: 'round-trip', param: s });
+    }
     cells.push({ transport: t, scenario: 'fan-out', param: plan.fanSize });
     cells.push({ transport: t, scenario: 'fan-in', param: plan.fanSize });
     for (const n of PLANS.full.ringSizes) cells.push({ transport: t, scenario: 'ring', param: n });
@@ -237,12 +240,19 @@ async function runCell(spec: CellSpec): Promise<PeerResult[]> {
   const tell = (word: string): void => {
     for (const p of procs) if (p.child.stdin!.writable) p.child.stdin!.write(`${word}\n`);
   };
+  const t0 = Date.now();
+  const phase = (what: string): void => {
+    if (process.env.IPCBOX_CMP_DEBUG) process.stderr.write(`  ${what} +${Date.now() - t0} ms\n`);
+  };
   try {
     await waitAll(procs, 'READY', 20_000 + spec.peers.length * 1000);
+    phase('ready');
     tell('CONNECT');
     await waitAll(procs, 'CONNECTED', 20_000);
+    phase('connected');
     tell('START');
     await waitAll(procs, 'DONE', spec.capMs * (spec.reps + 2) + 20_000);
+    phase('done');
     const results: PeerResult[] = [];
     for (const p of procs) {
       for (const l of p.lines) if (l.startsWith('RESULT ')) results.push(JSON.parse(l.slice(7)) as PeerResult);
@@ -255,6 +265,7 @@ async function runCell(spec: CellSpec): Promise<PeerResult[]> {
     const graceful = await Promise.race([all.then(() => true), sleep(5000).then(() => false)]);
     if (!graceful) for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     await all;
+    phase('exited');
   }
 }
 
@@ -320,15 +331,28 @@ async function canImport(name: string): Promise<string | undefined> {
   }
 }
 
-function shmMailboxStatus(): string {
+/** Why the shm mailbox cannot run, or undefined when its module loads with the API the adapter uses. */
+async function shmMailboxSkip(): Promise<string | undefined> {
   const dir = join(ROOT, 'src', 'backends', 'shm');
-  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.ts')) : [];
-  return files.length === 0
-    ? 'src/backends/shm/ does not exist yet'
-    : `src/backends/shm/ has ${files.join(', ')} but no mailbox a process can create/open/send/receive with yet (in progress)`;
+  if (!existsSync(dir)) return 'src/backends/shm/ does not exist yet';
+  try {
+    const { SHM_MAILBOX_MODULE } = await import('./transports/shm-mailbox.js');
+    const mod = (await import(SHM_MAILBOX_MODULE)) as { ShmMailbox?: { create?: unknown; open?: unknown } };
+    if (typeof mod.ShmMailbox?.create !== 'function' || typeof mod.ShmMailbox.open !== 'function') {
+      return 'src/backends/shm/shm-mailbox.ts has no ShmMailbox.create/open yet';
+    }
+    return undefined;
+  } catch (e) {
+    const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    return `no usable shm mailbox in src/backends/shm/ (${files.join(', ')}): ${(e as Error).message.split('\n')[0]}`;
+  }
 }
 
-async function skipReasons(servers: ServerSet, failed: Map<string, string>): Promise<Map<Transport, string>> {
+async function skipReasons(
+  transports: readonly Transport[],
+  servers: ServerSet,
+  failed: Map<string, string>,
+): Promise<Map<Transport, string>> {
   const skip = new Map<Transport, string>();
   if (servers.kernel === undefined) {
     skip.set('ipcbox-mailbox', failed.get('kernel')!);
@@ -342,17 +366,22 @@ async function skipReasons(servers: ServerSet, failed: Map<string, string>): Pro
   } catch (e) {
     skip.set('ipcbox-shm-ring', `shared memory unavailable: ${(e as Error).message}`);
   }
-  skip.set('ipcbox-shm-mailbox', shmMailboxStatus());
+  const shmMailbox = servers.kernel === undefined ? failed.get('kernel') : await shmMailboxSkip();
+  if (shmMailbox !== undefined) skip.set('ipcbox-shm-mailbox', shmMailbox);
   for (const [t, pkg] of Object.entries(PACKAGES) as [Transport, string][]) {
     const why = await canImport(pkg);
     if (why !== undefined) skip.set(t, why);
   }
   if (!skip.has('nats') && servers.nats === undefined) skip.set('nats', failed.get('nats')!);
   if (!skip.has('redis') && servers.redis === undefined) skip.set('redis', failed.get('redis')!);
+  for (const t of [...skip.keys()]) if (!transports.includes(t)) skip.delete(t);
   return skip;
 }
 
 function cellSkip(plan: Plan, cell: CellPlan): string | undefined {
+  if (cell.scenario === 'round-trip' && !plan.rttSizes.includes(cell.param)) {
+    return `round trip runs only in the quick and full runs (--${plan.name} covers the same two-way paths with the ring)`;
+  }
   if (cell.scenario === 'ring' && !plan.ringSizes.includes(cell.param)) {
     return `ring N=${cell.param} runs only in the full run (--${plan.name} keeps N=${plan.ringSizes.join(', ')})`;
   }
@@ -437,18 +466,18 @@ async function main(): Promise<void> {
     }
   };
   try {
-    if (needs('ipcbox-mailbox') || needs('ipcbox-direct')) {
+    if (needs('ipcbox-mailbox') || needs('ipcbox-direct') || needs('ipcbox-shm-mailbox')) {
       await tryStart('kernel', () => startKernel(CLI, join(work, 'kernel.sock'), version));
     }
     if (needs('nats')) await tryStart('nats', () => startNats(work));
     if (needs('redis')) await tryStart('redis', () => startRedis(work));
-    const skip = await skipReasons(servers, failed);
+    const skip = await skipReasons(transports, servers, failed);
     const cells = cellsOf(plan, transports);
     const runnable = cells.filter((c) => !skip.has(c.transport) && cellSkip(plan, c) === undefined);
     const bar = new Progress(runnable.length);
     progress.note(
       `ipcbox comparison (${plan.name}): ${runnable.length} cells, ${transports.length - skip.size} transports` +
-        (skip.size > 0 ? `; skipped: ${[...skip.keys()].join(', ')}` : ''),
+        [...skip.entries()].map(([t, why]) => `\n  SKIPPED ${t}: ${why}`).join(''),
     );
     const outcomes: CellOutcome[] = [];
     let n = 0;

@@ -132,7 +132,13 @@ function percentile(sorted: number[], p: number): number {
 
 function roundTripOf(samplesUs: number[], rounds: number): RoundTrip {
   const s = [...samplesUs].sort((a, b) => a - b);
-  return { kind: 'round-trip', rounds, p50us: percentile(s, 0.5), p10us: percentile(s, 0.1), p90us: percentile(s, 0.9) };
+  return {
+    kind: 'round-trip',
+    rounds,
+    p50us: percentile(s, 0.5),
+    p10us: percentile(s, 0.1),
+    p90us: percentile(s, 0.9),
+  };
 }
 
 /** Run `round` warmup + rounds times, timing batches of `batch` rounds. */

@@ -54,12 +54,15 @@ const timing = quick
   : { warmupMs: 300, measureMs: 1000, reps: 3, spinRounds: 200_000, parkedRounds: 20_000 };
 if (opts.reps !== undefined) {
   const reps = Number(opts.reps);
-  if (!Number.isInteger(reps) || reps < 1) throw new RangeError(`--reps must be a positive integer, got ${opts.reps}`);
+  if (!Number.isInteger(reps) || reps < 1)
+    throw new RangeError(`--reps must be a positive integer, got ${opts.reps}`);
   timing.reps = reps;
 }
 const mdPath = resolve(opts.out ?? join(ROOT, 'docs', 'benchmarks-shm.md'));
 const jsonPath =
-  opts.out === undefined ? join(ROOT, 'bench', 'results', 'shm-latest.json') : mdPath.replace(/(\.md)?$/, '.json');
+  opts.out === undefined
+    ? join(ROOT, 'bench', 'results', 'shm-latest.json')
+    : mdPath.replace(/(\.md)?$/, '.json');
 
 const MiB = 1 << 20;
 
@@ -69,6 +72,8 @@ interface Proc {
   child: ChildProcess;
   line(prefix: string, timeoutMs: number): Promise<string>;
   stop(): Promise<void>;
+  /** Rejects (with its stderr) if the process exits unsuccessfully; never resolves. */
+  failed: Promise<never>;
 }
 
 const live = new Set<Proc>();
@@ -93,8 +98,16 @@ function track(child: ChildProcess): Proc {
     err += d.toString();
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const failed = new Promise<never>((_, reject) => {
+    child.once('exit', (code, signal) => {
+      if (code !== 0 && !stopping) reject(new Error(`exited (${code ?? signal}): ${err.trim()}`));
+    });
+  });
+  failed.catch(() => undefined);
+  let stopping = false;
   const proc: Proc = {
     child,
+    failed,
     line(prefix, timeoutMs) {
       return new Promise((resolveLine, reject) => {
         const finish = (): void => {
@@ -118,12 +131,15 @@ function track(child: ChildProcess): Proc {
           check();
           if (listeners.has(check)) {
             finish();
-            reject(new Error(`exited (${child.exitCode ?? child.signalCode}) before "${prefix}": ${err.trim()}`));
+            reject(
+              new Error(`exited (${child.exitCode ?? child.signalCode}) before "${prefix}": ${err.trim()}`),
+            );
           }
         });
       });
     },
     async stop() {
+      stopping = true;
       if (child.exitCode === null && child.signalCode === null) {
         const done = await Promise.race([exited.then(() => true), sleep(1000).then(() => false)]);
         if (!done) child.kill('SIGKILL');
@@ -162,7 +178,10 @@ async function pair(
     await r.line('READY', 15_000);
     const s = peer(...sender);
     procs.push(s);
-    return await resultOf(measurer === 'receiver' ? r : s, deadline());
+    const measuring = measurer === 'receiver' ? r : s;
+    const other = measuring === r ? s : r;
+    // A crash of the non-measuring side would otherwise surface only as a timeout.
+    return await Promise.race([resultOf(measuring, deadline()), other.failed]);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
   }
@@ -187,12 +206,20 @@ const base = (): PeerConfig => ({ size: 64, warmupMs: timing.warmupMs, measureMs
 /** Data bytes of the 64 B rings: small enough to stay in L1/L2 on both cores (see the 256 KiB row). */
 const RING_64_CAPACITY = 1 << 14;
 
-function ringOneWay(producerStyle: string, consumerStyle: string, capacity = RING_64_CAPACITY): () => Promise<PeerResult> {
+function ringOneWay(
+  producerStyle: string,
+  consumerStyle: string,
+  capacity = RING_64_CAPACITY,
+): () => Promise<PeerResult> {
   return () =>
     withSegment(Ring.bytesFor(capacity), async (seg, name) => {
       Ring.init(seg.buffer, 0, capacity);
       const c = { ...base(), segment: name, ring: 0 };
-      return pair(['ring-consumer', { ...c, style: consumerStyle }], ['ring-producer', { ...c, style: producerStyle }], 'receiver');
+      return pair(
+        ['ring-consumer', { ...c, style: consumerStyle }],
+        ['ring-producer', { ...c, style: producerStyle }],
+        'receiver',
+      );
     });
 }
 
@@ -257,7 +284,13 @@ function parked(style: 'futex' | 'sem-sync' | 'sem-async'): () => Promise<PeerRe
     withSegment(4096, async (seg, name) => {
       Semaphore.init(seg.buffer, 64, 0);
       Semaphore.init(seg.buffer, 128, 0);
-      const c = { ...base(), segment: name, style, rounds: timing.parkedRounds, warmupRounds: timing.parkedRounds / 20 };
+      const c = {
+        ...base(),
+        segment: name,
+        style,
+        rounds: timing.parkedRounds,
+        warmupRounds: timing.parkedRounds / 20,
+      };
       return pair(['parked-ponger', c], ['parked-pinger', c], 'sender');
     });
 }
@@ -274,7 +307,10 @@ async function cFutex(): Promise<PeerResult> {
   });
   const p = track(child);
   try {
-    const r = JSON.parse((await p.line('RESULT ', deadline())).slice('RESULT '.length)) as Omit<RoundTrip, 'kind'>;
+    const r = JSON.parse((await p.line('RESULT ', deadline())).slice('RESULT '.length)) as Omit<
+      RoundTrip,
+      'kind'
+    >;
     return { ...r, kind: 'round-trip' };
   } finally {
     await p.stop();
@@ -290,7 +326,10 @@ interface Scenario {
   unit: Unit;
   run: () => Promise<PeerResult>;
   /** Goal from the issue, if this row is checked against one. */
-  goal?: { text: string; check: (v: number, rows: Map<string, RowResult>) => { ratio: number; met: boolean } };
+  goal?: {
+    text: string;
+    check: (v: number, rows: Map<string, RowResult>) => { ratio: number; met: boolean };
+  };
 }
 
 const figure = (r: PeerResult, unit: Unit): number =>
@@ -359,7 +398,8 @@ const SCENARIOS: Scenario[] = [
     group: '(c) worker_threads postMessage',
     label: '64 B round trip (main → worker → main), p50',
     unit: 'µs',
-    run: () => threads('threads-pm-rt', { rounds: timing.parkedRounds, warmupRounds: timing.parkedRounds / 20 }),
+    run: () =>
+      threads('threads-pm-rt', { rounds: timing.parkedRounds, warmupRounds: timing.parkedRounds / 20 }),
   },
   {
     id: 'threads-sab-ring-64-oneway',
@@ -538,7 +578,10 @@ interface Ratio {
 function ratioRows(rows: Map<string, RowResult>): Ratio[] {
   const m = (id: string): number => rows.get(id)?.median ?? Number.NaN;
   return [
-    { what: 'Ring (readBatch) vs kernel mailbox, 64 B one-way msgs/s', value: m('ring-64-oneway-readbatch') / m('kernel-64-oneway') },
+    {
+      what: 'Ring (readBatch) vs kernel mailbox, 64 B one-way msgs/s',
+      value: m('ring-64-oneway-readbatch') / m('kernel-64-oneway'),
+    },
     {
       what: 'Ring (readBatch) vs worker_threads postMessage, 64 B one-way msgs/s',
       value: m('ring-64-oneway-readbatch') / m('threads-postmessage-64-oneway'),
@@ -547,15 +590,31 @@ function ratioRows(rows: Map<string, RowResult>): Ratio[] {
       what: 'Ring between processes vs the same Ring between workers, 64 B one-way msgs/s',
       value: m('ring-64-oneway-readbatch') / m('threads-sab-ring-64-oneway'),
     },
-    { what: 'batched publish vs per-message tryWrite, 64 B one-way msgs/s', value: m('ring-64-oneway-batch-publish') / m('ring-64-oneway-readbatch') },
-    { what: 'postMessage round trip / spinning Ring round trip', value: m('threads-postmessage-64-rt') / m('ring-64-rt-spin') },
+    {
+      what: 'batched publish vs per-message tryWrite, 64 B one-way msgs/s',
+      value: m('ring-64-oneway-batch-publish') / m('ring-64-oneway-readbatch'),
+    },
+    {
+      what: 'postMessage round trip / spinning Ring round trip',
+      value: m('threads-postmessage-64-rt') / m('ring-64-rt-spin'),
+    },
     { what: '1 MiB by map / by copy, GB/s', value: m('map-1mib-handover') / m('copy-1mib-ring') },
-    { what: 'ipcbox parked round trip / C futex round trip (goal ≤ 1.5)', value: m('ipcbox-futex-rt') / m('c-futex-rt') },
-    { what: 'ipcbox Semaphore round trip / C futex round trip', value: m('ipcbox-semaphore-rt') / m('c-futex-rt') },
+    {
+      what: 'ipcbox parked round trip / C futex round trip (goal ≤ 1.5)',
+      value: m('ipcbox-futex-rt') / m('c-futex-rt'),
+    },
+    {
+      what: 'ipcbox Semaphore round trip / C futex round trip',
+      value: m('ipcbox-semaphore-rt') / m('c-futex-rt'),
+    },
   ];
 }
 
-function markdown(rows: Map<string, RowResult>, ratios: Ratio[], machine: Record<string, string | number>): string {
+function markdown(
+  rows: Map<string, RowResult>,
+  ratios: Ratio[],
+  machine: Record<string, string | number>,
+): string {
   const out: string[] = [];
   out.push('# Shared-memory benchmarks');
   out.push('');
@@ -568,8 +627,12 @@ function markdown(rows: Map<string, RowResult>, ratios: Ratio[], machine: Record
       ` 1-minute load average ${machine.loadBefore} before and ${machine.loadAfter} after the run` +
       ' (anything near or above the CPU count means other work shared the CPUs and the figures are pessimistic).',
   );
-  out.push('Every figure is measured between fresh processes (or fresh worker threads of one fresh process); median of the');
-  out.push('repetitions, spread = min–max over repetitions. Round trips are p50 (per-round for parked waits, per 100-round');
+  out.push(
+    'Every figure is measured between fresh processes (or fresh worker threads of one fresh process); median of the',
+  );
+  out.push(
+    'repetitions, spread = min–max over repetitions. Round trips are p50 (per-round for parked waits, per 100-round',
+  );
   out.push('batch for spinning ones, where a clock read per round would cost as much as the round).');
   out.push('');
   out.push('| Scenario | Figure | Median | Spread | Unit | Goal | vs goal |');
@@ -597,7 +660,8 @@ function markdown(rows: Map<string, RowResult>, ratios: Ratio[], machine: Record
   out.push('');
   out.push('| Comparison | Ratio |');
   out.push('|---|---:|');
-  for (const q of ratios) out.push(`| ${q.what} | ${Number.isFinite(q.value) ? `${q.value.toFixed(2)}×` : 'n/a'} |`);
+  for (const q of ratios)
+    out.push(`| ${q.what} | ${Number.isFinite(q.value) ? `${q.value.toFixed(2)}×` : 'n/a'} |`);
   out.push('');
   out.push(LIMITS);
   return `${out.join('\n')}\n`;

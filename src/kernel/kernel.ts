@@ -358,14 +358,14 @@ export class Kernel {
         rec.counters.sent++;
         return;
       case 'blocked': {
-        const w: PendingSend = { message, session: s, reqId, nonblock: false, record: rec, timer: undefined };
+        const w = { message, session: s, reqId, nonblock: false, record: rec, timer: undefined };
         this.parkSend(w, timeout);
         return;
       }
       case 'would-block':
         if (rec.core.promised > 0 && rec.core.waitingSenders === 0 && rec.options.capacity > 0) {
           // Room exists but is promised to other senders as credits: take it back, then decide.
-          const w: PendingSend = { message, session: s, reqId, nonblock: true, record: rec, timer: undefined };
+          const w = { message, session: s, reqId, nonblock: true, record: rec, timer: undefined };
           this.parkSend(w, -1);
           return;
         }
@@ -373,16 +373,17 @@ export class Kernel {
     }
   }
 
-  private parkSend(w: PendingSend, timeout: number): void {
+  private parkSend(w: PendingSend & { session: Session }, timeout: number): void {
     const rec = w.record;
+    const s = w.session;
     rec.core.park(w);
     rec.counters.blockedSends++;
-    w.session.pendingSends.set(w.reqId, w);
+    s.pendingSends.set(w.reqId, w);
     if (timeout >= 0) {
       w.timer = setTimeout(() => {
         if (rec.core.cancelSend(w)) {
-          w.session.pendingSends.delete(w.reqId);
-          w.session.sendError(w.reqId, 'TIMEOUT', `send to ${rec.name} timed out after ${timeout} ms`);
+          s.pendingSends.delete(w.reqId);
+          s.sendError(w.reqId, 'TIMEOUT', `send to ${rec.name} timed out after ${timeout} ms`);
         }
       }, timeout);
     }
@@ -393,8 +394,9 @@ export class Kernel {
   private admitted(w: PendingSend): void {
     if (w.timer) clearTimeout(w.timer);
     w.timer = undefined;
-    w.session.pendingSends.delete(w.reqId);
     w.record.counters.sent++;
+    if (w.session === undefined) return;
+    w.session.pendingSends.delete(w.reqId);
     if (w.message.completion === undefined) w.session.sendSent(w.reqId);
   }
 
@@ -602,7 +604,15 @@ export class Kernel {
     }
     rec.counters.redelivered++;
     if (rec.options.capacity === 0) {
-      if (c === undefined || c.session.closed) return;
+      if (c === undefined) {
+        // Taken once already (its sender is done) but never acknowledged: with no queue at
+        // capacity 0 it waits as a sender with no process behind it, first in line.
+        const orphan: PendingSend = { message: m, session: undefined, reqId: 0, nonblock: false, record: rec, timer: undefined };
+        rec.core.park(orphan, true);
+        return;
+      }
+      // Not yet taken and its sender is gone: it was never accepted, so it goes with its sender.
+      if (c.session.closed) return;
       if (c.nonblock) {
         m.completion = undefined;
         c.session.sendError(c.reqId, 'WOULD_BLOCK', `the receiver of ${rec.name} gave the message back`);
@@ -698,8 +708,9 @@ export class Kernel {
     for (const w of senders) {
       const pw = w as PendingSend;
       if (pw.timer) clearTimeout(pw.timer);
-      pw.session.pendingSends.delete(pw.reqId);
       pw.message.completion = undefined;
+      if (pw.session === undefined) continue;
+      pw.session.pendingSends.delete(pw.reqId);
       pw.session.sendError(pw.reqId, code, text);
     }
     for (const [, req] of requests) {

@@ -23,7 +23,8 @@ export interface Completion {
 
 /** A request send that could not enter yet, parked in the core's FIFO. */
 export interface PendingSend extends SendWaiter<KernelMessage> {
-  readonly session: Session;
+  /** Undefined for a redelivered rendezvous message whose sender already completed. */
+  readonly session: Session | undefined;
   readonly reqId: number;
   readonly nonblock: boolean;
   readonly record: MailboxRecord;

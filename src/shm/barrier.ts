@@ -69,7 +69,10 @@ export class Barrier {
   /** Initialise for `parties` parties (once, before anyone waits) and attach. */
   static init(buffer: SharedArrayBuffer, byteOffset: number, parties: number): Barrier {
     if (!Number.isInteger(parties) || parties < 1 || parties > MAX_PARTIES) {
-      throw new IpcError('INVALID_ARGUMENT', `parties must be an integer in 1..${MAX_PARTIES}, got ${String(parties)}`);
+      throw new IpcError(
+        'INVALID_ARGUMENT',
+        `parties must be an integer in 1..${MAX_PARTIES}, got ${String(parties)}`,
+      );
     }
     const w = wordsAt(buffer, byteOffset, WORDS, 'Barrier');
     Atomics.store(w, STATE, 0);

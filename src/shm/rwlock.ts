@@ -161,7 +161,10 @@ export class RwLock {
       if (typeof v !== 'number') return v;
       if (v === RETRY) continue;
       if ((v & OWNER_MASK) === me) {
-        throw new IpcError('INVALID_ARGUMENT', 'readLockSync() on a thread holding the write lock would deadlock');
+        throw new IpcError(
+          'INVALID_ARGUMENT',
+          'readLockSync() on a thread holding the write lock would deadlock',
+        );
       }
       if (i < DEFAULT_SPIN) continue;
       const park = this.#parkValue(me, v);
@@ -230,7 +233,10 @@ export class RwLock {
       if (v === CLAIMED) break;
       if (v === RETRY) continue;
       if ((v & OWNER_MASK) === me) {
-        throw new IpcError('INVALID_ARGUMENT', 'writeLockSync() on a thread holding the write lock would deadlock');
+        throw new IpcError(
+          'INVALID_ARGUMENT',
+          'writeLockSync() on a thread holding the write lock would deadlock',
+        );
       }
       if (i < DEFAULT_SPIN) continue;
       const park = this.#parkValue(me, v);

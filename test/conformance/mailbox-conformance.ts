@@ -45,7 +45,10 @@ export interface ConformanceMailbox {
 export interface ConformanceProcess {
   createMailbox(
     name: string,
-    options: { capacity: number | 'unbounded'; delivery?: 'exclusive' | 'round-robin' | 'arbitrary' | 'broadcast' },
+    options: {
+      capacity: number | 'unbounded';
+      delivery?: 'exclusive' | 'round-robin' | 'arbitrary' | 'broadcast';
+    },
   ): Promise<ConformanceMailbox>;
   openMailbox(name: string): Promise<ConformanceMailbox>;
   deleteMailbox(name: string): Promise<void>;
@@ -228,7 +231,10 @@ export function runMailboxConformance(backend: MailboxBackend): void {
       };
       await until('all queued', async () => (await mine.stat()).depth === N);
       await Promise.all([drain(rb), drain(rc)]);
-      assert.deepEqual(got.sort((x, y) => x - y), range(N));
+      assert.deepEqual(
+        got.sort((x, y) => x - y),
+        range(N),
+      );
       await a.deleteMailbox(name);
     });
 
@@ -256,8 +262,16 @@ export function runMailboxConformance(backend: MailboxBackend): void {
       await until('the sender to wait', async () => (await mine.stat()).waitingSenders === 1);
       sc.abort();
       await assert.rejects(s, { code: 'ABORTED' });
-      assert.equal((await theirs.receive({ timeout: 10_000 })).data, 'kept', 'the aborted receive took nothing');
-      await assert.rejects(theirs.receive({ nonblock: true }), { code: 'WOULD_BLOCK' }, 'the aborted send left nothing');
+      assert.equal(
+        (await theirs.receive({ timeout: 10_000 })).data,
+        'kept',
+        'the aborted receive took nothing',
+      );
+      await assert.rejects(
+        theirs.receive({ nonblock: true }),
+        { code: 'WOULD_BLOCK' },
+        'the aborted send left nothing',
+      );
       await a.deleteMailbox(name);
     });
 

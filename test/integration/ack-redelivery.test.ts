@@ -44,7 +44,10 @@ describe('ack and redelivery across processes', () => {
     assert.equal(await a.ok('consume', { ...mode, count: HELD_BY_A, hold: true, tag: 'held' }), HELD_BY_A);
     const acked = a.messages<number>('acked').map((m) => m.data);
     const held = a.messages<number>('held').map((m) => m.data);
-    assert.ok(a.messages('held').every((m) => typeof m.holdId === 'number'), 'A holds its messages unacknowledged');
+    assert.ok(
+      a.messages('held').every((m) => typeof m.holdId === 'number'),
+      'A holds its messages unacknowledged',
+    );
 
     // B takes everything still there, then waits; A dies holding its messages.
     const bDone = b.start<number>('consume', { ...mode, count: N - ACKED_BY_A, tag: 'b' });
@@ -69,7 +72,10 @@ describe('ack and redelivery across processes', () => {
       [...held].sort((x, y) => x - y),
       'the only messages seen twice are the ones A held unacknowledged',
     );
-    assert.ok(b.messages('b').every((m) => m.sender === 'ack-test'), 'redelivered messages still name their sender');
+    assert.ok(
+      b.messages('b').every((m) => m.sender === 'ack-test'),
+      'redelivered messages still name their sender',
+    );
 
     // B acknowledged everything: nothing is left, and B leaving returns nothing.
     assert.equal((await mb.stat()).depth, 0);
@@ -84,6 +90,21 @@ describe('ack and redelivery across processes', () => {
 
   test('the same with the async iterator messages({ ack: true }) and prefetch', async () => {
     await scenario('ack-iterate', true);
+  });
+
+  test('capacity 0: an unacknowledged message of a SIGKILLed receiver is redelivered', async () => {
+    const mb = await me.createMailbox('ack-rendezvous', { capacity: 0 });
+    const a = await RemotePeer.start(daemon.socketPath, 'rdv-a');
+    const held = a.start('receive', { mailbox: 'ack-rendezvous', hold: true, options: { ack: true } });
+    await waitFor(async () => (await mb.stat()).waitingReceivers === 1, 10_000, 'A waiting');
+    await mb.send('precious');
+    assert.ok((await held.reply).ok);
+    await a.ok('stat', { mailbox: 'ack-rendezvous' });
+    await a.kill('SIGKILL');
+    const b = await RemotePeer.start(daemon.socketPath, 'rdv-b');
+    const r = await b.call('receive', { mailbox: 'ack-rendezvous', options: { ack: true, timeout: 2000 } });
+    await mb.delete();
+    assert.ok(r.ok, `B: ${r.code}`);
   });
 
   test('nack() hands a message back for immediate redelivery to the next receiver', async () => {

@@ -45,7 +45,11 @@ function parseFrames(bytes: Buffer): RawFrame[] {
   while (off + 16 <= bytes.length) {
     const len = bytes.readUInt32LE(off);
     if (off + 4 + len > bytes.length) break;
-    frames.push({ op: bytes[off + 4]!, reqId: bytes.readUInt32LE(off + 8), body: bytes.subarray(off + 16, off + 4 + len) });
+    frames.push({
+      op: bytes[off + 4]!,
+      reqId: bytes.readUInt32LE(off + 8),
+      body: bytes.subarray(off + 16, off + 4 + len),
+    });
     off += 4 + len;
   }
   return frames;
@@ -80,7 +84,11 @@ function assertProtocolError(r: { frames: RawFrame[]; closed: boolean }, what: s
   const last = r.frames.at(-1);
   assert.ok(last !== undefined, `${what}: the kernel answered before closing`);
   assert.equal(last.op, Op.ERROR, `${what}: the answer is an ERROR frame`);
-  assert.equal(last.body.readUInt32LE(0), 0, `${what}: wire error code 0 (PROTOCOL), got: ${last.body.toString('utf8', 4)}`);
+  assert.equal(
+    last.body.readUInt32LE(0),
+    0,
+    `${what}: wire error code 0 (PROTOCOL), got: ${last.body.toString('utf8', 4)}`,
+  );
 }
 
 describe('bad frames and bad requests', () => {
@@ -126,11 +134,23 @@ describe('bad frames and bad requests', () => {
         return [b];
       },
     ],
-    ['a first frame that is not HELLO', () => [frame(Op.CALL, 7, Buffer.from(JSON.stringify({ m: 'status', a: {} })))]],
+    [
+      'a first frame that is not HELLO',
+      () => [frame(Op.CALL, 7, Buffer.from(JSON.stringify({ m: 'status', a: {} })))],
+    ],
     ['a HELLO with the wrong magic', () => [hello('bad-magic', 0xdeadbeef)]],
-    ['a HELLO with an unsupported protocol version', () => [hello('bad-version', MAGIC, PROTOCOL_VERSION + 41)]],
-    ['a CALL whose body is not JSON (after a good HELLO)', () => [hello('bad-call'), frame(Op.CALL, 2, Buffer.from('{"m": "status", '))]],
-    ['a CALL whose JSON is not {m, a}', () => [hello('bad-call-shape'), frame(Op.CALL, 2, Buffer.from('[1,2,3]'))]],
+    [
+      'a HELLO with an unsupported protocol version',
+      () => [hello('bad-version', MAGIC, PROTOCOL_VERSION + 41)],
+    ],
+    [
+      'a CALL whose body is not JSON (after a good HELLO)',
+      () => [hello('bad-call'), frame(Op.CALL, 2, Buffer.from('{"m": "status", '))],
+    ],
+    [
+      'a CALL whose JSON is not {m, a}',
+      () => [hello('bad-call-shape'), frame(Op.CALL, 2, Buffer.from('[1,2,3]'))],
+    ],
     ['an unknown op after HELLO', () => [hello('bad-op'), frame(0xee, 3)]],
   ];
 
@@ -151,7 +171,10 @@ describe('bad frames and bad requests', () => {
   test('MESSAGE_TOO_LARGE for a message over the mailbox maxMessageSize', async () => {
     const small = await me.createMailbox('small', { maxMessageSize: 16 });
     await assert.rejects(small.send('x'.repeat(17)), { code: 'MESSAGE_TOO_LARGE' });
-    assert.equal((await peer.fails('send', { mailbox: 'small', value: 'y'.repeat(100) })).code, 'MESSAGE_TOO_LARGE');
+    assert.equal(
+      (await peer.fails('send', { mailbox: 'small', value: 'y'.repeat(100) })).code,
+      'MESSAGE_TOO_LARGE',
+    );
     await small.send('x'.repeat(16));
     assert.equal((await small.stat()).depth, 1, 'only the message within the limit entered');
     await small.delete();
@@ -161,7 +184,10 @@ describe('bad frames and bad requests', () => {
     const fixed = await me.createMailbox('fixed', { fixedMessageSize: 8 });
     await assert.rejects(fixed.send(Buffer.alloc(7)), { code: 'WRONG_MESSAGE_SIZE' });
     await assert.rejects(fixed.send(Buffer.alloc(9)), { code: 'WRONG_MESSAGE_SIZE' });
-    assert.equal((await peer.fails('send', { mailbox: 'fixed', value: 'seven..' })).code, 'WRONG_MESSAGE_SIZE');
+    assert.equal(
+      (await peer.fails('send', { mailbox: 'fixed', value: 'seven..' })).code,
+      'WRONG_MESSAGE_SIZE',
+    );
     await fixed.send(Buffer.alloc(8, 1));
     assert.deepEqual((await fixed.receive({ timeout: 10_000 })).bytes, Buffer.alloc(8, 1));
     await fixed.delete();
@@ -171,14 +197,18 @@ describe('bad frames and bad requests', () => {
     await assert.rejects(me.openMailbox('no-such-box'), { code: 'NO_SUCH_MAILBOX' });
     await assert.rejects(me.deleteMailbox('no-such-box'), { code: 'NO_SUCH_MAILBOX' });
     await assert.rejects(me.send('no-such-process', 'hi'), { code: 'NO_SUCH_PROCESS' });
-    await assert.rejects(me.receive({ from: 'no-such-process', nonblock: true }), { code: 'NO_SUCH_PROCESS' });
+    await assert.rejects(me.receive({ from: 'no-such-process', nonblock: true }), {
+      code: 'NO_SUCH_PROCESS',
+    });
     await assert.rejects(me.signal('no-such-process', 'poke'), { code: 'NO_SUCH_PROCESS' });
     await assert.rejects(me.monitor('no-such-process'), { code: 'NO_SUCH_PROCESS' });
     assert.equal((await peer.fails('send', { to: 'no-such-process', value: 1 })).code, 'NO_SUCH_PROCESS');
   });
 
   test('NAME_TAKEN for a second process with a name already in use; the first keeps its name', async () => {
-    await assert.rejects(connect({ socketPath: daemon.socketPath, name: 'frames-peer' }), { code: 'NAME_TAKEN' });
+    await assert.rejects(connect({ socketPath: daemon.socketPath, name: 'frames-peer' }), {
+      code: 'NAME_TAKEN',
+    });
     const other = RemotePeer.spawn(daemon.socketPath);
     try {
       const r = await other.call('connect', { name: 'frames-test' });

@@ -41,14 +41,29 @@ describe('ipcbox CLI', () => {
     assert.ok(box, 'status lists the mailbox');
     assert.equal(box.capacity, 4);
     assert.equal(box.depth, 2);
-    assert.equal(box.ownership, 'system', 'the CLI creates system mailboxes by default (it outlives the command)');
-    assert.ok(s.processes.some((p) => p.name === 'cli-test'), 'status lists connected processes');
+    assert.equal(
+      box.ownership,
+      'system',
+      'the CLI creates system mailboxes by default (it outlives the command)',
+    );
+    assert.ok(
+      s.processes.some((p) => p.name === 'cli-test'),
+      'status lists connected processes',
+    );
     assert.equal(s.kernel.pid, daemon.child.pid);
 
     const first = await cli('recv', 'cli-box', '--json');
     assert.equal(first.code, 0, first.stderr);
-    const m = JSON.parse(first.stdout.trim()) as { priority: number; codec: string; data: unknown; sender: string };
-    assert.deepEqual({ priority: m.priority, codec: m.codec, data: m.data }, { priority: 5, codec: 'json', data: { n: 1 } });
+    const m = JSON.parse(first.stdout.trim()) as {
+      priority: number;
+      codec: string;
+      data: unknown;
+      sender: string;
+    };
+    assert.deepEqual(
+      { priority: m.priority, codec: m.codec, data: m.data },
+      { priority: 5, codec: 'json', data: { n: 1 } },
+    );
     const second = await cli('recv', 'cli-box', '--timeout', '5000');
     assert.equal(second.code, 0, second.stderr);
     assert.equal(second.stdout, 'hello\n');
@@ -63,15 +78,25 @@ describe('ipcbox CLI', () => {
     for (const v of ['a', 'b', 'c']) await mb.send(v);
     const r = await cli('recv', 'cli-count', '--count', '3', '--json');
     assert.equal(r.code, 0, r.stderr);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { data: string; sender: string });
-    assert.deepEqual(lines.map((l) => l.data), ['a', 'b', 'c']);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { data: string; sender: string });
+    assert.deepEqual(
+      lines.map((l) => l.data),
+      ['a', 'b', 'c'],
+    );
     assert.ok(lines.every((l) => l.sender === 'cli-test'));
     await mb.delete();
   });
 
   test('recv @name receives direct messages as that process; send @name delivers to a process', async () => {
     const receiving = cli('recv', '@cli-inbox', '--timeout', '20000');
-    await waitFor(async () => (await me.listProcesses()).some((p) => p.name === 'cli-inbox'), 15_000, 'the CLI process');
+    await waitFor(
+      async () => (await me.listProcesses()).some((p) => p.name === 'cli-inbox'),
+      15_000,
+      'the CLI process',
+    );
     await me.send('cli-inbox', 'direct hello');
     const r = await receiving;
     assert.equal(r.code, 0, r.stderr);
@@ -151,7 +176,11 @@ describe('ipcbox CLI', () => {
   test('exit 2 on usage errors', async () => {
     assert.equal((await cli('no-such-command')).code, 2);
     assert.equal((await cli('send', 'only-target')).code, 2, 'missing MESSAGE');
-    assert.equal((await cli('recv', 'x', '--timeout', '5', '--nonblock')).code, 2, '--timeout with --nonblock');
+    assert.equal(
+      (await cli('recv', 'x', '--timeout', '5', '--nonblock')).code,
+      2,
+      '--timeout with --nonblock',
+    );
     assert.equal((await cli('send', 'x', 'y', '--priority', '32')).code, 2, 'priority out of range');
     assert.equal((await cli('mailbox', 'create', 'bad-cap', '--capacity', 'lots')).code, 2);
     assert.equal((await cli('mailbox', 'create', 'bad-delivery', '--delivery', 'sometimes')).code, 2);

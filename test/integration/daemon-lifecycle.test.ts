@@ -22,7 +22,9 @@ interface OwnDaemon {
 }
 
 async function daemonAt(socketPath: string): Promise<OwnDaemon> {
-  const child = spawn(process.execPath, [CLI, '--socket', socketPath, 'daemon'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, '--socket', socketPath, 'daemon'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => {
     out += d;
@@ -83,7 +85,11 @@ describe('daemon lifecycle', () => {
     await waitFor(async () => (await mb.stat()).waitingReceivers === 2, 10_000, 'both receives parked');
 
     daemon.child.kill('SIGTERM');
-    assert.equal(await once(daemon.child, 'exit').then(([code]) => code as number | null), 0, 'the daemon exits cleanly');
+    assert.equal(
+      await once(daemon.child, 'exit').then(([code]) => code as number | null),
+      0,
+      'the daemon exits cleanly',
+    );
 
     await assert.rejects(myReceive, { code: 'KERNEL_UNAVAILABLE' });
     const r = await peerReceive.reply;

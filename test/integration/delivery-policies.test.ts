@@ -15,7 +15,9 @@ describe('delivery policies across three receiver processes', () => {
   let me: IpcProcess;
 
   async function receivers(prefix: string, mailbox: string): Promise<RemotePeer[]> {
-    const rs = await Promise.all([1, 2, 3].map((i) => RemotePeer.start(daemon.socketPath, `${prefix}-r${i}`)));
+    const rs = await Promise.all(
+      [1, 2, 3].map((i) => RemotePeer.start(daemon.socketPath, `${prefix}-r${i}`)),
+    );
     for (const r of rs) await r.ok('open', { mailbox });
     return rs;
   }
@@ -48,7 +50,11 @@ describe('delivery policies across three receiver processes', () => {
     for (let i = 0; i < 3 * ROUNDS; i++) {
       await until(mb, 'all three parked again', (s) => s.waitingReceivers === 3 || i === 0);
       await mb.send(i);
-      await waitFor(() => rs.reduce((n, r) => n + r.messages().length, 0) === i + 1, 15_000, `message ${i} delivered`);
+      await waitFor(
+        () => rs.reduce((n, r) => n + r.messages().length, 0) === i + 1,
+        15_000,
+        `message ${i} delivered`,
+      );
     }
     const gotBy = new Map<number, string>();
     for (const r of rs) for (const m of r.messages<number>()) gotBy.set(m.data, r.name);
@@ -81,9 +87,19 @@ describe('delivery policies across three receiver processes', () => {
   test('exclusive: a second receiver process gets RECEIVER_BUSY; once the first is gone another may receive', async () => {
     const mb = await me.createMailbox('ex', { delivery: 'exclusive', capacity: 8 });
     const [r1, r2, r3] = await receivers('ex', 'ex');
-    assert.equal((await r1!.call('receive', { mailbox: 'ex', options: { nonblock: true } })).code, 'WOULD_BLOCK', 'r1 attached');
-    assert.equal((await r2!.fails('receive', { mailbox: 'ex', options: { nonblock: true } })).code, 'RECEIVER_BUSY');
-    assert.equal((await r3!.fails('receive', { mailbox: 'ex', options: { timeout: 1000 } })).code, 'RECEIVER_BUSY');
+    assert.equal(
+      (await r1!.call('receive', { mailbox: 'ex', options: { nonblock: true } })).code,
+      'WOULD_BLOCK',
+      'r1 attached',
+    );
+    assert.equal(
+      (await r2!.fails('receive', { mailbox: 'ex', options: { nonblock: true } })).code,
+      'RECEIVER_BUSY',
+    );
+    assert.equal(
+      (await r3!.fails('receive', { mailbox: 'ex', options: { timeout: 1000 } })).code,
+      'RECEIVER_BUSY',
+    );
     await mb.send('for r1');
     assert.equal((await r1!.ok<PeerMessage>('receive', { mailbox: 'ex' })).data, 'for r1');
     // A round trip from r1 after its receive: the kernel has seen r1 take the message
@@ -94,7 +110,10 @@ describe('delivery policies across three receiver processes', () => {
     await until(mb, 'r1 detached', (s) => s.attached === 0);
     await mb.send('for r2');
     assert.equal((await r2!.ok<PeerMessage>('receive', { mailbox: 'ex' })).data, 'for r2');
-    assert.equal((await r3!.fails('receive', { mailbox: 'ex', options: { nonblock: true } })).code, 'RECEIVER_BUSY');
+    assert.equal(
+      (await r3!.fails('receive', { mailbox: 'ex', options: { nonblock: true } })).code,
+      'RECEIVER_BUSY',
+    );
     await mb.delete();
   });
 
@@ -114,7 +133,9 @@ describe('delivery policies across three receiver processes', () => {
     for (const r of rs) assert.ok(r.messages().length > 0, `${r.name} got some (${r.messages().length})`);
     const byOrder = new Map<number, string>();
     for (const r of rs) for (const m of r.messages<number>()) byOrder.set(m.data, r.name);
-    const strictRotation = Array.from({ length: N }, (_, i) => byOrder.get(i)).every((n, i, a) => i < 3 || n === a[i - 3]);
+    const strictRotation = Array.from({ length: N }, (_, i) => byOrder.get(i)).every(
+      (n, i, a) => i < 3 || n === a[i - 3],
+    );
     assert.equal(strictRotation, false, 'the spread is not a fixed rotation');
     assert.equal((await mb.stat()).depth, 0);
     await mb.delete();

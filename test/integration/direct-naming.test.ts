@@ -93,7 +93,10 @@ describe('direct naming across processes', () => {
     const N = 1000;
     const a = await peer('dn-fifo-a');
     const b = await peer('dn-fifo-b');
-    const sends = [a.ok('sendMany', { to: 'dn-test', count: N }), b.ok('sendMany', { to: 'dn-test', count: N, start: 10_000 })];
+    const sends = [
+      a.ok('sendMany', { to: 'dn-test', count: N }),
+      b.ok('sendMany', { to: 'dn-test', count: N, start: 10_000 }),
+    ];
     const got = new Map<string, number[]>([
       ['dn-fifo-a', []],
       ['dn-fifo-b', []],
@@ -103,8 +106,14 @@ describe('direct naming across processes', () => {
       got.get(m.sender)!.push(m.data as number);
     }
     await Promise.all(sends);
-    assert.deepEqual(got.get('dn-fifo-a'), Array.from({ length: N }, (_, i) => i));
-    assert.deepEqual(got.get('dn-fifo-b'), Array.from({ length: N }, (_, i) => 10_000 + i));
+    assert.deepEqual(
+      got.get('dn-fifo-a'),
+      Array.from({ length: N }, (_, i) => i),
+    );
+    assert.deepEqual(
+      got.get('dn-fifo-b'),
+      Array.from({ length: N }, (_, i) => 10_000 + i),
+    );
 
     for (let i = 0; i < N; i++) await me.send('dn-fifo-a', i);
     assert.equal(await a.ok('consume', { count: N, tag: 'fifo-back' }), N);
@@ -118,10 +127,16 @@ describe('direct naming across processes', () => {
     const s = await peer('dn-sig');
     await me.signal('dn-sig', 'reload', { level: 2 });
     const e = await s.waitEvent('signal');
-    assert.deepEqual({ from: e.from, type: e.type, payload: e.payload }, { from: 'dn-test', type: 'reload', payload: { level: 2 } });
+    assert.deepEqual(
+      { from: e.from, type: e.type, payload: e.payload },
+      { from: 'dn-test', type: 'reload', payload: { level: 2 } },
+    );
     await s.ok('signal', { to: 'dn-test', type: 'ping', payload: 'pong?' });
     await waitFor(() => signals.some((x) => x.type === 'ping'), 10_000, 'the signal at the test process');
-    assert.deepEqual(signals.find((x) => x.type === 'ping'), { from: 'dn-sig', type: 'ping', payload: 'pong?' });
+    assert.deepEqual(
+      signals.find((x) => x.type === 'ping'),
+      { from: 'dn-sig', type: 'ping', payload: 'pong?' },
+    );
   });
 
   test("monitor: 'exit' with reason 'normal' after close(), 'lost' after SIGKILL", async () => {
@@ -133,11 +148,17 @@ describe('direct naming across processes', () => {
 
     await polite.ok('close');
     await waitFor(() => exits.some((e) => e.process === 'dn-polite'), 10_000, 'exit of dn-polite');
-    assert.deepEqual(exits.find((e) => e.process === 'dn-polite'), { process: 'dn-polite', pid: pids.get('dn-polite'), reason: 'normal' });
+    assert.deepEqual(
+      exits.find((e) => e.process === 'dn-polite'),
+      { process: 'dn-polite', pid: pids.get('dn-polite'), reason: 'normal' },
+    );
 
     await crash.kill('SIGKILL');
     await waitFor(() => exits.some((e) => e.process === 'dn-crash'), 10_000, 'exit of dn-crash');
-    assert.deepEqual(exits.find((e) => e.process === 'dn-crash'), { process: 'dn-crash', pid: pids.get('dn-crash'), reason: 'lost' });
+    assert.deepEqual(
+      exits.find((e) => e.process === 'dn-crash'),
+      { process: 'dn-crash', pid: pids.get('dn-crash'), reason: 'lost' },
+    );
 
     const watcher = await peer('dn-watcher');
     const target = await peer('dn-target');

@@ -68,7 +68,11 @@ export class RemotePeer {
   }
 
   /** Spawn a peer and connect it to the kernel (as `name`, or a kernel-assigned name). */
-  static async start(socketPath: string, name?: string, connectArgs: Record<string, unknown> = {}): Promise<RemotePeer> {
+  static async start(
+    socketPath: string,
+    name?: string,
+    connectArgs: Record<string, unknown> = {},
+  ): Promise<RemotePeer> {
     const peer = new RemotePeer(spawnFixture('peer', ['serve'], socketPath));
     try {
       // A generous connect timeout: a loaded machine must not turn into KERNEL_UNAVAILABLE.
@@ -111,7 +115,14 @@ export class RemotePeer {
     const reply = new Promise<Reply<T>>((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        resolve({ id, ok: false, value: null as T, code: 'PEER_NO_REPLY', message: `${op}: no reply`, elapsed: REPLY_DEADLINE_MS });
+        resolve({
+          id,
+          ok: false,
+          value: null as T,
+          code: 'PEER_NO_REPLY',
+          message: `${op}: no reply`,
+          elapsed: REPLY_DEADLINE_MS,
+        });
       }, REPLY_DEADLINE_MS);
       timer.unref();
       this.waiting.set(id, (r) => {
@@ -152,13 +163,19 @@ export class RemotePeer {
 
   /** Messages the peer printed from `consume`, optionally only those with `tag`. */
   messages<T = unknown>(tag?: unknown): PeerMessage<T>[] {
-    return this.eventsOf('message').filter((e) => tag === undefined || e.tag === tag) as unknown as PeerMessage<T>[];
+    return this.eventsOf('message').filter(
+      (e) => tag === undefined || e.tag === tag,
+    ) as unknown as PeerMessage<T>[];
   }
 
-  async waitEvent(kind: string, match: (e: PeerEvent) => boolean = () => true, timeoutMs = 15_000): Promise<PeerEvent> {
-    let found: PeerEvent | undefined;
-    await waitFor(() => (found = this.events.find((e) => e.event === kind && match(e))) !== undefined, timeoutMs, `a ${kind} event`);
-    return found!;
+  async waitEvent(
+    kind: string,
+    match: (e: PeerEvent) => boolean = () => true,
+    timeoutMs = 15_000,
+  ): Promise<PeerEvent> {
+    const find = () => this.events.find((e) => e.event === kind && match(e));
+    await waitFor(() => find() !== undefined, timeoutMs, `a ${kind} event`);
+    return find()!;
   }
 
   /** Ends the peer: SIGKILL (a crash) by default. Resolves when it has exited. */

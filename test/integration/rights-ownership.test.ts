@@ -33,15 +33,29 @@ describe('rights and ownership across processes', () => {
   });
 
   test('senders and receivers restricted at create: others get PERMISSION_DENIED, the named ones and the owner may', async () => {
-    const mb = await me.createMailbox('restricted', { capacity: 1, senders: ['r-allowed'], receivers: ['r-allowed'] });
+    const mb = await me.createMailbox('restricted', {
+      capacity: 1,
+      senders: ['r-allowed'],
+      receivers: ['r-allowed'],
+    });
     const allowed = await peer('r-allowed');
     const other = await peer('r-other');
-    assert.equal((await other.fails('send', { mailbox: 'restricted', value: 'x' })).code, 'PERMISSION_DENIED');
-    assert.equal((await other.fails('receive', { mailbox: 'restricted', options: { nonblock: true } })).code, 'PERMISSION_DENIED');
+    assert.equal(
+      (await other.fails('send', { mailbox: 'restricted', value: 'x' })).code,
+      'PERMISSION_DENIED',
+    );
+    assert.equal(
+      (await other.fails('receive', { mailbox: 'restricted', options: { nonblock: true } })).code,
+      'PERMISSION_DENIED',
+    );
     await allowed.ok('send', { mailbox: 'restricted', value: 'from allowed' });
     assert.equal((await allowed.ok<PeerMessage>('receive', { mailbox: 'restricted' })).data, 'from allowed');
     await mb.send('from owner');
-    assert.equal((await mb.receive({ timeout: 10_000 })).data, 'from owner', 'the owner may always send and receive');
+    assert.equal(
+      (await mb.receive({ timeout: 10_000 })).data,
+      'from owner',
+      'the owner may always send and receive',
+    );
     assert.equal((await mb.stat()).depth, 0, 'refused sends never entered the mailbox');
     await mb.delete();
   });
@@ -54,7 +68,11 @@ describe('rights and ownership across processes', () => {
 
     await mb.grant('send', 'g-named');
     await p.ok('send', { mailbox: 'granted', value: 'p may send' });
-    assert.equal((await q.fails('send', { mailbox: 'granted', value: 2 })).code, 'PERMISSION_DENIED', 'only the named process gained the right');
+    assert.equal(
+      (await q.fails('send', { mailbox: 'granted', value: 2 })).code,
+      'PERMISSION_DENIED',
+      'only the named process gained the right',
+    );
     assert.equal((await mb.receive({ timeout: 10_000 })).data, 'p may send');
 
     await mb.grant('receive', 'everyone');
@@ -62,11 +80,22 @@ describe('rights and ownership across processes', () => {
     assert.equal((await q.ok<PeerMessage>('receive', { mailbox: 'granted' })).data, 'anyone may receive');
 
     await mb.revoke('send', 'g-named');
-    assert.equal((await p.fails('send', { mailbox: 'granted', value: 3 })).code, 'PERMISSION_DENIED', 'revoked');
+    assert.equal(
+      (await p.fails('send', { mailbox: 'granted', value: 3 })).code,
+      'PERMISSION_DENIED',
+      'revoked',
+    );
 
     await mb.revoke('receive', 'everyone');
-    assert.equal((await q.fails('receive', { mailbox: 'granted', options: { nonblock: true } })).code, 'PERMISSION_DENIED');
-    assert.equal((await p.fails('grant', { mailbox: 'granted', right: 'send', who: 'g-anyone' })).code, 'PERMISSION_DENIED', 'only the owner grants');
+    assert.equal(
+      (await q.fails('receive', { mailbox: 'granted', options: { nonblock: true } })).code,
+      'PERMISSION_DENIED',
+    );
+    assert.equal(
+      (await p.fails('grant', { mailbox: 'granted', right: 'send', who: 'g-anyone' })).code,
+      'PERMISSION_DENIED',
+      'only the owner grants',
+    );
     await mb.delete();
   });
 
@@ -99,7 +128,11 @@ describe('rights and ownership across processes', () => {
     await heir.ok('open', { mailbox: 'handed-over' });
     await mb.transferOwnership('h-heir');
     await heir.ok('delete', { mailbox: 'handed-over' });
-    await waitFor(() => closed.some((e) => e.mailbox === 'handed-over'), 10_000, 'mailbox-closed at the old owner');
+    await waitFor(
+      () => closed.some((e) => e.mailbox === 'handed-over'),
+      10_000,
+      'mailbox-closed at the old owner',
+    );
     assert.deepEqual(
       (await me.listMailboxes()).filter((m) => m.name === 'handed-over'),
       [],
@@ -149,7 +182,11 @@ describe('rights and ownership across processes', () => {
       10_000,
       "the test process's mailbox-closed notices",
     );
-    await assert.rejects(recvBox.receive({ nonblock: true }), { code: 'MAILBOX_CLOSED' }, 'the handle stays closed');
+    await assert.rejects(
+      recvBox.receive({ nonblock: true }),
+      { code: 'MAILBOX_CLOSED' },
+      'the handle stays closed',
+    );
     await assert.rejects(me.openMailbox('owned-send'), { code: 'NO_SUCH_MAILBOX' });
   });
 });

@@ -30,7 +30,14 @@ interface Ctx {
 
 async function waitStat(mb: Mailbox, what: string, ok: (s: MailboxInfo) => boolean): Promise<MailboxInfo> {
   let last: MailboxInfo | undefined;
-  await waitFor(async () => ok((last = await mb.stat())), 10_000, `${mb.name}: ${what}`);
+  await waitFor(
+    async () => {
+      last = await mb.stat();
+      return ok(last);
+    },
+    10_000,
+    `${mb.name}: ${what}`,
+  );
   return last!;
 }
 
@@ -200,7 +207,8 @@ const cases: Record<Mode, Record<Op, Case>> = {
       },
       async run(c) {
         if (c.cap === 'unbounded') {
-          for (let i = 0; i < 10; i++) await c.peer.ok('send', { mailbox: c.name, value: i, options: { timeout: T } });
+          for (let i = 0; i < 10; i++)
+            await c.peer.ok('send', { mailbox: c.name, value: i, options: { timeout: T } });
           await waitStat(c.mb, 'queued', (x) => x.depth === 10);
           assert.deepEqual(await drain(c.mb, 10), range(10));
           return;
@@ -227,7 +235,8 @@ const cases: Record<Mode, Record<Op, Case>> = {
         '0': 'TIMEOUT with no sender; completes (and completes the send) if a sender comes in time',
         '1': 'TIMEOUT on an empty mailbox; takes a queued message at once; completes if a send comes in time',
         '4': 'TIMEOUT on an empty mailbox; takes a queued message at once; completes if a send comes in time',
-        unbounded: 'TIMEOUT on an empty mailbox; takes a queued message at once; completes if a send comes in time',
+        unbounded:
+          'TIMEOUT on an empty mailbox; takes a queued message at once; completes if a send comes in time',
       },
       async run(c) {
         const r = await c.peer.fails('receive', { mailbox: c.name, options: { timeout: T } });
@@ -237,7 +246,10 @@ const cases: Record<Mode, Record<Op, Case>> = {
         if (c.cap !== 0) {
           await c.mb.send('queued');
           await waitStat(c.mb, 'queued', (x) => x.depth === 1);
-          assert.equal((await c.peer.ok<PeerMessage>('receive', { mailbox: c.name, options: { timeout: T } })).data, 'queued');
+          assert.equal(
+            (await c.peer.ok<PeerMessage>('receive', { mailbox: c.name, options: { timeout: T } })).data,
+            'queued',
+          );
         }
         const w = peerReceive(c, { timeout: LONG });
         await waitStat(c.mb, 'the receiver parked', (x) => x.waitingReceivers === 1);

@@ -4,8 +4,22 @@ import { IpcError } from '../../src/errors.js';
 import { Barrier } from '../../src/shm/barrier.js';
 import { futexWake } from '../../src/shm/futex.js';
 import { Segment } from '../../src/shm/segment.js';
-import { type Party, partySegmentName, spawnParty, startParty, stopParties } from './fixtures/party-harness.js';
-import { ARRIVALS, BARRIER, GATE, MAX_GENERATIONS, SEGMENT_SIZE, SERIALS, VIOLATIONS } from './fixtures/party-layout.js';
+import {
+  type Party,
+  partySegmentName,
+  spawnParty,
+  startParty,
+  stopParties,
+} from './fixtures/party-harness.js';
+import {
+  ARRIVALS,
+  BARRIER,
+  GATE,
+  MAX_GENERATIONS,
+  SEGMENT_SIZE,
+  SERIALS,
+  VIOLATIONS,
+} from './fixtures/party-layout.js';
 
 const names: string[] = [];
 
@@ -52,7 +66,11 @@ describe('Barrier', () => {
     const codes = await Promise.all(parties.map((p) => p.exited));
     assert.deepEqual(codes, [0, 0, 0, 0], JSON.stringify(parties.map((p) => p.lines)));
     assert.equal(Atomics.load(word(seg, VIOLATIONS), 0), 0, 'no party was released early');
-    assert.equal(Atomics.load(word(seg, SERIALS), 0) + mySerials, G, 'exactly one serial party per generation');
+    assert.equal(
+      Atomics.load(word(seg, SERIALS), 0) + mySerials,
+      G,
+      'exactly one serial party per generation',
+    );
     assert.equal(barrier.generation, G);
     assert.equal(barrier.arrived, 0);
   });

@@ -37,11 +37,15 @@ interface Row {
   error?: string;
 }
 
-test('bench/shm/run.js --quick writes every row to the markdown and the JSON', { timeout: 300_000 }, async () => {
+test('bench/shm/run.js --quick writes every row to the markdown and the JSON', {
+  timeout: 300_000,
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ipcbox-bench-smoke-'));
   try {
     const out = join(dir, 'shm.md');
-    const child = spawn(process.execPath, [RUNNER, '--quick', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RUNNER, '--quick', '--out', out], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d) => {
       output += d;
@@ -59,7 +63,10 @@ test('bench/shm/run.js --quick writes every row to the markdown and the JSON', {
     );
     for (const r of json.rows) {
       assert.equal(r.error, undefined, `${r.id}: ${r.error}`);
-      assert.ok(typeof r.median === 'number' && Number.isFinite(r.median) && r.median > 0, `${r.id} has a figure`);
+      assert.ok(
+        typeof r.median === 'number' && Number.isFinite(r.median) && r.median > 0,
+        `${r.id} has a figure`,
+      );
     }
     const md = readFileSync(out, 'utf8');
     assert.match(md, /QUICK MODE/);

@@ -4,7 +4,13 @@ import { IpcError } from '../../src/errors.js';
 import { futexWake } from '../../src/shm/futex.js';
 import { RwLock } from '../../src/shm/rwlock.js';
 import { Segment } from '../../src/shm/segment.js';
-import { type Party, partySegmentName, spawnParty, startParty, stopParties } from './fixtures/party-harness.js';
+import {
+  type Party,
+  partySegmentName,
+  spawnParty,
+  startParty,
+  stopParties,
+} from './fixtures/party-harness.js';
 import {
   COUNTER,
   FLAG,
@@ -155,7 +161,10 @@ describe('RwLock across processes and worker threads', () => {
     assert.equal(l.tryReadLock(), null);
     const reading = l.readLock({ timeout: 30_000 }); // parks on the writer word
     const worker = startParty(['rw-write-once', name, '0', 'sync']); // parks too (lockSync in a worker)
-    await until(() => (Atomics.load(new Int32Array(seg.buffer, RWLOCK, 1), 0) & 0x40000000) !== 0, 'a waiter to park');
+    await until(
+      () => (Atomics.load(new Int32Array(seg.buffer, RWLOCK, 1), 0) & 0x40000000) !== 0,
+      'a waiter to park',
+    );
     holder.kill();
     assert.equal(await holder.exited, null);
     const got = await reading;
@@ -196,10 +205,14 @@ describe('RwLock across processes and worker threads', () => {
     holder.kill();
     await holder.exited;
     const l = new RwLock(seg.buffer, RWLOCK);
-    assert.equal(l.readers, 1, 'the dead reader\'s hold leaked');
+    assert.equal(l.readers, 1, "the dead reader's hold leaked");
     await assert.rejects(l.writeLock({ timeout: 50 }), hasCode('TIMEOUT'));
     assert.throws(() => l.writeLockSync(50), hasCode('TIMEOUT'));
-    assert.deepEqual(l.tryReadLock(), { ownerDied: false }, 'readers are not blocked once the writer gave up');
+    assert.deepEqual(
+      l.tryReadLock(),
+      { ownerDied: false },
+      'readers are not blocked once the writer gave up',
+    );
     l.readUnlock();
   });
 });

@@ -10,7 +10,13 @@ import { futexWake } from '../../src/shm/futex.js';
 import { Mutex } from '../../src/shm/mutex.js';
 import { Segment } from '../../src/shm/segment.js';
 import { Semaphore } from '../../src/shm/semaphore.js';
-import { type Party, partySegmentName, spawnParty, startParty, stopParties } from './fixtures/party-harness.js';
+import {
+  type Party,
+  partySegmentName,
+  spawnParty,
+  startParty,
+  stopParties,
+} from './fixtures/party-harness.js';
 import {
   CONDVAR,
   COUNTER,
@@ -95,7 +101,10 @@ describe('shm primitives shared by worker threads and the main thread', () => {
   test('Semaphore: main posts, 2 workers take with waitSync and acknowledge; main waits async for the acks', async () => {
     const { name, seg } = freshSegment('w-sem');
     const K = 2000;
-    const parties = [startParty(['sem-consume', name, String(K), 'sync']), startParty(['sem-consume', name, String(K), 'sync'])];
+    const parties = [
+      startParty(['sem-consume', name, String(K), 'sync']),
+      startParty(['sem-consume', name, String(K), 'sync']),
+    ];
     await Promise.all(parties.map((p) => p.waitForLine('ready')));
     const permits = new Semaphore(seg.buffer, SEMAPHORE);
     const acks = new Semaphore(seg.buffer, SEMAPHORE2);
@@ -113,7 +122,10 @@ describe('shm primitives shared by worker threads and the main thread', () => {
     const { name, seg } = freshSegment('w-cv');
     const m = new Mutex(seg.buffer, MUTEX);
     const cv = new Condvar(seg.buffer, CONDVAR);
-    const waiters = [startParty(['condvar-wait', name, '0', 'sync']), startParty(['condvar-wait', name, '0', 'sync'])];
+    const waiters = [
+      startParty(['condvar-wait', name, '0', 'sync']),
+      startParty(['condvar-wait', name, '0', 'sync']),
+    ];
     await Promise.all(waiters.map((w) => w.waitForLine('waiting')));
     await m.lock({ timeout: 30_000 });
     Atomics.store(word(seg, FLAG), 0, 7);

@@ -12,17 +12,24 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   if (o.socket !== undefined) options.socketPath = o.socket;
   if (o.maxMessageSize !== undefined) options.maxMessageSize = o.maxMessageSize;
   if (o.memoryBudget !== undefined) options.memoryBudget = o.memoryBudget;
+  // Handlers first: a signal that arrives while the kernel starts must still stop it cleanly.
+  let stopSignal: NodeJS.Signals | undefined;
+  let wake: () => void = () => {};
+  const stop = (sig: NodeJS.Signals) => {
+    stopSignal = sig;
+    wake();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   const kernel = await startKernel(options);
   const sock = kernel.socketPath;
-  process.stdout.write(`ipcbox kernel listening on ${sock} (pid ${process.pid})\n`);
-  process.stdout.write(`try: IPCBOX_SOCKET=${sock} npx ipcbox status\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (sig: NodeJS.Signals) => {
-      process.stdout.write(`ipcbox kernel stopping (${sig})\n`);
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  if (stopSignal === undefined) {
+    process.stdout.write(`ipcbox kernel listening on ${sock} (pid ${process.pid})\n`);
+    process.stdout.write(`try: IPCBOX_SOCKET=${sock} npx ipcbox status\n`);
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+  }
+  process.stdout.write(`ipcbox kernel stopping (${stopSignal})\n`);
   await kernel.close();
 }

@@ -1,0 +1,118 @@
+/**
+ * Smoke test of the comparison harness (bench/compare): `--tiny` runs every
+ * transport on the smallest workload end to end, writing to a temp dir
+ * (never docs/). Every transport must appear in the JSON, either with
+ * figures for each scenario it ran or as SKIPPED / FAILED with a reason;
+ * the Markdown and at least one chart must be written. It never asserts speed.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ROOT, tempDir } from '../helpers/kernel-harness.js';
+
+interface Cell {
+  transport: string;
+  scenario: string;
+  param: number;
+  status: 'ok' | 'skipped' | 'failed';
+  reason?: string;
+  summary?: { main: { median: number } };
+}
+
+interface Report {
+  machine: { cpu: string; cores: number; node: string };
+  packages: Record<string, string>;
+  transports: string[];
+  skipped: Record<string, string>;
+  cells: Cell[];
+}
+
+const TRANSPORTS = [
+  'ipcbox-mailbox',
+  'ipcbox-direct',
+  'ipcbox-shm-ring',
+  'ipcbox-shm-mailbox',
+  'cp-json',
+  'cp-advanced',
+  'worker-copy',
+  'worker-transfer',
+  'net-socket',
+  'zeromq',
+  'node-ipc',
+  'nats',
+  'redis',
+];
+
+/** Built-ins and ipcbox's own finished paths: these must produce figures (libraries and servers may be skipped or fail with a reason). */
+const MUST_MEASURE = [
+  'ipcbox-mailbox',
+  'ipcbox-direct',
+  'ipcbox-shm-ring',
+  'cp-json',
+  'cp-advanced',
+  'worker-copy',
+  'worker-transfer',
+  'net-socket',
+];
+
+test('bench/compare --tiny reports every transport, with figures or a reason', { timeout: 110_000 }, async () => {
+  const dir = tempDir('ipcbox-compare-smoke-');
+  try {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'compare', 'run.js'), '--tiny', '--out', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
+    child.stderr.on('data', (d) => {
+      output += d;
+    });
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    assert.equal(code, 0, output);
+
+    const report = JSON.parse(readFileSync(join(dir, 'comparison.json'), 'utf8')) as Report;
+    assert.ok(report.machine.cpu.length > 0 && report.machine.cores > 0 && report.machine.node.startsWith('v'));
+    assert.ok('zeromq' in report.packages && 'ioredis' in report.packages);
+    assert.deepEqual(report.transports, TRANSPORTS);
+    for (const t of TRANSPORTS) {
+      const cells = report.cells.filter((c) => c.transport === t);
+      assert.ok(cells.length > 0, `${t} has no cells`);
+      if (report.skipped[t] !== undefined) {
+        assert.ok(report.skipped[t]!.length > 0, `${t} skipped without a reason`);
+        assert.ok(cells.every((c) => c.status === 'skipped'));
+        continue;
+      }
+      for (const c of cells) {
+        if (c.status === 'ok') {
+          assert.ok(c.summary !== undefined && Number.isFinite(c.summary.main.median), `${t} ${c.scenario}: no figure`);
+        } else {
+          assert.ok((c.reason ?? '').length > 0, `${t} ${c.scenario} ${c.status} without a reason`);
+        }
+      }
+      if (!MUST_MEASURE.includes(t)) continue;
+      assert.ok(
+        cells.some((c) => c.status === 'ok'),
+        `${t} measured nothing: ${cells.map((c) => `${c.scenario}: ${c.reason}`).join('; ')}`,
+      );
+    }
+    // The ipcbox kernel path itself must be measured, or nothing is compared to it.
+    assert.equal(report.skipped['ipcbox-mailbox'], undefined);
+
+    const md = readFileSync(join(dir, 'comparison.md'), 'utf8');
+    assert.match(md, /One-way throughput/);
+    assert.match(md, /×1\.00/);
+    if (existsSync(join(dir, 'charts'))) {
+      const svgs = readdirSync(join(dir, 'charts')).filter((f) => f.endsWith('.svg'));
+      assert.ok(svgs.length > 0);
+      for (const f of svgs) {
+        assert.match(readFileSync(join(dir, 'charts', f), 'utf8'), /^<svg/);
+        assert.ok(md.includes(`charts/${f}`), `${f} is not embedded`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
