@@ -64,3 +64,6 @@ export type {
   ShmReceiveOptions,
   ShmSendOptions,
 } from './backends/shm/shm-mailbox.js';
+export { RwLock } from './shm/rwlock.js';
+export type { RwLockOptions } from './shm/rwlock.js';
+export { Barrier } from './shm/barrier.js';

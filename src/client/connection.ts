@@ -90,6 +90,9 @@ export interface Welcome {
 export type NoticeHandler = (notice: Record<string, unknown>) => void;
 
 const FLUSH_THRESHOLD = 64 * 1024;
+/** Shared defaults for the hot path: no allocation per call. */
+const NO_OPTIONS: SendOptions = Object.freeze({});
+const RESOLVED: Promise<void> = Promise.resolve();
 const CREDIT_LOW_WATER = 32;
 
 /** Resolve after one full turn of the event loop, including its I/O poll phase. */
@@ -301,7 +304,7 @@ export class Connection implements DeliveryControl {
 
   // ---------------------------------------------------------------- send
 
-  send(target: Target, value: unknown, options: SendOptions = {}): Promise<void> {
+  send(target: Target, value: unknown, options: SendOptions = NO_OPTIONS): Promise<void> {
     try {
       if (target.closed !== undefined) throw target.closed;
       if (this.lost !== undefined) throw this.lost;
@@ -330,7 +333,7 @@ export class Connection implements DeliveryControl {
         // credits run out and a send must wait a round trip.
         const c = target.credits;
         if ((c & 127) === 0 || (c < CREDIT_LOW_WATER && (c & 7) === 0)) return yieldThroughPoll();
-        return Promise.resolve();
+        return RESOLVED;
       }
       const { reqId, promise } = this.newRequest(target, options.signal, (id) => this.cancel(id));
       let flags = 0;

@@ -275,6 +275,7 @@ export class Kernel {
       s,
       this.ledger,
       this.hooks,
+      this.options.creditWindow,
     );
     this.mailboxes.set(inbox.id, inbox);
     s.inbox = inbox;
@@ -337,7 +338,7 @@ export class Kernel {
       rec.counters.sent++;
       rec.core.send(message, true, true);
       // Top up before the sender runs dry, so a steady stream never stops for a round trip.
-      if (credits - 1 <= this.creditLowWater(rec)) this.grantCredits(rec, s);
+      if (credits - 1 <= rec.creditLowWater) this.grantCredits(rec, s);
       return;
     }
     if (this.ledger.used + size > this.options.memoryBudget) {
@@ -423,20 +424,10 @@ export class Kernel {
     }
   }
 
-  /** Most credits one sender may hold on `rec`: half the capacity, at most the kernel's window. */
-  private creditWindow(rec: MailboxRecord): number {
-    const cap = rec.options.capacity;
-    return cap === Number.POSITIVE_INFINITY ? this.options.creditWindow : Math.min(this.options.creditWindow, Math.floor(cap / 2));
-  }
-
-  private creditLowWater(rec: MailboxRecord): number {
-    return this.creditWindow(rec) / 2;
-  }
-
   /** Promise free slots to a sender so its next sends need no round trip. */
   private grantCredits(rec: MailboxRecord, s: Session): void {
     if (rec.revoking > 0 || rec.closed) return;
-    const window = this.creditWindow(rec);
+    const window = rec.creditWindow;
     if (window <= 0) return;
     if (this.ledger.used > this.options.memoryBudget / 2) return;
     const have = rec.holders.get(s) ?? 0;
@@ -689,6 +680,7 @@ export class Kernel {
       resolved.owner === 'process' ? s : undefined,
       this.ledger,
       this.hooks,
+      this.options.creditWindow,
     );
     this.mailboxes.set(rec.id, rec);
     this.mailboxByName.set(name, rec);

@@ -59,6 +59,10 @@ export class MailboxRecord {
   revoking = 0;
   closed = false;
   readonly counters: MailboxCounters = { sent: 0, received: 0, blockedSends: 0, redelivered: 0 };
+  /** Most credits one sender may hold here: half the capacity, at most the kernel's window. */
+  readonly creditWindow: number;
+  /** A sender's credits are topped up when they fall to this. */
+  readonly creditLowWater: number;
   readonly createdAt = Date.now();
 
   constructor(
@@ -71,7 +75,11 @@ export class MailboxRecord {
     public ownerSession: Session | undefined,
     ledger: Ledger,
     hooks: (self: MailboxRecord) => MailboxHooks<KernelMessage>,
+    kernelCreditWindow: number,
   ) {
+    const cap = options.capacity;
+    this.creditWindow = cap === Number.POSITIVE_INFINITY ? kernelCreditWindow : Math.min(kernelCreditWindow, Math.floor(cap / 2));
+    this.creditLowWater = this.creditWindow / 2;
     this.rights = new MailboxRights(owner, options.senders, options.receivers);
     this.core = new MailboxCore<KernelMessage>({ capacity: options.capacity, delivery: options.delivery, ledger }, hooks(this));
   }
