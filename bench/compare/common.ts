@@ -11,12 +11,16 @@
  * - ring:      i → (i+1) mod n, a token passed around; 0 starts and measures
  *
  * Measuring (the same for every transport):
- * - streams: each sender sends `warmup` data messages, then `reps × window`
- *   more (fewer if its time cap ran out), then an END marker (1 byte; data
- *   is never that small). A receiver ignores the first `warmup × senders`
- *   messages and then times consecutive windows of `window × senders`
- *   messages on its own clock. Only complete windows count. Bounded counts
- *   keep memory bounded for transports without backpressure.
+ * - streams: each sender sends `warmup` data messages, then `count` more
+ *   (fewer if its time cap `capMs` ran out), then an END marker (1 byte;
+ *   data is never that small). A receiver ignores the first
+ *   `warmup × senders` messages, then cuts what follows into windows of at
+ *   least `windowMs` on its own clock (a window closes at the first message
+ *   after that time), each giving a rate; a last partial window counts if it
+ *   lasted at least half of `windowMs`. Time windows, not message counts,
+ *   so transports that deliver in batches (Redis BLMPOP, prefetch) are not
+ *   measured inside one batch. Bounded counts keep memory bounded for
+ *   transports without backpressure.
  * - round trip: `warmup` unmeasured rounds, then `reps` repetitions of
  *   `rounds` timed rounds (each repetition capped in time), p50/p99/p999 each.
  * - ring: `warmup` laps, then `reps` repetitions of `laps` laps; the figure
@@ -43,9 +47,14 @@ export interface CellSpec {
   peers: PeerSpec[];
   /** fan-out: use the transport's native broadcast / pub-sub if it has one. */
   broadcast: boolean;
+  /** Unmeasured messages per sender (streams), rounds (round trip), laps (ring). */
   warmup: number;
+  /** Streams: measured messages per sender (an upper bound: the time cap may end it first). */
+  count: number;
+  /** Streams: the receiver's measuring window. */
+  windowMs: number;
+  /** Round trip and ring: repetitions, each of `window` rounds / laps. */
   reps: number;
-  /** Messages per sender per window (streams), rounds per repetition (round trip), laps (ring). */
   window: number;
   /** A sender stops sending (and sends END) after this long; repetitions are capped alike. */
   capMs: number;
@@ -82,7 +91,14 @@ export interface RingResult {
   hopsPerLap: number;
 }
 
-export type PeerResult = StreamResult | RttResult | RingResult;
+/** A stream sender: data messages it sent (per target), so losses can be told from a time cap. */
+export interface SentResult {
+  kind: 'sent';
+  peer: number;
+  messages: number;
+}
+
+export type PeerResult = StreamResult | RttResult | RingResult | SentResult;
 
 export const END_SIZE = 1;
 

@@ -31,7 +31,8 @@ const isCtl = (m: unknown): m is { ctl?: string; line?: string } =>
   typeof m === 'object' && m !== null && ('ctl' in m || 'line' in m);
 
 function prepare(cell: CellSpec, size: number): unknown {
-  if (cell.transport === 'cp-json') return 'abcdefghijklmnopqrstuvwxyz'.repeat(Math.ceil(size / 26)).slice(0, size);
+  if (cell.transport === 'cp-json')
+    return 'abcdefghijklmnopqrstuvwxyz'.repeat(Math.ceil(size / 26)).slice(0, size);
   return payloadOf(size);
 }
 
@@ -118,7 +119,9 @@ async function starHost(cell: CellSpec): Promise<void> {
     },
   };
   await runPeer(cell, cell.peers[0]!, async () => starLink(cell, children as Map<number, Channel>), ctl);
-  await Promise.all([...children.values()].map((c) => new Promise((r) => (c.exitCode !== null ? r(0) : c.once('exit', r)))));
+  await Promise.all(
+    [...children.values()].map((c) => new Promise((r) => (c.exitCode !== null ? r(0) : c.once('exit', r)))),
+  );
 }
 
 function ipcControl(): Control {

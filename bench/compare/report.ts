@@ -20,6 +20,8 @@ export interface Summary {
   /** Messages sent but never received (pub/sub that dropped, or a receiver that gave up). */
   lost?: number;
   hopsPerLap?: number;
+  /** A receiver gave up after a silence while messages were still missing (stalled or dropped). */
+  stalled?: string;
   text: string;
 }
 
@@ -29,7 +31,15 @@ export interface CellOutcome {
   param: number;
   status: 'ok' | 'skipped' | 'failed';
   reason?: string;
-  spec?: { size: number; peers: number; warmup: number; reps: number; window: number };
+  spec?: {
+    size: number;
+    peers: number;
+    warmup: number;
+    count?: number;
+    windowMs?: number;
+    reps?: number;
+    window?: number;
+  };
   results?: PeerResult[];
   summary?: Summary;
 }
@@ -38,7 +48,15 @@ export interface Report {
   generatedAt: string;
   plan: string;
   durationSec: number;
-  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string };
+  machine: {
+    cpu: string;
+    cores: number;
+    memoryGiB: number;
+    os: string;
+    node: string;
+    loadavg1mBefore: number;
+    loadavg1mAfter: number;
+  };
   packages: Record<string, string>;
   servers: Record<string, string>;
   ipcboxVersion: string;
@@ -82,7 +100,12 @@ export function summarize(o: CellOutcome): Summary | undefined {
     if (main === undefined) return undefined;
     const p99 = stat(reps.map((x) => x.p99us))!;
     const p999 = stat(reps.map((x) => x.p999us))!;
-    return { main, p99, p999, text: `p50 ${fmtUs(main.median)}, p99 ${fmtUs(p99.median)}, p999 ${fmtUs(p999.median)}` };
+    return {
+      main,
+      p99,
+      p999,
+      text: `p50 ${fmtUs(main.median)}, p99 ${fmtUs(p99.median)}, p999 ${fmtUs(p999.median)}`,
+    };
   }
   if (o.scenario === 'ring') {
     const r = results.find((x): x is RingResult => x.kind === 'ring');
@@ -91,18 +114,28 @@ export function summarize(o: CellOutcome): Summary | undefined {
     return { main, hopsPerLap: r!.hopsPerLap, text: `${fmtUs(main.median)} per hop` };
   }
   const streams = results.filter((x): x is StreamResult => x.kind === 'stream');
-  const rates = streams.flatMap((s) => s.windows.filter((w) => w.seconds > 0).map((w) => w.messages / w.seconds));
+  const rates = streams.flatMap((s) =>
+    s.windows.filter((w) => w.seconds > 0).map((w) => w.messages / w.seconds),
+  );
   const main = stat(rates);
   if (main === undefined) return undefined;
   const size = o.spec?.size ?? o.param;
   const mb = (x: number): number => (x * size) / 1e6;
   const mbPerSec = { median: mb(main.median), min: mb(main.min), max: mb(main.max), n: main.n };
-  const lost = streams.reduce((a, s) => a + Math.max(0, s.expected - s.received), 0);
+  const sent = results.reduce((a, x) => a + (x.kind === 'sent' ? x.messages : 0), 0);
+  const received = streams.reduce((a, s) => a + s.received, 0);
+  const lost = Math.max(0, (o.scenario === 'fan-out' ? sent * streams.length : sent) - received);
   const per = o.scenario === 'fan-out' ? ' per receiver' : '';
+  const gaveUp = streams.some((s) => s.idle);
+  const want = o.scenario === 'fan-out' ? sent * streams.length : sent;
   return {
     main,
     mbPerSec,
     lost,
+    stalled:
+      gaveUp && lost > 0
+        ? `the receiver went silent for seconds with ${received} of ${want} messages delivered (stalled or dropped)`
+        : undefined,
     text: `${fmtRate(main.median)} msg/s${per}, ${fmtMB(mbPerSec.median)}${lost > 0 ? `, ${lost} lost` : ''}`,
   };
 }
@@ -119,7 +152,12 @@ function ratio(value: number, base: number | undefined): string {
   return ` · ×${x >= 10 ? x.toFixed(0) : x >= 1 ? x.toFixed(2) : x.toPrecision(2)}`;
 }
 
-function cellText(r: Report, c: CellOutcome | undefined, kind: 'rate' | 'latency', notes: Map<string, number>): string {
+function cellText(
+  r: Report,
+  c: CellOutcome | undefined,
+  kind: 'rate' | 'latency',
+  notes: Map<string, number>,
+): string {
   if (c === undefined) return '';
   if (c.status !== 'ok') {
     const reason = c.status === 'skipped' && r.skipped[c.transport] !== undefined ? undefined : c.reason;
@@ -182,8 +220,15 @@ const WHY: Record<string, string> = {
   zeromq:
     'libzmq batches messages on a background I/O thread in C++ and moves them over one ipc:// socket hop, without a broker process.',
   nats: 'nats-server is a Go broker using other cores efficiently and batching per subscriber; it is also a third process, like the ipcbox kernel.',
-  redis: 'the Redis list costs are paid in C by redis-server; BLMPOP fetches up to 256 messages per round trip.',
+  redis:
+    'the Redis list costs are paid in C by redis-server; BLMPOP fetches up to 256 messages per round trip.',
   'node-ipc': 'one socket hop, no broker.',
+};
+
+/** Known causes of failures, printed under the table of reasons. */
+const FAILURE_NOTES: Record<string, string> = {
+  'node-ipc':
+    "node-ipc 9's socket reader appends every chunk to one pending string and only parses when a chunk happens to end on the '\\f' delimiter (node-ipc/dao/client.js and socketServer.js, the `data` handlers); under a continuous stream of messages of 1 KiB and more that rarely happens, so messages stop being delivered (and each append re-scans an ever longer string) until the sender pauses. Ping-pong and the ring, where the sender waits, work.",
 };
 
 export function markdown(r: Report, chartFiles: string[], chartBase: string): string {
@@ -195,12 +240,14 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
     `Generated by \`npm run bench:compare\` (\`node dist/bench/compare/run.js${r.plan === 'full' ? '' : ` --${r.plan}`}\`) on ${r.generatedAt.slice(0, 10)}, in ${r.durationSec} s. ` +
       'Do not edit by hand; the raw results are in the JSON file written next to it (bench/compare/results/latest.json).',
   );
-  if (r.plan !== 'full') parts.push(`> **${r.plan} run**: small windows and few repetitions; figures are indicative only.`);
+  if (r.plan !== 'full')
+    parts.push(`> **${r.plan} run**: small windows and few repetitions; figures are indicative only.`);
   parts.push('## Machine');
   parts.push(
     [
       `- CPU: ${r.machine.cpu}, ${r.machine.cores} cores available, ${r.machine.memoryGiB} GiB RAM; ${r.machine.os}`,
       `- Node ${r.machine.node}; ipcbox ${r.ipcboxVersion}`,
+      `- Load average (1 min) when the run started / ended: ${r.machine.loadavg1mBefore} / ${r.machine.loadavg1mAfter} (anything above ~0 means other work shared the cores)`,
       `- Packages: ${Object.entries(r.packages)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}`,
@@ -215,7 +262,7 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
   parts.push(
     [
       '- Every cell runs in fresh processes started for it (worker_threads: threads of one fresh process; child_process: the forked parent/children), all on this machine in one run, one cell at a time. Servers (ipcbox kernel daemon, nats-server, redis-server) are started by the benchmark on loopback / in a temp dir and shared by the cells of the run.',
-      '- **Streams** (one-way, fan-out, fan-in): each sender sends a warm-up window, then several windows of messages, then an end marker; the receiver times each window on its own clock. Figure = median over the windows (fan-out: over the windows of all four receivers, so it is the rate *each* receiver gets), with min–max in parentheses. Counts are bounded (at most 32 MiB per window), so transports without backpressure cannot run away with memory; NATS/zeromq pub/sub would report lost messages if they dropped any.',
+      '- **Streams** (one-way, fan-out, fan-in): each sender sends a warm-up (10 % of its messages, unmeasured), then a bounded number of messages (at most 1 GiB / 2 M messages per sender, fan-out/fan-in 150 k; a sender also stops after 3 s), then an end marker. The receiver cuts the measured part into windows of ≥ 50 ms on its own clock; figure = median over the windows (fan-out: over the windows of all four receivers, so it is the rate *each* receiver gets), with min–max in parentheses. The bounded counts keep transports without backpressure (worker_threads, NATS, Redis, node-ipc) from running away with memory. A receiver that goes silent for seconds while messages are missing fails the cell (stalled or dropped).',
       '- **Round trip**: a pinger sends a message and waits for the echo of the same size; p50/p99/p999 per repetition, figure = median over the repetitions.',
       '- **Ring**: N processes pass a 64 B token around; figure = time per hop (one process handing the token to the next). child_process can only connect a parent with its children, so its "ring" is a chain where the token goes down and back up (2(N−1) hops per lap).',
       `- **Ratios** (× …) compare with **${label(BASELINE)}** in the same cell: for throughput > 1 means faster than ipcbox, for latency and per-hop time > 1 means slower than ipcbox.`,
@@ -229,7 +276,10 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
   parts.push(
     table(
       ['transport', ...sizes.map(fmtSize)],
-      r.transports.map((t) => [label(t), ...sizes.map((s) => cellText(r, find(r, t, 'one-way', s), 'rate', notes))]),
+      r.transports.map((t) => [
+        label(t),
+        ...sizes.map((s) => cellText(r, find(r, t, 'one-way', s), 'rate', notes)),
+      ]),
     ),
   );
   const rtt = params(r, 'round-trip');
@@ -276,7 +326,10 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
   parts.push(
     table(
       ['transport', ...ns.map((n) => `N = ${n}`)],
-      r.transports.map((t) => [label(t), ...ns.map((n) => cellText(r, find(r, t, 'ring', n), 'latency', notes))]),
+      r.transports.map((t) => [
+        label(t),
+        ...ns.map((n) => cellText(r, find(r, t, 'ring', n), 'latency', notes)),
+      ]),
     ),
   );
   if (chartFiles.length > 0) {
@@ -311,6 +364,9 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
         ...[...notes.entries()].map(([why, k]) => `- [${k}] ${why}`),
       ].join('\n'),
     );
+    const failedTransports = [...new Set(r.cells.filter((c) => c.status === 'failed').map((c) => c.transport))];
+    const known = failedTransports.filter((t) => FAILURE_NOTES[t] !== undefined);
+    if (known.length > 0) parts.push(known.map((t) => `- **${label(t)}** failures: ${FAILURE_NOTES[t]}`).join('\n'));
   }
   return `${parts.join('\n\n')}\n`;
 }
@@ -384,7 +440,12 @@ function chartSpecs(r: Report): { file: string; spec: object }[] {
         transport: label(c.transport),
         size: fmtSize(c.param),
         percentile: p,
-        us: p === 'p50' ? c.summary!.main.median : p === 'p99' ? c.summary!.p99!.median : c.summary!.p999!.median,
+        us:
+          p === 'p50'
+            ? c.summary!.main.median
+            : p === 'p99'
+              ? c.summary!.p99!.median
+              : c.summary!.p999!.median,
       })),
     );
   if (lat.length > 0) {
@@ -411,7 +472,12 @@ function chartSpecs(r: Report): { file: string; spec: object }[] {
   }
   const ring = ok
     .filter((c) => c.scenario === 'ring')
-    .map((c) => ({ transport: label(c.transport), n: `N = ${c.param}`, np: c.param, us: c.summary!.main.median }));
+    .map((c) => ({
+      transport: label(c.transport),
+      n: `N = ${c.param}`,
+      np: c.param,
+      us: c.summary!.main.median,
+    }));
   if (ring.length > 0) {
     const nSort = [...new Set(ring.sort((a, b) => a.np - b.np).map((d) => d.n))];
     specs.push({

@@ -20,6 +20,7 @@ import {
   percentile,
   type RingResult,
   type RttResult,
+  type SentResult,
   type StreamResult,
   yieldToLoop,
 } from './common.js';
@@ -87,9 +88,10 @@ function sender(cell: CellSpec, me: PeerSpec, link: Link): RoleRun {
           if (w !== undefined) await w;
         }
       };
-      const total = cell.warmup + cell.reps * cell.window;
+      const total = cell.warmup + cell.count;
       const deadline = now() + cell.capMs;
-      for (let k = 1; k <= total; k++) {
+      let k = 1;
+      for (; k <= total; k++) {
         if (publish !== undefined) {
           const w = publish(data);
           if (w !== undefined) await w;
@@ -107,7 +109,8 @@ function sender(cell: CellSpec, me: PeerSpec, link: Link): RoleRun {
       }
       await sendAll(end);
       await link.flush?.();
-      return undefined;
+      const sent: SentResult = { kind: 'sent', peer: me.index, messages: Math.min(k, total) };
+      return sent;
     },
   };
 }
@@ -115,11 +118,12 @@ function sender(cell: CellSpec, me: PeerSpec, link: Link): RoleRun {
 function receiver(cell: CellSpec, me: PeerSpec): RoleRun {
   const senders = me.sources.length;
   const warm = cell.warmup * senders;
-  const win = cell.window * senders;
   const windows: { messages: number; seconds: number }[] = [];
+  const windowMs = cell.windowMs;
   let count = 0;
   let ends = 0;
   let windowStart = 0;
+  let inWindow = 0;
   let lastData = 0;
   let lastAny = now();
   let finish: ((idle: boolean) => void) | undefined;
@@ -136,10 +140,16 @@ function receiver(cell: CellSpec, me: PeerSpec): RoleRun {
       }
       count++;
       lastData = t;
-      if (count === warm) windowStart = t;
-      else if (count > warm && (count - warm) % win === 0) {
-        windows.push({ messages: win, seconds: (t - windowStart) / 1000 });
+      if (count <= warm) {
+        if (count === warm) windowStart = t;
+        return;
+      }
+      if (warm === 0 && count === 1) windowStart = t;
+      inWindow++;
+      if (t - windowStart >= windowMs) {
+        windows.push({ messages: inWindow, seconds: (t - windowStart) / 1000 });
         windowStart = t;
+        inWindow = 0;
       }
     },
     async run() {
@@ -149,11 +159,11 @@ function receiver(cell: CellSpec, me: PeerSpec): RoleRun {
       }, 100);
       const idle = await finished;
       clearInterval(timer);
-      const partial = count - warm - windows.length * win;
-      if (windows.length === 0 && partial > 0 && lastData > windowStart) {
-        windows.push({ messages: partial, seconds: (lastData - windowStart) / 1000 });
+      const tail = lastData - windowStart;
+      if (inWindow > 0 && tail > 0 && (windows.length === 0 || tail >= windowMs / 2)) {
+        windows.push({ messages: inWindow, seconds: tail / 1000 });
       }
-      const expected = senders * (cell.warmup + cell.reps * cell.window);
+      const expected = senders * (cell.warmup + cell.count);
       const r: StreamResult = { kind: 'stream', peer: me.index, windows, received: count, expected, idle };
       return r;
     },
@@ -294,7 +304,12 @@ function ringMember(cell: CellSpec, me: PeerSpec, link: Link): RoleRun {
 }
 
 /** The control sequence of one peer (see the header). */
-export async function runPeer(cell: CellSpec, me: PeerSpec, factory: LinkFactory, ctl: Control): Promise<void> {
+export async function runPeer(
+  cell: CellSpec,
+  me: PeerSpec,
+  factory: LinkFactory,
+  ctl: Control,
+): Promise<void> {
   const link = await factory(cell, me);
   const role = makeRole(cell, me, link);
   await link.listen((length) => role.onMessage(length));

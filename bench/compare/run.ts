@@ -21,8 +21,16 @@
  *   --tiny   the smoke test: one size (1 KiB), tiny counts, ring N = 2
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, tmpdir, totalmem, type } from 'node:os';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -84,10 +92,11 @@ interface Plan {
   fanSize: number;
   ringSizes: number[];
   reps: number;
-  /** Bytes and messages per window (streams). */
-  windowBytes: number;
-  windowMax: number;
-  fanWindowMax: number;
+  /** Streams: measured bytes and messages per sender (upper bounds), the receiver's window. */
+  streamBytes: number;
+  streamMax: number;
+  fanStreamMax: number;
+  windowMs: number;
   rttRounds: number;
   rttWarmup: number;
   ringHops: number;
@@ -102,13 +111,14 @@ const PLANS: Record<Plan['name'], Plan> = {
     fanSize: 1024,
     ringSizes: [2, 8, 32],
     reps: 5,
-    windowBytes: 32 << 20,
-    windowMax: 20000,
-    fanWindowMax: 10000,
+    streamBytes: 1024 << 20,
+    streamMax: 2_000_000,
+    fanStreamMax: 150_000,
+    windowMs: 50,
     rttRounds: 2000,
     rttWarmup: 300,
     ringHops: 4000,
-    capMs: 8000,
+    capMs: 3000,
   },
   quick: {
     name: 'quick',
@@ -117,13 +127,14 @@ const PLANS: Record<Plan['name'], Plan> = {
     fanSize: 1024,
     ringSizes: [2, 8],
     reps: 3,
-    windowBytes: 8 << 20,
-    windowMax: 4000,
-    fanWindowMax: 2000,
+    streamBytes: 192 << 20,
+    streamMax: 300_000,
+    fanStreamMax: 20_000,
+    windowMs: 25,
     rttRounds: 500,
     rttWarmup: 100,
     ringHops: 800,
-    capMs: 3000,
+    capMs: 1500,
   },
   tiny: {
     name: 'tiny',
@@ -132,13 +143,14 @@ const PLANS: Record<Plan['name'], Plan> = {
     fanSize: 1024,
     ringSizes: [2],
     reps: 2,
-    windowBytes: 1 << 20,
-    windowMax: 200,
-    fanWindowMax: 100,
+    streamBytes: 1 << 20,
+    streamMax: 600,
+    fanStreamMax: 300,
+    windowMs: 10,
     rttRounds: 50,
     rttWarmup: 10,
     ringHops: 40,
-    capMs: 2000,
+    capMs: 1000,
   },
 };
 
@@ -255,7 +267,8 @@ async function runCell(spec: CellSpec): Promise<PeerResult[]> {
     phase('done');
     const results: PeerResult[] = [];
     for (const p of procs) {
-      for (const l of p.lines) if (l.startsWith('RESULT ')) results.push(JSON.parse(l.slice(7)) as PeerResult);
+      for (const l of p.lines)
+        if (l.startsWith('RESULT ')) results.push(JSON.parse(l.slice(7)) as PeerResult);
     }
     return results;
   } finally {
@@ -273,8 +286,9 @@ function specOf(plan: Plan, cell: CellPlan, id: string, dir: string, servers: Se
   const ring = cell.scenario === 'ring';
   const size = ring ? 64 : cell.param;
   const peers = topology(cell.scenario, ring ? cell.param : 0);
-  let window: number;
+  let window = 0;
   let warmup: number;
+  let count = 0;
   if (cell.scenario === 'round-trip') {
     window = plan.rttRounds;
     warmup = plan.rttWarmup;
@@ -282,9 +296,9 @@ function specOf(plan: Plan, cell: CellPlan, id: string, dir: string, servers: Se
     window = Math.max(10, Math.round(plan.ringHops / cell.param));
     warmup = Math.max(2, Math.round(window / 4));
   } else {
-    const max = cell.scenario === 'one-way' ? plan.windowMax : plan.fanWindowMax;
-    window = Math.max(4, Math.min(max, Math.floor(plan.windowBytes / size)));
-    warmup = window;
+    const max = cell.scenario === 'one-way' ? plan.streamMax : plan.fanStreamMax;
+    count = Math.max(20, Math.min(max, Math.floor(plan.streamBytes / size)));
+    warmup = Math.max(4, Math.round(count / 10));
   }
   return {
     transport: cell.transport,
@@ -293,13 +307,20 @@ function specOf(plan: Plan, cell: CellPlan, id: string, dir: string, servers: Se
     peers,
     broadcast: cell.scenario === 'fan-out',
     warmup,
+    count,
+    windowMs: plan.windowMs,
     reps: plan.reps,
     window,
     capMs: plan.capMs,
     dir,
     id,
     kernelSocket: servers.kernel?.address,
-    port: cell.transport === 'nats' ? servers.nats?.port : cell.transport === 'redis' ? servers.redis?.port : undefined,
+    port:
+      cell.transport === 'nats'
+        ? servers.nats?.port
+        : cell.transport === 'redis'
+          ? servers.redis?.port
+          : undefined,
   };
 }
 
@@ -443,19 +464,24 @@ async function main(): Promise<void> {
   });
   const plan = PLANS[values.tiny ? 'tiny' : values.quick ? 'quick' : 'full'];
   const only = values.only?.split(',').map((s) => s.trim());
-  for (const o of only ?? []) if (!(TRANSPORTS as readonly string[]).includes(o)) throw new Error(`unknown transport ${o}`);
+  for (const o of only ?? [])
+    if (!(TRANSPORTS as readonly string[]).includes(o)) throw new Error(`unknown transport ${o}`);
   const transports = TRANSPORTS.filter((t) => only === undefined || only.includes(t));
   const outDir = values.out === undefined ? undefined : resolve(values.out);
   const mdPath = outDir === undefined ? join(ROOT, 'docs', 'comparison.md') : join(outDir, 'comparison.md');
   const chartDir = outDir === undefined ? join(ROOT, 'docs', 'charts') : join(outDir, 'charts');
   const jsonPath =
-    outDir === undefined ? join(ROOT, 'bench', 'compare', 'results', 'latest.json') : join(outDir, 'comparison.json');
+    outDir === undefined
+      ? join(ROOT, 'bench', 'compare', 'results', 'latest.json')
+      : join(outDir, 'comparison.json');
 
   const work = mkdtempSync(join(tmpdir(), 'ipcbox-cmp-'));
+  const loadBefore = loadavg()[0]!;
   const started = Date.now();
   const servers: ServerSet = {};
   const failed = new Map<string, string>();
-  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string })
+    .version;
   const needs = (t: Transport): boolean => transports.includes(t);
   const progress = new Progress(0);
   const tryStart = async (key: 'kernel' | 'nats' | 'redis', start: () => Promise<Server>): Promise<void> => {
@@ -481,6 +507,15 @@ async function main(): Promise<void> {
     );
     const outcomes: CellOutcome[] = [];
     let n = 0;
+    if (servers.kernel !== undefined && runnable.some((c) => c.transport.startsWith('ipcbox-'))) {
+      // Warm the kernel daemon's JIT once, unrecorded, so the first ipcbox cell is not its warm-up.
+      const id = `c${process.pid}x${n++}`;
+      const dir = join(work, id);
+      mkdirSync(dir);
+      const primer: CellPlan = { transport: 'ipcbox-mailbox', scenario: 'one-way', param: 1024 };
+      await runCell(specOf(plan, primer, id, dir, servers)).catch(() => []);
+      rmSync(dir, { recursive: true, force: true });
+    }
     for (const cell of cells) {
       const reason = skip.get(cell.transport) ?? cellSkip(plan, cell);
       if (reason !== undefined) {
@@ -498,7 +533,10 @@ async function main(): Promise<void> {
         o.summary = summarize(o);
         if (o.summary === undefined) {
           o.status = 'failed';
-          o.reason = 'no complete measurement (nothing received in time)';
+          o.reason = noFigureReason(results, spec);
+        } else if (o.summary.stalled !== undefined) {
+          o.status = 'failed';
+          o.reason = `${o.summary.stalled}; figure before that: ${o.summary.text}`;
         }
         outcomes.push(o);
         bar.finish(describe(cell), o.status === 'ok' ? o.summary!.text : `FAILED: ${o.reason}`);
@@ -519,6 +557,8 @@ async function main(): Promise<void> {
         memoryGiB: Math.round(totalmem() / 2 ** 30),
         os: `${type()} ${release()}`,
         node: process.version,
+        loadavg1mBefore: Math.round(loadBefore * 100) / 100,
+        loadavg1mAfter: Math.round(loadavg()[0]! * 100) / 100,
       },
       packages: Object.fromEntries(
         ['zeromq', 'node-ipc', '@nats-io/transport-node', 'ioredis', 'vega', 'vega-lite'].map((p) => [
@@ -547,8 +587,25 @@ async function main(): Promise<void> {
   }
 }
 
+function noFigureReason(results: PeerResult[], spec: CellSpec): string {
+  const streams = results.filter((r) => r.kind === 'stream');
+  if (streams.length === 0) return 'no measurement came back';
+  const got = streams.reduce((a, r) => a + r.received, 0);
+  const want = streams.reduce((a, r) => a + r.expected, 0);
+  return (
+    `no complete window: the receiver${streams.length > 1 ? 's' : ''} got ${got} of ${want} messages ` +
+    `(warm-up ${spec.warmup} per sender) before going idle for ${2000 + spec.capMs / 4} ms`
+  );
+}
+
 function specSummary(spec: CellSpec): CellOutcome['spec'] {
-  return { size: spec.size, peers: spec.peers.length, warmup: spec.warmup, reps: spec.reps, window: spec.window };
+  const stream = spec.count > 0;
+  return {
+    size: spec.size,
+    peers: spec.peers.length,
+    warmup: spec.warmup,
+    ...(stream ? { count: spec.count, windowMs: spec.windowMs } : { reps: spec.reps, window: spec.window }),
+  };
 }
 
 await main();

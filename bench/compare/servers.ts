@@ -83,7 +83,8 @@ async function startTcp(
 ): Promise<Server> {
   const path = which(bin);
   if (path === undefined) throw new Error(`${bin} not found on PATH (apt-get install -y ${name})`);
-  const version = execFileSync(path, versionArgs, { encoding: 'utf8' }).trim().split('\n')[0]!;
+  const banner = execFileSync(path, versionArgs, { encoding: 'utf8' }).trim().split('\n')[0]!;
+  const version = /v=?(\d+\.\d+\.\d+)/.exec(banner)?.[1] ?? banner;
   const port = await freePort();
   const child = spawn(path, args(port), { stdio: ['ignore', 'pipe', 'pipe'] });
   const t = tracked(child);
@@ -103,7 +104,9 @@ export function startNats(dir: string): Promise<Server> {
   // 1 MiB payloads need max_payload above the 1 MB default; a deep max_pending so a
   // bounded burst never trips the slow-consumer cut-off.
   writeFileSync(conf, 'max_payload: 8388608\nmax_pending: 1073741824\nwrite_deadline: "30s"\n');
-  return startTcp('nats-server', 'nats-server', (p) => ['-a', '127.0.0.1', '-p', String(p), '-c', conf], ['--version']);
+  return startTcp('nats-server', 'nats-server', (p) => ['-a', '127.0.0.1', '-p', String(p), '-c', conf], [
+    '--version',
+  ]);
 }
 
 export function startRedis(dir: string): Promise<Server> {
@@ -116,7 +119,9 @@ export function startRedis(dir: string): Promise<Server> {
 }
 
 export async function startKernel(cli: string, socketPath: string, version: string): Promise<Server> {
-  const child = spawn(process.execPath, [cli, '--socket', socketPath, 'daemon'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, '--socket', socketPath, 'daemon'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const t = tracked(child);
   const deadline = Date.now() + 15_000;
   while (!t.output().includes('listening')) {
@@ -126,5 +131,11 @@ export async function startKernel(cli: string, socketPath: string, version: stri
     }
     await sleep(20);
   }
-  return { name: 'ipcbox kernel', version, address: socketPath, port: 0, stop: () => stopChild(child, t.exited) };
+  return {
+    name: 'ipcbox kernel',
+    version,
+    address: socketPath,
+    port: 0,
+    stop: () => stopChild(child, t.exited),
+  };
 }

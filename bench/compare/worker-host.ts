@@ -9,7 +9,14 @@
  * Usage: node dist/bench/compare/worker-host.js <cell-json>   (transport worker-copy | worker-transfer)
  */
 import { fileURLToPath } from 'node:url';
-import { isMainThread, MessageChannel, type MessagePort, parentPort, Worker, workerData } from 'node:worker_threads';
+import {
+  isMainThread,
+  MessageChannel,
+  type MessagePort,
+  parentPort,
+  Worker,
+  workerData,
+} from 'node:worker_threads';
 import type { CellSpec } from './common.js';
 import { type Control, type Link, runPeer } from './roles.js';
 
@@ -89,7 +96,12 @@ async function host(cell: CellSpec): Promise<void> {
   }
   const counts = new Map<string, number>();
   const workers = cell.peers.map((p) => {
-    const data: ThreadData = { cell, index: p.index, inPorts: inPorts[p.index]!, outPorts: outPorts[p.index]! };
+    const data: ThreadData = {
+      cell,
+      index: p.index,
+      inPorts: inPorts[p.index]!,
+      outPorts: outPorts[p.index]!,
+    };
     const w = new Worker(fileURLToPath(import.meta.url), {
       workerData: data,
       transferList: [...data.inPorts, ...data.outPorts.map((o) => o.port)],

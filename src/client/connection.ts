@@ -58,7 +58,10 @@ export interface Target {
   readonly capacity: number;
   readonly maxMessageSize: number;
   readonly fixedMessageSize: number | undefined;
+  /** Slots the kernel promised to this process (sends without a round trip). */
   credits: number;
+  /** Bytes of the kernel's memory budget promised with them. */
+  byteCredits: number;
   closed: IpcError | undefined;
   /** Consumer of prefetched deliveries (async iteration), if one is running. */
   consumer: PrefetchConsumer | undefined;
@@ -286,11 +289,18 @@ export class Connection implements DeliveryControl {
   }
 
   forgetTarget(target: Target): void {
-    if (target.credits > 0) {
-      this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, target.id, 1, target.credits, 0, undefined);
-      target.credits = 0;
-    }
+    if (target.credits > 0 || target.byteCredits > 0) this.returnCredits(target.id, target);
     this.targets.delete(target.id);
+  }
+
+  /** CREDIT_RETURN: hand unspent credits back (the kernel counts them itself; the body is informational). */
+  private returnCredits(id: number, target: Target | undefined): void {
+    this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, id, 2, target?.credits ?? 0, target?.byteCredits ?? 0, undefined);
+    if (target !== undefined) {
+      target.credits = 0;
+      target.byteCredits = 0;
+    }
+    this.scheduleFlush();
   }
 
   peerName(pid: number): string {
@@ -323,9 +333,10 @@ export class Connection implements DeliveryControl {
       }
       validateWait(options);
       if (options.signal?.aborted) throw new AbortError();
-      if (target.credits > 0 && options.sync !== true) {
+      if (target.credits > 0 && target.byteCredits >= payload.byteLength && options.sync !== true) {
         // Within credit: the slot is already ours, so the send completes without a round trip.
         target.credits--;
+        target.byteCredits -= payload.byteLength;
         this.writer.frame(Op.SEND, 0, priority, codec, 0, target.id, 0, 0, 0, payload);
         this.scheduleFlush();
         // Now and then, and more often when running low, let the event loop turn once (through
@@ -444,22 +455,17 @@ export class Connection implements DeliveryControl {
       }
       case Op.CREDIT: {
         const t = this.targets.get(f.target);
-        const n = f.body.readUInt32LE(0);
-        if (t !== undefined && t.closed === undefined) t.credits += n;
-        else {
-          this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, f.target, 1, n, 0, undefined);
-          this.scheduleFlush();
+        if (t !== undefined && t.closed === undefined) {
+          t.credits += f.u32(0);
+          if (f.bodyLength >= 8) t.byteCredits += f.u32(4);
+        } else {
+          this.returnCredits(f.target, undefined);
         }
         return;
       }
-      case Op.REVOKE: {
-        const t = this.targets.get(f.target);
-        const n = t?.credits ?? 0;
-        if (t !== undefined) t.credits = 0;
-        this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, f.target, 1, n, 0, undefined);
-        this.scheduleFlush();
+      case Op.REVOKE:
+        this.returnCredits(f.target, this.targets.get(f.target));
         return;
-      }
       case Op.RESULT: {
         const p = this.settle(f.reqId);
         if (p === undefined) return;
@@ -566,13 +572,17 @@ export class Connection implements DeliveryControl {
             ? new NoSuchProcessError(t.name.slice(1))
             : errorFromCode('MAILBOX_CLOSED', `${t.name} was closed: ${String(notice.reason)}`);
         t.credits = 0;
+        t.byteCredits = 0;
         t.consumer?.fail(t.closed);
         this.targets.delete(t.id);
       }
     }
     if (notice.kind === 'rights' && notice.right === 'send') {
       const t = this.targets.get(notice.id as number);
-      if (t !== undefined) t.credits = 0;
+      if (t !== undefined) {
+        t.credits = 0;
+        t.byteCredits = 0;
+      }
     }
     this.onNotice(notice);
   }

@@ -106,6 +106,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       maxMessageSize: w.maxMessageSize,
       fixedMessageSize: undefined,
       credits: 0,
+      byteCredits: 0,
       closed: undefined,
       consumer: undefined,
     };
@@ -187,6 +188,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
             maxMessageSize: r.maxMessageSize,
             fixedMessageSize: undefined,
             credits: 0,
+            byteCredits: 0,
             closed: undefined,
             consumer: undefined,
             pid: r.pid,
@@ -243,6 +245,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       maxMessageSize: info.maxMessageSize,
       fixedMessageSize: info.fixedMessageSize ?? undefined,
       credits: 0,
+      byteCredits: 0,
       closed: undefined,
       consumer: undefined,
     };

@@ -211,11 +211,7 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
       const rec = mailboxById(k, a.id);
       rec.openers.delete(s);
       if (s.attached.has(rec)) k.detach(s, rec);
-      const credits = rec.holders.get(s);
-      if (credits !== undefined) {
-        rec.holders.delete(s);
-        rec.core.unreserve(credits);
-      }
+      k.dropCredits(rec, s);
       return null;
     }
     case 'mailbox.delete': {
@@ -292,10 +288,10 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
 /** After a revoke: credits of processes that lost the send right are recalled; lost receivers are detached. */
 function enforceRights(k: Kernel, rec: MailboxRecord, kind: RightKind): void {
   if (kind === 'send') {
-    for (const [holder, credits] of rec.holders) {
+    for (const [holder, credit] of rec.holders) {
       if (!rec.rights.may('send', holder.name)) {
         // Credits are capabilities already granted: sends in flight under them stand; the rest come back.
-        if (credits > 0) {
+        if (credit.slots > 0) {
           holder.sendRevoke(rec.id);
           rec.revoking++;
         }

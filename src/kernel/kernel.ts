@@ -25,6 +25,10 @@ import type { SegmentRecord } from './segment-record.js';
 import { claimSocketPath, defaultSocketPath } from './socket-path.js';
 import { type ExitReason, Session } from './session.js';
 
+/** Most budget bytes one sender holds as credit on one mailbox, and when it is topped up. */
+const CREDIT_BYTES = 4 * 1024 * 1024;
+const CREDIT_BYTES_LOW = 1024 * 1024;
+
 export interface KernelOptions {
   /** Unix socket path. Default: see defaultSocketPath(). */
   socketPath?: string;
@@ -71,6 +75,8 @@ export class Kernel {
   /** Shared-memory segments registered with the kernel, by name. */
   readonly segments = new Map<string, SegmentRecord>();
   readonly ledger: Ledger = { used: 0 };
+  /** Bytes of the budget promised to senders as credits (not yet queued). */
+  reservedBytes = 0;
   /** Every process name by pid, kept after exit so late deliveries still name their sender. */
   readonly names = new Map<number, string>();
   readonly startedAt = Date.now();
@@ -332,16 +338,20 @@ export class Kernel {
     const message: KernelMessage = { priority: f.priority, sender: s.pid, size, codec: f.codec, payload, completion: undefined };
     s.sent++;
     if (reqId === 0) {
-      const credits = rec.holders.get(s) ?? 0;
-      if (credits <= 0) return this.protocolError(s, `SEND without reply id and without credit for ${rec.name}`);
-      rec.holders.set(s, credits - 1);
+      const c = rec.holders.get(s);
+      if (c === undefined || c.slots <= 0 || c.bytes < size) {
+        return this.protocolError(s, `SEND without reply id and without credit for ${rec.name}`);
+      }
+      c.slots--;
+      c.bytes -= size;
+      this.reservedBytes -= size;
       rec.counters.sent++;
       rec.core.send(message, true, true);
       // Top up before the sender runs dry, so a steady stream never stops for a round trip.
-      if (credits - 1 <= rec.creditLowWater) this.grantCredits(rec, s);
+      if (c.slots <= rec.creditLowWater || c.bytes < CREDIT_BYTES_LOW) this.grantCredits(rec, s);
       return;
     }
-    if (this.ledger.used + size > this.options.memoryBudget) {
+    if (this.ledger.used + this.reservedBytes + size > this.options.memoryBudget) {
       return s.sendError(reqId, 'KERNEL_FULL', `kernel memory budget of ${this.options.memoryBudget} bytes is exhausted`);
     }
     const sync = (f.flags & SendFlag.SYNC) !== 0 || rec.options.capacity === 0;
@@ -404,8 +414,8 @@ export class Kernel {
   /** Ask every credit holder of `rec` to hand unspent credits back (a sender is waiting for room). */
   private revokeCredits(rec: MailboxRecord): void {
     if (rec.revoking > 0) return;
-    for (const [holder, credits] of rec.holders) {
-      if (credits > 0) {
+    for (const [holder, credit] of rec.holders) {
+      if (credit.slots > 0) {
         holder.sendRevoke(rec.id);
         rec.revoking++;
       }
@@ -424,29 +434,44 @@ export class Kernel {
     }
   }
 
-  /** Promise free slots to a sender so its next sends need no round trip. */
+  /**
+   * Promise free slots, and bytes of the memory budget, to a sender so its next
+   * sends need no round trip. Bytes make the budget hold even for credited
+   * sends: all credit grants together stay within half of it.
+   */
   private grantCredits(rec: MailboxRecord, s: Session): void {
     if (rec.revoking > 0 || rec.closed) return;
     const window = rec.creditWindow;
     if (window <= 0) return;
-    if (this.ledger.used > this.options.memoryBudget / 2) return;
-    const have = rec.holders.get(s) ?? 0;
-    if (have > window / 2) return;
-    const granted = rec.core.reserve(window - have);
-    if (granted <= 0) return;
-    rec.holders.set(s, have + granted);
-    s.sendCredit(rec.id, granted);
+    const c = rec.holders.get(s) ?? { slots: 0, bytes: 0 };
+    if (c.slots > rec.creditLowWater && c.bytes >= CREDIT_BYTES_LOW) return;
+    const room = this.options.memoryBudget / 2 - this.ledger.used - this.reservedBytes;
+    if (room <= 0) return;
+    const bytes = Math.max(0, Math.min(CREDIT_BYTES - c.bytes, Math.floor(room / 4)));
+    const slots = rec.core.reserve(window - c.slots);
+    if (slots === 0 && bytes === 0) return;
+    c.slots += slots;
+    c.bytes += bytes;
+    this.reservedBytes += bytes;
+    rec.holders.set(s, c);
+    s.sendCredit(rec.id, slots, bytes);
+  }
+
+  /** Take back everything `s` holds on `rec` (returned, revoked, or `s` is gone). */
+  dropCredits(rec: MailboxRecord, s: Session): void {
+    const c = rec.holders.get(s);
+    if (c === undefined) return;
+    rec.holders.delete(s);
+    this.reservedBytes -= c.bytes;
+    rec.core.unreserve(c.slots);
   }
 
   private onCreditReturn(s: Session, f: Frame): void {
     const rec = this.mailboxes.get(f.target);
     if (rec === undefined) return;
-    const returned = f.body.length >= 4 ? f.body.readUInt32LE(0) : 0;
-    const have = rec.holders.get(s) ?? 0;
-    const n = Math.min(returned, have);
-    rec.holders.delete(s);
+    // Credited sends written before the return were processed first, so the kernel's count is what came back.
+    this.dropCredits(rec, s);
     if (rec.revoking > 0) rec.revoking--;
-    rec.core.unreserve(n);
     if (rec.revoking === 0) this.failDeferredNonblocking(rec);
   }
 
@@ -726,6 +751,7 @@ export class Kernel {
         s.sendNotice({ kind: 'mailbox-closed', mailbox: rec.name, id: rec.id, reason });
       }
     }
+    for (const c of rec.holders.values()) this.reservedBytes -= c.bytes;
     rec.holders.clear();
     rec.openers.clear();
   }
@@ -808,13 +834,7 @@ export class Kernel {
     // Unacknowledged and unconsumed deliveries go back to their mailboxes: nothing accepted is lost.
     const entries = [...s.inflight.values()];
     s.inflight.clear();
-    for (const rec of this.mailboxes.values()) {
-      const credits = rec.holders.get(s);
-      if (credits !== undefined) {
-        rec.holders.delete(s);
-        rec.core.unreserve(credits);
-      }
-    }
+    for (const rec of this.mailboxes.values()) this.dropCredits(rec, s);
     for (const rec of [...s.attached.keys()]) {
       if (rec.kind === 'mailbox' && !rec.closed) rec.core.detach(s.pid);
     }
@@ -837,7 +857,7 @@ export class Kernel {
   /** A holder died without answering REVOKE: recount, and settle deferred non-blocking sends. */
   private recountRevocations(rec: MailboxRecord): void {
     let outstanding = 0;
-    for (const credits of rec.holders.values()) if (credits > 0) outstanding++;
+    for (const c of rec.holders.values()) if (c.slots > 0) outstanding++;
     rec.revoking = Math.min(rec.revoking, outstanding);
     if (rec.revoking === 0) this.failDeferredNonblocking(rec);
   }

@@ -40,6 +40,12 @@ export interface PendingReceive extends ReceiveRequest {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** What one sender may still send without a round trip. */
+export interface Credit {
+  slots: number;
+  bytes: number;
+}
+
 export interface MailboxCounters {
   sent: number;
   received: number;
@@ -53,8 +59,8 @@ export class MailboxRecord {
   readonly rights: MailboxRights;
   /** Sessions holding a handle (notified when it closes). */
   readonly openers = new Set<Session>();
-  /** Unspent send credits per session. */
-  readonly holders = new Map<Session, number>();
+  /** Unspent send credits per session: promised slots, and bytes reserved from the memory budget. */
+  readonly holders = new Map<Session, Credit>();
   /** REVOKE frames not yet answered by CREDIT_RETURN. */
   revoking = 0;
   closed = false;

@@ -78,9 +78,9 @@ export class Session {
     this.markDirty(this);
   }
 
-  sendCredit(mailboxId: number, count: number): void {
+  sendCredit(mailboxId: number, slots: number, bytes: number): void {
     if (this.closed) return;
-    this.writer.frame(Op.CREDIT, 0, 0, 0, 0, mailboxId, 1, count, 0, undefined);
+    this.writer.frame(Op.CREDIT, 0, 0, 0, 0, mailboxId, 2, slots, bytes, undefined);
     this.markDirty(this);
   }
 

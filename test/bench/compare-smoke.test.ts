@@ -57,12 +57,18 @@ const MUST_MEASURE = [
   'net-socket',
 ];
 
-test('bench/compare --tiny reports every transport, with figures or a reason', { timeout: 110_000 }, async () => {
+test('bench/compare --tiny reports every transport, with figures or a reason', {
+  timeout: 110_000,
+}, async () => {
   const dir = tempDir('ipcbox-compare-smoke-');
   try {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'compare', 'run.js'), '--tiny', '--out', dir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'dist', 'bench', 'compare', 'run.js'), '--tiny', '--out', dir],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     child.stdout.on('data', (d) => {
       output += d;
@@ -74,7 +80,9 @@ test('bench/compare --tiny reports every transport, with figures or a reason', {
     assert.equal(code, 0, output);
 
     const report = JSON.parse(readFileSync(join(dir, 'comparison.json'), 'utf8')) as Report;
-    assert.ok(report.machine.cpu.length > 0 && report.machine.cores > 0 && report.machine.node.startsWith('v'));
+    assert.ok(
+      report.machine.cpu.length > 0 && report.machine.cores > 0 && report.machine.node.startsWith('v'),
+    );
     assert.ok('zeromq' in report.packages && 'ioredis' in report.packages);
     assert.deepEqual(report.transports, TRANSPORTS);
     for (const t of TRANSPORTS) {
@@ -87,7 +95,10 @@ test('bench/compare --tiny reports every transport, with figures or a reason', {
       }
       for (const c of cells) {
         if (c.status === 'ok') {
-          assert.ok(c.summary !== undefined && Number.isFinite(c.summary.main.median), `${t} ${c.scenario}: no figure`);
+          assert.ok(
+            c.summary !== undefined && Number.isFinite(c.summary.main.median),
+            `${t} ${c.scenario}: no figure`,
+          );
         } else {
           assert.ok((c.reason ?? '').length > 0, `${t} ${c.scenario} ${c.status} without a reason`);
         }

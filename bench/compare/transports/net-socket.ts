@@ -106,9 +106,7 @@ export async function netLink(cell: CellSpec, me: PeerSpec): Promise<Link> {
     },
     async close() {
       uncorkAll();
-      await Promise.all(
-        [...out.values()].map((s) => new Promise<void>((r) => s.end(r))),
-      );
+      await Promise.all([...out.values()].map((s) => new Promise<void>((r) => s.end(r))));
       for (const s of accepted) s.destroy();
       await new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())));
     },

@@ -36,7 +36,8 @@ export async function shmRingLink(cell: CellSpec, me: PeerSpec): Promise<Link> {
         void (async () => {
           try {
             while (!closing) {
-              if (consumer.readBatch(each) === 0) onMessage((await consumer.read({ signal: abort.signal })).byteLength);
+              if (consumer.readBatch(each) === 0)
+                onMessage((await consumer.read({ signal: abort.signal })).byteLength);
             }
           } catch {
             // aborted at close

@@ -68,7 +68,21 @@ export async function zeromqLink(cell: CellSpec, me: PeerSpec): Promise<Link> {
     send(target, payload) {
       return out.get(target)!.send(payload);
     },
-    publish: fanOut && me.role === 'send' ? (payload) => pub.send(payload) : undefined,
+    // With noDrop a PUB socket at its high-water mark fails the send with EAGAIN
+    // instead of waiting (zeromq.js cannot poll PUB for writability): retry.
+    publish:
+      fanOut && me.role === 'send'
+        ? async (payload) => {
+            for (;;) {
+              try {
+                return await pub.send(payload);
+              } catch (e) {
+                if ((e as { code?: string }).code !== 'EAGAIN') throw e;
+                await sleep(1);
+              }
+            }
+          }
+        : undefined,
     async close() {
       for (const s of sockets) s.close();
     },
