@@ -6,13 +6,13 @@
  *
  * For 64 B and 64 KiB payloads it measures one-way throughput (msgs/s) and
  * round-trip latency (p50/p99), repeats every measurement, reports the median
- * with the spread (min-max), prints a table, and writes docs/benchmarks.md
+ * with the spread (min-max), prints a table, and writes docs/benchmarks-kernel.md
  * and bench/results/latest.json.
  *
  * Usage: node dist/bench/run.js [--quick] [--reps N] [--only ipcbox,socket,...]
  *          [--out FILE.md] [--json FILE.json] [--cpu-prof-dir DIR]
  *   --quick         tiny time windows and one repetition (a smoke test, numbers meaningless)
- *   --out           where the markdown report goes (default docs/benchmarks.md);
+ *   --out           where the markdown report goes (default docs/benchmarks-kernel.md);
  *                   the JSON then defaults to the same path with .json
  *   --cpu-prof-dir  run the ipcbox processes (daemon, sender, receiver) under --cpu-prof
  */
@@ -414,7 +414,7 @@ async function main(): Promise<void> {
             throw new RangeError(`--only: unknown transport ${t}`);
           return t as Transport;
         });
-  const out = resolve(values.out ?? join(ROOT, 'docs', 'benchmarks.md'));
+  const out = resolve(values.out ?? join(ROOT, 'docs', 'benchmarks-kernel.md'));
   const jsonOut = resolve(
     values.json ??
       (values.out !== undefined

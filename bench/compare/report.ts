@@ -364,9 +364,12 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
         ...[...notes.entries()].map(([why, k]) => `- [${k}] ${why}`),
       ].join('\n'),
     );
-    const failedTransports = [...new Set(r.cells.filter((c) => c.status === 'failed').map((c) => c.transport))];
+    const failedTransports = [
+      ...new Set(r.cells.filter((c) => c.status === 'failed').map((c) => c.transport)),
+    ];
     const known = failedTransports.filter((t) => FAILURE_NOTES[t] !== undefined);
-    if (known.length > 0) parts.push(known.map((t) => `- **${label(t)}** failures: ${FAILURE_NOTES[t]}`).join('\n'));
+    if (known.length > 0)
+      parts.push(known.map((t) => `- **${label(t)}** failures: ${FAILURE_NOTES[t]}`).join('\n'));
   }
   return `${parts.join('\n\n')}\n`;
 }
@@ -461,7 +464,13 @@ function chartSpecs(r: Report): { file: string; spec: object }[] {
           height: 220,
           mark: 'bar',
           encoding: {
-            x: { field: 'transport', type: 'nominal', sort: order, title: null, axis: { labelAngle: -30 } },
+            x: {
+              field: 'transport',
+              type: 'nominal',
+              sort: order,
+              title: null,
+              axis: { labelAngle: -30, labelLimit: 260 },
+            },
             xOffset: { field: 'percentile', sort: ['p50', 'p99', 'p999'] },
             y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs' },
             color: { field: 'percentile', type: 'nominal', sort: ['p50', 'p99', 'p999'] },

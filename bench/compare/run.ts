@@ -12,13 +12,14 @@
  * the reason; a cell that fails is reported as FAILED with the error.
  *
  * Output: progress on stderr (one updating line on a TTY), then
- *   <out>/comparison.json (raw results + machine), <out>/comparison.md,
- *   <out>/charts/*.svg. Defaults: docs/comparison.md, docs/charts/,
+ *   <out>/benchmarks.json (raw results + machine), <out>/benchmarks.md,
+ *   <out>/charts/*.svg. Defaults: docs/benchmarks.md, docs/charts/,
  *   bench/compare/results/latest.json.
  *
  * Usage: node dist/bench/compare/run.js [--quick | --tiny] [--out DIR] [--only t1,t2]
  *   --quick  under two minutes: fewer repetitions, smaller windows, ring N = 2, 8
  *   --tiny   the smoke test: one size (1 KiB), tiny counts, ring N = 2
+ *   --render FILE.json  measure nothing: rewrite the Markdown and charts from a results file
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -460,6 +461,7 @@ async function main(): Promise<void> {
       tiny: { type: 'boolean', default: false },
       out: { type: 'string' },
       only: { type: 'string' },
+      render: { type: 'string' },
     },
   });
   const plan = PLANS[values.tiny ? 'tiny' : values.quick ? 'quick' : 'full'];
@@ -468,13 +470,19 @@ async function main(): Promise<void> {
     if (!(TRANSPORTS as readonly string[]).includes(o)) throw new Error(`unknown transport ${o}`);
   const transports = TRANSPORTS.filter((t) => only === undefined || only.includes(t));
   const outDir = values.out === undefined ? undefined : resolve(values.out);
-  const mdPath = outDir === undefined ? join(ROOT, 'docs', 'comparison.md') : join(outDir, 'comparison.md');
+  const mdPath = outDir === undefined ? join(ROOT, 'docs', 'benchmarks.md') : join(outDir, 'benchmarks.md');
   const chartDir = outDir === undefined ? join(ROOT, 'docs', 'charts') : join(outDir, 'charts');
   const jsonPath =
     outDir === undefined
       ? join(ROOT, 'bench', 'compare', 'results', 'latest.json')
-      : join(outDir, 'comparison.json');
+      : join(outDir, 'benchmarks.json');
 
+  if (values.render !== undefined) {
+    const report = JSON.parse(readFileSync(values.render, 'utf8')) as Report;
+    await writeReport(report, mdPath, chartDir, (t) => process.stderr.write(`${t}\n`));
+    process.stderr.write(`wrote ${mdPath}, ${chartDir}/ from ${values.render}\n`);
+    return;
+  }
   const work = mkdtempSync(join(tmpdir(), 'ipcbox-cmp-'));
   const loadBefore = loadavg()[0]!;
   const started = Date.now();

@@ -79,7 +79,7 @@ test('bench/compare --tiny reports every transport, with figures or a reason', {
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     assert.equal(code, 0, output);
 
-    const report = JSON.parse(readFileSync(join(dir, 'comparison.json'), 'utf8')) as Report;
+    const report = JSON.parse(readFileSync(join(dir, 'benchmarks.json'), 'utf8')) as Report;
     assert.ok(
       report.machine.cpu.length > 0 && report.machine.cores > 0 && report.machine.node.startsWith('v'),
     );
@@ -112,7 +112,7 @@ test('bench/compare --tiny reports every transport, with figures or a reason', {
     // The ipcbox kernel path itself must be measured, or nothing is compared to it.
     assert.equal(report.skipped['ipcbox-mailbox'], undefined);
 
-    const md = readFileSync(join(dir, 'comparison.md'), 'utf8');
+    const md = readFileSync(join(dir, 'benchmarks.md'), 'utf8');
     assert.match(md, /One-way throughput/);
     assert.match(md, /×1\.00/);
     if (existsSync(join(dir, 'charts'))) {
