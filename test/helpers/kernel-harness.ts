@@ -38,9 +38,15 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, timeo
   }
 }
 
-export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
-  const dir = tempDir();
-  const socketPath = join(dir, 'kernel.sock');
+/** A daemon process on a given socket path, ready (it has announced that it listens). */
+export interface DaemonProcess {
+  child: ChildProcess;
+  exit: Promise<number | null>;
+  output(): string;
+}
+
+/** Spawn `ipcbox daemon` on `socketPath` and wait until it listens, racing an early exit. */
+export async function spawnDaemon(socketPath: string, extraArgs: string[] = []): Promise<DaemonProcess> {
   const child = spawn(process.execPath, [CLI, '--socket', socketPath, 'daemon', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -51,21 +57,29 @@ export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
   child.stderr!.on('data', (d) => {
     out += d;
   });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   await Promise.race([
     waitFor(() => out.includes('listening on'), 15_000, 'the daemon to listen'),
-    exited.then((code) => {
+    exit.then((code) => {
       throw new Error(`daemon exited early with ${code}: ${out}`);
     }),
   ]);
+  return { child, exit, output: () => out };
+}
+
+/** A daemon on a private socket in a fresh temporary directory, removed again by `stop()`. */
+export async function startDaemon(extraArgs: string[] = []): Promise<Daemon> {
+  const dir = tempDir();
+  const socketPath = join(dir, 'kernel.sock');
+  const { child, exit, output } = await spawnDaemon(socketPath, extraArgs);
   return {
     socketPath,
     dir,
     child,
-    output: () => out,
+    output,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const code = await exited;
+      const code = await exit;
       rmSync(dir, { recursive: true, force: true });
       return code;
     },

@@ -5,47 +5,17 @@
  * socket left by a killed daemon, and the socket's permissions.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connect, type IpcError } from '../../src/index.js';
-import { CLI, runCli, startDaemon, tempDir, waitFor } from '../helpers/kernel-harness.js';
+import { type DaemonProcess, runCli, spawnDaemon, startDaemon, tempDir, waitFor } from '../helpers/kernel-harness.js';
 import { type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
-/** A daemon on a socket path of our choosing (the harness picks its own). */
-interface OwnDaemon {
-  child: ChildProcess;
-  exit: Promise<number | null>;
-  output(): string;
-}
-
-async function daemonAt(socketPath: string): Promise<OwnDaemon> {
-  const child = spawn(process.execPath, [CLI, '--socket', socketPath, 'daemon'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    out += d;
-  });
-  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  await Promise.race([
-    waitFor(() => out.includes('listening on'), 15_000, 'the daemon to listen'),
-    exit.then((code) => {
-      throw new Error(`daemon exited early with ${code}: ${out}`);
-    }),
-  ]);
-  // The daemon prints 'listening on' just before it installs its SIGTERM handler; one
-  // round trip through its event loop guarantees the handler is in place.
-  const probe = await connect({ socketPath });
-  await probe.status();
-  await probe.close();
-  return { child, exit, output: () => out };
-}
+/** A daemon on a socket path of our choosing (startDaemon picks its own). */
+const daemonAt = (socketPath: string): Promise<DaemonProcess> => spawnDaemon(socketPath);
 
 const cleanup: Array<() => Promise<void> | void> = [];
 
