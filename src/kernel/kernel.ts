@@ -322,8 +322,7 @@ export class Kernel {
     }
     if (f.priority > MAX_PRIORITY) return this.refuse(s, reqId, 'INVALID_ARGUMENT', `priority ${f.priority} is out of range 0..31`);
     if (f.codec > 3) return this.refuse(s, reqId, 'PROTOCOL', `unknown payload codec ${f.codec}`);
-    const payload = f.bodyFrom(off);
-    const size = payload.length;
+    const size = f.bodyLength - off;
     // A credit is a send right granted earlier, so credited sends skip the rights check.
     if (reqId !== 0 && !rec.rights.may('send', s.name)) {
       return this.refuse(s, reqId, 'PERMISSION_DENIED', `${s.name} may not send to ${rec.name}`);
@@ -335,7 +334,15 @@ export class Kernel {
     if (fixed !== undefined && size !== fixed) {
       return this.refuse(s, reqId, 'WRONG_MESSAGE_SIZE', `${rec.name} takes messages of exactly ${fixed} bytes, got ${size}`);
     }
-    const message: KernelMessage = { priority: f.priority, sender: s.pid, size, codec: f.codec, payload, completion: undefined };
+    const message: KernelMessage = {
+      priority: f.priority,
+      sender: s.pid,
+      size,
+      codec: f.codec,
+      bytes: f.buf,
+      offset: f.start + off,
+      completion: undefined,
+    };
     s.sent++;
     if (reqId === 0) {
       const c = rec.holders.get(s);
@@ -578,7 +585,20 @@ export class Kernel {
       s.knownPeers.add(m.sender);
       s.sendNotice({ kind: 'peer', pid: m.sender, name: this.names.get(m.sender) ?? `pid-${m.sender}` });
     }
-    s.writer.frame(Op.DELIVER, flags, m.priority, m.codec, req?.reqId ?? 0, rec.id, 2, deliveryId, m.sender, m.payload);
+    s.writer.frameFrom(
+      Op.DELIVER,
+      flags,
+      m.priority,
+      m.codec,
+      req?.reqId ?? 0,
+      rec.id,
+      2,
+      deliveryId,
+      m.sender,
+      m.bytes,
+      m.offset,
+      m.offset + m.size,
+    );
     this.markDirty(s);
   }
 
@@ -646,8 +666,15 @@ export class Kernel {
     const rec = this.mailboxes.get(f.target);
     if (rec === undefined || f.body.length < 4) return;
     const sender = f.body.readUInt32LE(0);
-    const payload = f.body.subarray(4);
-    const m: KernelMessage = { priority: f.priority, sender, size: payload.length, codec: f.codec, payload, completion: undefined };
+    const m: KernelMessage = {
+      priority: f.priority,
+      sender,
+      size: f.bodyLength - 4,
+      codec: f.codec,
+      bytes: f.buf,
+      offset: f.start + 4,
+      completion: undefined,
+    };
     this.requeue(rec, m, s);
   }
 

@@ -3,13 +3,18 @@ import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
 import { type GranteesInfo, MailboxRights } from '../core/rights.js';
 import type { Session } from './session.js';
 
-/** A message as the kernel holds it. `payload` is a view of the bytes received. */
+/**
+ * A message as the kernel holds it. The payload is bytes `offset..offset+size`
+ * of `bytes`, the chunk it arrived in (received chunks are never overwritten),
+ * so forwarding it needs no view of its own.
+ */
 export interface KernelMessage extends CoreMessage {
   readonly priority: number;
   readonly sender: number;
   readonly size: number;
   readonly codec: number;
-  readonly payload: Buffer;
+  readonly bytes: Buffer;
+  readonly offset: number;
   /** Set while a sender waits for a receiver to take this message (synchronous send, rendezvous). */
   completion: Completion | undefined;
 }
