@@ -41,8 +41,8 @@ import {
   remaining,
   throwIfAborted,
   type WaitOptions,
-  wordsAt,
 } from './futex.js';
+import { checkInteger, wordsAt } from './layout-checks.js';
 
 const STATE = 0;
 const PARTIES = 1;
@@ -68,12 +68,7 @@ export class Barrier {
 
   /** Initialise for `parties` parties (once, before anyone waits) and attach. */
   static init(buffer: SharedArrayBuffer, byteOffset: number, parties: number): Barrier {
-    if (!Number.isInteger(parties) || parties < 1 || parties > MAX_PARTIES) {
-      throw new IpcError(
-        'INVALID_ARGUMENT',
-        `parties must be an integer in 1..${MAX_PARTIES}, got ${String(parties)}`,
-      );
-    }
+    checkInteger(parties, 1, MAX_PARTIES, 'parties');
     const w = wordsAt(buffer, byteOffset, WORDS, 'Barrier');
     Atomics.store(w, STATE, 0);
     Atomics.store(w, PARTIES, parties);

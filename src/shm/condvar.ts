@@ -22,14 +22,8 @@
  *   signals arrived between its unlock and its park.
  */
 import { TimeoutError } from '../errors.js';
-import {
-  deadlineAfter,
-  futexWaitAsync,
-  futexWaitSync,
-  futexWake,
-  type WaitOptions,
-  wordsAt,
-} from './futex.js';
+import { deadlineAfter, futexWaitAsync, futexWaitSync, futexWake, type WaitOptions } from './futex.js';
+import { wordsAt } from './layout-checks.js';
 import type { LockResult, Mutex } from './mutex.js';
 
 const SEQ = 0;

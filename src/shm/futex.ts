@@ -115,29 +115,3 @@ export async function futexWaitAsync(
 export function futexWake(view: Int32Array, index: number, count = 1): number {
   return native().futexWake(sabOf(view), byteOffsetOf(view, index), count);
 }
-
-/**
- * An Int32Array of `words` words at `byteOffset` of `buffer`, checked to be
- * 4-byte aligned and in bounds (INVALID_ARGUMENT otherwise).
- */
-export function wordsAt(
-  buffer: SharedArrayBuffer,
-  byteOffset: number,
-  words: number,
-  what: string,
-): Int32Array {
-  if (!(buffer instanceof SharedArrayBuffer))
-    throw new IpcError('INVALID_ARGUMENT', `${what} needs a SharedArrayBuffer`);
-  if (
-    !Number.isInteger(byteOffset) ||
-    byteOffset < 0 ||
-    byteOffset % 4 !== 0 ||
-    byteOffset + words * 4 > buffer.byteLength
-  ) {
-    throw new IpcError(
-      'INVALID_ARGUMENT',
-      `${what} needs ${words * 4} bytes at a 4-byte aligned offset inside the buffer, got offset ${String(byteOffset)}`,
-    );
-  }
-  return new Int32Array(buffer, byteOffset, words);
-}

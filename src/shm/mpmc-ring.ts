@@ -71,6 +71,7 @@ import {
   throwIfAborted,
   type WaitOptions,
 } from './futex.js';
+import { checkInteger, checkPlacement, checkPowerOfTwo } from './layout-checks.js';
 
 /** 'MPMC' */
 export const MPMC_MAGIC = 0x4d504d43;
@@ -106,12 +107,8 @@ function strideFor(slotSize: number): number {
 
 function checkOptions(options: MpmcRingOptions): void {
   const { slots, slotSize } = options;
-  if (!Number.isInteger(slots) || slots < 2 || slots > MAX_SLOTS || (slots & (slots - 1)) !== 0) {
-    throw new IpcError('INVALID_ARGUMENT', `slots must be a power of two in 2..2^24, got ${String(slots)}`);
-  }
-  if (!Number.isInteger(slotSize) || slotSize < 0 || slotSize > MAX_SLOT_SIZE) {
-    throw new IpcError('INVALID_ARGUMENT', `slotSize must be an integer in 0..2^26, got ${String(slotSize)}`);
-  }
+  checkPowerOfTwo(slots, 2, MAX_SLOTS, 'slots', '2..2^24');
+  checkInteger(slotSize, 0, MAX_SLOT_SIZE, 'slotSize', '0..2^26');
 }
 
 function closedError(): IpcError {
@@ -143,7 +140,7 @@ export class MpmcRing {
   /** Initialise a ring at `byteOffset` (once, before anyone attaches) and attach. */
   static init(buffer: SharedArrayBuffer, byteOffset: number, options: MpmcRingOptions): MpmcRing {
     const bytes = MpmcRing.bytesFor(options);
-    checkPlacement(buffer, byteOffset, bytes);
+    checkPlacement(buffer, byteOffset, bytes, 64, 'MpmcRing');
     const stride = strideFor(options.slotSize);
     const ctl = new Int32Array(buffer, byteOffset, HEADER_BYTES / 4);
     ctl.fill(0);
@@ -158,7 +155,7 @@ export class MpmcRing {
 
   /** Attach to a ring initialised at `byteOffset`. */
   constructor(buffer: SharedArrayBuffer, byteOffset: number) {
-    checkPlacement(buffer, byteOffset, HEADER_BYTES);
+    checkPlacement(buffer, byteOffset, HEADER_BYTES, 64, 'MpmcRing');
     const ctl = new Int32Array(buffer, byteOffset, HEADER_BYTES / 4);
     if (Atomics.load(ctl, MAGIC) !== MPMC_MAGIC)
       throw new IpcError('INVALID_ARGUMENT', `no initialised MpmcRing at offset ${byteOffset}`);
@@ -167,7 +164,7 @@ export class MpmcRing {
     const stride = Atomics.load(ctl, STRIDE);
     if (stride !== strideFor(this.slotSize) || (this.slots & (this.slots - 1)) !== 0)
       throw new IpcError('INVALID_ARGUMENT', `corrupt MpmcRing header at offset ${byteOffset}`);
-    checkPlacement(buffer, byteOffset, HEADER_BYTES + this.slots * stride);
+    checkPlacement(buffer, byteOffset, HEADER_BYTES + this.slots * stride, 64, 'MpmcRing');
     this.#ctl = ctl;
     this.#cells = new Int32Array(buffer, byteOffset + HEADER_BYTES, (this.slots * stride) / 4);
     this.#bytes = new Uint8Array(buffer, byteOffset + HEADER_BYTES, this.slots * stride);
@@ -479,11 +476,6 @@ export class MpmcRing {
     }
   }
 
-  /** Leaving a wait without taking anything: pass a possibly consumed wake on. */
-  #passOn(event: number, waiting: number): void {
-    this.#notify(event, waiting, 1);
-  }
-
   #checkOpen(event: number): void {
     // Writers fail at once when closed; readers drain first (attempt() throws then).
     if (event === SPACE_EVENT && (Atomics.load(this.#ctl, FLAGS) & CLOSED) !== 0) throw closedError();
@@ -496,11 +488,8 @@ export class MpmcRing {
     options: WaitOptions,
   ): Promise<T> {
     const deadline = deadlineAfter(options.timeout);
-    for (let i = 0; i < SPIN_ATTEMPTS; i++) {
-      this.#checkOpen(event);
-      const got = attempt();
-      if (got !== null) return got;
-    }
+    const spun = this.#spin(attempt, event);
+    if (spun !== null) return spun;
     const ctl = this.#ctl;
     Atomics.add(ctl, waiting, 1);
     let ok = false;
@@ -513,24 +502,18 @@ export class MpmcRing {
           ok = true;
           return got;
         }
-        const left = remaining(deadline);
-        if (left === 0)
-          throw new TimeoutError(event === DATA_EVENT ? 'ring read timed out' : 'ring write timed out');
+        const left = this.#timeLeft(deadline, event);
         await futexWaitAsync(ctl, event, seen, { timeout: left, signal: options.signal });
       }
     } finally {
-      Atomics.sub(ctl, waiting, 1);
-      if (!ok) this.#passOn(event, waiting);
+      this.#leave(event, waiting, ok);
     }
   }
 
   #waitSync<T>(attempt: () => T | null, event: number, waiting: number, timeoutMs: number): T {
     const deadline = deadlineAfter(timeoutMs);
-    for (let i = 0; i < SPIN_ATTEMPTS; i++) {
-      this.#checkOpen(event);
-      const got = attempt();
-      if (got !== null) return got;
-    }
+    const spun = this.#spin(attempt, event);
+    if (spun !== null) return spun;
     const ctl = this.#ctl;
     Atomics.add(ctl, waiting, 1);
     let ok = false;
@@ -543,30 +526,38 @@ export class MpmcRing {
           ok = true;
           return got;
         }
-        const left = remaining(deadline);
-        if (left === 0)
-          throw new TimeoutError(event === DATA_EVENT ? 'ring read timed out' : 'ring write timed out');
-        futexWaitSync(ctl, event, seen, left);
+        futexWaitSync(ctl, event, seen, this.#timeLeft(deadline, event));
       }
     } finally {
-      Atomics.sub(ctl, waiting, 1);
-      if (!ok) this.#passOn(event, waiting);
+      this.#leave(event, waiting, ok);
     }
   }
-}
 
-function checkPlacement(buffer: SharedArrayBuffer, byteOffset: number, bytes: number): void {
-  if (!(buffer instanceof SharedArrayBuffer))
-    throw new IpcError('INVALID_ARGUMENT', 'MpmcRing needs a SharedArrayBuffer');
-  if (
-    !Number.isInteger(byteOffset) ||
-    byteOffset < 0 ||
-    byteOffset % 64 !== 0 ||
-    byteOffset + bytes > buffer.byteLength
-  ) {
-    throw new IpcError(
-      'INVALID_ARGUMENT',
-      `MpmcRing of ${bytes} bytes does not fit at offset ${String(byteOffset)} (64-aligned)`,
-    );
+  // #waitAsync and #waitSync differ only in how they park; the pieces around
+  // the park are shared below. (A shared loop taking the park as a callback
+  // would allocate a closure per wait.)
+
+  /** Retry `attempt` SPIN_ATTEMPTS times before anyone counts as waiting; its result or null. */
+  #spin<T>(attempt: () => T | null, event: number): T | null {
+    for (let i = 0; i < SPIN_ATTEMPTS; i++) {
+      this.#checkOpen(event);
+      const got = attempt();
+      if (got !== null) return got;
+    }
+    return null;
+  }
+
+  /** Milliseconds left to park on `event`; TimeoutError when none are. */
+  #timeLeft(deadline: number, event: number): number {
+    const left = remaining(deadline);
+    if (left === 0)
+      throw new TimeoutError(event === DATA_EVENT ? 'ring read timed out' : 'ring write timed out');
+    return left;
+  }
+
+  /** Stop counting as waiting on `event`; a waiter leaving empty-handed passes a possibly consumed wake on. */
+  #leave(event: number, waiting: number, ok: boolean): void {
+    Atomics.sub(this.#ctl, waiting, 1);
+    if (!ok) this.#notify(event, waiting, 1);
   }
 }

@@ -39,14 +39,22 @@ import {
   remaining,
   throwIfAborted,
   type WaitOptions,
-  wordsAt,
 } from './futex.js';
-import { native } from './native.js';
+import {
+  currentThreadId,
+  holderDied,
+  livenessCheckMs,
+  parkValue,
+  RETRY,
+  takeOver,
+  WAITERS,
+} from './holder-liveness.js';
+import { wordsAt } from './layout-checks.js';
 
 const STATE = 0;
 const WORDS = 1;
 
-const WAITERS = 0x40000000;
+/** Owner-word bits below WAITERS (see holder-liveness.ts). */
 const OWNER_MASK = 0x3fffffff;
 
 /** What a successful lock reports. */
@@ -65,10 +73,8 @@ export interface MutexOptions {
 
 export interface LockOptions extends WaitOptions {}
 
-let threadTag = 0;
 function myTag(): number {
-  if (threadTag === 0) threadTag = native().gettid() & OWNER_MASK;
-  return threadTag;
+  return currentThreadId() & OWNER_MASK;
 }
 
 export class Mutex {
@@ -79,11 +85,7 @@ export class Mutex {
 
   constructor(buffer: SharedArrayBuffer, byteOffset: number, options: MutexOptions = {}) {
     this.#w = wordsAt(buffer, byteOffset, WORDS, 'Mutex');
-    const ms = options.livenessCheckMs ?? 100;
-    if (typeof ms !== 'number' || !(ms > 0)) {
-      throw new IpcError('INVALID_ARGUMENT', `livenessCheckMs must be a positive number, got ${String(ms)}`);
-    }
-    this.#livenessMs = ms;
+    this.#livenessMs = livenessCheckMs(options);
   }
 
   /** Initialise the memory to unlocked (once, before use) and attach. */
@@ -128,7 +130,7 @@ export class Mutex {
       if (i < DEFAULT_SPIN) continue;
       const next = this.#afterSpin(me, w, v);
       if (typeof next !== 'number') return next;
-      if (next === 0) continue;
+      if (next === RETRY) continue;
       const left = remaining(deadline);
       if (left === 0) throw new TimeoutError('mutex lock timed out');
       want = me | WAITERS;
@@ -153,7 +155,7 @@ export class Mutex {
       if (i < DEFAULT_SPIN && (v & OWNER_MASK) !== me) continue;
       const next = this.#afterSpin(me, w, v);
       if (typeof next !== 'number') return next;
-      if (next === 0) continue;
+      if (next === RETRY) continue;
       const left = remaining(deadline);
       if (left === 0) throw new TimeoutError('mutex lock timed out');
       want = me | WAITERS;
@@ -179,16 +181,12 @@ export class Mutex {
 
   /**
    * Given a held state `v` after spinning: take over from a dead holder
-   * (→ OWNER_DIED), or set WAITERS and return the value to park on, or 0 if
-   * the state changed under us (retry). A locker that parked once acquires
+   * (→ OWNER_DIED), or set WAITERS and return the value to park on, or
+   * RETRY if the state changed under us. A locker that parked once acquires
    * with WAITERS set, so its unlock wakes whoever else still sleeps.
    */
   #afterSpin(me: number, w: Int32Array, v: number): LockResult | number {
-    const owner = v & OWNER_MASK;
-    if (owner !== me && !native().isAlive(owner)) {
-      return Atomics.compareExchange(w, STATE, v, me | WAITERS) === v ? OWNER_DIED : 0;
-    }
-    if ((v & WAITERS) !== 0) return v;
-    return Atomics.compareExchange(w, STATE, v, v | WAITERS) === v ? v | WAITERS : 0;
+    if (holderDied(v & OWNER_MASK, me)) return takeOver(w, STATE, v, me) ? OWNER_DIED : RETRY;
+    return parkValue(w, STATE, v);
   }
 }

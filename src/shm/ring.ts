@@ -58,6 +58,7 @@ import {
   throwIfAborted,
   type WaitOptions,
 } from './futex.js';
+import { checkPlacement, checkPowerOfTwo } from './layout-checks.js';
 
 /** 'RING' */
 export const RING_MAGIC = 0x52494e47;
@@ -87,22 +88,12 @@ class RingView {
   readonly maxPayload: number;
 
   constructor(buffer: SharedArrayBuffer, byteOffset: number) {
-    if (
-      !(buffer instanceof SharedArrayBuffer) ||
-      !Number.isInteger(byteOffset) ||
-      byteOffset < 0 ||
-      byteOffset % 8 !== 0
-    ) {
-      throw new IpcError('INVALID_ARGUMENT', 'Ring needs a SharedArrayBuffer and an 8-aligned byteOffset');
-    }
-    if (byteOffset + HEADER_BYTES > buffer.byteLength)
-      throw new IpcError('INVALID_ARGUMENT', 'Ring header past the end of the buffer');
+    checkPlacement(buffer, byteOffset, HEADER_BYTES, 8, 'Ring');
     this.ctl = new Int32Array(buffer, byteOffset, HEADER_BYTES / 4);
     if (Atomics.load(this.ctl, MAGIC) !== RING_MAGIC)
       throw new IpcError('INVALID_ARGUMENT', `no initialised Ring at offset ${byteOffset}`);
     this.capacity = Atomics.load(this.ctl, CAPACITY);
-    if (byteOffset + HEADER_BYTES + this.capacity > buffer.byteLength)
-      throw new IpcError('INVALID_ARGUMENT', 'Ring data past the end of the buffer');
+    checkPlacement(buffer, byteOffset, HEADER_BYTES + this.capacity, 8, 'Ring');
     this.bytes = new Uint8Array(buffer, byteOffset + HEADER_BYTES, this.capacity);
     this.words = new Int32Array(buffer, byteOffset + HEADER_BYTES, this.capacity / 4);
     this.mask = this.capacity - 1;
@@ -118,28 +109,8 @@ export const Ring = {
   },
   /** Initialise a ring at `byteOffset` (once, before either end attaches). */
   init(buffer: SharedArrayBuffer, byteOffset: number, capacity: number): void {
-    if (
-      !Number.isInteger(capacity) ||
-      capacity < MIN_CAPACITY ||
-      capacity > MAX_CAPACITY ||
-      (capacity & (capacity - 1)) !== 0
-    ) {
-      throw new IpcError(
-        'INVALID_ARGUMENT',
-        `ring capacity must be a power of two in ${MIN_CAPACITY}..2^30, got ${String(capacity)}`,
-      );
-    }
-    if (
-      !Number.isInteger(byteOffset) ||
-      byteOffset % 8 !== 0 ||
-      byteOffset < 0 ||
-      byteOffset + HEADER_BYTES + capacity > buffer.byteLength
-    ) {
-      throw new IpcError(
-        'INVALID_ARGUMENT',
-        `ring of ${capacity} bytes does not fit at offset ${String(byteOffset)} (8-aligned)`,
-      );
-    }
+    checkPowerOfTwo(capacity, MIN_CAPACITY, MAX_CAPACITY, 'ring capacity', `${MIN_CAPACITY}..2^30`);
+    checkPlacement(buffer, byteOffset, HEADER_BYTES + capacity, 8, 'Ring');
     const ctl = new Int32Array(buffer, byteOffset, HEADER_BYTES / 4);
     ctl.fill(0);
     Atomics.store(ctl, CAPACITY, capacity);

@@ -75,17 +75,25 @@ import {
   remaining,
   throwIfAborted,
   type WaitOptions,
-  wordsAt,
 } from './futex.js';
+import {
+  currentThreadId,
+  holderDied,
+  livenessCheckMs,
+  parkValue,
+  RETRY,
+  takeOver,
+  WAITERS,
+} from './holder-liveness.js';
+import { wordsAt } from './layout-checks.js';
 import type { LockResult } from './mutex.js';
-import { native } from './native.js';
 
 const WRITER = 0;
 const READERS = 1;
 const DIED = 2;
 const WORDS = 4;
 
-const WAITERS = 0x40000000;
+/** Owner-word bits of `writer` besides WAITERS (see holder-liveness.ts). */
 const WRITING = 0x20000000;
 const OWNER_MASK = 0x1fffffff;
 const WAKE_ALL = 0x7fffffff;
@@ -98,15 +106,12 @@ export interface RwLockOptions {
   livenessCheckMs?: number;
 }
 
-let threadTag = 0;
 function myTag(): number {
-  if (threadTag === 0) threadTag = native().gettid() & OWNER_MASK;
-  return threadTag;
+  return currentThreadId() & OWNER_MASK;
 }
 
-/** Outcome of one attempt to claim the `writer` word. */
+/** Outcome of one attempt to claim the `writer` word (besides RETRY). */
 const CLAIMED = -1;
-const RETRY = 0;
 
 export class RwLock {
   static readonly BYTES = WORDS * 4;
@@ -116,11 +121,7 @@ export class RwLock {
 
   constructor(buffer: SharedArrayBuffer, byteOffset: number, options: RwLockOptions = {}) {
     this.#w = wordsAt(buffer, byteOffset, WORDS, 'RwLock');
-    const ms = options.livenessCheckMs ?? 100;
-    if (typeof ms !== 'number' || !(ms > 0)) {
-      throw new IpcError('INVALID_ARGUMENT', `livenessCheckMs must be a positive number, got ${String(ms)}`);
-    }
-    this.#livenessMs = ms;
+    this.#livenessMs = livenessCheckMs(options);
   }
 
   /** Initialise the memory to unlocked (once, before use) and attach. */
@@ -359,9 +360,9 @@ export class RwLock {
    */
   #recoverIfDead(me: number, v: number): boolean {
     const owner = v & OWNER_MASK;
-    if (owner === me || native().isAlive(owner)) return false;
+    if (!holderDied(owner, me)) return false;
     const w = this.#w;
-    if (Atomics.compareExchange(w, WRITER, v, me | WAITERS) === v) {
+    if (takeOver(w, WRITER, v, me)) {
       if ((v & WRITING) !== 0) Atomics.store(w, DIED, owner);
       this.#releaseClaim();
     }
@@ -374,9 +375,7 @@ export class RwLock {
    * the word changed under us.
    */
   #parkValue(me: number, v: number): number {
-    const w = this.#w;
     if (this.#recoverIfDead(me, v)) return RETRY;
-    if ((v & WAITERS) !== 0) return v;
-    return Atomics.compareExchange(w, WRITER, v, v | WAITERS) === v ? v | WAITERS : RETRY;
+    return parkValue(this.#w, WRITER, v);
   }
 }

@@ -23,7 +23,7 @@
  * - A process that dies while parked leaves `waiters` too high: that only
  *   costs post() a needless wake syscall.
  */
-import { IpcError, TimeoutError } from '../errors.js';
+import { TimeoutError } from '../errors.js';
 import {
   DEFAULT_SPIN,
   deadlineAfter,
@@ -34,8 +34,8 @@ import {
   spinWhile,
   throwIfAborted,
   type WaitOptions,
-  wordsAt,
 } from './futex.js';
+import { checkInteger, wordsAt } from './layout-checks.js';
 
 const COUNT = 0;
 const WAITERS = 1;
@@ -56,7 +56,7 @@ export class Semaphore {
 
   /** Initialise the memory (once, before any other process uses it) and attach. */
   static init(buffer: SharedArrayBuffer, byteOffset: number, initial = 0): Semaphore {
-    checkCount(initial, 'initial');
+    checkInteger(initial, 0, MAX_COUNT, 'initial');
     const sem = new Semaphore(buffer, byteOffset);
     Atomics.store(sem.#w, WAITERS, 0);
     Atomics.store(sem.#w, COUNT, initial);
@@ -122,7 +122,7 @@ export class Semaphore {
 
   /** Add `n` permits and wake up to `n` waiters. */
   post(n = 1): void {
-    checkCount(n, 'n');
+    checkInteger(n, 0, MAX_COUNT, 'n');
     if (n === 0) return;
     const w = this.#w;
     Atomics.add(w, COUNT, n);
@@ -135,11 +135,5 @@ export class Semaphore {
       spinWhile(this.#w, COUNT, 0, DEFAULT_SPIN >> 2);
     }
     return this.tryWait();
-  }
-}
-
-function checkCount(n: number, what: string): void {
-  if (!Number.isInteger(n) || n < 0 || n > MAX_COUNT) {
-    throw new IpcError('INVALID_ARGUMENT', `${what} must be an integer in 0..${MAX_COUNT}, got ${String(n)}`);
   }
 }

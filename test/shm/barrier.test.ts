@@ -1,16 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
-import { IpcError } from '../../src/errors.js';
 import { Barrier } from '../../src/shm/barrier.js';
-import { futexWake } from '../../src/shm/futex.js';
-import { Segment } from '../../src/shm/segment.js';
-import {
-  type Party,
-  partySegmentName,
-  spawnParty,
-  startParty,
-  stopParties,
-} from './fixtures/party-harness.js';
+import type { Segment } from '../../src/shm/segment.js';
+import { hasCode } from './fixtures/has-code.js';
 import {
   ARRIVALS,
   BARRIER,
@@ -20,25 +12,24 @@ import {
   SERIALS,
   VIOLATIONS,
 } from './fixtures/party-layout.js';
+import {
+  allExitCleanly,
+  type Script,
+  spawnScript,
+  startScriptWorker,
+  stopScripts,
+} from './fixtures/process-harness.js';
+import { createSegment, openGate, unlinkSegments } from './fixtures/test-segments.js';
 
-const names: string[] = [];
+const PARTY = new URL('./fixtures/shm-party.js', import.meta.url);
 
 function freshSegment(tag: string, parties: number): { name: string; seg: Segment; barrier: Barrier } {
-  const name = partySegmentName(tag);
-  const seg = Segment.create(name, { size: SEGMENT_SIZE });
-  names.push(name);
+  const { name, seg } = createSegment(tag, SEGMENT_SIZE);
   return { name, seg, barrier: Barrier.init(seg.buffer, BARRIER, parties) };
 }
 
-afterEach(stopParties);
-after(() => {
-  for (const name of names) Segment.unlink(name);
-});
-
-const hasCode =
-  (code: string) =>
-  (err: unknown): boolean =>
-    err instanceof IpcError && err.code === code;
+afterEach(stopScripts);
+after(unlinkSegments);
 
 const word = (seg: Segment, offset: number): Int32Array => new Int32Array(seg.buffer, offset, 1);
 
@@ -47,15 +38,13 @@ describe('Barrier', () => {
   test(`releases all 5 parties together for ${G} generations: 2 processes, 2 workers, this thread`, async () => {
     assert.ok(G <= MAX_GENERATIONS);
     const { name, seg, barrier } = freshSegment('barrier-mixed', 5);
-    const parties: Party[] = [
-      spawnParty(['barrier', name, String(G), 'async']),
-      spawnParty(['barrier', name, String(G), 'sync']),
-      startParty(['barrier', name, String(G), 'sync']),
-      startParty(['barrier', name, String(G), 'async']),
+    const parties: Script[] = [
+      spawnScript(PARTY, ['barrier', name, String(G), 'async']),
+      spawnScript(PARTY, ['barrier', name, String(G), 'sync']),
+      startScriptWorker(PARTY, ['barrier', name, String(G), 'sync']),
+      startScriptWorker(PARTY, ['barrier', name, String(G), 'async']),
     ];
-    await Promise.all(parties.map((p) => p.waitForLine('ready')));
-    Atomics.store(word(seg, GATE), 0, 1);
-    futexWake(word(seg, GATE), 0, 100);
+    await openGate(seg, GATE, parties);
     let mySerials = 0;
     for (let g = 0; g < G; g++) {
       const arrivals = word(seg, ARRIVALS + 4 * g);
@@ -63,8 +52,7 @@ describe('Barrier', () => {
       if (await barrier.wait({ timeout: 30_000 })) mySerials++;
       assert.equal(Atomics.load(arrivals, 0), 5, `generation ${g}: released before all 5 arrived`);
     }
-    const codes = await Promise.all(parties.map((p) => p.exited));
-    assert.deepEqual(codes, [0, 0, 0, 0], JSON.stringify(parties.map((p) => p.lines)));
+    await allExitCleanly(parties);
     assert.equal(Atomics.load(word(seg, VIOLATIONS), 0), 0, 'no party was released early');
     assert.equal(
       Atomics.load(word(seg, SERIALS), 0) + mySerials,

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
-import { IpcError } from '../../src/errors.js';
-import { futexWake } from '../../src/shm/futex.js';
 import { MpmcRing } from '../../src/shm/mpmc-ring.js';
-import { Segment } from '../../src/shm/segment.js';
-import { uniqueName } from './child-harness.js';
+import { hasCode } from './fixtures/has-code.js';
 import {
   CONSUMED,
   GATE,
@@ -15,30 +12,23 @@ import {
   SLOTS,
   segmentSize,
 } from './fixtures/mpmc-layout.js';
-import { type Script, spawnScript, startScriptWorker, stopScripts } from './fixtures/script-harness.js';
+import {
+  allExitCleanly,
+  type Script,
+  spawnScript,
+  startScriptWorker,
+  stopScripts,
+} from './fixtures/process-harness.js';
+import { createSegment, openGate, type TestSegment, unlinkSegments } from './fixtures/test-segments.js';
 
 const CHILD = new URL('./fixtures/mpmc-child.js', import.meta.url);
-const names: string[] = [];
 
 afterEach(stopScripts);
-after(() => {
-  for (const name of names) Segment.unlink(name);
-});
+after(unlinkSegments);
 
-function hasCode(code: string): (err: unknown) => boolean {
-  return (err: unknown) => err instanceof IpcError && err.code === code;
-}
-
-function ringSegment(
-  size: number,
-  slots: number,
-  slotSize: number,
-): { name: string; seg: Segment; ring: MpmcRing } {
-  const name = uniqueName('mpmc');
-  const seg = Segment.create(name, { size });
-  names.push(name);
-  const ring = MpmcRing.init(seg.buffer, RING, { slots, slotSize });
-  return { name, seg, ring };
+function ringSegment(size: number, slots: number, slotSize: number): TestSegment & { ring: MpmcRing } {
+  const made = createSegment('mpmc', size);
+  return { ...made, ring: MpmcRing.init(made.seg.buffer, RING, { slots, slotSize }) };
 }
 
 describe('MpmcRing in one thread', () => {
@@ -174,15 +164,9 @@ async function runGroup(
     start(['produce', name, produceStyle, String(p), String(per)]),
   );
   const all = [...cons, ...prods];
-  await Promise.all(all.map((s) => s.line('ready')));
-  const gate = new Int32Array(seg.buffer, GATE, 1);
-  Atomics.store(gate, 0, 1);
-  futexWake(gate, 0, 1000);
-  assert.deepEqual(
-    await Promise.all(all.map((s) => s.exited)),
-    all.map(() => 0),
-    'every producer and consumer exits cleanly (consumers check per-producer order)',
-  );
+  await openGate(seg, GATE, all);
+  // Every producer and consumer exits cleanly; consumers check per-producer order.
+  await allExitCleanly(all);
   const total = producers * per;
   assert.equal(Atomics.load(new Int32Array(seg.buffer, CONSUMED, 1), 0), total);
   const took = await Promise.all(cons.map(async (c) => Number((await c.line('took ')).slice(5))));

@@ -1,30 +1,22 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
-import { IpcError } from '../../src/errors.js';
 import { Ring, RingConsumer, RingProducer } from '../../src/shm/ring.js';
-import { Segment } from '../../src/shm/segment.js';
-import { spawnChild, stopAll, uniqueName } from './child-harness.js';
+import { hasCode } from './fixtures/has-code.js';
+import { spawnScript, stopScripts } from './fixtures/process-harness.js';
 import { makeRecord, recordMismatch } from './fixtures/ring-records.js';
 import { RING, SEGMENT_SIZE } from './fixtures/test-layout.js';
+import { createSegment, type TestSegment, unlinkSegments } from './fixtures/test-segments.js';
 
-const names: string[] = [];
+const CHILD = new URL('./fixtures/shm-child.js', import.meta.url);
 
-function ringSegment(capacity: number): { name: string; seg: Segment } {
-  const name = uniqueName('ring');
-  const seg = Segment.create(name, { size: SEGMENT_SIZE });
-  names.push(name);
-  Ring.init(seg.buffer, RING, capacity);
-  return { name, seg };
+function ringSegment(capacity: number): TestSegment {
+  const made = createSegment('ring', SEGMENT_SIZE);
+  Ring.init(made.seg.buffer, RING, capacity);
+  return made;
 }
 
-afterEach(stopAll);
-after(() => {
-  for (const name of names) Segment.unlink(name);
-});
-
-function hasCode(code: string): (err: unknown) => boolean {
-  return (err: unknown) => err instanceof IpcError && err.code === code;
-}
+afterEach(stopScripts);
+after(unlinkSegments);
 
 describe('Ring in one process', () => {
   test('records come out complete and in order across many wraps', () => {
@@ -95,8 +87,8 @@ describe('Ring between a producer process and a consumer process', () => {
   ] as const) {
     test(`${COUNT} variable-size records, producer ${produce}, consumer ${consume}: no loss, duplication or reordering`, async () => {
       const { name } = ringSegment(4096);
-      const consumer = spawnChild(['ring-consume', name, String(COUNT), consume]);
-      const producer = spawnChild(['ring-produce', name, String(COUNT), produce]);
+      const consumer = spawnScript(CHILD, ['ring-consume', name, String(COUNT), consume]);
+      const producer = spawnScript(CHILD, ['ring-produce', name, String(COUNT), produce]);
       assert.deepEqual(await Promise.all([producer.exited, consumer.exited]), [0, 0]);
       assert.deepEqual(consumer.lines, [`received ${COUNT}`, 'done']);
     });

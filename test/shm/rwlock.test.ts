@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
-import { IpcError } from '../../src/errors.js';
 import { futexWake } from '../../src/shm/futex.js';
 import { RwLock } from '../../src/shm/rwlock.js';
-import { Segment } from '../../src/shm/segment.js';
-import {
-  type Party,
-  partySegmentName,
-  spawnParty,
-  startParty,
-  stopParties,
-} from './fixtures/party-harness.js';
+import type { Segment } from '../../src/shm/segment.js';
+import { hasCode } from './fixtures/has-code.js';
 import {
   COUNTER,
   FLAG,
@@ -21,26 +14,19 @@ import {
   SEGMENT_SIZE,
   VIOLATIONS,
 } from './fixtures/party-layout.js';
+import { allExitCleanly, spawnScript, startScriptWorker, stopScripts } from './fixtures/process-harness.js';
+import { createSegment, openGate, type TestSegment, unlinkSegments } from './fixtures/test-segments.js';
 
-const names: string[] = [];
+const PARTY = new URL('./fixtures/shm-party.js', import.meta.url);
 
-function freshSegment(tag: string): { name: string; seg: Segment } {
-  const name = partySegmentName(tag);
-  const seg = Segment.create(name, { size: SEGMENT_SIZE });
-  names.push(name);
-  RwLock.init(seg.buffer, RWLOCK);
-  return { name, seg };
+function freshSegment(tag: string): TestSegment {
+  const made = createSegment(tag, SEGMENT_SIZE);
+  RwLock.init(made.seg.buffer, RWLOCK);
+  return made;
 }
 
-afterEach(stopParties);
-after(() => {
-  for (const name of names) Segment.unlink(name);
-});
-
-const hasCode =
-  (code: string) =>
-  (err: unknown): boolean =>
-    err instanceof IpcError && err.code === code;
+afterEach(stopScripts);
+after(unlinkSegments);
 
 const load = (seg: Segment, offset: number): number => Atomics.load(new Int32Array(seg.buffer, offset, 1), 0);
 const store = (seg: Segment, offset: number, v: number): void => {
@@ -48,20 +34,6 @@ const store = (seg: Segment, offset: number, v: number): void => {
   Atomics.store(w, 0, v);
   futexWake(w, 0, 1000);
 };
-
-async function openGate(seg: Segment, parties: Party[]): Promise<void> {
-  await Promise.all(parties.map((p) => p.waitForLine('ready')));
-  store(seg, GATE, 1);
-}
-
-async function allExitCleanly(parties: Party[]): Promise<void> {
-  const codes = await Promise.all(parties.map((p) => p.exited));
-  assert.deepEqual(
-    codes,
-    parties.map(() => 0),
-    JSON.stringify(parties.map((p) => p.lines)),
-  );
-}
 
 /** Poll with a deadline (never a bare sleep). */
 async function until(done: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -115,9 +87,9 @@ describe('RwLock across processes and worker threads', () => {
   test('readers hold the lock together: 2 processes + 1 worker + this thread inside at once', async () => {
     const { name, seg } = freshSegment('rw-overlap');
     const parties = [
-      spawnParty(['rw-overlap', name, '4', 'async']),
-      spawnParty(['rw-overlap', name, '4', 'sync']),
-      startParty(['rw-overlap', name, '4', 'sync']),
+      spawnScript(PARTY, ['rw-overlap', name, '4', 'async']),
+      spawnScript(PARTY, ['rw-overlap', name, '4', 'sync']),
+      startScriptWorker(PARTY, ['rw-overlap', name, '4', 'sync']),
     ];
     const l = new RwLock(seg.buffer, RWLOCK);
     await l.readLock({ timeout: 30_000 });
@@ -138,12 +110,12 @@ describe('RwLock across processes and worker threads', () => {
   test(`no lost updates, writers exclusive: 2 processes (async) + 2 workers (sync) × ${N}, 1 in 4 writes`, async () => {
     const { name, seg } = freshSegment('rw-mix');
     const parties = [
-      spawnParty(['rw-mix', name, String(N), 'async', '4']),
-      spawnParty(['rw-mix', name, String(N), 'async', '4']),
-      startParty(['rw-mix', name, String(N), 'sync', '4']),
-      startParty(['rw-mix', name, String(N), 'sync', '4']),
+      spawnScript(PARTY, ['rw-mix', name, String(N), 'async', '4']),
+      spawnScript(PARTY, ['rw-mix', name, String(N), 'async', '4']),
+      startScriptWorker(PARTY, ['rw-mix', name, String(N), 'sync', '4']),
+      startScriptWorker(PARTY, ['rw-mix', name, String(N), 'sync', '4']),
     ];
-    await openGate(seg, parties);
+    await openGate(seg, GATE, parties);
     await allExitCleanly(parties);
     assert.equal(load(seg, VIOLATIONS), 0, 'no reader saw a writer inside, no writer saw anyone inside');
     assert.equal(load(seg, COUNTER), 4 * (N / 4), 'every racy increment under the write lock survived');
@@ -155,12 +127,12 @@ describe('RwLock across processes and worker threads', () => {
 
   test('a writer SIGKILLed holding the lock: parked reader and writer proceed, ownerDied until repaired', async () => {
     const { name, seg } = freshSegment('rw-dead-writer');
-    const holder = spawnParty(['rw-hold-write', name]);
+    const holder = spawnScript(PARTY, ['rw-hold-write', name]);
     await holder.waitForLine('locked false');
     const l = new RwLock(seg.buffer, RWLOCK, { livenessCheckMs: 20 });
     assert.equal(l.tryReadLock(), null);
     const reading = l.readLock({ timeout: 30_000 }); // parks on the writer word
-    const worker = startParty(['rw-write-once', name, '0', 'sync']); // parks too (lockSync in a worker)
+    const worker = startScriptWorker(PARTY, ['rw-write-once', name, '0', 'sync']); // parks too (lockSync in a worker)
     await until(
       () => (Atomics.load(new Int32Array(seg.buffer, RWLOCK, 1), 0) & 0x40000000) !== 0,
       'a waiter to park',
@@ -184,11 +156,11 @@ describe('RwLock across processes and worker threads', () => {
     const { name, seg } = freshSegment('rw-dead-claim');
     const l = new RwLock(seg.buffer, RWLOCK, { livenessCheckMs: 20 });
     await l.readLock();
-    const claimer = spawnParty(['rw-claim-write', name]);
+    const claimer = spawnScript(PARTY, ['rw-claim-write', name]);
     await claimer.waitForLine('claiming');
     await until(() => l.writer === claimer.pid, 'the child to claim the writer word');
     assert.equal(l.tryReadLock(), null, 'the pending writer holds new readers back');
-    const reader = spawnParty(['rw-read-once', name, '0', 'sync']);
+    const reader = spawnScript(PARTY, ['rw-read-once', name, '0', 'sync']);
     claimer.kill();
     await claimer.exited;
     await reader.waitForLine('read 0 ownerDied=false');
@@ -200,7 +172,7 @@ describe('RwLock across processes and worker threads', () => {
 
   test('a reader SIGKILLed holding the lock (documented limit): writers time out, readers continue', async () => {
     const { name, seg } = freshSegment('rw-dead-reader');
-    const holder = spawnParty(['rw-hold-read', name]);
+    const holder = spawnScript(PARTY, ['rw-hold-read', name]);
     await holder.waitForLine('locked');
     holder.kill();
     await holder.exited;

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { IpcError } from '../../src/errors.js';
 import { posixName, Segment } from '../../src/shm/segment.js';
-import { uniqueName } from './child-harness.js';
+import { hasCode } from './fixtures/has-code.js';
+import { uniqueName } from './fixtures/test-segments.js';
 
 const run = promisify(execFile);
 const created: string[] = [];
@@ -24,10 +24,6 @@ after(() => {
     }
   }
 });
-
-function hasCode(code: string): (err: unknown) => boolean {
-  return (err: unknown) => err instanceof IpcError && err.code === code;
-}
 
 describe('Segment', () => {
   test('create maps a zero-filled SharedArrayBuffer that open() in the same process sees', () => {

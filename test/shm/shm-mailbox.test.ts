@@ -5,8 +5,8 @@ import { connect, type IpcProcess } from '../../src/client/process.js';
 import { IpcError } from '../../src/errors.js';
 import { Segment } from '../../src/shm/segment.js';
 import { type Daemon, startDaemon, waitFor } from '../helpers/kernel-harness.js';
-import { uniqueName } from './child-harness.js';
-import { type Script, spawnScript, stopScripts } from './fixtures/script-harness.js';
+import { type Script, spawnScript, stopScripts } from './fixtures/process-harness.js';
+import { uniqueName } from './fixtures/test-segments.js';
 
 const CHILD = new URL('./fixtures/shm-mailbox-child.js', import.meta.url);
 

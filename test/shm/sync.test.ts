@@ -1,53 +1,25 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
-import { IpcError } from '../../src/errors.js';
 import { Condvar } from '../../src/shm/condvar.js';
-import { futexWake } from '../../src/shm/futex.js';
 import { Mutex } from '../../src/shm/mutex.js';
-import { Segment } from '../../src/shm/segment.js';
 import { Semaphore } from '../../src/shm/semaphore.js';
-import { spawnChild, startWorker, stopAll, uniqueName } from './child-harness.js';
+import { hasCode } from './fixtures/has-code.js';
+import { allExitCleanly, spawnScript, startScriptWorker, stopScripts } from './fixtures/process-harness.js';
 import { CONDVAR, COUNTER, FLAG, GATE, MUTEX, SEGMENT_SIZE, SEMAPHORE } from './fixtures/test-layout.js';
+import { createSegment, openGate, type TestSegment, unlinkSegments } from './fixtures/test-segments.js';
 
-const names: string[] = [];
+const CHILD = new URL('./fixtures/shm-child.js', import.meta.url);
 
-function freshSegment(tag: string): { name: string; seg: Segment } {
-  const name = uniqueName(tag);
-  const seg = Segment.create(name, { size: SEGMENT_SIZE });
-  names.push(name);
-  Mutex.init(seg.buffer, MUTEX);
-  Semaphore.init(seg.buffer, SEMAPHORE, 1);
-  Condvar.init(seg.buffer, CONDVAR);
-  return { name, seg };
+function freshSegment(tag: string): TestSegment {
+  const made = createSegment(tag, SEGMENT_SIZE);
+  Mutex.init(made.seg.buffer, MUTEX);
+  Semaphore.init(made.seg.buffer, SEMAPHORE, 1);
+  Condvar.init(made.seg.buffer, CONDVAR);
+  return made;
 }
 
-afterEach(stopAll);
-after(() => {
-  for (const name of names) Segment.unlink(name);
-});
-
-function hasCode(code: string): (err: unknown) => boolean {
-  return (err: unknown) => err instanceof IpcError && err.code === code;
-}
-
-/** Open the start gate once every child is ready, so they really contend. */
-async function openGate(
-  seg: Segment,
-  children: Array<{ waitForLine(l: string): Promise<void> }>,
-): Promise<void> {
-  await Promise.all(children.map((c) => c.waitForLine('ready')));
-  const word = new Int32Array(seg.buffer, GATE, 1);
-  Atomics.store(word, 0, 1);
-  futexWake(word, 0, 100);
-}
-
-async function allExitCleanly(children: Array<{ exited: Promise<number | null> }>): Promise<void> {
-  const codes = await Promise.all(children.map((c) => c.exited));
-  assert.deepEqual(
-    codes,
-    children.map(() => 0),
-  );
-}
+afterEach(stopScripts);
+after(unlinkSegments);
 
 const N = 5000;
 
@@ -55,8 +27,8 @@ describe('mutual exclusion across processes: no lost updates', () => {
   for (const mode of ['mutex-count', 'mutex-count-sync', 'sem-count', 'sem-count-sync']) {
     test(`${mode}: 3 processes × ${N} increments`, async () => {
       const { name, seg } = freshSegment(mode);
-      const children = [0, 1, 2].map(() => spawnChild([mode, name, String(N)]));
-      await openGate(seg, children);
+      const children = [0, 1, 2].map(() => spawnScript(CHILD, [mode, name, String(N)]));
+      await openGate(seg, GATE, children);
       await allExitCleanly(children);
       assert.equal(Atomics.load(new Int32Array(seg.buffer, COUNTER, 1), 0), 3 * N);
     });
@@ -65,11 +37,11 @@ describe('mutual exclusion across processes: no lost updates', () => {
   test(`mutex: 2 worker threads (lockSync) + 1 process (async lock) × ${N}`, async () => {
     const { name, seg } = freshSegment('mixed');
     const children = [
-      startWorker(['mutex-count-sync', name, String(N)]),
-      startWorker(['mutex-count-sync', name, String(N)]),
-      spawnChild(['mutex-count', name, String(N)]),
+      startScriptWorker(CHILD, ['mutex-count-sync', name, String(N)]),
+      startScriptWorker(CHILD, ['mutex-count-sync', name, String(N)]),
+      spawnScript(CHILD, ['mutex-count', name, String(N)]),
     ];
-    await openGate(seg, children);
+    await openGate(seg, GATE, children);
     await allExitCleanly(children);
     assert.equal(Atomics.load(new Int32Array(seg.buffer, COUNTER, 1), 0), 3 * N);
   });
@@ -119,7 +91,7 @@ describe('Mutex', () => {
 
   test('a holder SIGKILLed while a locker is parked: the locker gets ownerDied', async () => {
     const { name, seg } = freshSegment('dead1');
-    const holder = spawnChild(['mutex-hold', name]);
+    const holder = spawnScript(CHILD, ['mutex-hold', name]);
     await holder.waitForLine('locked');
     const m = new Mutex(seg.buffer, MUTEX, { livenessCheckMs: 20 });
     assert.equal(m.tryLock(), null);
@@ -134,7 +106,7 @@ describe('Mutex', () => {
 
   test('a holder SIGKILLed before anyone waits: lockSync and tryLock recover', async () => {
     const { name, seg } = freshSegment('dead2');
-    const holder = spawnChild(['mutex-hold', name]);
+    const holder = spawnScript(CHILD, ['mutex-hold', name]);
     await holder.waitForLine('locked');
     holder.kill();
     await holder.exited;
@@ -142,7 +114,7 @@ describe('Mutex', () => {
     assert.deepEqual(m.lockSync(30_000), { ownerDied: true });
     m.unlock();
 
-    const holder2 = spawnChild(['mutex-hold', name]);
+    const holder2 = spawnScript(CHILD, ['mutex-hold', name]);
     await holder2.waitForLine('locked');
     holder2.kill();
     await holder2.exited;
@@ -156,7 +128,7 @@ describe('Condvar', () => {
     const { name, seg } = freshSegment('cv');
     const m = new Mutex(seg.buffer, MUTEX);
     const cv = new Condvar(seg.buffer, CONDVAR);
-    const waiters = [spawnChild(['condvar-wait', name]), spawnChild(['condvar-wait', name])];
+    const waiters = [spawnScript(CHILD, ['condvar-wait', name]), spawnScript(CHILD, ['condvar-wait', name])];
     await Promise.all(waiters.map((w) => w.waitForLine('waiting')));
     await m.lock({ timeout: 30_000 });
     Atomics.store(new Int32Array(seg.buffer, FLAG, 1), 0, 7);

@@ -6,17 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
 import { Condvar } from '../../src/shm/condvar.js';
-import { futexWake } from '../../src/shm/futex.js';
 import { Mutex } from '../../src/shm/mutex.js';
-import { Segment } from '../../src/shm/segment.js';
+import type { Segment } from '../../src/shm/segment.js';
 import { Semaphore } from '../../src/shm/semaphore.js';
-import {
-  type Party,
-  partySegmentName,
-  spawnParty,
-  startParty,
-  stopParties,
-} from './fixtures/party-harness.js';
 import {
   CONDVAR,
   COUNTER,
@@ -29,35 +21,25 @@ import {
   VIOLATIONS,
   WRITERS_INSIDE,
 } from './fixtures/party-layout.js';
+import { allExitCleanly, spawnScript, startScriptWorker, stopScripts } from './fixtures/process-harness.js';
+import { createSegment, openGate, type TestSegment, unlinkSegments } from './fixtures/test-segments.js';
 
-const names: string[] = [];
+const PARTY = new URL('./fixtures/shm-party.js', import.meta.url);
 
-function freshSegment(tag: string): { name: string; seg: Segment } {
-  const name = partySegmentName(tag);
-  const seg = Segment.create(name, { size: SEGMENT_SIZE });
-  names.push(name);
-  Mutex.init(seg.buffer, MUTEX);
-  Semaphore.init(seg.buffer, SEMAPHORE, 0);
-  Semaphore.init(seg.buffer, SEMAPHORE2, 0);
-  Condvar.init(seg.buffer, CONDVAR);
-  return { name, seg };
+function freshSegment(tag: string): TestSegment {
+  const made = createSegment(tag, SEGMENT_SIZE);
+  const { buffer } = made.seg;
+  Mutex.init(buffer, MUTEX);
+  Semaphore.init(buffer, SEMAPHORE, 0);
+  Semaphore.init(buffer, SEMAPHORE2, 0);
+  Condvar.init(buffer, CONDVAR);
+  return made;
 }
 
-afterEach(stopParties);
-after(() => {
-  for (const name of names) Segment.unlink(name);
-});
+afterEach(stopScripts);
+after(unlinkSegments);
 
 const word = (seg: Segment, offset: number): Int32Array => new Int32Array(seg.buffer, offset, 1);
-
-async function allExitCleanly(parties: Party[]): Promise<void> {
-  const codes = await Promise.all(parties.map((p) => p.exited));
-  assert.deepEqual(
-    codes,
-    parties.map(() => 0),
-    JSON.stringify(parties.map((p) => p.lines)),
-  );
-}
 
 /** Counts event-loop turns while `work` runs: proof the main thread never blocked for long. */
 async function withTicks<T>(work: Promise<T>): Promise<{ value: T; ticks: number }> {
@@ -75,13 +57,11 @@ describe('shm primitives shared by worker threads and the main thread', () => {
   test(`Mutex: 2 workers (lockSync) + main thread (async lock) + 1 process × ${N}: no lost updates`, async () => {
     const { name, seg } = freshSegment('w-mutex');
     const parties = [
-      startParty(['mutex-count', name, String(N), 'sync']),
-      startParty(['mutex-count', name, String(N), 'sync']),
-      spawnParty(['mutex-count', name, String(N), 'async']),
+      startScriptWorker(PARTY, ['mutex-count', name, String(N), 'sync']),
+      startScriptWorker(PARTY, ['mutex-count', name, String(N), 'sync']),
+      spawnScript(PARTY, ['mutex-count', name, String(N), 'async']),
     ];
-    await Promise.all(parties.map((p) => p.waitForLine('ready')));
-    Atomics.store(word(seg, GATE), 0, 1);
-    futexWake(word(seg, GATE), 0, 100);
+    await openGate(seg, GATE, parties);
     const m = new Mutex(seg.buffer, MUTEX);
     const counter = word(seg, COUNTER);
     for (let i = 0; i < N; i++) {
@@ -102,8 +82,8 @@ describe('shm primitives shared by worker threads and the main thread', () => {
     const { name, seg } = freshSegment('w-sem');
     const K = 2000;
     const parties = [
-      startParty(['sem-consume', name, String(K), 'sync']),
-      startParty(['sem-consume', name, String(K), 'sync']),
+      startScriptWorker(PARTY, ['sem-consume', name, String(K), 'sync']),
+      startScriptWorker(PARTY, ['sem-consume', name, String(K), 'sync']),
     ];
     await Promise.all(parties.map((p) => p.waitForLine('ready')));
     const permits = new Semaphore(seg.buffer, SEMAPHORE);
@@ -123,8 +103,8 @@ describe('shm primitives shared by worker threads and the main thread', () => {
     const m = new Mutex(seg.buffer, MUTEX);
     const cv = new Condvar(seg.buffer, CONDVAR);
     const waiters = [
-      startParty(['condvar-wait', name, '0', 'sync']),
-      startParty(['condvar-wait', name, '0', 'sync']),
+      startScriptWorker(PARTY, ['condvar-wait', name, '0', 'sync']),
+      startScriptWorker(PARTY, ['condvar-wait', name, '0', 'sync']),
     ];
     await Promise.all(waiters.map((w) => w.waitForLine('waiting')));
     await m.lock({ timeout: 30_000 });
@@ -137,7 +117,7 @@ describe('shm primitives shared by worker threads and the main thread', () => {
     // Reverse direction: the main thread parks asynchronously (its event loop keeps turning), a worker wakes it.
     Atomics.store(word(seg, FLAG), 0, 0);
     await m.lock({ timeout: 30_000 });
-    const setter = startParty(['condvar-set', name, '9', 'sync']);
+    const setter = startScriptWorker(PARTY, ['condvar-set', name, '9', 'sync']);
     const { value: seen, ticks } = await withTicks(
       (async () => {
         while (Atomics.load(word(seg, FLAG), 0) === 0) await cv.wait(m, { timeout: 30_000 });
