@@ -1,7 +1,20 @@
 /**
  * ipcbox public API: everything a user imports comes from here.
  */
-export { connect, IpcProcess } from './client/process.js';
+
+export type {
+  SegmentRegistry,
+  ShmDelivery,
+  ShmMailboxOptions,
+  ShmReceiveOptions,
+  ShmSendOptions,
+} from './backends/shm/shm-mailbox.js';
+// Shared-memory mailboxes: set up through the kernel, data never through it (docs/shm-mailbox.md).
+export { DEFAULT_MAP_THRESHOLD, ShmMailbox, ShmMessage } from './backends/shm/shm-mailbox.js';
+export type { ReceiveOptions, SendOptions, WaitOptions } from './client/connection.js';
+export { Mailbox } from './client/mailbox.js';
+export { Message } from './client/message.js';
+export type { IterateOptions } from './client/message-stream.js';
 export type {
   ConnectOptions,
   ExitEvent,
@@ -12,20 +25,11 @@ export type {
   SegmentRemovedEvent,
   SignalEvent,
 } from './client/process.js';
-export type { SegmentInfo, SegmentRole } from './kernel/segment-record.js';
-export { Mailbox } from './client/mailbox.js';
-export { Message } from './client/message.js';
-export type { IterateOptions } from './client/message-stream.js';
-export type { ReceiveOptions, SendOptions, WaitOptions } from './client/connection.js';
-export { Kernel, startKernel } from './kernel/kernel.js';
-export type { KernelOptions } from './kernel/kernel.js';
-export type { KernelStatus, ProcessInfo } from './kernel/control.js';
-export type { MailboxInfo } from './kernel/mailbox-record.js';
-export { defaultSocketPath } from './kernel/socket-path.js';
-export type { MailboxOptions } from './core/mailbox-options.js';
+export { connect, IpcProcess } from './client/process.js';
 export type { DeliveryPolicy } from './core/mailbox-core.js';
+export type { MailboxOptions } from './core/mailbox-options.js';
 export type { Grantees, GranteesInfo, RightKind } from './core/rights.js';
-export type { CodecName } from './wire/protocol.js';
+export type { IpcErrorCode } from './errors.js';
 export {
   AbortError,
   IpcError,
@@ -41,29 +45,24 @@ export {
   TimeoutError,
   WouldBlockError,
 } from './errors.js';
-export type { IpcErrorCode } from './errors.js';
-
+export type { KernelStatus, ProcessInfo } from './kernel/control.js';
+export type { KernelOptions } from './kernel/kernel.js';
+export { Kernel, startKernel } from './kernel/kernel.js';
+export type { MailboxInfo } from './kernel/mailbox-record.js';
+export type { SegmentInfo, SegmentRole } from './kernel/segment-record.js';
+export { defaultSocketPath } from './kernel/socket-path.js';
+export { Barrier } from './shm/barrier.js';
+export { Condvar } from './shm/condvar.js';
+export { futexWaitAsync, futexWaitSync, futexWake } from './shm/futex.js';
+export type { MpmcRingOptions, RecordFiller } from './shm/mpmc-ring.js';
+export { MpmcRing } from './shm/mpmc-ring.js';
+export type { LockResult } from './shm/mutex.js';
+export { Mutex } from './shm/mutex.js';
+export { Ring, RingConsumer, RingProducer } from './shm/ring.js';
+export type { RwLockOptions } from './shm/rwlock.js';
+export { RwLock } from './shm/rwlock.js';
+export type { SegmentStat } from './shm/segment.js';
 // Shared memory (native addon; fails with NATIVE_UNAVAILABLE where it cannot load).
 export { Segment } from './shm/segment.js';
-export type { SegmentStat } from './shm/segment.js';
 export { Semaphore } from './shm/semaphore.js';
-export { Mutex } from './shm/mutex.js';
-export type { LockResult } from './shm/mutex.js';
-export { Condvar } from './shm/condvar.js';
-export { Ring, RingConsumer, RingProducer } from './shm/ring.js';
-export { futexWaitAsync, futexWaitSync, futexWake } from './shm/futex.js';
-export { MpmcRing } from './shm/mpmc-ring.js';
-export type { MpmcRingOptions, RecordFiller } from './shm/mpmc-ring.js';
-
-// Shared-memory mailboxes: set up through the kernel, data never through it (docs/shm-mailbox.md).
-export { DEFAULT_MAP_THRESHOLD, ShmMailbox, ShmMessage } from './backends/shm/shm-mailbox.js';
-export type {
-  SegmentRegistry,
-  ShmDelivery,
-  ShmMailboxOptions,
-  ShmReceiveOptions,
-  ShmSendOptions,
-} from './backends/shm/shm-mailbox.js';
-export { RwLock } from './shm/rwlock.js';
-export type { RwLockOptions } from './shm/rwlock.js';
-export { Barrier } from './shm/barrier.js';
+export type { CodecName } from './wire/protocol.js';

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { IpcError } from '../errors.js';
-import { daemon } from './commands/daemon.js';
 import { type GlobalOptions, parseIntOption } from './commands/common.js';
+import { daemon } from './commands/daemon.js';
 import { createMailbox, removeMailbox } from './commands/mailbox.js';
 import { recv } from './commands/recv.js';
 import { send } from './commands/send.js';
@@ -26,7 +26,10 @@ const program = new Command();
 program
   .name('ipcbox')
   .description('Inspect and drive ipcbox IPC objects: processes, mailboxes, segments, signals.')
-  .option('--socket <path>', 'kernel socket (default: $IPCBOX_SOCKET, $XDG_RUNTIME_DIR/ipcbox/kernel.sock, /tmp/ipcbox-<uid>/kernel.sock)')
+  .option(
+    '--socket <path>',
+    'kernel socket (default: $IPCBOX_SOCKET, $XDG_RUNTIME_DIR/ipcbox/kernel.sock, /tmp/ipcbox-<uid>/kernel.sock)',
+  )
   .option('--name <name>', 'process name this command connects as (default: assigned by the kernel)')
   .addHelpText('after', `\nTARGET names a mailbox, or a process as @name.\n\n${EXIT_CODES_HELP}\n`)
   .showHelpAfterError()
@@ -38,7 +41,11 @@ program
   .command('daemon')
   .description('run the kernel in the foreground (SIGINT/SIGTERM stop it and remove its socket)')
   .option('--max-message-size <bytes>', 'largest message payload', intArg('--max-message-size'))
-  .option('--memory-budget <bytes>', 'bytes of queued messages before sends fail with KERNEL_FULL', intArg('--memory-budget'))
+  .option(
+    '--memory-budget <bytes>',
+    'bytes of queued messages before sends fail with KERNEL_FULL',
+    intArg('--memory-budget'),
+  )
   .action(async (o: { maxMessageSize?: number; memoryBudget?: number }) => {
     const opts: Parameters<typeof daemon>[0] = { ...o };
     const socket = g().socket;
@@ -57,11 +64,24 @@ mailbox
   .command('create <name>')
   .description('create a mailbox (owned by the system unless --owner process)')
   .option('--capacity <n>', "0 (rendezvous), N (bounded) or 'unbounded'", (v) => {
-    if (v !== 'unbounded' && !/^\d+$/.test(v)) throw new InvalidArgumentError("capacity must be a number or 'unbounded'");
+    if (v !== 'unbounded' && !/^\d+$/.test(v))
+      throw new InvalidArgumentError("capacity must be a number or 'unbounded'");
     return v;
   })
-  .addOption(new Option('--delivery <policy>', 'which receiver gets a message').choices(['exclusive', 'round-robin', 'arbitrary', 'broadcast']))
-  .addOption(new Option('--owner <owner>', 'system: lives until removed; process: removed when its creator exits').choices(['system', 'process']))
+  .addOption(
+    new Option('--delivery <policy>', 'which receiver gets a message').choices([
+      'exclusive',
+      'round-robin',
+      'arbitrary',
+      'broadcast',
+    ]),
+  )
+  .addOption(
+    new Option(
+      '--owner <owner>',
+      'system: lives until removed; process: removed when its creator exits',
+    ).choices(['system', 'process']),
+  )
   .option('--max-size <bytes>', 'largest message', intArg('--max-size'))
   .option('--fixed-size <bytes>', 'every message exactly this size', intArg('--fixed-size'))
   .action((name: string, o) => createMailbox(g(), name, o));
@@ -78,7 +98,9 @@ shm
   .action((o: { json?: boolean }) => listSegments(g(), o));
 shm
   .command('rm <name>')
-  .description('remove a segment (like ipcrm -m): registered ones through the kernel, others by unlinking the name')
+  .description(
+    'remove a segment (like ipcrm -m): registered ones through the kernel, others by unlinking the name',
+  )
   .action((name: string) => removeSegment(g(), name));
 
 program
@@ -90,7 +112,8 @@ program
   .option('--sync', 'return only when a receiver has taken the message')
   .option('--json', 'send MESSAGE parsed as JSON')
   .action((target: string, message: string, o) => {
-    if (o.timeout !== undefined && o.nonblock) throw new InvalidArgumentError('--timeout and --nonblock cannot be combined');
+    if (o.timeout !== undefined && o.nonblock)
+      throw new InvalidArgumentError('--timeout and --nonblock cannot be combined');
     return send(g(), target, message, o);
   });
 
@@ -102,7 +125,8 @@ program
   .option('--count <n>', 'receive N messages (default 1)', intArg('--count'))
   .option('--json', 'print one JSON object per message: sender, priority, codec, data')
   .action((target: string, o) => {
-    if (o.timeout !== undefined && o.nonblock) throw new InvalidArgumentError('--timeout and --nonblock cannot be combined');
+    if (o.timeout !== undefined && o.nonblock)
+      throw new InvalidArgumentError('--timeout and --nonblock cannot be combined');
     return recv(g(), target, o);
   });
 
@@ -117,7 +141,12 @@ async function main(): Promise<number> {
     return ExitCode.OK;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.OK;
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        return ExitCode.OK;
       return ExitCode.USAGE;
     }
     if (e instanceof InvalidArgumentError) {

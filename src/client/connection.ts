@@ -137,10 +137,17 @@ export class Connection implements DeliveryControl {
     socket.on('error', () => {
       // 'close' follows.
     });
-    socket.on('close', () => this.fail(new KernelUnavailableError('connection to the ipcbox kernel was lost')));
+    socket.on('close', () =>
+      this.fail(new KernelUnavailableError('connection to the ipcbox kernel was lost')),
+    );
   }
 
-  static async open(path: string, name: string, inboxCapacity: number, timeoutMs: number): Promise<Connection> {
+  static async open(
+    path: string,
+    name: string,
+    inboxCapacity: number,
+    timeoutMs: number,
+  ): Promise<Connection> {
     const socket = netConnect(path);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -153,7 +160,12 @@ export class Connection implements DeliveryControl {
       });
       socket.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new KernelUnavailableError(`no ipcbox kernel is listening on ${path} (${err.code ?? err.message})`, { cause: err }));
+        reject(
+          new KernelUnavailableError(
+            `no ipcbox kernel is listening on ${path} (${err.code ?? err.message})`,
+            { cause: err },
+          ),
+        );
       });
     });
     // The kernel's frame limit is unknown until WELCOME; accept up to 1 GiB until then.
@@ -239,7 +251,11 @@ export class Connection implements DeliveryControl {
     this.scheduleFlush();
   }
 
-  private newRequest(target: Target | undefined, signal: AbortSignal | undefined, onAbort?: (reqId: number) => void) {
+  private newRequest(
+    target: Target | undefined,
+    signal: AbortSignal | undefined,
+    onAbort?: (reqId: number) => void,
+  ) {
     if (this.lost !== undefined) throw this.lost;
     let reqId = this.nextReq++;
     if (this.nextReq > 0xffffffff) this.nextReq = 1;
@@ -295,7 +311,18 @@ export class Connection implements DeliveryControl {
 
   /** CREDIT_RETURN: hand unspent credits back (the kernel counts them itself; the body is informational). */
   private returnCredits(id: number, target: Target | undefined): void {
-    this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, id, 2, target?.credits ?? 0, target?.byteCredits ?? 0, undefined);
+    this.writer.frame(
+      Op.CREDIT_RETURN,
+      0,
+      0,
+      0,
+      0,
+      id,
+      2,
+      target?.credits ?? 0,
+      target?.byteCredits ?? 0,
+      undefined,
+    );
     if (target !== undefined) {
       target.credits = 0;
       target.byteCredits = 0;
@@ -324,7 +351,8 @@ export class Connection implements DeliveryControl {
       }
       const codec = options.codec === undefined ? inferCodec(value) : codecId(options.codec);
       const payload = encodePayload(value, codec);
-      if (payload.byteLength > target.maxMessageSize) throw new MessageTooLargeError(payload.byteLength, target.maxMessageSize);
+      if (payload.byteLength > target.maxMessageSize)
+        throw new MessageTooLargeError(payload.byteLength, target.maxMessageSize);
       if (target.fixedMessageSize !== undefined && payload.byteLength !== target.fixedMessageSize) {
         throw new IpcError(
           'WRONG_MESSAGE_SIZE',
@@ -351,7 +379,18 @@ export class Connection implements DeliveryControl {
       if (options.nonblock) flags |= SendFlag.NONBLOCK;
       if (options.sync) flags |= SendFlag.SYNC;
       if (options.timeout !== undefined) flags |= SendFlag.TIMED;
-      this.writer.frame(Op.SEND, flags, priority, codec, reqId, target.id, options.timeout !== undefined ? 1 : 0, timeoutWord(options.timeout), 0, payload);
+      this.writer.frame(
+        Op.SEND,
+        flags,
+        priority,
+        codec,
+        reqId,
+        target.id,
+        options.timeout !== undefined ? 1 : 0,
+        timeoutWord(options.timeout),
+        0,
+        payload,
+      );
       this.scheduleFlush(true);
       return promise as Promise<void>;
     } catch (e) {
@@ -421,7 +460,18 @@ export class Connection implements DeliveryControl {
     if (this.lost !== undefined) return;
     if (tracked) this.writeIds(Op.RELEASE, [deliveryId]);
     else {
-      this.writer.frame(Op.REQUEUE, 0, m.priority, codecId(m.codec), 0, target.id, 1, m.senderPid, 0, m.bytes);
+      this.writer.frame(
+        Op.REQUEUE,
+        0,
+        m.priority,
+        codecId(m.codec),
+        0,
+        target.id,
+        1,
+        m.senderPid,
+        0,
+        m.bytes,
+      );
     }
     this.scheduleFlush();
   }
@@ -608,7 +658,6 @@ export class Connection implements DeliveryControl {
   }
 }
 
-
 export function validateWait(o: WaitOptions): void {
   if (o.timeout !== undefined && (!Number.isFinite(o.timeout) || o.timeout < 0)) {
     throw new RangeError('timeout must be a non-negative number of milliseconds');
@@ -620,4 +669,3 @@ function timeoutWord(timeout: number | undefined): number {
   if (timeout === undefined) return 0;
   return Math.min(Math.ceil(timeout), 0xfffffffe);
 }
-

@@ -121,7 +121,8 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
     this.done = true;
     this.options.signal?.removeEventListener('abort', this.onAbort);
     if (this.target.consumer === this) this.target.consumer = undefined;
-    if (this.target.closed === undefined && this.outstanding > 0) this.conn.demand(this.target, -this.outstanding, this.ack);
+    if (this.target.closed === undefined && this.outstanding > 0)
+      this.conn.demand(this.target, -this.outstanding, this.ack);
     for (const m of this.buffer.clear()) {
       if (this.target.closed === undefined) this.conn.giveBack(this.target, m, m.deliveryId, m.tracked);
     }

@@ -58,7 +58,8 @@ export class Message<T = unknown> {
   }
 
   private settle(what: string): void {
-    if (!this.needsAck) throw new IpcError('INVALID_ARGUMENT', `${what}() needs a message received with { ack: true }`);
+    if (!this.needsAck)
+      throw new IpcError('INVALID_ARGUMENT', `${what}() needs a message received with { ack: true }`);
     if (this.settled) throw new IpcError('INVALID_ARGUMENT', `message already acknowledged or released`);
     this.settled = true;
   }

@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type { MailboxOptions } from '../core/mailbox-options.js';
 import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
-import { IpcError, type IpcErrorCode } from '../errors.js';
+import type { Grantees } from '../core/rights.js';
+import type { IpcError, IpcErrorCode } from '../errors.js';
 import type { KernelStatus, ProcessInfo } from '../kernel/control.js';
 import type { MailboxInfo } from '../kernel/mailbox-record.js';
 import type { SegmentInfo, SegmentRole } from '../kernel/segment-record.js';
-import type { Grantees } from '../core/rights.js';
 import { defaultSocketPath } from '../kernel/socket-path.js';
 import { Connection, type ReceiveOptions, type SendOptions, type Target } from './connection.js';
 import { Mailbox } from './mailbox.js';
@@ -118,10 +118,16 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   static async connect(options: ConnectOptions = {}): Promise<IpcProcess> {
     const name = options.name === undefined ? '' : validateName('process', options.name);
     const timeout = options.timeout ?? 5000;
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new RangeError('timeout must be a positive number of milliseconds');
+    if (!Number.isFinite(timeout) || timeout <= 0)
+      throw new RangeError('timeout must be a positive number of milliseconds');
     const cap = options.inboxCapacity ?? 'unbounded';
     const inboxCapacity = resolveMailboxOptions({ capacity: cap }, 1).capacity;
-    const conn = await Connection.open(options.socketPath ?? defaultSocketPath(), name, inboxCapacity, timeout);
+    const conn = await Connection.open(
+      options.socketPath ?? defaultSocketPath(),
+      name,
+      inboxCapacity,
+      timeout,
+    );
     return new IpcProcess(conn);
   }
 
@@ -146,7 +152,11 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     return this.conn.send(target, value, options);
   }
 
-  trySend(to: string, value: unknown, options: Omit<SendOptions, 'nonblock' | 'timeout'> = {}): Promise<void> {
+  trySend(
+    to: string,
+    value: unknown,
+    options: Omit<SendOptions, 'nonblock' | 'timeout'> = {},
+  ): Promise<void> {
     return this.send(to, value, { ...options, nonblock: true });
   }
 
@@ -175,10 +185,13 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     let t = this.links.get(bare);
     if (t === undefined) {
       t = this.conn
-        .call<{ pid: number; name: string; inbox: number; capacity: number | 'unbounded'; maxMessageSize: number }>(
-          'process.lookup',
-          { name: bare },
-        )
+        .call<{
+          pid: number;
+          name: string;
+          inbox: number;
+          capacity: number | 'unbounded';
+          maxMessageSize: number;
+        }>('process.lookup', { name: bare })
         .then((r) => {
           const target: Target & { pid: number } = {
             id: r.inbox,
@@ -286,7 +299,11 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
 
   /** Send an asynchronous notice to a process; it arrives there as a 'signal' event. */
   async signal(to: string, type: string, payload?: unknown): Promise<void> {
-    await this.conn.call('signal', { to: to.startsWith('@') ? to.slice(1) : to, type, payload: payload ?? null });
+    await this.conn.call('signal', {
+      to: to.startsWith('@') ? to.slice(1) : to,
+      type,
+      payload: payload ?? null,
+    });
   }
 
   /** Watch a process: an 'exit' event comes when it ends, with its exit reason. */

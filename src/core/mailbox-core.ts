@@ -361,7 +361,10 @@ export class MailboxCore<M extends CoreMessage> {
     const all = [...this.senders];
     for (let i = 1; i < all.length; i++) {
       if (all[i]!.message.priority > all[i - 1]!.message.priority) {
-        return all.map((w, index) => ({ w, index })).sort((a, b) => b.w.message.priority - a.w.message.priority || a.index - b.index).map((x) => x.w);
+        return all
+          .map((w, index) => ({ w, index }))
+          .sort((a, b) => b.w.message.priority - a.w.message.priority || a.index - b.index)
+          .map((x) => x.w);
       }
     }
     return all;

@@ -37,13 +37,22 @@ function isGrantees(v: unknown): v is Grantees {
 }
 
 /** Validate and fill defaults. Throws TypeError/RangeError naming the bad option. */
-export function resolveMailboxOptions(options: MailboxOptions, kernelMaxMessage: number): ResolvedMailboxOptions {
+export function resolveMailboxOptions(
+  options: MailboxOptions,
+  kernelMaxMessage: number,
+): ResolvedMailboxOptions {
   const capacityIn = options.capacity ?? DEFAULT_CAPACITY;
   let capacity: number;
   if (capacityIn === 'unbounded') capacity = Number.POSITIVE_INFINITY;
-  else if (typeof capacityIn === 'number' && Number.isInteger(capacityIn) && capacityIn >= 0 && capacityIn <= 2 ** 31) {
+  else if (
+    typeof capacityIn === 'number' &&
+    Number.isInteger(capacityIn) &&
+    capacityIn >= 0 &&
+    capacityIn <= 2 ** 31
+  ) {
     capacity = capacityIn;
-  } else throw new RangeError(`capacity must be a non-negative integer or 'unbounded', got ${String(capacityIn)}`);
+  } else
+    throw new RangeError(`capacity must be a non-negative integer or 'unbounded', got ${String(capacityIn)}`);
 
   const delivery = options.delivery ?? 'round-robin';
   if (!POLICIES.includes(delivery)) throw new RangeError(`delivery must be one of ${POLICIES.join(', ')}`);
@@ -64,7 +73,8 @@ export function resolveMailboxOptions(options: MailboxOptions, kernelMaxMessage:
   const senders = options.senders ?? 'everyone';
   const receivers = options.receivers ?? 'everyone';
   if (!isGrantees(senders)) throw new TypeError("senders must be 'everyone' or an array of process names");
-  if (!isGrantees(receivers)) throw new TypeError("receivers must be 'everyone' or an array of process names");
+  if (!isGrantees(receivers))
+    throw new TypeError("receivers must be 'everyone' or an array of process names");
   return { capacity, delivery, owner, maxMessageSize, fixedMessageSize: fixed, senders, receivers };
 }
 
@@ -74,7 +84,9 @@ export function validateName(kind: string, name: unknown): string {
     throw new TypeError(`${kind} name must be a non-empty string of at most 255 bytes`);
   }
   if (/[\s\p{Cc}]/u.test(name) || name.startsWith('@')) {
-    throw new TypeError(`${kind} name must not contain whitespace or control characters or start with '@': ${JSON.stringify(name)}`);
+    throw new TypeError(
+      `${kind} name must not contain whitespace or control characters or start with '@': ${JSON.stringify(name)}`,
+    );
   }
   return name;
 }

@@ -83,7 +83,8 @@ function requireOwner(rec: MailboxRecord, s: Session, what: string): void {
 
 function describeProcess(k: Kernel, s: Session): ProcessInfo {
   const owns: string[] = [];
-  for (const rec of k.mailboxes.values()) if (rec.kind === 'mailbox' && rec.rights.owner === s.name) owns.push(rec.name);
+  for (const rec of k.mailboxes.values())
+    if (rec.kind === 'mailbox' && rec.rights.owner === s.name) owns.push(rec.name);
   return {
     pid: s.pid,
     name: s.name,
@@ -133,11 +134,14 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
       const name = raw.startsWith('/') ? raw.slice(1) : raw;
       if (k.segments.has(name)) throw new IpcError('SEGMENT_EXISTS', `segment already registered: ${name}`);
       const size = a.size;
-      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) throw new RangeError('size must be a positive integer');
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0)
+        throw new RangeError('size must be a positive integer');
       const kind = a.kind ?? 'segment';
-      if (kind !== 'segment' && kind !== 'mailbox') throw new TypeError("kind must be 'segment' or 'mailbox'");
+      if (kind !== 'segment' && kind !== 'mailbox')
+        throw new TypeError("kind must be 'segment' or 'mailbox'");
       const ownership = a.ownership ?? 'process';
-      if (ownership !== 'process' && ownership !== 'system') throw new TypeError("ownership must be 'process' or 'system'");
+      if (ownership !== 'process' && ownership !== 'system')
+        throw new TypeError("ownership must be 'process' or 'system'");
       const rec = new SegmentRecord(
         name,
         size,
@@ -180,7 +184,10 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
     case 'segment.remove': {
       const rec = segmentNamed(k, str(a, 'name'));
       if (a.force !== true && rec.rights.owner !== s.name) {
-        throw new IpcError('PERMISSION_DENIED', `only the owner (${rec.rights.owner}) may remove ${rec.name}`);
+        throw new IpcError(
+          'PERMISSION_DENIED',
+          `only the owner (${rec.rights.owner}) may remove ${rec.name}`,
+        );
       }
       k.removeSegment(rec, `removed by ${s.name}`);
       return null;

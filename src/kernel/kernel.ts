@@ -5,6 +5,7 @@ import { ReceiverBusyError } from '../core/mailbox-core.js';
 import { type MailboxOptions, resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
 import { MAX_PRIORITY } from '../core/priority-queue.js';
 import { IpcError, type IpcErrorCode } from '../errors.js';
+import { Segment } from '../shm/segment.js';
 import type { Frame } from '../wire/frame-codec.js';
 import {
   DEFAULT_MAX_MESSAGE,
@@ -20,10 +21,9 @@ import {
 import { handleCall } from './control.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, PendingSend } from './mailbox-record.js';
 import { MailboxRecord as Record_ } from './mailbox-record.js';
-import { Segment } from '../shm/segment.js';
 import type { SegmentRecord } from './segment-record.js';
-import { claimSocketPath, defaultSocketPath } from './socket-path.js';
 import { type ExitReason, Session } from './session.js';
+import { claimSocketPath, defaultSocketPath } from './socket-path.js';
 
 /** Most budget bytes one sender holds as credit on one mailbox, and when it is topped up. */
 const CREDIT_BYTES = 4 * 1024 * 1024;
@@ -53,11 +53,14 @@ function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
     throw new RangeError('maxMessageSize must be an integer from 1 to 1 GiB');
   }
   const memoryBudget = o.memoryBudget ?? 256 * 1024 * 1024;
-  if (!Number.isInteger(memoryBudget) || memoryBudget < 1) throw new RangeError('memoryBudget must be a positive integer');
+  if (!Number.isInteger(memoryBudget) || memoryBudget < 1)
+    throw new RangeError('memoryBudget must be a positive integer');
   const creditWindow = o.creditWindow ?? 1024;
-  if (!Number.isInteger(creditWindow) || creditWindow < 0) throw new RangeError('creditWindow must be a non-negative integer');
+  if (!Number.isInteger(creditWindow) || creditWindow < 0)
+    throw new RangeError('creditWindow must be a non-negative integer');
   const socketPath = o.socketPath ?? defaultSocketPath();
-  if (typeof socketPath !== 'string' || socketPath.length === 0) throw new TypeError('socketPath must be a non-empty string');
+  if (typeof socketPath !== 'string' || socketPath.length === 0)
+    throw new TypeError('socketPath must be a non-empty string');
   return { socketPath, maxMessageSize, memoryBudget, creditWindow };
 }
 
@@ -93,7 +96,8 @@ export class Kernel {
     this.options = resolveKernelOptions(options);
     this.maxFrame = HEADER_REST + Math.max(this.options.maxMessageSize + 8, MAX_CONTROL_BODY);
     this.hooks = (rec) => ({
-      deliver: (receiver, request, message) => this.deliverFromCore(rec, receiver, request as PendingReceive | undefined, message),
+      deliver: (receiver, request, message) =>
+        this.deliverFromCore(rec, receiver, request as PendingReceive | undefined, message),
       admitted: (waiter) => this.admitted(waiter as PendingSend),
     });
   }
@@ -235,7 +239,10 @@ export class Kernel {
     if (b.length < 16 || b.readUInt32LE(0) !== MAGIC) return this.protocolError(s, 'bad HELLO (magic)');
     const version = b.readUInt16LE(4);
     if (version !== PROTOCOL_VERSION) {
-      return this.protocolError(s, `unsupported protocol version ${version}; this kernel speaks ${PROTOCOL_VERSION}`);
+      return this.protocolError(
+        s,
+        `unsupported protocol version ${version}; this kernel speaks ${PROTOCOL_VERSION}`,
+      );
     }
     s.osPid = b.readUInt32LE(8);
     const inboxCap = b.readUInt32LE(12);
@@ -320,7 +327,8 @@ export class Kernel {
       if (reqId === 0) return;
       return s.sendError(reqId, 'NO_SUCH_MAILBOX', `no such mailbox (id ${f.target})`);
     }
-    if (f.priority > MAX_PRIORITY) return this.refuse(s, reqId, 'INVALID_ARGUMENT', `priority ${f.priority} is out of range 0..31`);
+    if (f.priority > MAX_PRIORITY)
+      return this.refuse(s, reqId, 'INVALID_ARGUMENT', `priority ${f.priority} is out of range 0..31`);
     if (f.codec > 3) return this.refuse(s, reqId, 'PROTOCOL', `unknown payload codec ${f.codec}`);
     const size = f.bodyLength - off;
     // A credit is a send right granted earlier, so credited sends skip the rights check.
@@ -328,11 +336,21 @@ export class Kernel {
       return this.refuse(s, reqId, 'PERMISSION_DENIED', `${s.name} may not send to ${rec.name}`);
     }
     if (size > rec.options.maxMessageSize) {
-      return this.refuse(s, reqId, 'MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds ${rec.name}'s limit of ${rec.options.maxMessageSize}`);
+      return this.refuse(
+        s,
+        reqId,
+        'MESSAGE_TOO_LARGE',
+        `message of ${size} bytes exceeds ${rec.name}'s limit of ${rec.options.maxMessageSize}`,
+      );
     }
     const fixed = rec.options.fixedMessageSize;
     if (fixed !== undefined && size !== fixed) {
-      return this.refuse(s, reqId, 'WRONG_MESSAGE_SIZE', `${rec.name} takes messages of exactly ${fixed} bytes, got ${size}`);
+      return this.refuse(
+        s,
+        reqId,
+        'WRONG_MESSAGE_SIZE',
+        `${rec.name} takes messages of exactly ${fixed} bytes, got ${size}`,
+      );
     }
     const message: KernelMessage = {
       priority: f.priority,
@@ -359,7 +377,11 @@ export class Kernel {
       return;
     }
     if (this.ledger.used + this.reservedBytes + size > this.options.memoryBudget) {
-      return s.sendError(reqId, 'KERNEL_FULL', `kernel memory budget of ${this.options.memoryBudget} bytes is exhausted`);
+      return s.sendError(
+        reqId,
+        'KERNEL_FULL',
+        `kernel memory budget of ${this.options.memoryBudget} bytes is exhausted`,
+      );
     }
     const sync = (f.flags & SendFlag.SYNC) !== 0 || rec.options.capacity === 0;
     if (sync) message.completion = { session: s, reqId, nonblock, record: rec };
@@ -504,7 +526,8 @@ export class Kernel {
 
   private onRecv(s: Session, f: Frame): void {
     const rec = this.mailboxes.get(f.target);
-    if (rec === undefined) return this.refuse(s, f.reqId, 'NO_SUCH_MAILBOX', `no such mailbox (id ${f.target})`);
+    if (rec === undefined)
+      return this.refuse(s, f.reqId, 'NO_SUCH_MAILBOX', `no such mailbox (id ${f.target})`);
     if (f.reqId === 0) return this.protocolError(s, 'RECV needs a request id');
     let off = 0;
     let timeout = -1;
@@ -643,7 +666,14 @@ export class Kernel {
       if (c === undefined) {
         // Taken once already (its sender is done) but never acknowledged: with no queue at
         // capacity 0 it waits as a sender with no process behind it, first in line.
-        const orphan: PendingSend = { message: m, session: undefined, reqId: 0, nonblock: false, record: rec, timer: undefined };
+        const orphan: PendingSend = {
+          message: m,
+          session: undefined,
+          reqId: 0,
+          nonblock: false,
+          record: rec,
+          timer: undefined,
+        };
         rec.core.park(orphan, true);
         return;
       }
@@ -654,7 +684,14 @@ export class Kernel {
         c.session.sendError(c.reqId, 'WOULD_BLOCK', `the receiver of ${rec.name} gave the message back`);
         return;
       }
-      const w: PendingSend = { message: m, session: c.session, reqId: c.reqId, nonblock: false, record: rec, timer: undefined };
+      const w: PendingSend = {
+        message: m,
+        session: c.session,
+        reqId: c.reqId,
+        nonblock: false,
+        record: rec,
+        timer: undefined,
+      };
       c.session.pendingSends.set(c.reqId, w);
       rec.core.park(w, true);
       return;
@@ -689,7 +726,7 @@ export class Kernel {
       return;
     }
     const r = s.pendingReceives.get(reqId);
-    if (r !== undefined && r.record.core.cancelReceive(s.pid, r)) {
+    if (r?.record.core.cancelReceive(s.pid, r)) {
       if (r.timer) clearTimeout(r.timer);
       s.pendingReceives.delete(reqId);
       s.sendError(reqId, 'ABORTED', 'receive aborted');
@@ -712,7 +749,8 @@ export class Kernel {
       s.sendResult(f.reqId, result);
     } catch (e) {
       if (e instanceof IpcError) s.sendError(f.reqId, e.code, e.message);
-      else if (e instanceof TypeError || e instanceof RangeError) s.sendError(f.reqId, 'INVALID_ARGUMENT', e.message);
+      else if (e instanceof TypeError || e instanceof RangeError)
+        s.sendError(f.reqId, 'INVALID_ARGUMENT', e.message);
       else throw e;
     }
   }
@@ -787,7 +825,10 @@ export class Kernel {
   detach(s: Session, rec: MailboxRecord, code: IpcErrorCode = 'MAILBOX_CLOSED'): void {
     const returned = [...s.inflight.entries()].filter(([, e]) => e.record === rec && !e.consumed);
     for (const [id] of returned) s.inflight.delete(id);
-    this.requeueAll(s, returned.map(([, e]) => e));
+    this.requeueAll(
+      s,
+      returned.map(([, e]) => e),
+    );
     const { requests } = rec.core.detach(s.pid);
     for (const req of requests) {
       const pr = req as PendingReceive;
@@ -831,7 +872,14 @@ export class Kernel {
       if (role !== undefined) {
         rec.attached.delete(s);
         for (const other of rec.attached.keys()) {
-          other.sendNotice({ kind: 'segment-peer-exit', name: rec.name, process: s.name, pid: s.pid, osPid: s.osPid, role });
+          other.sendNotice({
+            kind: 'segment-peer-exit',
+            name: rec.name,
+            process: s.name,
+            pid: s.pid,
+            osPid: s.osPid,
+            role,
+          });
         }
       }
       if (rec.ownerSession === s) this.removeSegment(rec, `owner ${s.name} exited`);

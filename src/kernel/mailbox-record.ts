@@ -1,4 +1,11 @@
-import { type CoreMessage, type Ledger, MailboxCore, type MailboxHooks, type ReceiveRequest, type SendWaiter } from '../core/mailbox-core.js';
+import {
+  type CoreMessage,
+  type Ledger,
+  MailboxCore,
+  type MailboxHooks,
+  type ReceiveRequest,
+  type SendWaiter,
+} from '../core/mailbox-core.js';
 import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
 import { type GranteesInfo, MailboxRights } from '../core/rights.js';
 import type { Session } from './session.js';
@@ -89,10 +96,16 @@ export class MailboxRecord {
     kernelCreditWindow: number,
   ) {
     const cap = options.capacity;
-    this.creditWindow = cap === Number.POSITIVE_INFINITY ? kernelCreditWindow : Math.min(kernelCreditWindow, Math.floor(cap / 2));
+    this.creditWindow =
+      cap === Number.POSITIVE_INFINITY
+        ? kernelCreditWindow
+        : Math.min(kernelCreditWindow, Math.floor(cap / 2));
     this.creditLowWater = this.creditWindow / 2;
     this.rights = new MailboxRights(owner, options.senders, options.receivers);
-    this.core = new MailboxCore<KernelMessage>({ capacity: options.capacity, delivery: options.delivery, ledger }, hooks(this));
+    this.core = new MailboxCore<KernelMessage>(
+      { capacity: options.capacity, delivery: options.delivery, ledger },
+      hooks(this),
+    );
   }
 
   describe(): MailboxInfo {

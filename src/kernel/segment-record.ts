@@ -1,5 +1,5 @@
-import { MailboxRights } from '../core/rights.js';
 import type { Grantees, GranteesInfo } from '../core/rights.js';
+import { MailboxRights } from '../core/rights.js';
 import type { Session } from './session.js';
 
 /**
@@ -58,7 +58,12 @@ export class SegmentRecord {
       meta: this.meta,
       senders: this.rights.describe('send'),
       receivers: this.rights.describe('receive'),
-      attached: [...this.attached].map(([s, role]) => ({ process: s.name, pid: s.pid, osPid: s.osPid, role })),
+      attached: [...this.attached].map(([s, role]) => ({
+        process: s.name,
+        pid: s.pid,
+        osPid: s.osPid,
+        role,
+      })),
       createdAt: this.createdAt,
     };
   }

@@ -226,7 +226,8 @@ export class FrameDecoder {
     const end = chunk.length;
     while (off + 4 <= end) {
       const len = chunk.readUInt32LE(off);
-      if (len < HEADER_REST) return this.fail(`frame length ${len} is shorter than the ${HEADER_REST}-byte header`);
+      if (len < HEADER_REST)
+        return this.fail(`frame length ${len} is shorter than the ${HEADER_REST}-byte header`);
       if (len > this.maxFrame) return this.fail(`frame length ${len} exceeds the limit of ${this.maxFrame}`);
       const total = 4 + len;
       if (off + total <= end) {

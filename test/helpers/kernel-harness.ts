@@ -29,7 +29,11 @@ export function tempDir(prefix = 'ipcbox-test-'): string {
 }
 
 /** Wait until `predicate` holds, polling every `intervalMs`, or throw after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await predicate()) return;
@@ -98,7 +102,12 @@ export interface Spawned {
 }
 
 /** Spawn a fixture script (name without .js) with the kernel socket in IPCBOX_SOCKET. */
-export function spawnFixture(name: string, args: string[], socketPath: string, env: NodeJS.ProcessEnv = {}): Spawned {
+export function spawnFixture(
+  name: string,
+  args: string[],
+  socketPath: string,
+  env: NodeJS.ProcessEnv = {},
+): Spawned {
   const child = spawn(process.execPath, [join(FIXTURES, `${name}.js`), ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, IPCBOX_SOCKET: socketPath, ...env },
@@ -123,14 +132,13 @@ export function spawnFixture(name: string, args: string[], socketPath: string, e
     lines,
     stderr: () => err,
     async line(match, timeoutMs = 15_000) {
-      let found: string | undefined;
       await Promise.race([
-        waitFor(() => (found = lines.find(match)) !== undefined, timeoutMs, `a line from ${name}`),
+        waitFor(() => lines.some(match), timeoutMs, `a line from ${name}`),
         exit.then(({ code, signal }) => {
-          if (lines.find(match) === undefined) throw new Error(`${name} exited (${code ?? signal}) first; stderr: ${err}`);
+          if (!lines.some(match)) throw new Error(`${name} exited (${code ?? signal}) first; stderr: ${err}`);
         }),
       ]);
-      return (found ?? lines.find(match))!;
+      return lines.find(match)!;
     },
     exit,
     kill(signal: NodeJS.Signals = 'SIGTERM') {
@@ -140,9 +148,14 @@ export function spawnFixture(name: string, args: string[], socketPath: string, e
 }
 
 /** Run the CLI to completion; returns its exit code and output. */
-export function runCli(args: string[], socketPath: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  socketPath: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, [CLI, '--socket', socketPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--socket', socketPath, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {

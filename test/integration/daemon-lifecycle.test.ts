@@ -11,7 +11,14 @@ import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connect, type IpcError } from '../../src/index.js';
-import { type DaemonProcess, runCli, spawnDaemon, startDaemon, tempDir, waitFor } from '../helpers/kernel-harness.js';
+import {
+  type DaemonProcess,
+  runCli,
+  spawnDaemon,
+  startDaemon,
+  tempDir,
+  waitFor,
+} from '../helpers/kernel-harness.js';
 import { type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
 /** A daemon on a socket path of our choosing (startDaemon picks its own). */

@@ -4,7 +4,6 @@ import { connect, type IpcError, type IpcProcess } from '../../src/index.js';
 import { type Daemon, startDaemon, waitFor } from '../helpers/kernel-harness.js';
 import { type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
-
 describe('payload codecs across processes', () => {
   let d: Daemon;
   let me: IpcProcess;
@@ -45,7 +44,10 @@ describe('payload codecs across processes', () => {
       const b = await me.receive({ from: 'codec-other', timeout: 10_000 });
       assert.equal(b.codec, 'bytes');
       assert.deepEqual(Buffer.compare(b.bytes, bytes), 0);
-      const value = new Map<string, unknown>([['when', new Date(0)], ['set', new Set([1, 2])]]);
+      const value = new Map<string, unknown>([
+        ['when', new Date(0)],
+        ['set', new Set([1, 2])],
+      ]);
       await other.send('codec-tester', value, { codec: 'v8' });
       const v = await me.receive({ from: 'codec-other', timeout: 10_000 });
       assert.equal(v.codec, 'v8');
@@ -102,8 +104,15 @@ describe('kernel memory budget', () => {
       assert.equal(refusal.code, 'KERNEL_FULL');
       assert.ok(accepted > 0);
       const status = await sender.status();
-      assert.ok(status.kernel.memoryUsed <= BUDGET, `queued ${status.kernel.memoryUsed} bytes within the ${BUDGET}-byte budget`);
-      assert.equal(status.mailboxes.find((m) => m.name === 'flood')!.depth, accepted, 'every accepted message is queued');
+      assert.ok(
+        status.kernel.memoryUsed <= BUDGET,
+        `queued ${status.kernel.memoryUsed} bytes within the ${BUDGET}-byte budget`,
+      );
+      assert.equal(
+        status.mailboxes.find((m) => m.name === 'flood')!.depth,
+        accepted,
+        'every accepted message is queued',
+      );
 
       const drainer = await RemotePeer.start(d.socketPath, 'drainer');
       const got = await drainer.ok<number>('consume', { mailbox: 'flood', count: accepted });

@@ -66,10 +66,16 @@ describe('segment registry', () => {
       const stranger = await client(`stranger-${name}`);
       const allowed = await client('allowed');
       try {
-        await assert.rejects(stranger.attachSegment(name, 'send'), (e: IpcError) => e.code === 'PERMISSION_DENIED');
+        await assert.rejects(
+          stranger.attachSegment(name, 'send'),
+          (e: IpcError) => e.code === 'PERMISSION_DENIED',
+        );
         const info = await allowed.attachSegment(name, 'send');
         assert.ok(info.attached.some((a) => a.process === 'allowed' && a.role === 'send'));
-        await assert.rejects(stranger.attachSegment('no-such-segment-here', 'attach'), (e: IpcError) => e.code === 'NO_SUCH_SEGMENT');
+        await assert.rejects(
+          stranger.attachSegment('no-such-segment-here', 'attach'),
+          (e: IpcError) => e.code === 'NO_SUCH_SEGMENT',
+        );
       } finally {
         await stranger.close();
         await allowed.close();
@@ -96,10 +102,16 @@ describe('segment registry', () => {
       await waitFor(() => removed.length > 0, 10_000, 'segment-removed notice');
       assert.equal(removed[0]!.name, name);
       assert.match(removed[0]!.reason, /owner .* exited/);
-      assert.throws(() => Segment.open(name), (e: IpcError) => e.code === 'NO_SUCH_SEGMENT');
+      assert.throws(
+        () => Segment.open(name),
+        (e: IpcError) => e.code === 'NO_SUCH_SEGMENT',
+      );
       assert.equal(new Uint8Array(seg.buffer)[0], 42, 'an existing mapping stays valid after unlink');
       seg.close();
-      assert.equal((await watcher.listSegments()).some((s) => s.name === name), false);
+      assert.equal(
+        (await watcher.listSegments()).some((s) => s.name === name),
+        false,
+      );
     } finally {
       await watcher.close();
     }
@@ -113,13 +125,19 @@ describe('segment registry', () => {
     await owner.exit;
     const viewer = await client(`cli-viewer-${name}`);
     try {
-      assert.ok((await viewer.listSegments()).some((s) => s.name === name), 'a system segment outlives its creator');
+      assert.ok(
+        (await viewer.listSegments()).some((s) => s.name === name),
+        'a system segment outlives its creator',
+      );
     } finally {
       await viewer.close();
     }
     const rm = await runCli(['shm', 'rm', name], d.socketPath);
     assert.equal(rm.code, 0, rm.stderr);
-    assert.throws(() => Segment.open(name), (e: IpcError) => e.code === 'NO_SUCH_SEGMENT');
+    assert.throws(
+      () => Segment.open(name),
+      (e: IpcError) => e.code === 'NO_SUCH_SEGMENT',
+    );
 
     const foreign = unique('py');
     execFileSync('python3', [
@@ -132,7 +150,10 @@ describe('segment registry', () => {
     assert.equal(Segment.stat(foreign).size >= 1024, true);
     const rmForeign = await runCli(['shm', 'rm', foreign], d.socketPath);
     assert.equal(rmForeign.code, 0, rmForeign.stderr);
-    assert.throws(() => Segment.stat(foreign), (e: IpcError) => e.code === 'NO_SUCH_SEGMENT');
+    assert.throws(
+      () => Segment.stat(foreign),
+      (e: IpcError) => e.code === 'NO_SUCH_SEGMENT',
+    );
 
     const unknown = await runCli(['shm', 'rm', `never-made-${process.pid}`], d.socketPath);
     assert.equal(unknown.code, 5);

@@ -17,7 +17,8 @@ export function connectFromCli(g: GlobalOptions, name?: string): Promise<IpcProc
 export function parseIntOption(label: string, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > max) throw new TypeError(`${label} must be an integer from 0 to ${max}`);
+    if (!Number.isInteger(n) || n < 0 || n > max)
+      throw new TypeError(`${label} must be an integer from 0 to ${max}`);
     return n;
   };
 }

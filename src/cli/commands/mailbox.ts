@@ -1,5 +1,5 @@
-import type { MailboxOptions } from '../../core/mailbox-options.js';
 import type { DeliveryPolicy } from '../../core/mailbox-core.js';
+import type { MailboxOptions } from '../../core/mailbox-options.js';
 import { connectFromCli, type GlobalOptions } from './common.js';
 
 export interface CreateOptions {
@@ -22,7 +22,9 @@ export async function createMailbox(g: GlobalOptions, name: string, o: CreateOpt
   const p = await connectFromCli(g);
   try {
     const mb = await p.createMailbox(name, options);
-    process.stdout.write(`created mailbox ${mb.name} (capacity ${mb.info.capacity}, ${mb.info.delivery}, owner ${mb.info.owner})\n`);
+    process.stdout.write(
+      `created mailbox ${mb.name} (capacity ${mb.info.capacity}, ${mb.info.delivery}, owner ${mb.info.owner})\n`,
+    );
   } finally {
     await p.close();
   }

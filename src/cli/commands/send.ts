@@ -10,7 +10,12 @@ export interface SendCliOptions {
 }
 
 /** Send MESSAGE to a mailbox, or to a process named as @name. */
-export async function send(g: GlobalOptions, target: string, message: string, o: SendCliOptions): Promise<void> {
+export async function send(
+  g: GlobalOptions,
+  target: string,
+  message: string,
+  o: SendCliOptions,
+): Promise<void> {
   const options: SendOptions = {};
   if (o.priority !== undefined) options.priority = o.priority;
   if (o.timeout !== undefined) options.timeout = o.timeout;

@@ -34,7 +34,9 @@ export async function listSegments(g: GlobalOptions, o: { json?: boolean }): Pro
     if (list.length === 0) process.stdout.write('(no segments)\n');
     for (const s of list) {
       const who = s.attached.map((a) => `${a.process}:${a.role}`).join(',') || '-';
-      process.stdout.write(`${s.name}  ${s.size} bytes  ${s.kind}  ${s.ownership}  owner ${s.owner}  attached ${who}\n`);
+      process.stdout.write(
+        `${s.name}  ${s.size} bytes  ${s.kind}  ${s.ownership}  owner ${s.owner}  attached ${who}\n`,
+      );
     }
   } finally {
     await p.close();

@@ -4,7 +4,14 @@ import { connectFromCli, type GlobalOptions } from './common.js';
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function rights(v: GranteesInfo): string {
@@ -16,18 +23,44 @@ function rights(v: GranteesInfo): string {
 export function formatStatus(s: KernelStatus, self: string): string {
   const k = s.kernel;
   const out: string[] = [];
-  out.push(`kernel pid ${k.pid} on ${k.socket}; memory ${k.memoryUsed}/${k.memoryBudget} bytes; max message ${k.maxMessageSize} bytes`);
+  out.push(
+    `kernel pid ${k.pid} on ${k.socket}; memory ${k.memoryUsed}/${k.memoryBudget} bytes; max message ${k.maxMessageSize} bytes`,
+  );
   out.push('');
   out.push('Processes');
   const procs = s.processes.filter((p) => p.name !== self);
   const pr = [['PID', 'NAME', 'OS-PID', 'INBOX', 'SENT', 'RECEIVED', 'OWNS']];
   for (const p of procs) {
-    pr.push([String(p.pid), p.name, String(p.osPid), String(p.inboxDepth), String(p.sent), String(p.received), p.owns.join(',') || '-']);
+    pr.push([
+      String(p.pid),
+      p.name,
+      String(p.osPid),
+      String(p.inboxDepth),
+      String(p.sent),
+      String(p.received),
+      p.owns.join(',') || '-',
+    ]);
   }
   out.push(procs.length === 0 ? '  (none)' : table(pr));
   out.push('');
   out.push('Mailboxes');
-  const mr = [['NAME', 'CAPACITY', 'DEPTH', 'DELIVERY', 'OWNERSHIP', 'OWNER', 'SEND', 'RECV', 'RECEIVERS', 'SENT', 'DELIVERED', 'WAIT-S', 'WAIT-R']];
+  const mr = [
+    [
+      'NAME',
+      'CAPACITY',
+      'DEPTH',
+      'DELIVERY',
+      'OWNERSHIP',
+      'OWNER',
+      'SEND',
+      'RECV',
+      'RECEIVERS',
+      'SENT',
+      'DELIVERED',
+      'WAIT-S',
+      'WAIT-R',
+    ],
+  ];
   for (const m of s.mailboxes) {
     mr.push([
       m.name,
@@ -50,7 +83,14 @@ export function formatStatus(s: KernelStatus, self: string): string {
   out.push('Segments');
   const sr = [['NAME', 'SIZE', 'KIND', 'OWNERSHIP', 'OWNER', 'ATTACHED']];
   for (const g of s.segments) {
-    sr.push([g.name, String(g.size), g.kind, g.ownership, g.owner, g.attached.map((a) => `${a.process}:${a.role}`).join(',') || '-']);
+    sr.push([
+      g.name,
+      String(g.size),
+      g.kind,
+      g.ownership,
+      g.owner,
+      g.attached.map((a) => `${a.process}:${a.role}`).join(',') || '-',
+    ]);
   }
   out.push(s.segments.length === 0 ? '  (none)' : table(sr));
   return `${out.join('\n')}\n`;
