@@ -147,6 +147,26 @@ export const DEFAULT_MAP_THRESHOLD = 4096;
 const MAX_SHM_CAPACITY = 2 ** 24;
 const MAX_SHM_MESSAGE = 2 ** 30;
 
+/**
+ * Waiter counts read by `stat()`, as byte offsets from the start of each
+ * structure, per the layouts documented in src/shm/mpmc-ring.ts (+196
+ * consumersWaiting, +260 producersWaiting) and src/shm/semaphore.ts (+4
+ * waiters). Read-only here; only those modules write them.
+ */
+const RING_CONSUMERS_WAITING = 196;
+const RING_PRODUCERS_WAITING = 260;
+const SEMAPHORE_WAITERS = 4;
+
+/** A snapshot of a shared-memory mailbox (see `ShmMailbox.stat()`). */
+export interface ShmMailboxStat {
+  /** Messages queued (ring cells claimed by senders and not yet taken). */
+  depth: number;
+  /** Senders parked for a credit, a ring cell or a slab chunk, in every attached process. */
+  waitingSenders: number;
+  /** Receivers parked for a message, in every attached process. */
+  waitingReceivers: number;
+}
+
 function notSupported(what: string): IpcError {
   return new IpcError('NOT_SUPPORTED', `shared-memory mailboxes do not support ${what}`);
 }
@@ -404,6 +424,25 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
 
   get closed(): boolean {
     return (Atomics.load(this.#flags, H_FLAGS) & FLAG_CLOSED) !== 0;
+  }
+
+  /**
+   * Depth and waiters across all attached processes, from the shared
+   * counters the futex waits keep. A snapshot: a waiter counts once it has
+   * finished its brief spin and is about to park; a process that died while
+   * parked leaves the count one too high.
+   */
+  stat(): ShmMailboxStat {
+    const buffer = this.#segment.buffer;
+    const word = (byteOffset: number): number => Atomics.load(new Int32Array(buffer, byteOffset, 1), 0);
+    const l = this.layout;
+    const slabWaiters = l.slabChunks > 0 ? word(l.freeRingOffset + RING_CONSUMERS_WAITING) : 0;
+    return {
+      depth: this.#ring.size,
+      waitingSenders:
+        word(CREDITS_OFFSET + SEMAPHORE_WAITERS) + word(l.ringOffset + RING_PRODUCERS_WAITING) + slabWaiters,
+      waitingReceivers: word(l.ringOffset + RING_CONSUMERS_WAITING),
+    };
   }
 
   // ------------------------------------------------------------------ sending
