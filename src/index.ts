@@ -6,6 +6,7 @@ export type {
   SegmentRegistry,
   ShmDelivery,
   ShmMailboxOptions,
+  ShmMailboxStat,
   ShmReceiveOptions,
   ShmSendOptions,
 } from './backends/shm/shm-mailbox.js';

@@ -282,8 +282,9 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     return this.conn.call<SegmentInfo>('segment.attach', { name, role });
   }
 
-  async detachSegment(name: string): Promise<void> {
-    await this.conn.call('segment.detach', { name });
+  /** Drop one attachment (the one made with `role`, if given); the last one detaches this process. */
+  async detachSegment(name: string, role?: SegmentRole): Promise<void> {
+    await this.conn.call('segment.detach', role === undefined ? { name } : { name, role });
   }
 
   /** Remove (unlink) a registered segment; owner only unless `force`. Attached processes get 'segment-removed'. */

@@ -154,7 +154,7 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
         a.receivers === undefined ? 'everyone' : grantees(a.receivers, 'receivers'),
       );
       k.segments.set(name, rec);
-      rec.attached.set(s, segmentRole(a.role ?? 'both'));
+      rec.attach(s, segmentRole(a.role ?? 'both'));
       return rec.describe();
     }
     case 'segment.attach': {
@@ -168,17 +168,17 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
       }
       const meta = rec.meta as { delivery?: unknown } | null;
       if ((role === 'receive' || role === 'both') && meta?.delivery === 'exclusive' && rec.receivers() > 0) {
-        const mine = rec.attached.get(s);
+        const mine = rec.roleOf(s);
         if (mine !== 'receive' && mine !== 'both') {
           throw new IpcError('RECEIVER_BUSY', `${rec.name} is exclusive and already has a receiver`);
         }
       }
-      rec.attached.set(s, role);
+      rec.attach(s, role);
       return rec.describe();
     }
     case 'segment.detach': {
       const rec = segmentNamed(k, str(a, 'name'));
-      rec.attached.delete(s);
+      rec.detach(s, a.role === undefined ? undefined : segmentRole(a.role));
       return null;
     }
     case 'segment.remove': {

@@ -868,7 +868,7 @@ export class Kernel {
 
   private endSessionSegments(s: Session): void {
     for (const rec of [...this.segments.values()]) {
-      const role = rec.attached.get(s);
+      const role = rec.roleOf(s);
       if (role !== undefined) {
         rec.attached.delete(s);
         for (const other of rec.attached.keys()) {

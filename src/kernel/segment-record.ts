@@ -23,9 +23,25 @@ export interface SegmentInfo {
   createdAt: number;
 }
 
+/** The role a set of attachments amounts to: send and/or receive rights in use. */
+function combine(roles: readonly SegmentRole[]): SegmentRole {
+  let send = false;
+  let receive = false;
+  for (const r of roles) {
+    if (r === 'send' || r === 'both') send = true;
+    if (r === 'receive' || r === 'both') receive = true;
+  }
+  return send && receive ? 'both' : send ? 'send' : receive ? 'receive' : 'attach';
+}
+
 export class SegmentRecord {
   readonly rights: MailboxRights;
-  readonly attached = new Map<Session, SegmentRole>();
+  /**
+   * Each process's attachments, one role per handle it holds: a process may
+   * open a segment several times, and detaching one handle must not drop the
+   * roles its other handles still use.
+   */
+  readonly attached = new Map<Session, SegmentRole[]>();
   readonly createdAt = Date.now();
 
   constructor(
@@ -42,9 +58,34 @@ export class SegmentRecord {
     this.rights = new MailboxRights(owner, senders, receivers);
   }
 
+  /** What `s` uses the segment for, over all its handles (undefined if not attached). */
+  roleOf(s: Session): SegmentRole | undefined {
+    const roles = this.attached.get(s);
+    return roles === undefined ? undefined : combine(roles);
+  }
+
+  attach(s: Session, role: SegmentRole): void {
+    const roles = this.attached.get(s);
+    if (roles === undefined) this.attached.set(s, [role]);
+    else roles.push(role);
+  }
+
+  /** Drop one handle of `s` (the one with `role` if given); the process is detached when none is left. */
+  detach(s: Session, role?: SegmentRole): void {
+    const roles = this.attached.get(s);
+    if (roles === undefined) return;
+    const i = role === undefined ? roles.length - 1 : roles.lastIndexOf(role);
+    roles.splice(i < 0 ? roles.length - 1 : i, 1);
+    if (roles.length === 0) this.attached.delete(s);
+  }
+
+  /** Processes that receive from the segment (for an exclusive mailbox: at most one). */
   receivers(): number {
     let n = 0;
-    for (const role of this.attached.values()) if (role === 'receive' || role === 'both') n++;
+    for (const roles of this.attached.values()) {
+      const r = combine(roles);
+      if (r === 'receive' || r === 'both') n++;
+    }
     return n;
   }
 
@@ -58,11 +99,11 @@ export class SegmentRecord {
       meta: this.meta,
       senders: this.rights.describe('send'),
       receivers: this.rights.describe('receive'),
-      attached: [...this.attached].map(([s, role]) => ({
+      attached: [...this.attached].map(([s, roles]) => ({
         process: s.name,
         pid: s.pid,
         osPid: s.osPid,
-        role,
+        role: combine(roles),
       })),
       createdAt: this.createdAt,
     };

@@ -176,6 +176,16 @@ export class MpmcRing {
     return (Atomics.load(this.#ctl, FLAGS) & CLOSED) !== 0;
   }
 
+  /** Readers parked (or about to park) waiting for a record, in every attached process (a snapshot). */
+  get waitingConsumers(): number {
+    return Atomics.load(this.#ctl, CONSUMERS_WAITING);
+  }
+
+  /** Writers parked (or about to park) waiting for a free cell, in every attached process (a snapshot). */
+  get waitingProducers(): number {
+    return Atomics.load(this.#ctl, PRODUCERS_WAITING);
+  }
+
   /** Records published and not yet taken (a snapshot; claimed cells count). */
   get size(): number {
     const ctl = this.#ctl;

@@ -68,6 +68,11 @@ export class Semaphore {
     return Atomics.load(this.#w, COUNT);
   }
 
+  /** Threads parked (or about to park) in a wait, in every attached process (a snapshot). */
+  get waiters(): number {
+    return Atomics.load(this.#w, WAITERS);
+  }
+
   tryWait(): boolean {
     const w = this.#w;
     let v = Atomics.load(w, COUNT);

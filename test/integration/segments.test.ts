@@ -117,6 +117,46 @@ describe('segment registry', () => {
     }
   });
 
+  it('counts attachments per handle: an exclusive receiver stays exclusive and keeps its notices while any handle is open', async () => {
+    const name = unique('handles');
+    const seg = Segment.create(name, { size: 4096 });
+    seg.close();
+    const a = await client(`a-${name}`);
+    const b = await client(`b-${name}`);
+    const c = await client(`c-${name}`);
+    try {
+      await a.registerSegment(name, {
+        size: 4096,
+        kind: 'mailbox',
+        meta: { delivery: 'exclusive' },
+        role: 'send',
+      });
+      await b.attachSegment(name, 'receive');
+      const busy = (e: IpcError) => e.code === 'RECEIVER_BUSY';
+      await assert.rejects(c.attachSegment(name, 'receive'), busy);
+      await b.attachSegment(name, 'send');
+      await assert.rejects(
+        c.attachSegment(name, 'receive'),
+        busy,
+        'a second handle must not hide the receive role',
+      );
+      await b.detachSegment(name, 'send');
+      await assert.rejects(
+        c.attachSegment(name, 'receive'),
+        busy,
+        'closing the send handle keeps the receive one',
+      );
+      const removed: SegmentRemovedEvent[] = [];
+      b.on('segment-removed', (e) => removed.push(e));
+      await a.close();
+      await waitFor(() => removed.length > 0, 10_000, 'segment-removed for the remaining handle');
+      assert.equal(removed[0]!.name, name);
+    } finally {
+      await b.close();
+      await c.close();
+    }
+  });
+
   it('ipcbox shm rm removes a registered system segment, unlinks an unregistered one, and exits 5 for an unknown name', async () => {
     const name = unique('cli');
     const owner = spawnFixture('segment-owner', [name, '4096', 'system'], d.socketPath);

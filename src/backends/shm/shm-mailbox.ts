@@ -89,7 +89,7 @@ export interface SegmentRegistry {
     },
   ): Promise<SegmentInfoLike>;
   attachSegment(name: string, role?: SegmentRole): Promise<SegmentInfoLike>;
-  detachSegment(name: string): Promise<void>;
+  detachSegment(name: string, role?: SegmentRole): Promise<void>;
   removeSegment(name: string, options?: { force?: boolean }): Promise<void>;
   on(event: 'segment-removed', listener: (e: { name: string; reason: string }) => void): unknown;
   off(event: 'segment-removed', listener: (e: { name: string; reason: string }) => void): unknown;
@@ -146,16 +146,6 @@ export const DEFAULT_SHM_MAX_MESSAGE = 1024 * 1024;
 export const DEFAULT_MAP_THRESHOLD = 4096;
 const MAX_SHM_CAPACITY = 2 ** 24;
 const MAX_SHM_MESSAGE = 2 ** 30;
-
-/**
- * Waiter counts read by `stat()`, as byte offsets from the start of each
- * structure, per the layouts documented in src/shm/mpmc-ring.ts (+196
- * consumersWaiting, +260 producersWaiting) and src/shm/semaphore.ts (+4
- * waiters). Read-only here; only those modules write them.
- */
-const RING_CONSUMERS_WAITING = 196;
-const RING_PRODUCERS_WAITING = 260;
-const SEMAPHORE_WAITERS = 4;
 
 /** A snapshot of a shared-memory mailbox (see `ShmMailbox.stat()`). */
 export interface ShmMailboxStat {
@@ -404,7 +394,7 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
       }
       return new ShmMailbox(proc, name, segment, role);
     } catch (err) {
-      await proc.detachSegment(name).catch(() => undefined);
+      await proc.detachSegment(name, role).catch(() => undefined);
       throw err;
     }
   }
@@ -433,15 +423,11 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
    * parked leaves the count one too high.
    */
   stat(): ShmMailboxStat {
-    const buffer = this.#segment.buffer;
-    const word = (byteOffset: number): number => Atomics.load(new Int32Array(buffer, byteOffset, 1), 0);
-    const l = this.layout;
-    const slabWaiters = l.slabChunks > 0 ? word(l.freeRingOffset + RING_CONSUMERS_WAITING) : 0;
     return {
       depth: this.#ring.size,
       waitingSenders:
-        word(CREDITS_OFFSET + SEMAPHORE_WAITERS) + word(l.ringOffset + RING_PRODUCERS_WAITING) + slabWaiters,
-      waitingReceivers: word(l.ringOffset + RING_CONSUMERS_WAITING),
+        this.#credits.waiters + this.#ring.waitingProducers + (this.#slab?.waitingForChunk ?? 0),
+      waitingReceivers: this.#ring.waitingConsumers,
     };
   }
 
@@ -591,7 +577,7 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     this.#closedError ??= new MailboxClosedError(`handle on ${this.name} closed`);
     this.#local.abort(this.#closedError);
     this.#segment.close();
-    await this.#proc.detachSegment(this.name).catch((err: unknown) => {
+    await this.#proc.detachSegment(this.name, this.role).catch((err: unknown) => {
       if (!(err instanceof IpcError && (err.code === 'NO_SUCH_SEGMENT' || err.code === 'DISCONNECTED')))
         throw err;
     });

@@ -28,6 +28,11 @@ export class Slab {
   readonly #pid = process.pid;
   readonly #index = new Uint8Array(4);
 
+  /** Senders parked waiting for a free chunk, in every attached process (a snapshot). */
+  get waitingForChunk(): number {
+    return this.#free.waitingConsumers;
+  }
+
   constructor(buffer: SharedArrayBuffer, layout: MailboxLayout) {
     this.#buffer = buffer;
     this.#layout = layout;
