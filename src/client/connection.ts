@@ -11,7 +11,7 @@ import {
   ProtocolError,
 } from '../errors.js';
 import { errorCodeFromWire } from '../wire/error-codes.js';
-import { type Frame, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
+import { type Frame, FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
 import { codecId, codecName, encodePayload, inferCodec } from '../wire/payload-codec.js';
 import {
   type CodecName,
@@ -97,6 +97,8 @@ const FLUSH_THRESHOLD = 64 * 1024;
 const NO_OPTIONS: SendOptions = Object.freeze({});
 const RESOLVED: Promise<void> = Promise.resolve();
 const CREDIT_LOW_WATER = 32;
+/** Large messages spend budget bytes before slots: below this many, turn the loop to read the top-up. */
+const BYTE_CREDIT_LOW_WATER = 1024 * 1024;
 
 /** Resolve after one full turn of the event loop, including its I/O poll phase. */
 function yieldThroughPoll(): Promise<void> {
@@ -231,8 +233,8 @@ export class Connection implements DeliveryControl {
   flush(): void {
     this.flushScheduled = false;
     if (this.consumed.length > 0) this.writeIds(Op.CONSUMED, this.consumed.splice(0));
-    const bytes = this.writer.take();
-    if (bytes !== undefined && this.lost === undefined) this.socket.write(bytes);
+    const parts = this.writer.takeParts();
+    if (parts !== undefined && this.lost === undefined) writeParts(this.socket, parts);
   }
 
   private writeIds(op: number, ids: number[]): void {
@@ -371,7 +373,9 @@ export class Connection implements DeliveryControl {
         // its I/O poll) so the batch leaves and the kernel's credit top-up is read before the
         // credits run out and a send must wait a round trip.
         const c = target.credits;
-        if ((c & 127) === 0 || (c < CREDIT_LOW_WATER && (c & 7) === 0)) return yieldThroughPoll();
+        if ((c & 127) === 0 || (c < CREDIT_LOW_WATER && (c & 7) === 0) || target.byteCredits < BYTE_CREDIT_LOW_WATER) {
+          return yieldThroughPoll();
+        }
         return RESOLVED;
       }
       const { reqId, promise } = this.newRequest(target, options.signal, (id) => this.cancel(id));

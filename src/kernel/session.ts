@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { IpcErrorCode } from '../errors.js';
 import { errorCodeToWire } from '../wire/error-codes.js';
-import { FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
+import { FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
 import { Op } from '../wire/protocol.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, PendingSend } from './mailbox-record.js';
 
@@ -90,9 +90,9 @@ export class Session {
     this.markDirty(this);
   }
 
-  /** Write buffered frames to the socket in one write. */
+  /** Write buffered frames to the socket in one (gathered) write. */
   flush(): void {
-    const bytes = this.writer.take();
-    if (bytes !== undefined && !this.closed && !this.socket.destroyed) this.socket.write(bytes);
+    const parts = this.writer.takeParts();
+    if (parts !== undefined && !this.closed && !this.socket.destroyed) writeParts(this.socket, parts);
   }
 }

@@ -8,7 +8,9 @@
  *
  * The addon is looked up at `<package root>/native/build/Release/ipcbox_shm.node`,
  * where the package root is the nearest ancestor directory of this file that
- * holds a package.json (this file runs from src/shm/ or dist/src/shm/).
+ * holds a package.json (this file runs from src/shm/ or dist/src/shm/), or at
+ * `$IPCBOX_NATIVE_ADDON` when that is set (another build; tests use it to
+ * check what happens without the addon).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -76,7 +78,7 @@ export function native(): NativeShm {
   try {
     if (process.platform !== 'linux')
       throw new Error(`shared memory futexes need Linux, not ${process.platform}`);
-    path = join(packageRoot(), ADDON);
+    path = process.env.IPCBOX_NATIVE_ADDON || join(packageRoot(), ADDON);
     loaded = createRequire(import.meta.url)(path) as NativeShm;
     return loaded;
   } catch (cause) {

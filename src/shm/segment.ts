@@ -14,12 +14,15 @@
  * - The mapping lives as long as any SharedArrayBuffer on it (in any thread)
  *   or any pending async futex wait on it; `close()` only drops this handle's
  *   reference, so it can never leave a view pointing at unmapped memory.
+ * - `grow` enlarges a segment (never shrinks it: other processes may still
+ *   map the end); existing mappings keep their length, `open` maps the new one.
  * - `unlink` removes the name; mappings stay valid until released.
  * - OS errors map to IpcError codes with the original error as `cause`:
  *   ENOENT → NO_SUCH_SEGMENT, EACCES/EPERM → PERMISSION_DENIED,
  *   EEXIST → NAME_TAKEN, EINVAL/ENAMETOOLONG → INVALID_ARGUMENT. Others
  *   (ENOSPC, EMFILE, ...) are rethrown unchanged as Node errno errors.
  */
+import { truncateSync } from 'node:fs';
 import { IpcError } from '../errors.js';
 import { native } from './native.js';
 
@@ -133,6 +136,27 @@ export class Segment {
       return new Segment(posix, shm.open(posix, size, { create: false, exclusive: false, mode: 0 }));
     } catch (err) {
       return fromErrno(err, posix);
+    }
+  }
+
+  /**
+   * Grow a segment to `size` bytes (where safe: growing only). Existing
+   * mappings keep their length and stay valid; `open()` afterwards maps the
+   * new size. Shrinking is refused, since a process still mapping the cut-off
+   * pages would fault on its next access. POSIX shared memory lives in
+   * /dev/shm on Linux, so this is a plain truncate of that file.
+   */
+  static grow(name: string, size: number): void {
+    const posix = posixName(name);
+    const wanted = checkSize(size, 'size');
+    const current = Segment.stat(name).size;
+    if (wanted < current) {
+      throw new IpcError('INVALID_ARGUMENT', `segment ${posix} is ${current} bytes; shrinking a shared segment is unsafe`);
+    }
+    try {
+      truncateSync(`/dev/shm${posix}`, wanted);
+    } catch (err) {
+      fromErrno(err, posix);
     }
   }
 

@@ -41,9 +41,13 @@ export class Frame {
   }
 }
 
-const CHUNK = 64 * 1024;
+/** Chunk sizes for the writer: small for quiet connections, up to MAX_CHUNK for busy ones. */
+const MIN_CHUNK = 16 * 1024;
+const MAX_CHUNK = 1024 * 1024;
 /** Payloads up to this many bytes are copied byte by byte (see frameFrom). */
 const SMALL_COPY = 256;
+/** Forwarded payloads larger than this travel by reference, not copied (see frameFrom). */
+const LARGE_PAYLOAD = 16 * 1024;
 
 /**
  * Little-endian u32 store without Buffer#writeUInt32LE's argument checks
@@ -62,20 +66,33 @@ function getU32(b: Buffer, p: number): number {
 
 /**
  * Appends frames to an in-memory chunk so that many frames leave in one
- * socket write. `take()` hands the filled part over and starts a new chunk
- * (the old one belongs to the socket until written, so it is never reused).
+ * socket write. What `takeParts()` hands over belongs to the socket until
+ * written, so it is never written again: the writer only ever appends after
+ * it, and starts a new chunk when the current one is full.
+ *
+ * Large payloads forwarded with `frameFrom` are not copied at all: the
+ * frame's header goes into the chunk and the payload travels as its own part
+ * (a view of bytes the caller guarantees never change, such as received
+ * bytes), so one flush is a list of parts for a gathered write.
  */
 export class FrameWriter {
-  private buf: Buffer = Buffer.allocUnsafe(CHUNK);
+  private buf: Buffer = Buffer.allocUnsafe(MIN_CHUNK);
+  /** Size of the last batch taken: the next chunk holds several such batches, so most flushes are one part. */
+  private lastBatch = 0;
+  /** Bytes of `buf` before `mark` have been handed over (or moved to `parts`). */
+  private mark = 0;
   private pos = 0;
+  private parts: Buffer[] = [];
+  private bytes = 0;
 
+  /** Bytes written since the last take. */
   get pending(): number {
-    return this.pos;
+    return this.bytes;
   }
 
   /**
    * Write one frame: header, then `words` u32 values (0..2 of w0, w1), then
-   * `payload`. Returns nothing; call `take()` to collect the bytes.
+   * `payload` (copied). Call `takeParts()` to collect the bytes.
    */
   frame(
     op: number,
@@ -90,15 +107,15 @@ export class FrameWriter {
     payload: Uint8Array | undefined,
   ): void {
     const payloadLength = payload === undefined ? 0 : payload.byteLength;
-    const p = this.header(op, flags, priority, codec, reqId, target, words, w0, w1, payloadLength);
+    const p = this.header(op, flags, priority, codec, reqId, target, words, w0, w1, payloadLength, payloadLength);
     if (payloadLength > 0) this.buf.set(payload as Uint8Array, p);
     this.pos = p + payloadLength;
   }
 
   /**
-   * The same with the payload given as bytes `start..end` of `src`: the
-   * kernel forwards a payload straight from the bytes it received, without
-   * making a view of it first.
+   * The same with the payload given as bytes `start..end` of `src`, which must
+   * never change afterwards (the kernel forwards payloads straight from the
+   * bytes it received): small payloads are copied, large ones passed by reference.
    */
   frameFrom(
     op: number,
@@ -115,7 +132,13 @@ export class FrameWriter {
     end: number,
   ): void {
     const n = end - start;
-    const p = this.header(op, flags, priority, codec, reqId, target, words, w0, w1, n);
+    if (n > LARGE_PAYLOAD) {
+      this.pos = this.header(op, flags, priority, codec, reqId, target, words, w0, w1, n, 0);
+      this.cut();
+      this.parts.push(src.subarray(start, end));
+      return;
+    }
+    const p = this.header(op, flags, priority, codec, reqId, target, words, w0, w1, n, n);
     if (n > SMALL_COPY) src.copy(this.buf, p, start, end);
     else {
       // Buffer#copy makes a view of the source range before copying; for small payloads a loop is cheaper.
@@ -125,7 +148,41 @@ export class FrameWriter {
     this.pos = p + n;
   }
 
-  /** Reserve room for a whole frame and write everything before its payload; returns where the payload goes. */
+  /** Frame whose body is a UTF-8 string after `words` u32 values (control frames). */
+  textFrame(op: number, reqId: number, words: 0 | 1 | 2, w0: number, w1: number, text: string): void {
+    this.frame(op, 0, 0, 0, reqId, 0, words, w0, w1, Buffer.from(text, 'utf8'));
+  }
+
+  /** The bytes written since the last take, as parts for one gathered write; undefined if none. */
+  takeParts(): Buffer[] | undefined {
+    this.cut();
+    if (this.parts.length === 0) return undefined;
+    const out = this.parts;
+    this.parts = [];
+    this.lastBatch = this.bytes;
+    this.bytes = 0;
+    return out;
+  }
+
+  /** The bytes written since the last take in one buffer (joined if need be); undefined if none. */
+  take(): Buffer | undefined {
+    const parts = this.takeParts();
+    if (parts === undefined) return undefined;
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
+  /** Move the written, not yet taken bytes of the current chunk to `parts`. */
+  private cut(): void {
+    if (this.pos > this.mark) {
+      this.parts.push(this.buf.subarray(this.mark, this.pos));
+      this.mark = this.pos;
+    }
+  }
+
+  /**
+   * Reserve room for a frame (`inline` payload bytes go into the chunk) and
+   * write everything before its payload; returns where the payload goes.
+   */
   private header(
     op: number,
     flags: number,
@@ -137,12 +194,20 @@ export class FrameWriter {
     w0: number,
     w1: number,
     payloadLength: number,
+    inline: number,
   ): number {
-    const total = HEADER_SIZE + words * 4 + payloadLength;
-    this.reserve(total);
+    const head = HEADER_SIZE + words * 4;
+    if (this.pos + head + inline > this.buf.length) {
+      this.cut();
+      const size = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, this.lastBatch * 8));
+      this.buf = Buffer.allocUnsafe(Math.max(size, head + inline));
+      this.mark = 0;
+      this.pos = 0;
+    }
+    this.bytes += head + payloadLength;
     const b = this.buf;
     let p = this.pos;
-    putU32(b, p, total - 4);
+    putU32(b, p, head + payloadLength - 4);
     b[p + 4] = op;
     b[p + 5] = flags;
     b[p + 6] = priority;
@@ -160,30 +225,24 @@ export class FrameWriter {
     }
     return p;
   }
+}
 
-  /** Frame whose body is a UTF-8 string after `words` u32 values (control frames). */
-  textFrame(op: number, reqId: number, words: 0 | 1 | 2, w0: number, w1: number, text: string): void {
-    this.frame(op, 0, 0, 0, reqId, 0, words, w0, w1, Buffer.from(text, 'utf8'));
-  }
+/** Anything frames can be written to as one gathered write (a net.Socket). */
+export interface GatheringWriter {
+  write(chunk: Uint8Array): unknown;
+  cork(): void;
+  uncork(): void;
+}
 
-  /** The bytes written since the last take, or undefined if none. */
-  take(): Buffer | undefined {
-    if (this.pos === 0) return undefined;
-    const out = this.buf.subarray(0, this.pos);
-    const nextSize = this.buf.length > CHUNK && this.pos < CHUNK ? CHUNK : this.buf.length;
-    this.buf = Buffer.allocUnsafe(nextSize);
-    this.pos = 0;
-    return out;
+/** Write the parts `takeParts()` returned; several go out corked, as one gathered (writev) write. */
+export function writeParts(out: GatheringWriter, parts: readonly Buffer[]): void {
+  if (parts.length === 1) {
+    out.write(parts[0]!);
+    return;
   }
-
-  private reserve(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length;
-    while (size < this.pos + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
+  out.cork();
+  for (const part of parts) out.write(part);
+  out.uncork();
 }
 
 /**

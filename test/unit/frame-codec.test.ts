@@ -430,3 +430,30 @@ describe('FrameDecoder: errors', () => {
     assert.equal(errorCount, 1);
   });
 });
+
+describe('FrameWriter.frameFrom and gathered parts', () => {
+  it('forwards a large payload by reference as its own part and a small one by copy, both decoding intact', () => {
+    const w = new FrameWriter();
+    const received = Buffer.alloc(100_000);
+    for (let i = 0; i < received.length; i++) received[i] = (i * 13) & 0xff;
+    w.frameFrom(9, 1, 5, 0, 7, 3, 2, 11, 22, received, 1000, 1000 + 40_000);
+    w.frameFrom(9, 0, 0, 0, 8, 3, 2, 12, 23, received, 10, 74);
+    const parts = w.takeParts()!;
+    assert.ok(parts.some((p) => p.buffer === received.buffer), 'the large payload is a view of the source bytes');
+    const { decoder, frames } = collect(1 << 20);
+    decoder.push(Buffer.concat(parts));
+    assert.equal(frames.length, 2);
+    assert.deepEqual(frames[0]!.body.subarray(8), received.subarray(1000, 41_000));
+    assert.deepEqual(frames[1]!.body.subarray(8), received.subarray(10, 74));
+    assert.equal(w.takeParts(), undefined);
+  });
+
+  it('pending counts every byte of a frame, inline or by reference, and resets on take', () => {
+    const w = new FrameWriter();
+    const src = Buffer.alloc(50_000, 1);
+    w.frameFrom(9, 0, 0, 0, 1, 1, 2, 0, 0, src, 0, src.length);
+    assert.equal(w.pending, HEADER_SIZE + 8 + src.length);
+    w.takeParts();
+    assert.equal(w.pending, 0);
+  });
+});
