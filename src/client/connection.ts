@@ -373,7 +373,11 @@ export class Connection implements DeliveryControl {
         // its I/O poll) so the batch leaves and the kernel's credit top-up is read before the
         // credits run out and a send must wait a round trip.
         const c = target.credits;
-        if ((c & 127) === 0 || (c < CREDIT_LOW_WATER && (c & 7) === 0) || target.byteCredits < BYTE_CREDIT_LOW_WATER) {
+        if (
+          (c & 127) === 0 ||
+          (c < CREDIT_LOW_WATER && (c & 7) === 0) ||
+          target.byteCredits < BYTE_CREDIT_LOW_WATER
+        ) {
           return yieldThroughPoll();
         }
         return RESOLVED;

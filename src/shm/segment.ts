@@ -151,7 +151,10 @@ export class Segment {
     const wanted = checkSize(size, 'size');
     const current = Segment.stat(name).size;
     if (wanted < current) {
-      throw new IpcError('INVALID_ARGUMENT', `segment ${posix} is ${current} bytes; shrinking a shared segment is unsafe`);
+      throw new IpcError(
+        'INVALID_ARGUMENT',
+        `segment ${posix} is ${current} bytes; shrinking a shared segment is unsafe`,
+      );
     }
     try {
       truncateSync(`/dev/shm${posix}`, wanted);

@@ -107,7 +107,19 @@ export class FrameWriter {
     payload: Uint8Array | undefined,
   ): void {
     const payloadLength = payload === undefined ? 0 : payload.byteLength;
-    const p = this.header(op, flags, priority, codec, reqId, target, words, w0, w1, payloadLength, payloadLength);
+    const p = this.header(
+      op,
+      flags,
+      priority,
+      codec,
+      reqId,
+      target,
+      words,
+      w0,
+      w1,
+      payloadLength,
+      payloadLength,
+    );
     if (payloadLength > 0) this.buf.set(payload as Uint8Array, p);
     this.pos = p + payloadLength;
   }

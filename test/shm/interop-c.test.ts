@@ -72,8 +72,14 @@ describe('shared memory with C', () => {
     assert.equal(bigger.size, 3 * 4096);
     assert.equal(new Uint8Array(bigger.buffer)[100], 42);
     new Uint8Array(bigger.buffer)[3 * 4096 - 1] = 7;
-    assert.throws(() => Segment.grow(name, 4096), (e: IpcError) => e.code === 'INVALID_ARGUMENT');
-    assert.throws(() => Segment.grow(`${name}-missing`, 8192), (e: IpcError) => e.code === 'NO_SUCH_SEGMENT');
+    assert.throws(
+      () => Segment.grow(name, 4096),
+      (e: IpcError) => e.code === 'INVALID_ARGUMENT',
+    );
+    assert.throws(
+      () => Segment.grow(`${name}-missing`, 8192),
+      (e: IpcError) => e.code === 'NO_SUCH_SEGMENT',
+    );
     seg.close();
     bigger.close();
   });

@@ -13,7 +13,9 @@ describe('without the native addon', () => {
   });
 
   it('shared-memory calls throw NATIVE_UNAVAILABLE while send and receive through the kernel still work', async () => {
-    const p = spawnFixture('../shm/fixtures/no-addon', [], d.socketPath, { IPCBOX_NATIVE_ADDON: '/nonexistent/ipcbox_shm.node' });
+    const p = spawnFixture('../shm/fixtures/no-addon', [], d.socketPath, {
+      IPCBOX_NATIVE_ADDON: '/nonexistent/ipcbox_shm.node',
+    });
     const shm = await p.line((l) => l.startsWith('shm: '));
     assert.equal(shm, 'shm: NATIVE_UNAVAILABLE');
     assert.equal(await p.line((l) => l.startsWith('message: ')), 'message: still here');

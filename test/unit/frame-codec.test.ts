@@ -439,7 +439,10 @@ describe('FrameWriter.frameFrom and gathered parts', () => {
     w.frameFrom(9, 1, 5, 0, 7, 3, 2, 11, 22, received, 1000, 1000 + 40_000);
     w.frameFrom(9, 0, 0, 0, 8, 3, 2, 12, 23, received, 10, 74);
     const parts = w.takeParts()!;
-    assert.ok(parts.some((p) => p.buffer === received.buffer), 'the large payload is a view of the source bytes');
+    assert.ok(
+      parts.some((p) => p.buffer === received.buffer),
+      'the large payload is a view of the source bytes',
+    );
     const { decoder, frames } = collect(1 << 20);
     decoder.push(Buffer.concat(parts));
     assert.equal(frames.length, 2);
