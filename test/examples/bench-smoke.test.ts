@@ -4,11 +4,10 @@
  * It checks that every transport has a row for every size; it never asserts speed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ROOT, tempDir } from '../helpers/kernel-harness.js';
+import { ROOT, runScript, tempDir } from '../helpers/kernel-harness.js';
 
 const TRANSPORTS = [
   'ipcbox (kernel daemon)',
@@ -28,18 +27,11 @@ test('bench --quick measures every transport at 64 B and 64 KiB and writes the r
   const dir = tempDir('ipcbox-bench-smoke-');
   try {
     const out = join(dir, 'benchmarks.md');
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'run.js'), '--quick', '--out', out], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const { code, stdout, stderr } = await runScript(join(ROOT, 'dist', 'bench', 'run.js'), [
+      '--quick',
+      '--out',
+      out,
+    ]);
     assert.equal(code, 0, stderr);
 
     const md = readFileSync(out, 'utf8');

@@ -152,8 +152,16 @@ export function runCli(
   args: string[],
   socketPath: string,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runScript(CLI, ['--socket', socketPath, ...args]);
+}
+
+/** Run a compiled script with this Node to completion; returns its exit code and output. */
+export function runScript(
+  script: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, [CLI, '--socket', socketPath, ...args], {
+    const child = spawn(process.execPath, [script, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

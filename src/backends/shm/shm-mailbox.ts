@@ -25,7 +25,9 @@
  * - Not supported (NOT_SUPPORTED): capacity 0 (rendezvous) and unbounded,
  *   broadcast delivery, priorities other than 0, ack/redelivery, sync send.
  */
+
 import { EventEmitter } from 'node:events';
+import type { RegisterSegmentOptions } from '../../client/process.js';
 import type { Grantees } from '../../core/rights.js';
 import {
   AbortError,
@@ -36,6 +38,7 @@ import {
   TimeoutError,
   WouldBlockError,
 } from '../../errors.js';
+import type { SegmentRole } from '../../kernel/segment-record.js';
 import { deadlineAfter, remaining } from '../../shm/futex.js';
 import { MpmcRing } from '../../shm/mpmc-ring.js';
 import { Segment } from '../../shm/segment.js';
@@ -57,7 +60,7 @@ import {
 } from './mailbox-layout.js';
 import { Slab } from './slab.js';
 
-export type SegmentRole = 'send' | 'receive' | 'both' | 'attach';
+export type { SegmentRole };
 
 /** What the kernel says about a registered segment (the fields this backend reads). */
 export interface SegmentInfoLike {
@@ -76,18 +79,7 @@ export interface SegmentInfoLike {
 export interface SegmentRegistry {
   readonly name: string;
   readonly pid: number;
-  registerSegment(
-    name: string,
-    options: {
-      size: number;
-      kind?: 'segment' | 'mailbox';
-      ownership?: 'process' | 'system';
-      meta?: unknown;
-      senders?: Grantees;
-      receivers?: Grantees;
-      role?: SegmentRole;
-    },
-  ): Promise<SegmentInfoLike>;
+  registerSegment(name: string, options: RegisterSegmentOptions): Promise<SegmentInfoLike>;
   attachSegment(name: string, role?: SegmentRole): Promise<SegmentInfoLike>;
   detachSegment(name: string, role?: SegmentRole): Promise<void>;
   removeSegment(name: string, options?: { force?: boolean }): Promise<void>;
