@@ -116,6 +116,8 @@ describe('payload codecs: round trips', () => {
           withSparseArray: true,
         }),
         (v) => {
+          // An invalid Date survives the round trip, but deepStrictEqual never finds two of them equal (NaN time).
+          fc.pre(!hasInvalidDate(v, new Set()));
           assert.deepStrictEqual(roundTrip(v, Codec.V8), v);
         },
       ),
@@ -155,3 +157,14 @@ describe('payload codecs: misuse', () => {
     );
   });
 });
+
+/** True if `v` holds a Date whose time is NaN anywhere inside (maps, sets, arrays, objects). */
+function hasInvalidDate(v: unknown, seen: Set<unknown>): boolean {
+  if (v instanceof Date) return Number.isNaN(v.getTime());
+  if (typeof v !== 'object' || v === null || seen.has(v)) return false;
+  seen.add(v);
+  if (v instanceof Map) return [...v].some(([k, x]) => hasInvalidDate(k, seen) || hasInvalidDate(x, seen));
+  if (v instanceof Set) return [...v].some((x) => hasInvalidDate(x, seen));
+  if (ArrayBuffer.isView(v)) return false;
+  return Object.values(v).some((x) => hasInvalidDate(x, seen));
+}
