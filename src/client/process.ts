@@ -74,6 +74,11 @@ export interface SegmentPeerExitEvent {
   role: SegmentRole;
 }
 
+/** A process may be named with or without the '@' that marks a process in a TARGET. */
+function bareName(name: string): string {
+  return name.startsWith('@') ? name.slice(1) : name;
+}
+
 interface ProcessEvents {
   'segment-removed': [SegmentRemovedEvent];
   'segment-peer-exit': [SegmentPeerExitEvent];
@@ -164,7 +169,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   async receive(options: ReceiveFromOptions = {}): Promise<Message> {
     const { from, ...rest } = options;
     if (from === undefined) return this.conn.receive(this.inbox, rest);
-    const bare = from.startsWith('@') ? from.slice(1) : from;
+    const bare = bareName(from);
     // A sender that has already exited may still have messages queued here: use the pid we learned.
     const pid = this.conn.knownPid(bare) ?? ((await this.link(bare)) as Target & { pid: number }).pid;
     return this.conn.receive(this.inbox, { ...rest, from: pid });
@@ -181,7 +186,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   }
 
   private link(name: string): Promise<Target> {
-    const bare = name.startsWith('@') ? name.slice(1) : name;
+    const bare = bareName(name);
     let t = this.links.get(bare);
     if (t === undefined) {
       t = this.conn
@@ -301,7 +306,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   /** Send an asynchronous notice to a process; it arrives there as a 'signal' event. */
   async signal(to: string, type: string, payload?: unknown): Promise<void> {
     await this.conn.call('signal', {
-      to: to.startsWith('@') ? to.slice(1) : to,
+      to: bareName(to),
       type,
       payload: payload ?? null,
     });
@@ -309,11 +314,11 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
 
   /** Watch a process: an 'exit' event comes when it ends, with its exit reason. */
   async monitor(name: string): Promise<void> {
-    await this.conn.call('monitor', { name: name.startsWith('@') ? name.slice(1) : name });
+    await this.conn.call('monitor', { name: bareName(name) });
   }
 
   async demonitor(name: string): Promise<void> {
-    await this.conn.call('demonitor', { name: name.startsWith('@') ? name.slice(1) : name });
+    await this.conn.call('demonitor', { name: bareName(name) });
   }
 
   /** Leave: the kernel removes this process, its inbox and the mailboxes it owns. */

@@ -115,8 +115,13 @@ export function kernelStatus(k: Kernel): KernelStatus {
   };
 }
 
+/** Segments are registered under their POSIX name without the leading '/' ("foo" and "/foo" are one). */
+function segmentKey(name: string): string {
+  return name.startsWith('/') ? name.slice(1) : name;
+}
+
 function segmentNamed(k: Kernel, name: string): SegmentRecord {
-  const rec = k.segments.get(name.startsWith('/') ? name.slice(1) : name);
+  const rec = k.segments.get(segmentKey(name));
   if (rec === undefined) throw new IpcError('NO_SUCH_SEGMENT', `no such segment: ${name}`);
   return rec;
 }
@@ -130,8 +135,7 @@ function segmentRole(v: unknown): SegmentRole {
 function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<string, unknown>): unknown {
   switch (method) {
     case 'segment.register': {
-      const raw = str(a, 'name');
-      const name = raw.startsWith('/') ? raw.slice(1) : raw;
+      const name = segmentKey(str(a, 'name'));
       if (k.segments.has(name)) throw new IpcError('SEGMENT_EXISTS', `segment already registered: ${name}`);
       const size = a.size;
       if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0)

@@ -421,10 +421,8 @@ export class Kernel {
     s.pendingSends.set(w.reqId, w);
     if (timeout >= 0) {
       w.timer = setTimeout(() => {
-        if (rec.core.cancelSend(w)) {
-          s.pendingSends.delete(w.reqId);
-          s.sendError(w.reqId, 'TIMEOUT', `send to ${rec.name} timed out after ${timeout} ms`);
-        }
+        if (rec.core.cancelSend(w))
+          this.failSend(w, 'TIMEOUT', `send to ${rec.name} timed out after ${timeout} ms`);
       }, timeout);
     }
     this.revokeCredits(rec);
@@ -455,10 +453,8 @@ export class Kernel {
   private failDeferredNonblocking(rec: MailboxRecord): void {
     for (const s of this.sessions.values()) {
       for (const w of s.pendingSends.values()) {
-        if (w.record === rec && w.nonblock && rec.core.cancelSend(w)) {
-          s.pendingSends.delete(w.reqId);
-          s.sendError(w.reqId, 'WOULD_BLOCK', `${rec.name} is full`);
-        }
+        if (w.record === rec && w.nonblock && rec.core.cancelSend(w))
+          this.failSend(w, 'WOULD_BLOCK', `${rec.name} is full`);
       }
     }
   }
@@ -551,8 +547,7 @@ export class Kernel {
     if (timeout >= 0) {
       req.timer = setTimeout(() => {
         if (rec.core.cancelReceive(s.pid, req)) {
-          s.pendingReceives.delete(req.reqId);
-          s.sendError(req.reqId, 'TIMEOUT', `receive from ${rec.name} timed out after ${timeout} ms`);
+          this.failReceive(req, 'TIMEOUT', `receive from ${rec.name} timed out after ${timeout} ms`);
         }
       }, timeout);
     }
@@ -718,19 +713,26 @@ export class Kernel {
   private onCancel(s: Session, reqId: number): void {
     const w = s.pendingSends.get(reqId);
     if (w !== undefined) {
-      if (w.record.core.cancelSend(w)) {
-        if (w.timer) clearTimeout(w.timer);
-        s.pendingSends.delete(reqId);
-        s.sendError(reqId, 'ABORTED', 'send aborted');
-      }
+      if (w.record.core.cancelSend(w)) this.failSend(w, 'ABORTED', 'send aborted');
       return;
     }
     const r = s.pendingReceives.get(reqId);
-    if (r?.record.core.cancelReceive(s.pid, r)) {
-      if (r.timer) clearTimeout(r.timer);
-      s.pendingReceives.delete(reqId);
-      s.sendError(reqId, 'ABORTED', 'receive aborted');
-    }
+    if (r?.record.core.cancelReceive(s.pid, r)) this.failReceive(r, 'ABORTED', 'receive aborted');
+  }
+
+  /** Answer a send that has left the core's queue of senders with an error. */
+  private failSend(w: PendingSend, code: IpcErrorCode, text: string): void {
+    if (w.timer) clearTimeout(w.timer);
+    if (w.session === undefined) return;
+    w.session.pendingSends.delete(w.reqId);
+    w.session.sendError(w.reqId, code, text);
+  }
+
+  /** Answer a receive that has left the core's parked requests with an error. */
+  private failReceive(r: PendingReceive, code: IpcErrorCode, text: string): void {
+    if (r.timer) clearTimeout(r.timer);
+    r.session.pendingReceives.delete(r.reqId);
+    r.session.sendError(r.reqId, code, text);
   }
 
   private onCall(s: Session, f: Frame): void {
@@ -788,19 +790,10 @@ export class Kernel {
     const code: IpcErrorCode = 'MAILBOX_CLOSED';
     const text = `${rec.name} was closed: ${reason}`;
     for (const w of senders) {
-      const pw = w as PendingSend;
-      if (pw.timer) clearTimeout(pw.timer);
-      pw.message.completion = undefined;
-      if (pw.session === undefined) continue;
-      pw.session.pendingSends.delete(pw.reqId);
-      pw.session.sendError(pw.reqId, code, text);
+      w.message.completion = undefined;
+      this.failSend(w as PendingSend, code, text);
     }
-    for (const [, req] of requests) {
-      const pr = req as PendingReceive;
-      if (pr.timer) clearTimeout(pr.timer);
-      pr.session.pendingReceives.delete(pr.reqId);
-      pr.session.sendError(pr.reqId, code, text);
-    }
+    for (const [, req] of requests) this.failReceive(req as PendingReceive, code, text);
     for (const m of dropped) {
       const c = m.completion;
       if (c !== undefined) {
@@ -830,12 +823,8 @@ export class Kernel {
       returned.map(([, e]) => e),
     );
     const { requests } = rec.core.detach(s.pid);
-    for (const req of requests) {
-      const pr = req as PendingReceive;
-      if (pr.timer) clearTimeout(pr.timer);
-      s.pendingReceives.delete(pr.reqId);
-      s.sendError(pr.reqId, code, `receiver detached from ${rec.name}`);
-    }
+    for (const req of requests)
+      this.failReceive(req as PendingReceive, code, `receiver detached from ${rec.name}`);
     s.attached.delete(rec);
   }
 
