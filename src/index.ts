@@ -46,12 +46,17 @@ export {
   TimeoutError,
   WouldBlockError,
 } from './errors.js';
-export type { KernelStatus, ProcessInfo } from './kernel/control.js';
 export type { KernelOptions } from './kernel/kernel.js';
 export { Kernel, startKernel } from './kernel/kernel.js';
-export type { MailboxInfo } from './kernel/mailbox-record.js';
-export type { SegmentInfo, SegmentRole } from './kernel/segment-record.js';
-export { defaultSocketPath } from './kernel/socket-path.js';
+export type {
+  KernelStatus,
+  MailboxCounters,
+  MailboxInfo,
+  ProcessInfo,
+  SegmentInfo,
+  SegmentRole,
+} from './wire/info-types.js';
+export { defaultSocketPath } from './wire/socket-path.js';
 export { Barrier } from './shm/barrier.js';
 export { Condvar } from './shm/condvar.js';
 export { futexWaitAsync, futexWaitSync, futexWake } from './shm/futex.js';

@@ -1,5 +1,5 @@
 import type { Grantees, RightKind } from '../core/rights.js';
-import type { MailboxInfo } from '../kernel/mailbox-record.js';
+import type { MailboxInfo } from '../wire/info-types.js';
 import type { Connection, ReceiveOptions, SendOptions, Target } from './connection.js';
 import type { Message } from './message.js';
 import { type IterateOptions, MessageStream, rendezvousStream } from './message-stream.js';

@@ -2,8 +2,9 @@ import type { MailboxOptions } from '../core/mailbox-options.js';
 import type { Grantees, RightKind } from '../core/rights.js';
 import { IpcError } from '../errors.js';
 import type { Kernel } from './kernel.js';
-import type { MailboxInfo, MailboxRecord } from './mailbox-record.js';
-import { type SegmentInfo, SegmentRecord, type SegmentRole } from './segment-record.js';
+import type { KernelStatus, ProcessInfo, SegmentRole } from '../wire/info-types.js';
+import type { MailboxRecord } from './mailbox-record.js';
+import { SegmentRecord } from './segment-record.js';
 import type { Session } from './session.js';
 
 /**
@@ -11,33 +12,6 @@ import type { Session } from './session.js';
  * signals, monitors, status). Each arrives as a CALL frame with a JSON body
  * {"m": method, "a": args} and is answered with RESULT (JSON) or ERROR.
  */
-
-export interface ProcessInfo {
-  pid: number;
-  name: string;
-  osPid: number;
-  inbox: number;
-  inboxDepth: number;
-  sent: number;
-  received: number;
-  connectedAt: number;
-  owns: string[];
-  attached: string[];
-}
-
-export interface KernelStatus {
-  kernel: {
-    pid: number;
-    socket: string;
-    startedAt: number;
-    memoryBudget: number;
-    memoryUsed: number;
-    maxMessageSize: number;
-  };
-  processes: ProcessInfo[];
-  mailboxes: MailboxInfo[];
-  segments: SegmentInfo[];
-}
 
 function str(a: Record<string, unknown>, key: string): string {
   const v = a[key];

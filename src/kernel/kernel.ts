@@ -23,7 +23,8 @@ import type { KernelMessage, MailboxRecord, PendingReceive, PendingSend } from '
 import { MailboxRecord as Record_ } from './mailbox-record.js';
 import type { SegmentRecord } from './segment-record.js';
 import { type ExitReason, Session } from './session.js';
-import { claimSocketPath, defaultSocketPath } from './socket-path.js';
+import { defaultSocketPath } from '../wire/socket-path.js';
+import { claimSocketPath } from './socket-path.js';
 
 /** Most budget bytes one sender holds as credit on one mailbox, and when it is topped up. */
 const CREDIT_BYTES = 4 * 1024 * 1024;

@@ -7,7 +7,8 @@ import {
   type SendWaiter,
 } from '../core/mailbox-core.js';
 import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
-import { type GranteesInfo, MailboxRights } from '../core/rights.js';
+import { MailboxRights } from '../core/rights.js';
+import type { MailboxCounters, MailboxInfo } from '../wire/info-types.js';
 import type { Session } from './session.js';
 
 /**
@@ -56,13 +57,6 @@ export interface PendingReceive extends ReceiveRequest {
 export interface Credit {
   slots: number;
   bytes: number;
-}
-
-export interface MailboxCounters {
-  sent: number;
-  received: number;
-  blockedSends: number;
-  redelivered: number;
 }
 
 /** A mailbox (or a process's inbox) as the kernel keeps it: core semantics plus names, rights, owner, credits. */
@@ -130,25 +124,4 @@ export class MailboxRecord {
       counters: { ...this.counters },
     };
   }
-}
-
-/** What the kernel reports about a mailbox (status, open, create). */
-export interface MailboxInfo {
-  id: number;
-  name: string;
-  capacity: number | 'unbounded';
-  delivery: string;
-  ownership: 'process' | 'system';
-  owner: string;
-  maxMessageSize: number;
-  fixedMessageSize: number | null;
-  senders: GranteesInfo;
-  receivers: GranteesInfo;
-  depth: number;
-  bytes: number;
-  attached: number;
-  waitingSenders: number;
-  waitingReceivers: number;
-  promised: number;
-  counters: MailboxCounters;
 }

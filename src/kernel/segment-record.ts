@@ -1,4 +1,5 @@
-import type { Grantees, GranteesInfo } from '../core/rights.js';
+import type { Grantees } from '../core/rights.js';
+import type { SegmentInfo, SegmentRole } from '../wire/info-types.js';
 import { MailboxRights } from '../core/rights.js';
 import type { Session } from './session.js';
 
@@ -8,21 +9,6 @@ import type { Session } from './session.js';
  * cleans up (unlinks, tells the attached processes) when the segment is
  * removed or its owning process exits.
  */
-export type SegmentRole = 'send' | 'receive' | 'both' | 'attach';
-
-export interface SegmentInfo {
-  name: string;
-  size: number;
-  kind: 'segment' | 'mailbox';
-  ownership: 'process' | 'system';
-  owner: string;
-  meta: unknown;
-  senders: GranteesInfo;
-  receivers: GranteesInfo;
-  attached: { process: string; pid: number; osPid: number; role: SegmentRole }[];
-  createdAt: number;
-}
-
 /** The role a set of attachments amounts to: send and/or receive rights in use. */
 function combine(roles: readonly SegmentRole[]): SegmentRole {
   let send = false;

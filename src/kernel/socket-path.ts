@@ -1,18 +1,7 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { IpcError } from '../errors.js';
-
-/**
- * Where the kernel listens: $IPCBOX_SOCKET, else $XDG_RUNTIME_DIR/ipcbox/kernel.sock,
- * else /tmp/ipcbox-<uid>/kernel.sock.
- */
-export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.IPCBOX_SOCKET) return env.IPCBOX_SOCKET;
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'ipcbox', 'kernel.sock');
-  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
-  return join('/tmp', `ipcbox-${uid}`, 'kernel.sock');
-}
 
 /** Create the socket's directory with mode 0700 (tightening it if it is ours and looser). */
 export function prepareSocketDirectory(path: string): void {

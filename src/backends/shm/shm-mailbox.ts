@@ -38,7 +38,7 @@ import {
   TimeoutError,
   WouldBlockError,
 } from '../../errors.js';
-import type { SegmentRole } from '../../kernel/segment-record.js';
+import type { SegmentRole } from '../../wire/info-types.js';
 import { deadlineAfter, remaining } from '../../shm/futex.js';
 import { MpmcRing } from '../../shm/mpmc-ring.js';
 import { Segment } from '../../shm/segment.js';

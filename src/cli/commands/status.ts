@@ -1,5 +1,5 @@
 import type { GranteesInfo } from '../../core/rights.js';
-import type { KernelStatus } from '../../kernel/control.js';
+import type { KernelStatus } from '../../wire/info-types.js';
 import { connectFromCli, type GlobalOptions } from './common.js';
 
 function table(rows: string[][]): string {

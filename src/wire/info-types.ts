@@ -1,0 +1,77 @@
+import type { GranteesInfo } from '../core/rights.js';
+
+/**
+ * What the kernel reports about its objects, as both sides of the wire see it:
+ * the JSON bodies of `mailbox.info`, `status`, `process.list` and the segment
+ * calls (docs/protocol.md). The kernel builds them; clients and backends read them.
+ */
+
+export interface MailboxCounters {
+  sent: number;
+  received: number;
+  blockedSends: number;
+  redelivered: number;
+}
+
+/** What the kernel reports about a mailbox (status, open, create). */
+export interface MailboxInfo {
+  id: number;
+  name: string;
+  capacity: number | 'unbounded';
+  delivery: string;
+  ownership: 'process' | 'system';
+  owner: string;
+  maxMessageSize: number;
+  fixedMessageSize: number | null;
+  senders: GranteesInfo;
+  receivers: GranteesInfo;
+  depth: number;
+  bytes: number;
+  attached: number;
+  waitingSenders: number;
+  waitingReceivers: number;
+  promised: number;
+  counters: MailboxCounters;
+}
+
+export type SegmentRole = 'send' | 'receive' | 'both' | 'attach';
+
+export interface SegmentInfo {
+  name: string;
+  size: number;
+  kind: 'segment' | 'mailbox';
+  ownership: 'process' | 'system';
+  owner: string;
+  meta: unknown;
+  senders: GranteesInfo;
+  receivers: GranteesInfo;
+  attached: { process: string; pid: number; osPid: number; role: SegmentRole }[];
+  createdAt: number;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  name: string;
+  osPid: number;
+  inbox: number;
+  inboxDepth: number;
+  sent: number;
+  received: number;
+  connectedAt: number;
+  owns: string[];
+  attached: string[];
+}
+
+export interface KernelStatus {
+  kernel: {
+    pid: number;
+    socket: string;
+    startedAt: number;
+    memoryBudget: number;
+    memoryUsed: number;
+    maxMessageSize: number;
+  };
+  processes: ProcessInfo[];
+  mailboxes: MailboxInfo[];
+  segments: SegmentInfo[];
+}
