@@ -12,7 +12,7 @@ import {
 } from '../errors.js';
 import { errorCodeFromWire } from '../wire/error-codes.js';
 import { type Frame, FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
-import { codecId, codecName, encodePayload, inferCodec } from '../wire/payload-codec.js';
+import { codecId, encodePayload, inferCodec } from '../wire/payload-codec.js';
 import {
   type CodecName,
   DeliverFlag,
@@ -65,9 +65,19 @@ export interface Target {
   closed: IpcError | undefined;
   /** Consumer of prefetched deliveries (async iteration), if one is running. */
   consumer: PrefetchConsumer | undefined;
+  /**
+   * Handles of this process on the mailbox. The link (credits, attachment) is
+   * per process in the kernel, so handles share one Target and the kernel
+   * hears `mailbox.close` only when the last handle closes.
+   */
+  handles?: number;
+  /** Request sends not yet answered: while any is, later sends must not overtake it on credit. */
+  requestSends?: number;
 }
 
 export interface PrefetchConsumer {
+  /** The request id naming this iteration on the wire (its DEMAND frames; a refusal answers it). */
+  readonly reqId: number;
   push(message: Message): void;
   fail(error: IpcError): void;
   /** End the iteration as if the loop had returned. */
@@ -95,14 +105,38 @@ export type NoticeHandler = (notice: Record<string, unknown>) => void;
 const FLUSH_THRESHOLD = 64 * 1024;
 /** Shared defaults for the hot path: no allocation per call. */
 const NO_OPTIONS: SendOptions = Object.freeze({});
-const RESOLVED: Promise<void> = Promise.resolve();
 const CREDIT_LOW_WATER = 32;
 /** Large messages spend budget bytes before slots: below this many, turn the loop to read the top-up. */
 const BYTE_CREDIT_LOW_WATER = 1024 * 1024;
+/** Longest timeout the wire carries (u32 ms, ~49.7 days); longer ones wait without a deadline. */
+const MAX_WIRE_TIMEOUT = 0xfffffffe;
 
 /** Resolve after one full turn of the event loop, including its I/O poll phase. */
 function yieldThroughPoll(): Promise<void> {
   return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+}
+
+/**
+ * Credited sends written into one batch: they resolve together once the
+ * batch is in the OS socket buffer (the kernel reads it even if this process
+ * dies right after), or reject if the connection fails first.
+ */
+interface Batch {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(e: IpcError): void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (e: IpcError) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A send whose caller never awaits must not become an unhandled rejection when the kernel goes.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }
 
 /**
@@ -121,6 +155,10 @@ export class Connection implements DeliveryControl {
   private flushScheduled = false;
   private microFlushScheduled = false;
   private consumed: number[] = [];
+  /** Credited sends in the batch being written, not yet in the socket. */
+  private batch: Batch | undefined;
+  /** Batches handed to the socket whose write has not completed. */
+  private readonly writing = new Set<Batch>();
   private lost: IpcError | undefined;
   private welcome: Welcome | undefined;
   onNotice: NoticeHandler = () => {};
@@ -135,7 +173,14 @@ export class Connection implements DeliveryControl {
       (f) => this.onFrame(f),
       (e) => this.fail(e),
     );
-    socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.decoder.push(chunk);
+      } catch (e) {
+        // Nothing the kernel sends may throw out of the socket handler and take the process down.
+        this.fail(new ProtocolError(`could not process a frame from the kernel: ${String(e)}`));
+      }
+    });
     socket.on('error', () => {
       // 'close' follows.
     });
@@ -217,7 +262,7 @@ export class Connection implements DeliveryControl {
       this.flush();
       return;
     }
-    if (urgent && !this.microFlushScheduled) {
+    if ((urgent || this.batch !== undefined) && !this.microFlushScheduled) {
       this.microFlushScheduled = true;
       queueMicrotask(() => {
         this.microFlushScheduled = false;
@@ -234,7 +279,25 @@ export class Connection implements DeliveryControl {
     this.flushScheduled = false;
     if (this.consumed.length > 0) this.writeIds(Op.CONSUMED, this.consumed.splice(0));
     const parts = this.writer.takeParts();
-    if (parts !== undefined && this.lost === undefined) writeParts(this.socket, parts);
+    const batch = this.batch;
+    this.batch = undefined;
+    if (parts === undefined || this.lost !== undefined) {
+      if (batch !== undefined) {
+        if (this.lost !== undefined) batch.reject(this.lost);
+        else batch.resolve();
+      }
+      return;
+    }
+    if (batch === undefined) {
+      writeParts(this.socket, parts);
+      return;
+    }
+    this.writing.add(batch);
+    writeParts(this.socket, parts, (err) => {
+      this.writing.delete(batch);
+      if (err) batch.reject(this.lost ?? new KernelUnavailableError('connection to the ipcbox kernel was lost'));
+      else batch.resolve();
+    });
   }
 
   private writeIds(op: number, ids: number[]): void {
@@ -302,29 +365,40 @@ export class Connection implements DeliveryControl {
 
   // ---------------------------------------------------------------- targets
 
-  registerTarget(target: Target): void {
+  /**
+   * A new handle on a mailbox: returns the one Target this process keeps for
+   * it (a second handle shares the first's credits and attachment).
+   */
+  registerTarget(target: Target): Target {
+    const existing = this.targets.get(target.id);
+    if (existing !== undefined && existing.closed === undefined) {
+      existing.handles = (existing.handles ?? 1) + 1;
+      return existing;
+    }
+    target.handles = 1;
     this.targets.set(target.id, target);
+    return target;
   }
 
-  forgetTarget(target: Target): void {
-    if (target.credits > 0 || target.byteCredits > 0) this.returnCredits(target.id, target);
-    this.targets.delete(target.id);
+  /** A handle closed; true if it was the last, and the link is gone (the caller tells the kernel). */
+  releaseTarget(target: Target): boolean {
+    target.handles = (target.handles ?? 1) - 1;
+    if (target.handles > 0) return false;
+    if (target.credits > 0 || target.byteCredits > 0) this.returnCredits(target.id, target, 0);
+    if (this.targets.get(target.id) === target) this.targets.delete(target.id);
+    return true;
   }
 
-  /** CREDIT_RETURN: hand unspent credits back (the kernel counts them itself; the body is informational). */
-  private returnCredits(id: number, target: Target | undefined): void {
-    this.writer.frame(
-      Op.CREDIT_RETURN,
-      0,
-      0,
-      0,
-      0,
-      id,
-      2,
-      target?.credits ?? 0,
-      target?.byteCredits ?? 0,
-      undefined,
-    );
+  /**
+   * CREDIT_RETURN: hand unspent credits back, answering the REVOKE of round
+   * `epoch` (0: unasked). The kernel counts credits itself; slots and bytes are informational.
+   */
+  private returnCredits(id: number, target: Target | undefined, epoch: number): void {
+    const body = Buffer.allocUnsafe(12);
+    body.writeUInt32LE(target?.credits ?? 0, 0);
+    body.writeUInt32LE(target?.byteCredits ?? 0, 4);
+    body.writeUInt32LE(epoch >>> 0, 8);
+    this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, id, 0, 0, 0, body);
     if (target !== undefined) {
       target.credits = 0;
       target.byteCredits = 0;
@@ -363,30 +437,45 @@ export class Connection implements DeliveryControl {
       }
       validateWait(options);
       if (options.signal?.aborted) throw new AbortError();
-      if (target.credits > 0 && target.byteCredits >= payload.byteLength && options.sync !== true) {
-        // Within credit: the slot is already ours, so the send completes without a round trip.
+      if (
+        target.credits > 0 &&
+        target.byteCredits >= payload.byteLength &&
+        options.sync !== true &&
+        !(target.requestSends! > 0)
+      ) {
+        // Within credit: the slot is already ours, so the send needs no answer. It resolves once
+        // its batch is in the socket: from then on the kernel gets it even if this process dies.
         target.credits--;
         target.byteCredits -= payload.byteLength;
         this.writer.frame(Op.SEND, 0, priority, codec, 0, target.id, 0, 0, 0, payload);
+        this.batch ??= newBatch();
+        const written = this.batch.promise;
         this.scheduleFlush();
         // Now and then, and more often when running low, let the event loop turn once (through
-        // its I/O poll) so the batch leaves and the kernel's credit top-up is read before the
-        // credits run out and a send must wait a round trip.
+        // its I/O poll) so the kernel's credit top-up is read before the credits run out and a
+        // send must wait a round trip.
         const c = target.credits;
         if (
           (c & 127) === 0 ||
           (c < CREDIT_LOW_WATER && (c & 7) === 0) ||
           target.byteCredits < BYTE_CREDIT_LOW_WATER
         ) {
-          return yieldThroughPoll();
+          return written.then(yieldThroughPoll);
         }
-        return RESOLVED;
+        return written;
       }
+      // A request send: later sends from this process to the same target go as requests too
+      // until it is answered, so none overtakes it (FIFO per sender).
+      target.requestSends = (target.requestSends ?? 0) + 1;
       const { reqId, promise } = this.newRequest(target, options.signal, (id) => this.cancel(id));
+      const settled = () => {
+        target.requestSends = (target.requestSends ?? 1) - 1;
+      };
+      promise.then(settled, settled);
       let flags = 0;
       if (options.nonblock) flags |= SendFlag.NONBLOCK;
       if (options.sync) flags |= SendFlag.SYNC;
-      if (options.timeout !== undefined) flags |= SendFlag.TIMED;
+      if (options.timeout !== undefined && options.timeout <= MAX_WIRE_TIMEOUT) flags |= SendFlag.TIMED;
       this.writer.frame(
         Op.SEND,
         flags,
@@ -394,7 +483,7 @@ export class Connection implements DeliveryControl {
         codec,
         reqId,
         target.id,
-        options.timeout !== undefined ? 1 : 0,
+        flags & SendFlag.TIMED ? 1 : 0,
         timeoutWord(options.timeout),
         0,
         payload,
@@ -437,7 +526,7 @@ export class Connection implements DeliveryControl {
       let w1 = 0;
       if (options.nonblock) flags |= RecvFlag.NONBLOCK;
       if (options.ack) flags |= RecvFlag.ACK;
-      if (options.timeout !== undefined) {
+      if (options.timeout !== undefined && options.timeout <= MAX_WIRE_TIMEOUT) {
         flags |= RecvFlag.TIMED;
         w0 = timeoutWord(options.timeout);
         words = 1;
@@ -456,31 +545,31 @@ export class Connection implements DeliveryControl {
     }
   }
 
-  /** Change standing prefetch demand for a target (async iteration). */
-  demand(target: Target, delta: number, ack: boolean): void {
+  /** A request id for an iteration: its DEMAND frames carry it, and a refusal of them answers it. */
+  iterationId(): number {
+    let reqId = this.nextReq++;
+    if (this.nextReq > 0xffffffff) this.nextReq = 1;
+    if (reqId === 0) reqId = this.nextReq++;
+    return reqId;
+  }
+
+  /** Change standing prefetch demand for a target (async iteration `reqId`). */
+  demand(target: Target, delta: number, ack: boolean, reqId: number): void {
     if (this.lost !== undefined) return;
-    this.writer.frame(Op.DEMAND, ack ? RecvFlag.ACK : 0, 0, 0, 0, target.id, 1, delta | 0, 0, undefined);
+    this.writer.frame(Op.DEMAND, ack ? RecvFlag.ACK : 0, 0, 0, reqId, target.id, 1, delta | 0, 0, undefined);
     this.scheduleFlush();
   }
 
-  /** Hand back a prefetched message nobody will read (iteration ended). */
-  giveBack(target: Target, m: Message, deliveryId: number, tracked: boolean): void {
-    if (this.lost !== undefined) return;
-    if (tracked) this.writeIds(Op.RELEASE, [deliveryId]);
-    else {
-      this.writer.frame(
-        Op.REQUEUE,
-        0,
-        m.priority,
-        codecId(m.codec),
-        0,
-        target.id,
-        1,
-        m.senderPid,
-        0,
-        m.bytes,
-      );
-    }
+  /**
+   * Hand back prefetched messages nobody will read (iteration ended), in the
+   * order they came: the kernel puts them back in their original order.
+   */
+  giveBack(messages: readonly Message[]): void {
+    if (this.lost !== undefined || messages.length === 0) return;
+    this.writeIds(
+      Op.RELEASE,
+      messages.map((m) => m.deliveryId),
+    );
     this.scheduleFlush();
   }
 
@@ -495,6 +584,7 @@ export class Connection implements DeliveryControl {
     this.flush();
     this.writer.frame(Op.BYE, 0, 0, 0, 0, 0, 0, 0, 0, undefined);
     this.flush();
+    // Sends already written stay valid: their batches resolve as the socket drains.
     this.lost = new IpcError('DISCONNECTED', 'this process closed its connection');
     this.socket.end();
     this.rejectAll(this.lost);
@@ -517,12 +607,12 @@ export class Connection implements DeliveryControl {
           t.credits += f.u32(0);
           if (f.bodyLength >= 8) t.byteCredits += f.u32(4);
         } else {
-          this.returnCredits(f.target, undefined);
+          this.returnCredits(f.target, undefined, 0);
         }
         return;
       }
       case Op.REVOKE:
-        this.returnCredits(f.target, this.targets.get(f.target));
+        this.returnCredits(f.target, this.targets.get(f.target), f.bodyLength >= 4 ? f.u32(0) : 0);
         return;
       case Op.RESULT: {
         const p = this.settle(f.reqId);
@@ -555,11 +645,19 @@ export class Connection implements DeliveryControl {
   }
 
   private onError(f: Frame): void {
-    const code = errorCodeFromWire(f.body.readUInt32LE(0));
+    if (f.bodyLength < 4) return this.fail(new ProtocolError('ERROR frame without a code'));
+    const code = errorCodeFromWire(f.u32(0));
     const text = f.body.toString('utf8', 4);
     if (f.reqId === 0) {
       this.fail(errorFromCode(code, text));
       return;
+    }
+    // A refused iteration (no receive right, exclusive mailbox taken): that iteration fails, nothing else.
+    for (const t of this.targets.values()) {
+      if (t.consumer !== undefined && t.consumer.reqId === f.reqId) {
+        t.consumer.fail(errorFromCode(code, text));
+        return;
+      }
     }
     const p = this.settle(f.reqId);
     if (p === undefined || p.abandoned) return;
@@ -573,6 +671,7 @@ export class Connection implements DeliveryControl {
   }
 
   private onDeliver(f: Frame): void {
+    if (f.bodyLength < 8) return this.fail(new ProtocolError('DELIVER frame without a delivery id'));
     const deliveryId = f.u32(0);
     const senderPid = f.u32(4);
     const tracked = (f.flags & DeliverFlag.TRACKED) !== 0;
@@ -581,7 +680,7 @@ export class Connection implements DeliveryControl {
     const mailboxName = t?.name ?? `#${f.target}`;
     const m = new Message(
       f.bodyFrom(8),
-      codecName(f.codec),
+      f.codec,
       f.priority,
       this.peerName(senderPid),
       senderPid,
@@ -606,8 +705,7 @@ export class Connection implements DeliveryControl {
       return;
     }
     // Prefetched for an iteration that has ended: give it back so nothing is lost.
-    if (t !== undefined) this.giveBack(t, m, deliveryId, tracked);
-    else if (tracked) this.release(deliveryId);
+    if (tracked) this.release(deliveryId);
   }
 
   private onNoticeFrame(f: Frame): void {
@@ -661,6 +759,8 @@ export class Connection implements DeliveryControl {
     if (this.lost !== undefined) return;
     this.lost = error;
     this.socket.destroy();
+    this.batch?.reject(error);
+    this.batch = undefined;
     this.rejectAll(error);
     this.onLost(error);
   }
@@ -674,6 +774,6 @@ export function validateWait(o: WaitOptions): void {
 }
 
 function timeoutWord(timeout: number | undefined): number {
-  if (timeout === undefined) return 0;
-  return Math.min(Math.ceil(timeout), 0xfffffffe);
+  if (timeout === undefined || timeout > MAX_WIRE_TIMEOUT) return 0;
+  return Math.min(Math.ceil(timeout), MAX_WIRE_TIMEOUT);
 }

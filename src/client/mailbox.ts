@@ -1,6 +1,7 @@
 import type { Grantees, RightKind } from '../core/rights.js';
 import type { MailboxInfo } from '../wire/info-types.js';
-import type { Connection, ReceiveOptions, SendOptions, Target } from './connection.js';
+import { IpcError } from '../errors.js';
+import type { Connection, PrefetchConsumer, ReceiveOptions, SendOptions, Target } from './connection.js';
 import type { Message } from './message.js';
 import { type IterateOptions, MessageStream, rendezvousStream } from './message-stream.js';
 
@@ -10,7 +11,10 @@ import { type IterateOptions, MessageStream, rendezvousStream } from './message-
  * when it was created (see MailboxOptions).
  */
 export class Mailbox implements AsyncIterable<Message> {
-  private closedByUs = false;
+  /** Set when this handle was closed: its own operations fail, other handles on the mailbox are unaffected. */
+  private closedByUs: IpcError | undefined;
+  /** The iteration this handle started, if it runs (closing the handle ends it). */
+  private stream: PrefetchConsumer | undefined;
 
   constructor(
     private readonly conn: Connection,
@@ -29,31 +33,38 @@ export class Mailbox implements AsyncIterable<Message> {
 
   /** Send a message. Blocks while the mailbox is full unless `nonblock` or `timeout` say otherwise. */
   send(value: unknown, options?: SendOptions): Promise<void> {
+    if (this.closedByUs) return Promise.reject(this.closedByUs);
     return this.conn.send(this.target, value, options);
   }
 
   /** Send only if it can complete now; WOULD_BLOCK otherwise. */
   trySend(value: unknown, options: Omit<SendOptions, 'nonblock' | 'timeout'> = {}): Promise<void> {
+    if (this.closedByUs) return Promise.reject(this.closedByUs);
     return this.conn.send(this.target, value, { ...options, nonblock: true });
   }
 
   /** Receive one message (highest priority first, FIFO within a priority). */
   receive(options?: ReceiveOptions): Promise<Message> {
+    if (this.closedByUs) return Promise.reject(this.closedByUs);
     return this.conn.receive(this.target, options);
   }
 
   /** Receive only if a message is there now; WOULD_BLOCK otherwise. */
   tryReceive(options: Omit<ReceiveOptions, 'nonblock' | 'timeout'> = {}): Promise<Message> {
+    if (this.closedByUs) return Promise.reject(this.closedByUs);
     return this.conn.receive(this.target, { ...options, nonblock: true });
   }
 
   /** Iterate over messages as they arrive; `break` ends it and hands unread prefetched messages back. */
   messages(options: IterateOptions = {}): AsyncIterableIterator<Message> {
+    if (this.closedByUs) throw this.closedByUs;
     if (this.target.consumer !== undefined) {
       throw new TypeError(`${this.name} is already being iterated by this process`);
     }
     if (this.target.capacity === 0) return rendezvousStream((o) => this.receive(o), options);
-    return new MessageStream(this.conn, this.target, options);
+    const stream = new MessageStream(this.conn, this.target, options);
+    this.stream = stream;
+    return stream;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Message> {
@@ -87,10 +98,12 @@ export class Mailbox implements AsyncIterable<Message> {
 
   /** Drop this handle: stop receiving (unread deliveries go back) and return unspent credits. */
   async close(): Promise<void> {
-    if (this.closedByUs || this.target.closed !== undefined) return;
-    this.closedByUs = true;
-    this.target.consumer?.close();
-    this.conn.forgetTarget(this.target);
+    if (this.closedByUs) return;
+    this.closedByUs = new IpcError('MAILBOX_CLOSED', `this handle on ${this.name} is closed`);
+    if (this.stream !== undefined && this.target.consumer === this.stream) this.stream.close();
+    this.stream = undefined;
+    // Other handles of this process on the mailbox keep the link; the last one ends it.
+    if (!this.conn.releaseTarget(this.target) || this.target.closed !== undefined) return;
     await this.conn.call('mailbox.close', { id: this.id });
   }
 

@@ -27,6 +27,7 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
   private readonly window: number;
   private readonly ack: boolean;
   private readonly onAbort: () => void;
+  readonly reqId: number;
 
   constructor(
     private readonly conn: Connection,
@@ -39,6 +40,7 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
     }
     this.window = prefetch;
     this.ack = options.ack === true;
+    this.reqId = conn.iterationId();
     this.onAbort = () => this.fail(new AbortError('iteration aborted'));
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
     if (target.closed !== undefined) {
@@ -47,7 +49,7 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
     }
     target.consumer = this;
     this.outstanding = this.window;
-    conn.demand(target, this.window, this.ack);
+    conn.demand(target, this.window, this.ack, this.reqId);
   }
 
   [Symbol.asyncIterator](): this {
@@ -110,22 +112,26 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
     const want = this.window - this.outstanding - this.buffer.length;
     if (want >= this.window / 2 && this.error === undefined) {
       this.outstanding += want;
-      this.conn.demand(this.target, want, this.ack);
+      this.conn.demand(this.target, want, this.ack, this.reqId);
     }
     return m;
   }
 
-  /** Stop: withdraw the standing demand and give back what was pushed but not read. */
+  /**
+   * Stop: withdraw the standing demand and give back what was pushed but not
+   * read, oldest first in one frame. If the connection is already closed the
+   * kernel still holds every unread one (deliveries are tracked until
+   * CONSUMED) and redelivers it: nothing is lost either way.
+   */
   private finish(): void {
     if (this.done) return;
     this.done = true;
     this.options.signal?.removeEventListener('abort', this.onAbort);
     if (this.target.consumer === this) this.target.consumer = undefined;
     if (this.target.closed === undefined && this.outstanding > 0)
-      this.conn.demand(this.target, -this.outstanding, this.ack);
-    for (const m of this.buffer.clear()) {
-      if (this.target.closed === undefined) this.conn.giveBack(this.target, m, m.deliveryId, m.tracked);
-    }
+      this.conn.demand(this.target, -this.outstanding, this.ack, this.reqId);
+    const unread = this.buffer.clear();
+    if (this.target.closed === undefined) this.conn.giveBack(unread);
   }
 }
 

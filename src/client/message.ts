@@ -1,4 +1,4 @@
-import { IpcError } from '../errors.js';
+import { IpcError, ProtocolError } from '../errors.js';
 import { decodePayload } from '../wire/payload-codec.js';
 import type { CodecName } from '../wire/protocol.js';
 import { CODEC_NAMES } from '../wire/protocol.js';
@@ -21,7 +21,8 @@ export class Message<T = unknown> {
   constructor(
     /** The payload bytes, untouched. */
     readonly bytes: Buffer,
-    readonly codec: CodecName,
+    /** The codec byte from the wire. */
+    private readonly codecId: number,
     readonly priority: number,
     /** Name of the sending process. */
     readonly sender: string,
@@ -37,9 +38,18 @@ export class Message<T = unknown> {
     private readonly control: DeliveryControl,
   ) {}
 
+  /** How the sender encoded the payload. */
+  get codec(): CodecName {
+    return CODEC_NAMES[this.codecId] ?? 'bytes';
+  }
+
+  /** The decoded payload. Throws PROTOCOL for a codec this library does not know (`bytes` still has the payload). */
   get data(): T {
     if (!this.decoded) {
-      this.value = decodePayload(this.bytes, CODEC_NAMES.indexOf(this.codec));
+      if (CODEC_NAMES[this.codecId] === undefined) {
+        throw new ProtocolError(`message encoded with unknown codec ${this.codecId}`);
+      }
+      this.value = decodePayload(this.bytes, this.codecId);
       this.decoded = true;
     }
     return this.value as T;

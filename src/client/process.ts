@@ -265,8 +265,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       closed: undefined,
       consumer: undefined,
     };
-    this.conn.registerTarget(target);
-    return new Mailbox(this.conn, target, info);
+    return new Mailbox(this.conn, this.conn.registerTarget(target), info);
   }
 
   // ---------------------------------------------------------------- shared-memory segments

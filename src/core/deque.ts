@@ -61,6 +61,18 @@ export class Deque<T> {
     return item;
   }
 
+  /** Insert `item` before the element at `index` (0 = front, length = back), keeping the order of the rest. */
+  insertAt(index: number, item: T): void {
+    if (index <= 0) return this.unshift(item);
+    if (index >= this.length) return this.push(item);
+    if (this.length > this.mask) this.grow();
+    for (let i = this.length; i > index; i--) {
+      this.items[(this.head + i) & this.mask] = this.items[(this.head + i - 1) & this.mask];
+    }
+    this.items[(this.head + index) & this.mask] = item;
+    this.length++;
+  }
+
   /** Remove the first element equal (===) to `item`; true if found. */
   remove(item: T): boolean {
     for (let i = 0; i < this.length; i++) {

@@ -30,7 +30,16 @@ export interface CoreMessage extends Prioritized {
   readonly sender: number;
   /** Payload size in bytes, charged to the ledger while queued. */
   readonly size: number;
+  /**
+   * Accept order, if the owner numbers messages: a message given back is
+   * requeued ahead of every later-accepted one, so redelivery keeps the
+   * original order whatever order the give-backs arrive in.
+   */
+  readonly seq?: number;
 }
+
+/** Most standing prefetch demand one receiver may hold: a client cannot make the kernel push without bound. */
+export const MAX_PREFETCH = 65536;
 
 /** A specific receive waiting in the kernel (as opposed to standing prefetch demand). */
 export interface ReceiveRequest {
@@ -58,6 +67,14 @@ export interface MailboxHooks<M extends CoreMessage> {
   deliver(receiver: Receiver<M>, request: ReceiveRequest | undefined, message: M): void;
   /** A blocked sender's message entered the mailbox (capacity > 0) or went to a receiver (capacity 0). */
   admitted(waiter: SendWaiter<M>): void;
+  /**
+   * Whether `receiver` can take deliveries now (its transport is not backed
+   * up). A receiver that cannot is skipped as if it had no demand; the owner
+   * calls `pumpNow()` when it can again.
+   */
+  writable?(receiver: Receiver<M>): boolean;
+  /** A broadcast message was queued as `copies` copies, one per attached receiver (not called for 1). */
+  copied?(message: M, copies: number): void;
 }
 
 /** Bytes queued across mailboxes; the kernel compares it with its budget. */
@@ -84,7 +101,13 @@ export class MailboxCore<M extends CoreMessage> {
   private readonly random: () => number;
   /** Shared queue; for broadcast, the backlog kept while no receiver is attached. */
   private readonly queue = new PriorityQueue<M>();
+  /**
+   * Blocked senders in FIFO order. Withdrawals (timeouts, aborts) only drop a
+   * waiter from `live`; the deque skips dead entries lazily, so withdrawing
+   * any of N parked senders is O(1), never a scan.
+   */
   private readonly senders = new Deque<SendWaiter<M>>();
+  private readonly live = new Set<SendWaiter<M>>();
   private readonly receivers = new Map<number, Receiver<M>>();
   /** Attached receivers in attach order; round-robin rotates over it. */
   private order: Receiver<M>[] = [];
@@ -120,7 +143,7 @@ export class MailboxCore<M extends CoreMessage> {
   }
 
   get waitingSenders(): number {
-    return this.senders.length;
+    return this.live.size;
   }
 
   get waitingReceivers(): number {
@@ -141,7 +164,7 @@ export class MailboxCore<M extends CoreMessage> {
 
   /** Promise up to `wanted` slots to a sender; returns how many were promised. */
   reserve(wanted: number): number {
-    if (this.capacity === 0 || this.senders.length > 0) return 0;
+    if (this.capacity === 0 || this.live.size > 0) return 0;
     const granted = Math.min(wanted, this.free());
     this.promisedSlots += granted;
     return granted;
@@ -174,7 +197,7 @@ export class MailboxCore<M extends CoreMessage> {
       }
       return mayBlock ? 'blocked' : 'would-block';
     }
-    if (this.senders.length === 0 && this.free() > 0) {
+    if (this.live.size === 0 && this.free() > 0) {
       if (this.handDirect(message)) return 'queued';
       this.enqueue(message);
       this.pump();
@@ -184,12 +207,51 @@ export class MailboxCore<M extends CoreMessage> {
   }
 
   /**
+   * Enter a message past the capacity check without spending a promised slot:
+   * a credited send whose slot was taken back from an unresponsive holder
+   * (the kernel bounds how often that can happen).
+   */
+  sendForced(message: M): void {
+    if (this.handDirect(message)) return;
+    this.enqueue(message);
+    this.pump();
+  }
+
+  /**
+   * Take a queued message back out (a synchronous send that timed out or was
+   * aborted before any receiver took it). Returns how many copies were still
+   * queued and are now removed (for broadcast, every queued copy; else 0 or 1).
+   */
+  withdraw(message: M): number {
+    let found = 0;
+    if (this.queue.remove(message)) {
+      this.charge(-message.size);
+      found++;
+    }
+    if (this.delivery === 'broadcast') {
+      for (const r of this.order) {
+        if (r.copies!.remove(message)) {
+          this.charge(-message.size);
+          found++;
+        }
+      }
+    }
+    if (found > 0) this.pump();
+    return found;
+  }
+
+  /** Move what can move now (a receiver's transport became writable again). */
+  pumpNow(): void {
+    this.pump();
+  }
+
+  /**
    * The streaming fast path: with nothing queued, a message goes straight to
    * the receiver the policy picks, skipping the queue. Same outcome as
    * enqueue + pump, which would take it right back out.
    */
   private handDirect(message: M): boolean {
-    if (this.queue.length !== 0 || this.delivery === 'broadcast' || this.senders.length !== 0) return false;
+    if (this.queue.length !== 0 || this.delivery === 'broadcast' || this.live.size !== 0) return false;
     const r = this.pick(message);
     if (r === undefined) return false;
     this.give(r.receiver, r.request, message);
@@ -201,14 +263,39 @@ export class MailboxCore<M extends CoreMessage> {
    * others (a rendezvous message a receiver gave back keeps its turn).
    */
   park(waiter: SendWaiter<M>, front = false): void {
+    if (this.live.has(waiter)) return;
     if (front) this.senders.unshift(waiter);
     else this.senders.push(waiter);
+    this.live.add(waiter);
     this.pump();
   }
 
-  /** Withdraw a parked sender (timeout, abort); false if it was already admitted. */
+  /** Withdraw a parked sender (timeout, abort); false if it was already admitted. O(1). */
   cancelSend(waiter: SendWaiter<M>): boolean {
-    return this.senders.remove(waiter);
+    if (!this.live.delete(waiter)) return false;
+    // Drop dead entries at the head now so `senders` never grows past the live ones for long.
+    this.trimSenders();
+    return true;
+  }
+
+  isParked(waiter: SendWaiter<M>): boolean {
+    return this.live.has(waiter);
+  }
+
+  private trimSenders(): void {
+    while (this.senders.length > 0 && !this.live.has(this.senders.peek()!)) this.senders.shift();
+    if (this.senders.length > 2 * this.live.size + 64) {
+      // Many withdrawn behind the head: compact once (amortised O(1) per withdrawal).
+      const keep = this.senders.clear().filter((w) => this.live.has(w));
+      for (const w of keep) this.senders.push(w);
+    }
+  }
+
+  /** Remove an admitted waiter from the FIFO (it is at or near the head). */
+  private admitWaiter(w: SendWaiter<M>): void {
+    this.live.delete(w);
+    this.trimSenders();
+    this.hooks.admitted(w);
   }
 
   attach(id: number, prefetch = 0): Receiver<M> {
@@ -284,26 +371,35 @@ export class MailboxCore<M extends CoreMessage> {
   addPrefetch(id: number, delta: number): void {
     const r = this.receivers.get(id);
     if (r === undefined) return;
-    r.prefetch = Math.max(0, r.prefetch + delta);
+    r.prefetch = Math.min(MAX_PREFETCH, Math.max(0, r.prefetch + delta));
     if (delta > 0) this.pump();
   }
 
-  /** Put a delivered but unconsumed message back at the front of its priority. */
-  requeue(message: M, receiverId?: number): void {
-    if (this.delivery === 'broadcast') {
+  /**
+   * Put a delivered but unconsumed message back ahead of everything accepted
+   * after it. False if there is nowhere to put it (a broadcast copy whose
+   * receiver has left while others remain attached).
+   */
+  requeue(message: M, receiverId?: number): boolean {
+    let target = this.queue;
+    if (this.delivery === 'broadcast' && this.order.length > 0) {
+      // A broadcast copy goes back to its own receiver; with no receiver attached
+      // at all it waits in the backlog for the next one, like any message sent then.
       const r = receiverId === undefined ? undefined : this.receivers.get(receiverId);
-      if (r === undefined) return;
-      r.copies!.unshift(message);
-    } else {
-      this.queue.unshift(message);
+      if (r === undefined) return false;
+      target = r.copies!;
     }
+    if (message.seq === undefined) target.unshift(message);
+    else target.insertBy(message, acceptedBefore);
     this.charge(message.size);
     this.pump();
+    return true;
   }
 
   /** Empty the mailbox for deletion: everything waiting is returned for the kernel to fail. */
   close(): { senders: SendWaiter<M>[]; requests: Array<[number, ReceiveRequest]>; dropped: M[] } {
-    const senders = this.senders.clear();
+    const senders = this.senders.clear().filter((w) => this.live.has(w));
+    this.live.clear();
     const requests: Array<[number, ReceiveRequest]> = [];
     const dropped = this.queue.clear();
     for (const r of this.order) {
@@ -332,6 +428,7 @@ export class MailboxCore<M extends CoreMessage> {
       r.copies!.push(message);
       this.charge(message.size);
     }
+    if (this.order.length !== 1) this.hooks.copied?.(message, this.order.length);
   }
 
   /** Take a message that receiver `r` may have now, honouring `from`; admits senders for freed slots. */
@@ -347,8 +444,7 @@ export class MailboxCore<M extends CoreMessage> {
     if (this.capacity === 0) {
       for (const w of this.sendersByPriority()) {
         if (from === undefined || w.message.sender === from) {
-          this.senders.remove(w);
-          this.hooks.admitted(w);
+          this.admitWaiter(w);
           return w.message;
         }
       }
@@ -358,7 +454,7 @@ export class MailboxCore<M extends CoreMessage> {
 
   /** Parked senders in delivery order: highest priority first, FIFO within one (rendezvous). */
   private sendersByPriority(): SendWaiter<M>[] {
-    const all = [...this.senders];
+    const all = [...this.senders].filter((w) => this.live.has(w));
     for (let i = 1; i < all.length; i++) {
       if (all[i]!.message.priority > all[i - 1]!.message.priority) {
         return all
@@ -371,6 +467,7 @@ export class MailboxCore<M extends CoreMessage> {
   }
 
   private ready(r: Receiver<M>, message: M): ReceiveRequest | null | undefined {
+    if (this.hooks.writable !== undefined && !this.hooks.writable(r)) return undefined;
     const requests = r.requests;
     for (let i = 0; i < requests.length; i++) {
       const q = requests.at(i)!;
@@ -419,11 +516,12 @@ export class MailboxCore<M extends CoreMessage> {
     while (progress) {
       progress = false;
       if (this.capacity === 0) {
+        // Nothing can move without a receiver that wants a message: no scan of the parked senders.
+        if (this.live.size === 0 || !this.anyReceiverWaiting()) break;
         for (const w of this.sendersByPriority()) {
           const r = this.pick(w.message);
           if (r !== undefined) {
-            this.senders.remove(w);
-            this.hooks.admitted(w);
+            this.admitWaiter(w);
             this.give(r.receiver, r.request, w.message);
             progress = true;
             break;
@@ -480,14 +578,28 @@ export class MailboxCore<M extends CoreMessage> {
     return false;
   }
 
+  private anyReceiverWaiting(): boolean {
+    for (const r of this.order) {
+      if (this.hooks.writable !== undefined && !this.hooks.writable(r)) continue;
+      if (r.requests.length > 0 || r.prefetch > 0) return true;
+    }
+    return false;
+  }
+
   private admit(): boolean {
     let admitted = false;
-    while (this.senders.length > 0 && this.capacity - this.depth() - this.promisedSlots > 0) {
+    while (this.live.size > 0 && this.capacity - this.depth() - this.promisedSlots > 0) {
       const w = this.senders.shift()!;
+      if (!this.live.delete(w)) continue;
       this.enqueue(w.message);
       this.hooks.admitted(w);
       admitted = true;
     }
     return admitted;
   }
+}
+
+/** Requeue order: `a` goes ahead of `b` if it was accepted first (messages without a number go first). */
+function acceptedBefore(a: CoreMessage, b: CoreMessage): boolean {
+  return b.seq === undefined || (a.seq as number) < b.seq;
 }

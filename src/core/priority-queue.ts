@@ -9,6 +9,14 @@ export interface Prioritized {
   readonly priority: number;
 }
 
+/** Levels index an array: a priority outside 0..31 must never reach one (the kernel validates first). */
+function checkedPriority(p: number): number {
+  if (!Number.isInteger(p) || p < MIN_PRIORITY || p > MAX_PRIORITY) {
+    throw new RangeError(`priority ${p} is out of range ${MIN_PRIORITY}..${MAX_PRIORITY}`);
+  }
+  return p;
+}
+
 /**
  * 32 FIFO deques plus a bitmap of the non-empty ones, so finding the highest
  * non-empty priority is one `Math.clz32`. Bit p of `nonEmpty` is set iff
@@ -24,7 +32,7 @@ export class PriorityQueue<T extends Prioritized> {
   }
 
   push(item: T): void {
-    const p = item.priority;
+    const p = checkedPriority(item.priority);
     this.levels[p]!.push(item);
     this.nonEmpty |= 1 << p;
     this.length++;
@@ -32,10 +40,36 @@ export class PriorityQueue<T extends Prioritized> {
 
   /** Put an item back at the front of its priority (redelivery keeps its place). */
   unshift(item: T): void {
-    const p = item.priority;
+    const p = checkedPriority(item.priority);
     this.levels[p]!.unshift(item);
     this.nonEmpty |= 1 << p;
     this.length++;
+  }
+
+  /**
+   * Put an item back in its priority where `before` says it belongs: ahead of
+   * the first item `before(item, other)` holds for (redelivery in accept order).
+   * Scans from the front, so giving back the oldest message is O(1).
+   */
+  insertBy(item: T, before: (item: T, other: T) => boolean): void {
+    const p = checkedPriority(item.priority);
+    const level = this.levels[p]!;
+    let i = 0;
+    while (i < level.length && !before(item, level.at(i) as T)) i++;
+    level.insertAt(i, item);
+    this.nonEmpty |= 1 << p;
+    this.length++;
+  }
+
+  /** Remove one item (identity); true if it was queued. O(n) in its priority: for withdrawals, not hot paths. */
+  remove(item: T): boolean {
+    const p = item.priority;
+    if (p < 0 || p >= PRIORITY_LEVELS) return false;
+    const level = this.levels[p]!;
+    if (!level.remove(item)) return false;
+    if (level.length === 0) this.nonEmpty &= ~(1 << p);
+    this.length--;
+    return true;
   }
 
   peek(): T | undefined {

@@ -273,13 +273,11 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
 /** After a revoke: credits of processes that lost the send right are recalled; lost receivers are detached. */
 function enforceRights(k: Kernel, rec: MailboxRecord, kind: RightKind): void {
   if (kind === 'send') {
-    for (const [holder, credit] of rec.holders) {
+    for (const holder of [...rec.credits.holders.keys()]) {
       if (!rec.rights.may('send', holder.name)) {
-        // Credits are capabilities already granted: sends in flight under them stand; the rest come back.
-        if (credit.slots > 0) {
-          holder.sendRevoke(rec.id);
-          rec.revoking++;
-        }
+        // Credits are capabilities already granted: sends in flight under them stand; the rest come
+        // back, and no new credit is granted to it here.
+        rec.credits.revoke(holder);
         holder.sendNotice({ kind: 'rights', mailbox: rec.name, id: rec.id, right: 'send', granted: false });
       }
     }

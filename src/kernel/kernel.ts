@@ -1,6 +1,6 @@
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Ledger, MailboxHooks, Receiver } from '../core/mailbox-core.js';
+import type { MailboxHooks, Receiver } from '../core/mailbox-core.js';
 import { ReceiverBusyError } from '../core/mailbox-core.js';
 import { type MailboxOptions, resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
 import { MAX_PRIORITY } from '../core/priority-queue.js';
@@ -13,32 +13,52 @@ import {
   HEADER_REST,
   MAGIC,
   MAX_CONTROL_BODY,
+  MAX_HELLO_FRAME,
   Op,
   PROTOCOL_VERSION,
   RecvFlag,
   SendFlag,
 } from '../wire/protocol.js';
+import { defaultSocketPath } from '../wire/socket-path.js';
 import { handleCall } from './control.js';
-import type { KernelMessage, MailboxRecord, PendingReceive, PendingSend } from './mailbox-record.js';
-import { MailboxRecord as Record_ } from './mailbox-record.js';
+import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
+import { MailboxRecord } from './mailbox-record.js';
+import { MemoryBudget } from './message-store.js';
+import { peerCredentialsOf } from './peer-credentials.js';
 import type { SegmentRecord } from './segment-record.js';
 import { type ExitReason, Session } from './session.js';
-import { defaultSocketPath } from '../wire/socket-path.js';
 import { claimSocketPath } from './socket-path.js';
+import { startTimer } from './timer.js';
 
 /** Most budget bytes one sender holds as credit on one mailbox, and when it is topped up. */
 const CREDIT_BYTES = 4 * 1024 * 1024;
 const CREDIT_BYTES_LOW = 1024 * 1024;
+/** Most unanswered operations (parked sends and receives) one session may have. */
+const MAX_PENDING_PER_SESSION = 65536;
+/** Names of the form the kernel assigns; no client may claim one. */
+const ASSIGNED_NAME = /^proc-\d+$/;
 
 export interface KernelOptions {
   /** Unix socket path. Default: see defaultSocketPath(). */
   socketPath?: string;
   /** Largest message payload in bytes. Default 16 MiB. */
   maxMessageSize?: number;
-  /** Bytes of queued messages the kernel holds before refusing sends with KERNEL_FULL. Default 256 MiB. */
+  /**
+   * Bytes the kernel may hold for messages (queued, parked, in flight),
+   * credit reservations and unread output before refusing sends with
+   * KERNEL_FULL. Default 256 MiB.
+   */
   memoryBudget?: number;
   /** Most send credits one process holds for one mailbox. Default 1024. */
   creditWindow?: number;
+  /** How long a credit holder may take to answer REVOKE before its credits are voided (ms). Default 1000. */
+  revokeTimeout?: number;
+  /** How long a new connection may take to send HELLO (ms). Default 5000. */
+  helloTimeout?: number;
+  /** Most connections at once (with or without HELLO). Default 1024. */
+  maxConnections?: number;
+  /** Most connections that have not sent HELLO yet; beyond it the oldest is closed. Default 64. */
+  maxHandshakes?: number;
 }
 
 interface ResolvedKernelOptions {
@@ -46,6 +66,15 @@ interface ResolvedKernelOptions {
   maxMessageSize: number;
   memoryBudget: number;
   creditWindow: number;
+  revokeTimeout: number;
+  helloTimeout: number;
+  maxConnections: number;
+  maxHandshakes: number;
+}
+
+function positiveInt(v: number, name: string, min = 1): number {
+  if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}`);
+  return v;
 }
 
 function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
@@ -53,22 +82,30 @@ function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
   if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1 || maxMessageSize > 1024 * 1024 * 1024) {
     throw new RangeError('maxMessageSize must be an integer from 1 to 1 GiB');
   }
-  const memoryBudget = o.memoryBudget ?? 256 * 1024 * 1024;
-  if (!Number.isInteger(memoryBudget) || memoryBudget < 1)
-    throw new RangeError('memoryBudget must be a positive integer');
-  const creditWindow = o.creditWindow ?? 1024;
-  if (!Number.isInteger(creditWindow) || creditWindow < 0)
-    throw new RangeError('creditWindow must be a non-negative integer');
   const socketPath = o.socketPath ?? defaultSocketPath();
   if (typeof socketPath !== 'string' || socketPath.length === 0)
     throw new TypeError('socketPath must be a non-empty string');
-  return { socketPath, maxMessageSize, memoryBudget, creditWindow };
+  return {
+    socketPath,
+    maxMessageSize,
+    memoryBudget: positiveInt(o.memoryBudget ?? 256 * 1024 * 1024, 'memoryBudget'),
+    creditWindow: positiveInt(o.creditWindow ?? 1024, 'creditWindow', 0),
+    revokeTimeout: positiveInt(o.revokeTimeout ?? 1000, 'revokeTimeout'),
+    helloTimeout: positiveInt(o.helloTimeout ?? 5000, 'helloTimeout'),
+    maxConnections: positiveInt(o.maxConnections ?? 1024, 'maxConnections'),
+    maxHandshakes: positiveInt(o.maxHandshakes ?? 64, 'maxHandshakes'),
+  };
 }
 
 /**
  * The kernel: owns process names, mailboxes, links and the memory budget.
  * It listens on a Unix socket; each connection is a Session. Message frames
- * are handled here; control calls (JSON) in control.ts.
+ * are handled here; control calls (JSON) in control.ts; credits in
+ * credits.ts; what a kept message costs in message-store.ts.
+ *
+ * No frame can take the kernel down: a frame the handlers cannot process
+ * costs its sender the connection (protocol error), never another client
+ * anything.
  */
 export class Kernel {
   readonly options: ResolvedKernelOptions;
@@ -78,9 +115,9 @@ export class Kernel {
   readonly mailboxByName = new Map<string, MailboxRecord>();
   /** Shared-memory segments registered with the kernel, by name. */
   readonly segments = new Map<string, SegmentRecord>();
-  readonly ledger: Ledger = { used: 0 };
-  /** Bytes of the budget promised to senders as credits (not yet queued). */
-  reservedBytes = 0;
+  /** Bytes queued in mailboxes (the core's count; also part of `budget.held`). */
+  readonly ledger = { used: 0 };
+  readonly budget: MemoryBudget;
   /** Every process name by pid, kept after exit so late deliveries still name their sender. */
   readonly names = new Map<number, string>();
   readonly startedAt = Date.now();
@@ -89,17 +126,26 @@ export class Kernel {
   private flushScheduled = false;
   private nextPid = 1;
   private nextMailboxId = 1;
+  private nextSeq = 1;
   private closing: Promise<void> | undefined;
   private readonly maxFrame: number;
+  private readonly connections = new Set<Session>();
+  /** Connections that have not sent HELLO, oldest first. */
+  private readonly handshaking = new Set<Session>();
   private readonly hooks: (rec: MailboxRecord) => MailboxHooks<KernelMessage>;
 
   constructor(options: KernelOptions = {}) {
     this.options = resolveKernelOptions(options);
+    this.budget = new MemoryBudget(this.options.memoryBudget);
     this.maxFrame = HEADER_REST + Math.max(this.options.maxMessageSize + 8, MAX_CONTROL_BODY);
     this.hooks = (rec) => ({
       deliver: (receiver, request, message) =>
         this.deliverFromCore(rec, receiver, request as PendingReceive | undefined, message),
-      admitted: (waiter) => this.admitted(waiter as PendingSend),
+      admitted: (waiter) => this.admitted(waiter as SendRequest),
+      writable: (receiver) => this.sessions.get(receiver.id)?.choked !== true,
+      copied: (message, copies) => {
+        message.pending += copies - 1;
+      },
     });
   }
 
@@ -111,13 +157,20 @@ export class Kernel {
     await claimSocketPath(this.options.socketPath);
     const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.socketPath, () => {
-        server.off('error', reject);
-        resolve();
+    // The socket is created with no permission for anyone else: there is no window between
+    // bind and chmod in which another user could connect.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.options.socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } finally {
+      process.umask(umask);
+    }
     chmodSync(this.options.socketPath, 0o600);
   }
 
@@ -126,7 +179,7 @@ export class Kernel {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       const server = this.server;
-      const sessions = [...this.sessions.values()];
+      const sessions = [...this.connections];
       for (const s of sessions) {
         s.sendNotice({ kind: 'kernel-shutdown' });
         s.flush();
@@ -154,15 +207,31 @@ export class Kernel {
   // ---------------------------------------------------------------- connections
 
   private accept(socket: Socket): void {
+    if (this.closing !== undefined || this.connections.size >= this.options.maxConnections) {
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay?.(true);
     let session!: Session;
     session = new Session(
       socket,
-      this.maxFrame,
+      MAX_HELLO_FRAME,
       (frame) => this.onFrame(session, frame),
       (err) => this.protocolError(session, err.message),
       (s) => this.markDirty(s),
+      this.budget,
+      (s) => this.unchoked(s),
     );
+    session.credentials = peerCredentialsOf(socket);
+    this.connections.add(session);
+    this.handshaking.add(session);
+    if (this.handshaking.size > this.options.maxHandshakes) {
+      // Idle strangers must not lock everyone out: the oldest handshake goes first.
+      const oldest = this.handshaking.values().next().value as Session;
+      this.dropHandshake(oldest);
+    }
+    session.helloTimer = setTimeout(() => this.dropHandshake(session), this.options.helloTimeout);
+    session.helloTimer.unref();
     socket.on('data', (chunk: Buffer) => {
       session.decoder.push(chunk);
       this.flushDirty();
@@ -171,9 +240,18 @@ export class Kernel {
       // 'close' follows; the session ends there.
     });
     socket.on('close', () => {
+      this.connections.delete(session);
+      this.handshaking.delete(session);
       this.endSession(session, 'lost');
+      session.release();
       this.flushDirty();
     });
+  }
+
+  private dropHandshake(s: Session): void {
+    if (!this.handshaking.delete(s)) return;
+    s.closed = true;
+    s.socket.destroy();
   }
 
   markDirty(s: Session): void {
@@ -190,6 +268,12 @@ export class Kernel {
     this.dirty.clear();
   }
 
+  /** A slow reader caught up: deliveries may flow to it again. */
+  private unchoked(s: Session): void {
+    for (const rec of s.attached.keys()) if (!rec.closed) rec.core.pumpNow();
+    this.flushDirty();
+  }
+
   protocolError(s: Session, message: string): void {
     if (s.closed) return;
     s.decoder.fail(message);
@@ -197,6 +281,7 @@ export class Kernel {
     s.flush();
     s.socket.end();
     this.endSession(s, 'protocol-error');
+    s.closed = true;
     setTimeout(() => s.socket.destroy(), 1000).unref();
   }
 
@@ -204,6 +289,16 @@ export class Kernel {
 
   private onFrame(s: Session, f: Frame): void {
     if (s.closed) return;
+    try {
+      this.dispatch(s, f);
+    } catch (e) {
+      // A frame no handler anticipated: it costs its sender the connection, and nobody else anything.
+      process.emitWarning(`ipcbox kernel: frame op ${f.op} from ${s.name || 'a new connection'}: ${String(e)}`);
+      this.protocolError(s, `frame op ${f.op} could not be processed`);
+    }
+  }
+
+  private dispatch(s: Session, f: Frame): void {
     if (!s.ready) {
       if (f.op !== Op.HELLO) return this.protocolError(s, `expected HELLO, got op ${f.op}`);
       return this.hello(s, f);
@@ -221,8 +316,6 @@ export class Kernel {
         return this.onDeliveryIds(s, f);
       case Op.CANCEL:
         return this.onCancel(s, f.reqId);
-      case Op.REQUEUE:
-        return this.onRequeue(s, f);
       case Op.CREDIT_RETURN:
         return this.onCreditReturn(s, f);
       case Op.CALL:
@@ -245,35 +338,40 @@ export class Kernel {
         `unsupported protocol version ${version}; this kernel speaks ${PROTOCOL_VERSION}`,
       );
     }
-    s.osPid = b.readUInt32LE(8);
+    this.handshaking.delete(s);
+    if (s.helloTimer !== undefined) clearTimeout(s.helloTimer);
+    // The OS pid from SO_PEERCRED where the platform gives it; the client's word only otherwise.
+    s.osPid = s.credentials?.pid ?? b.readUInt32LE(8);
     const inboxCap = b.readUInt32LE(12);
     let name = b.toString('utf8', 16);
     const pid = this.nextPid++;
+    const refuse = (code: IpcErrorCode, text: string) => {
+      s.sendError(f.reqId, code, text);
+      s.flush();
+      s.socket.end();
+      s.closed = true;
+    };
     if (name === '') name = `proc-${pid}`;
+    else if (ASSIGNED_NAME.test(name)) {
+      return refuse('INVALID_ARGUMENT', `process names of the form proc-<n> are assigned by the kernel: ${name}`);
+    }
     try {
       validateName('process', name);
     } catch (e) {
-      s.sendError(f.reqId, 'INVALID_ARGUMENT', (e as Error).message);
-      s.flush();
-      s.socket.end();
-      s.closed = true;
-      return;
+      return refuse('INVALID_ARGUMENT', (e as Error).message);
     }
-    if (this.byName.has(name)) {
-      s.sendError(f.reqId, 'NAME_TAKEN', `process name already taken: ${name}`);
-      s.flush();
-      s.socket.end();
-      s.closed = true;
-      return;
+    if (this.byName.has(name)) return refuse('NAME_TAKEN', `process name already taken: ${name}`);
+    if (inboxCap !== 0xffffffff && inboxCap > 0x7fffffff) {
+      return refuse('INVALID_ARGUMENT', `inbox capacity ${inboxCap} is out of range`);
     }
     s.pid = pid;
     s.name = name;
     s.ready = true;
+    s.decoder.maxFrame = this.maxFrame;
     this.sessions.set(pid, s);
     this.byName.set(name, s);
     this.names.set(pid, name);
-    const inbox = new Record_(
-      this.nextMailboxId++,
+    const inbox = this.newRecord(
       `@${name}`,
       'inbox',
       {
@@ -287,11 +385,7 @@ export class Kernel {
       },
       name,
       s,
-      this.ledger,
-      this.hooks,
-      this.options.creditWindow,
     );
-    this.mailboxes.set(inbox.id, inbox);
     s.inbox = inbox;
     inbox.core.attach(pid);
     s.attached.set(inbox, { ack: false });
@@ -306,158 +400,265 @@ export class Kernel {
     this.markDirty(s);
   }
 
-  /** Reply with an error to a request, or (for frames that expected no reply) treat it as a protocol violation. */
-  private refuse(s: Session, reqId: number, code: IpcErrorCode, message: string): void {
-    if (reqId === 0) return this.protocolError(s, `${code}: ${message}`);
-    s.sendError(reqId, code, message);
+  private newRecord(
+    name: string,
+    kind: 'mailbox' | 'inbox',
+    options: ConstructorParameters<typeof MailboxRecord>[3],
+    owner: string,
+    ownerSession: Session | undefined,
+  ): MailboxRecord {
+    const rec = new MailboxRecord(
+      this.nextMailboxId++,
+      name,
+      kind,
+      options,
+      owner,
+      ownerSession,
+      this.ledger,
+      this.hooks,
+      this.options.creditWindow,
+      (self) => ({
+        budget: this.budget,
+        revokeTimeout: this.options.revokeTimeout,
+        roundEnded: () => this.roundEnded(self),
+      }),
+    );
+    this.mailboxes.set(rec.id, rec);
+    return rec;
   }
 
+  // ---------------------------------------------------------------- sending
+
   private onSend(s: Session, f: Frame): void {
-    const rec = this.mailboxes.get(f.target);
     const reqId = f.reqId;
+    if (reqId === 0) return this.onCreditedSend(s, f);
+    const rec = this.mailboxes.get(f.target);
     const nonblock = (f.flags & SendFlag.NONBLOCK) !== 0;
     let off = 0;
     let timeout = -1;
     if ((f.flags & SendFlag.TIMED) !== 0) {
-      if (f.bodyLength < 4) return this.protocolError(s, 'SEND: TIMED without timeout');
+      if (f.bodyLength < 4) return s.sendError(reqId, 'PROTOCOL', 'SEND: TIMED without a timeout');
       timeout = f.u32(0);
       off = 4;
     }
-    if (rec === undefined) {
-      // A credited send can race with the mailbox's deletion; the sender was told by NOTICE.
-      if (reqId === 0) return;
-      return s.sendError(reqId, 'NO_SUCH_MAILBOX', `no such mailbox (id ${f.target})`);
+    if (s.pendingSends.has(reqId)) {
+      return this.protocolError(s, `SEND reuses request id ${reqId} of a send still pending`);
     }
+    if (rec === undefined) return s.sendError(reqId, 'NO_SUCH_MAILBOX', `no such mailbox (id ${f.target})`);
     if (f.priority > MAX_PRIORITY)
-      return this.refuse(s, reqId, 'INVALID_ARGUMENT', `priority ${f.priority} is out of range 0..31`);
-    if (f.codec > 3) return this.refuse(s, reqId, 'PROTOCOL', `unknown payload codec ${f.codec}`);
+      return s.sendError(reqId, 'INVALID_ARGUMENT', `priority ${f.priority} is out of range 0..31`);
+    if (f.codec > 3) return s.sendError(reqId, 'INVALID_ARGUMENT', `unknown payload codec ${f.codec}`);
     const size = f.bodyLength - off;
-    // A credit is a send right granted earlier, so credited sends skip the rights check.
-    if (reqId !== 0 && !rec.rights.may('send', s.name)) {
-      return this.refuse(s, reqId, 'PERMISSION_DENIED', `${s.name} may not send to ${rec.name}`);
+    if (!rec.rights.may('send', s.name)) {
+      return s.sendError(reqId, 'PERMISSION_DENIED', `${s.name} may not send to ${rec.name}`);
     }
-    if (size > rec.options.maxMessageSize) {
-      return this.refuse(
-        s,
-        reqId,
-        'MESSAGE_TOO_LARGE',
-        `message of ${size} bytes exceeds ${rec.name}'s limit of ${rec.options.maxMessageSize}`,
-      );
-    }
-    const fixed = rec.options.fixedMessageSize;
-    if (fixed !== undefined && size !== fixed) {
-      return this.refuse(
-        s,
-        reqId,
-        'WRONG_MESSAGE_SIZE',
-        `${rec.name} takes messages of exactly ${fixed} bytes, got ${size}`,
-      );
-    }
-    const message: KernelMessage = {
-      priority: f.priority,
-      sender: s.pid,
-      size,
-      codec: f.codec,
-      bytes: f.buf,
-      offset: f.start + off,
-      completion: undefined,
-    };
-    s.sent++;
-    if (reqId === 0) {
-      const c = rec.holders.get(s);
-      if (c === undefined || c.slots <= 0 || c.bytes < size) {
-        return this.protocolError(s, `SEND without reply id and without credit for ${rec.name}`);
-      }
-      c.slots--;
-      c.bytes -= size;
-      this.reservedBytes -= size;
-      rec.counters.sent++;
-      rec.core.send(message, true, true);
-      // Top up before the sender runs dry, so a steady stream never stops for a round trip.
-      if (c.slots <= rec.creditLowWater || c.bytes < CREDIT_BYTES_LOW) this.grantCredits(rec, s);
-      return;
-    }
-    if (this.ledger.used + this.reservedBytes + size > this.options.memoryBudget) {
+    const refusal = this.sizeRefusal(rec, size);
+    if (refusal !== undefined) return s.sendError(reqId, refusal[0], refusal[1]);
+    if (!this.budget.fits(size + 128)) {
       return s.sendError(
         reqId,
         'KERNEL_FULL',
         `kernel memory budget of ${this.options.memoryBudget} bytes is exhausted`,
       );
     }
+    if (s.pendingSends.size + s.pendingReceives.size >= MAX_PENDING_PER_SESSION) {
+      return s.sendError(reqId, 'KERNEL_FULL', `${s.name} has ${MAX_PENDING_PER_SESSION} operations pending`);
+    }
+    const message = this.accept_(s, f, off, size);
+    const req: SendRequest = {
+      message,
+      session: s,
+      reqId,
+      nonblock,
+      record: rec,
+      timer: undefined,
+      expired: undefined,
+    };
+    s.sent++;
     const sync = (f.flags & SendFlag.SYNC) !== 0 || rec.options.capacity === 0;
-    if (sync) message.completion = { session: s, reqId, nonblock, record: rec };
+    if (sync) message.completion = req;
     const outcome = rec.core.send(message, !nonblock);
     switch (outcome) {
       case 'queued':
+      case 'handed':
         rec.counters.sent++;
         if (!sync) {
           s.sendSent(reqId);
           this.grantCredits(rec, s);
+        } else {
+          this.pendSend(req, timeout);
         }
-        return;
-      case 'handed':
-        rec.counters.sent++;
-        return;
-      case 'blocked': {
-        const w = { message, session: s, reqId, nonblock: false, record: rec, timer: undefined };
-        this.parkSend(w, timeout);
-        return;
-      }
+        break;
+      case 'blocked':
+        rec.counters.blockedSends++;
+        this.pendSend(req, timeout);
+        rec.core.park(req);
+        rec.credits.revoke();
+        break;
       case 'would-block':
         if (rec.core.promised > 0 && rec.core.waitingSenders === 0 && rec.options.capacity > 0) {
           // Room exists but is promised to other senders as credits: take it back, then decide.
-          const w = { message, session: s, reqId, nonblock: true, record: rec, timer: undefined };
-          this.parkSend(w, -1);
-          return;
+          this.pendSend(req, -1);
+          rec.deferred.add(req);
+          rec.core.park(req);
+          if (s.pendingSends.has(reqId)) rec.credits.revoke();
+          break;
         }
-        return s.sendError(reqId, 'WOULD_BLOCK', `${rec.name} is full`);
+        message.completion = undefined;
+        this.budget.finish(message);
+        s.sendError(reqId, 'WOULD_BLOCK', rec.options.capacity === 0 ? `no receiver is waiting on ${rec.name}` : `${rec.name} is full`);
+        return;
+    }
+    // Still kept after this frame (queued, parked, or in flight): a small one gets its own buffer.
+    if (message.pending > 0) this.budget.compact(message);
+  }
+
+  /** A send within credit: no answer, no rights check (the credit was the right), never refused. */
+  private onCreditedSend(s: Session, f: Frame): void {
+    const rec = this.mailboxes.get(f.target);
+    // A credited send can race with the mailbox's deletion (the sender is told by NOTICE), or
+    // with the sender's own handle close; a mailbox it never had credit on is a violation.
+    if (rec === undefined) return;
+    if ((f.flags & (SendFlag.TIMED | SendFlag.SYNC | SendFlag.NONBLOCK)) !== 0) {
+      return this.protocolError(s, 'a credited SEND (request id 0) takes no flags');
+    }
+    if (f.priority > MAX_PRIORITY) return this.protocolError(s, `priority ${f.priority} is out of range 0..31`);
+    if (f.codec > 3) return this.protocolError(s, `unknown payload codec ${f.codec}`);
+    const size = f.bodyLength;
+    if (this.sizeRefusal(rec, size) !== undefined) {
+      return this.protocolError(s, `credited SEND of ${size} bytes breaks ${rec.name}'s size rules`);
+    }
+    const how = rec.credits.spend(s, size);
+    if (how === 'none') {
+      if (rec.credits.barred.has(s) || !rec.credits.holders.has(s)) {
+        // Its credit was dropped (handle closed, rights revoked and returned): only a client
+        // that ignores the protocol sends on after returning its credit.
+        return this.protocolError(s, `SEND without reply id and without credit for ${rec.name}`);
+      }
+      return this.protocolError(s, `SEND without reply id beyond the credit for ${rec.name}`);
+    }
+    const message = this.accept_(s, f, 0, size);
+    s.sent++;
+    rec.counters.sent++;
+    if (how === 'credit') rec.core.send(message, true, true);
+    else rec.core.sendForced(message);
+    if (message.pending > 0) this.budget.compact(message);
+    // Top up before the sender runs dry, so a steady stream never stops for a round trip.
+    this.grantCredits(rec, s);
+  }
+
+  private sizeRefusal(rec: MailboxRecord, size: number): [IpcErrorCode, string] | undefined {
+    if (size > rec.options.maxMessageSize) {
+      return [
+        'MESSAGE_TOO_LARGE',
+        `message of ${size} bytes exceeds ${rec.name}'s limit of ${rec.options.maxMessageSize}`,
+      ];
+    }
+    const fixed = rec.options.fixedMessageSize;
+    if (fixed !== undefined && size !== fixed) {
+      return ['WRONG_MESSAGE_SIZE', `${rec.name} takes messages of exactly ${fixed} bytes, got ${size}`];
+    }
+    return undefined;
+  }
+
+  /** The kernel keeps a message from here until its last copy is consumed, acknowledged or dropped. */
+  private accept_(s: Session, f: Frame, off: number, size: number): KernelMessage {
+    const m: KernelMessage = {
+      priority: f.priority,
+      sender: s.pid,
+      size,
+      codec: f.codec,
+      seq: this.nextSeq++,
+      bytes: f.buf,
+      offset: f.start + off,
+      store: f.chunk,
+      pending: 1,
+      completion: undefined,
+    };
+    this.budget.retain(m);
+    return m;
+  }
+
+  /** Track an unanswered send; its timer runs whatever state the send is in. */
+  private pendSend(req: SendRequest, timeout: number): void {
+    const s = req.session!;
+    s.pendingSends.set(req.reqId, req);
+    if (timeout >= 0) {
+      req.timer = startTimer(timeout, () =>
+        this.expire(req, 'TIMEOUT', `send to ${req.record.name} timed out after ${timeout} ms`),
+      );
     }
   }
 
-  private parkSend(w: PendingSend & { session: Session }, timeout: number): void {
-    const rec = w.record;
-    const s = w.session;
-    rec.core.park(w);
-    rec.counters.blockedSends++;
-    s.pendingSends.set(w.reqId, w);
-    if (timeout >= 0) {
-      w.timer = setTimeout(() => {
-        if (rec.core.cancelSend(w))
-          this.failSend(w, 'TIMEOUT', `send to ${rec.name} timed out after ${timeout} ms`);
-      }, timeout);
+  /** Answer a request send: done. */
+  private answerSent(req: SendRequest): void {
+    req.timer?.clear();
+    req.timer = undefined;
+    const s = req.session;
+    if (s === undefined || s.pendingSends.get(req.reqId) !== req) return;
+    s.pendingSends.delete(req.reqId);
+    req.record.deferred.delete(req);
+    s.sendSent(req.reqId);
+    if (!req.record.closed && req.record.options.capacity > 0) this.grantCredits(req.record, s);
+  }
+
+  /** Answer a request send with an error; its message is not (or no longer) in the mailbox. */
+  private answerError(req: SendRequest, code: IpcErrorCode, text: string): void {
+    req.timer?.clear();
+    req.timer = undefined;
+    req.record.deferred.delete(req);
+    const s = req.session;
+    if (s === undefined || s.pendingSends.get(req.reqId) !== req) return;
+    s.pendingSends.delete(req.reqId);
+    s.sendError(req.reqId, code, text);
+  }
+
+  /**
+   * A send's timeout or abort: withdraw it from wherever it is. Parked or
+   * still queued: it fails now and its message goes. Held by a receiver that
+   * has not taken it yet: the answer waits for that receiver (taken: SENT;
+   * given back: the error), so a send is never both delivered and failed.
+   */
+  private expire(req: SendRequest, code: 'TIMEOUT' | 'ABORTED', text: string): void {
+    const rec = req.record;
+    const m = req.message;
+    if (rec.core.cancelSend(req)) {
+      if (m.completion === req) m.completion = undefined;
+      this.budget.finish(m);
+      this.answerError(req, code, text);
+      return;
     }
-    this.revokeCredits(rec);
+    if (m.completion !== req) return;
+    const removed = rec.closed ? 0 : rec.core.withdraw(m);
+    for (let i = 0; i < removed; i++) this.budget.finish(m);
+    if (m.pending === 0) {
+      m.completion = undefined;
+      this.answerError(req, code, text);
+      return;
+    }
+    req.timer?.clear();
+    req.timer = undefined;
+    req.expired = { code, text };
   }
 
   /** A parked sender's message entered the mailbox (or, at capacity 0, reached a receiver). */
-  private admitted(w: PendingSend): void {
-    if (w.timer) clearTimeout(w.timer);
-    w.timer = undefined;
+  private admitted(w: SendRequest): void {
     w.record.counters.sent++;
-    if (w.session === undefined) return;
-    w.session.pendingSends.delete(w.reqId);
-    if (w.message.completion === undefined) w.session.sendSent(w.reqId);
+    w.record.deferred.delete(w);
+    // A synchronous or rendezvous send is answered when the receiver takes the message.
+    if (w.message.completion === undefined) this.answerSent(w);
   }
 
-  /** Ask every credit holder of `rec` to hand unspent credits back (a sender is waiting for room). */
-  private revokeCredits(rec: MailboxRecord): void {
-    if (rec.revoking > 0) return;
-    for (const [holder, credit] of rec.holders) {
-      if (credit.slots > 0) {
-        holder.sendRevoke(rec.id);
-        rec.revoking++;
+  /** A revocation round ended: non-blocking sends that waited for it and found no room fail now. */
+  private roundEnded(rec: MailboxRecord): void {
+    for (const w of [...rec.deferred]) {
+      if (rec.core.cancelSend(w)) {
+        if (w.message.completion === w) w.message.completion = undefined;
+        this.budget.finish(w.message);
+        this.answerError(w, 'WOULD_BLOCK', `${rec.name} is full`);
       }
     }
-    if (rec.revoking === 0) this.failDeferredNonblocking(rec);
-  }
-
-  private failDeferredNonblocking(rec: MailboxRecord): void {
-    for (const s of this.sessions.values()) {
-      for (const w of s.pendingSends.values()) {
-        if (w.record === rec && w.nonblock && rec.core.cancelSend(w))
-          this.failSend(w, 'WOULD_BLOCK', `${rec.name} is full`);
-      }
-    }
+    rec.deferred.clear();
   }
 
   /**
@@ -466,52 +667,36 @@ export class Kernel {
    * sends: all credit grants together stay within half of it.
    */
   private grantCredits(rec: MailboxRecord, s: Session): void {
-    if (rec.revoking > 0 || rec.closed) return;
-    const window = rec.creditWindow;
-    if (window <= 0) return;
-    const c = rec.holders.get(s) ?? { slots: 0, bytes: 0 };
-    if (c.slots > rec.creditLowWater && c.bytes >= CREDIT_BYTES_LOW) return;
-    const room = this.options.memoryBudget / 2 - this.ledger.used - this.reservedBytes;
-    if (room <= 0) return;
-    const bytes = Math.max(0, Math.min(CREDIT_BYTES - c.bytes, Math.floor(room / 4)));
-    const slots = rec.core.reserve(window - c.slots);
-    if (slots === 0 && bytes === 0) return;
-    c.slots += slots;
-    c.bytes += bytes;
-    this.reservedBytes += bytes;
-    rec.holders.set(s, c);
-    s.sendCredit(rec.id, slots, bytes);
+    if (rec.closed || s.closed || !rec.rights.may('send', s.name)) return;
+    const room = this.options.memoryBudget / 2 - this.budget.used;
+    rec.credits.grant(s, rec.creditWindow, rec.creditLowWater, CREDIT_BYTES, CREDIT_BYTES_LOW, room / 4);
   }
 
-  /** Take back everything `s` holds on `rec` (returned, revoked, or `s` is gone). */
+  /** Take back everything `s` holds on `rec` (handle closed, or `s` is gone). */
   dropCredits(rec: MailboxRecord, s: Session): void {
-    const c = rec.holders.get(s);
-    if (c === undefined) return;
-    rec.holders.delete(s);
-    this.reservedBytes -= c.bytes;
-    rec.core.unreserve(c.slots);
+    rec.credits.drop(s);
   }
 
   private onCreditReturn(s: Session, f: Frame): void {
     const rec = this.mailboxes.get(f.target);
     if (rec === undefined) return;
     // Credited sends written before the return were processed first, so the kernel's count is what came back.
-    this.dropCredits(rec, s);
-    if (rec.revoking > 0) rec.revoking--;
-    if (rec.revoking === 0) this.failDeferredNonblocking(rec);
+    rec.credits.returned(s, f.bodyLength >= 12 ? f.u32(8) : 0);
   }
+
+  // ---------------------------------------------------------------- receiving
 
   private attachReceiver(s: Session, rec: MailboxRecord, reqId: number, ack: boolean): boolean {
     if (rec.core.isAttached(s.pid)) return true;
     if (rec.kind === 'inbox' || !rec.rights.may('receive', s.name)) {
-      this.refuse(s, reqId, 'PERMISSION_DENIED', `${s.name} may not receive from ${rec.name}`);
+      s.sendError(reqId, 'PERMISSION_DENIED', `${s.name} may not receive from ${rec.name}`);
       return false;
     }
     try {
       rec.core.attach(s.pid);
     } catch (e) {
       if (e instanceof ReceiverBusyError) {
-        this.refuse(s, reqId, 'RECEIVER_BUSY', `${rec.name} is exclusive and already has a receiver`);
+        s.sendError(reqId, 'RECEIVER_BUSY', `${rec.name} is exclusive and already has a receiver`);
         return false;
       }
       throw e;
@@ -522,20 +707,26 @@ export class Kernel {
   }
 
   private onRecv(s: Session, f: Frame): void {
-    const rec = this.mailboxes.get(f.target);
-    if (rec === undefined)
-      return this.refuse(s, f.reqId, 'NO_SUCH_MAILBOX', `no such mailbox (id ${f.target})`);
     if (f.reqId === 0) return this.protocolError(s, 'RECV needs a request id');
+    if (s.pendingReceives.has(f.reqId)) {
+      return this.protocolError(s, `RECV reuses request id ${f.reqId} of a receive still pending`);
+    }
+    const rec = this.mailboxes.get(f.target);
+    if (rec === undefined) return s.sendError(f.reqId, 'NO_SUCH_MAILBOX', `no such mailbox (id ${f.target})`);
     let off = 0;
     let timeout = -1;
     if ((f.flags & RecvFlag.TIMED) !== 0) {
-      timeout = f.body.readUInt32LE(off);
-      off += 4;
+      if (f.bodyLength < 4) return s.sendError(f.reqId, 'PROTOCOL', 'RECV: TIMED without a timeout');
+      timeout = f.u32(0);
+      off = 4;
     }
     let from: number | undefined;
     if ((f.flags & RecvFlag.FROM) !== 0) {
-      if (f.body.length < off + 4) return this.protocolError(s, 'RECV: FROM without a process id');
-      from = f.body.readUInt32LE(off);
+      if (f.bodyLength < off + 4) return s.sendError(f.reqId, 'PROTOCOL', 'RECV: FROM without a process id');
+      from = f.u32(off);
+    }
+    if (s.pendingSends.size + s.pendingReceives.size >= MAX_PENDING_PER_SESSION) {
+      return s.sendError(f.reqId, 'KERNEL_FULL', `${s.name} has ${MAX_PENDING_PER_SESSION} operations pending`);
     }
     const ack = (f.flags & RecvFlag.ACK) !== 0;
     if (!this.attachReceiver(s, rec, f.reqId, ack)) return;
@@ -546,22 +737,32 @@ export class Kernel {
     if (nonblock) return s.sendError(f.reqId, 'WOULD_BLOCK', `no message in ${rec.name}`);
     s.pendingReceives.set(f.reqId, req);
     if (timeout >= 0) {
-      req.timer = setTimeout(() => {
+      req.timer = startTimer(timeout, () => {
         if (rec.core.cancelReceive(s.pid, req)) {
           this.failReceive(req, 'TIMEOUT', `receive from ${rec.name} timed out after ${timeout} ms`);
         }
-      }, timeout);
+      });
     }
   }
 
+  /**
+   * DEMAND: standing prefetch demand (async iteration). The request id names
+   * the iteration, so a refusal (no receive right, exclusive mailbox taken)
+   * answers it instead of reading as a protocol violation.
+   */
   private onDemand(s: Session, f: Frame): void {
+    if (f.bodyLength < 4) return this.protocolError(s, 'DEMAND without a count');
     const rec = this.mailboxes.get(f.target);
-    if (rec === undefined) return;
-    if (f.body.length < 4) return this.protocolError(s, 'DEMAND without a count');
-    const delta = f.body.readInt32LE(0);
+    if (rec === undefined) {
+      if (f.reqId !== 0) s.sendError(f.reqId, 'NO_SUCH_MAILBOX', `no such mailbox (id ${f.target})`);
+      return;
+    }
+    const delta = f.i32(0);
     const ack = (f.flags & RecvFlag.ACK) !== 0;
     if (!rec.core.isAttached(s.pid)) {
-      if (!this.attachReceiver(s, rec, 0, ack)) return;
+      if (delta <= 0) return;
+      if (f.reqId === 0) return this.protocolError(s, 'DEMAND that attaches needs a request id');
+      if (!this.attachReceiver(s, rec, f.reqId, ack)) return;
     } else {
       s.attached.set(rec, { ack });
     }
@@ -576,27 +777,28 @@ export class Kernel {
   ): void {
     const s = this.sessions.get(receiver.id);
     if (s !== undefined) this.deliver(rec, s, request, m);
+    else this.budget.finish(m);
   }
 
+  /**
+   * Hand a message to a receiver. Every delivery is tracked: the kernel keeps
+   * the message until the receiver says CONSUMED (and ACK in ack mode), so a
+   * receiver that dies or gives it back never loses it.
+   */
   private deliver(rec: MailboxRecord, s: Session, req: PendingReceive | undefined, m: KernelMessage): void {
     let ack: boolean;
     if (req !== undefined) {
-      if (req.timer) clearTimeout(req.timer);
+      req.timer?.clear();
       s.pendingReceives.delete(req.reqId);
       ack = req.ack;
     } else {
       ack = s.attached.get(rec)?.ack ?? false;
     }
-    const tracked = req !== undefined || ack || m.completion !== undefined;
-    let deliveryId = 0;
-    let flags = 0;
-    if (tracked) {
-      deliveryId = s.nextDelivery++;
-      if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
-      s.inflight.set(deliveryId, { record: rec, message: m, ack, consumed: false });
-      flags |= DeliverFlag.TRACKED;
-      if (ack) flags |= DeliverFlag.ACK;
-    }
+    let deliveryId = s.nextDelivery++;
+    if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
+    while (s.inflight.has(deliveryId)) deliveryId = s.nextDelivery++;
+    s.inflight.set(deliveryId, { record: rec, message: m, ack, consumed: false });
+    const flags = DeliverFlag.TRACKED | (ack ? DeliverFlag.ACK : 0);
     rec.counters.received++;
     s.received++;
     if (!s.knownPeers.has(m.sender)) {
@@ -622,19 +824,31 @@ export class Kernel {
   }
 
   private onDeliveryIds(s: Session, f: Frame): void {
-    const b = f.body;
-    for (let off = 0; off + 4 <= b.length; off += 4) {
-      const id = b.readUInt32LE(off);
+    const n = f.bodyLength >>> 2;
+    if (f.op === Op.RELEASE) {
+      // Given back in delivery order; requeued by accept order, so the order survives.
+      const back: { record: MailboxRecord; message: KernelMessage }[] = [];
+      for (let i = 0; i < n; i++) {
+        const id = f.u32(i * 4);
+        const e = s.inflight.get(id);
+        if (e === undefined) continue;
+        s.inflight.delete(id);
+        back.push(e);
+      }
+      this.requeueAll(s, back);
+      return;
+    }
+    for (let i = 0; i < n; i++) {
+      const id = f.u32(i * 4);
       const e = s.inflight.get(id);
       if (e === undefined) continue;
-      if (f.op === Op.RELEASE) {
+      if (!e.consumed) this.complete(e.message);
+      if (f.op === Op.ACK || !e.ack) {
         s.inflight.delete(id);
-        this.requeue(e.record, e.message, s);
-        continue;
+        this.budget.finish(e.message);
+      } else {
+        e.consumed = true;
       }
-      this.complete(e.message);
-      if (f.op === Op.ACK || !e.ack) s.inflight.delete(id);
-      else e.consumed = true;
     }
   }
 
@@ -643,8 +857,8 @@ export class Kernel {
     const c = m.completion;
     if (c === undefined) return;
     m.completion = undefined;
-    c.session.sendSent(c.reqId);
-    if (!c.record.closed && c.record.options.capacity > 0) this.grantCredits(c.record, c.session);
+    // Other copies of a broadcast message no longer hold anyone up.
+    this.answerSent(c);
   }
 
   /** Put a delivered but unconsumed (or unacknowledged) message back for another receiver. */
@@ -653,102 +867,110 @@ export class Kernel {
     if (rec.closed) {
       if (c !== undefined) {
         m.completion = undefined;
-        c.session.sendError(c.reqId, 'MAILBOX_CLOSED', `${rec.name} was closed`);
+        this.answerError(c, 'MAILBOX_CLOSED', `${rec.name} was closed`);
       }
+      this.budget.finish(m);
+      return;
+    }
+    if (c !== undefined && c.expired !== undefined) {
+      // Its sender gave up while this receiver held it: the send fails and the message goes.
+      m.completion = undefined;
+      this.answerError(c, c.expired.code, c.expired.text);
+      this.budget.finish(m);
       return;
     }
     rec.counters.redelivered++;
+    this.budget.compact(m);
     if (rec.options.capacity === 0) {
       if (c === undefined) {
         // Taken once already (its sender is done) but never acknowledged: with no queue at
         // capacity 0 it waits as a sender with no process behind it, first in line.
-        const orphan: PendingSend = {
+        const orphan: SendRequest = {
           message: m,
           session: undefined,
           reqId: 0,
           nonblock: false,
           record: rec,
           timer: undefined,
+          expired: undefined,
         };
         rec.core.park(orphan, true);
         return;
       }
       // Not yet taken and its sender is gone: it was never accepted, so it goes with its sender.
-      if (c.session.closed) return;
-      if (c.nonblock) {
+      if (c.session === undefined || c.session.closed) {
         m.completion = undefined;
-        c.session.sendError(c.reqId, 'WOULD_BLOCK', `the receiver of ${rec.name} gave the message back`);
+        this.budget.finish(m);
         return;
       }
-      const w: PendingSend = {
-        message: m,
-        session: c.session,
-        reqId: c.reqId,
-        nonblock: false,
-        record: rec,
-        timer: undefined,
-      };
-      c.session.pendingSends.set(c.reqId, w);
-      rec.core.park(w, true);
+      if (c.nonblock) {
+        m.completion = undefined;
+        this.budget.finish(m);
+        this.answerError(c, 'WOULD_BLOCK', `the receiver of ${rec.name} gave the message back`);
+        return;
+      }
+      // The same request waits again, first in line, with its timer still running.
+      rec.core.park(c, true);
       return;
     }
-    rec.core.requeue(m, from.pid);
+    if (rec.core.requeue(m, from.pid)) return;
+    // A broadcast copy whose receiver left while others stay: that copy is simply gone, unless a
+    // synchronous sender still waits for someone to take the message.
+    this.budget.finish(m);
+    if (c !== undefined && m.pending === 0) this.refan(rec, m);
   }
 
-  private onRequeue(s: Session, f: Frame): void {
-    const rec = this.mailboxes.get(f.target);
-    if (rec === undefined || f.body.length < 4) return;
-    const sender = f.body.readUInt32LE(0);
-    const m: KernelMessage = {
-      priority: f.priority,
-      sender,
-      size: f.bodyLength - 4,
-      codec: f.codec,
-      bytes: f.buf,
-      offset: f.start + 4,
-      completion: undefined,
-    };
-    this.requeue(rec, m, s);
+  /**
+   * Every copy of a synchronously sent broadcast message went with receivers
+   * that left before taking it: it is offered again to the receivers attached
+   * now (or waits in the backlog), and its sender keeps waiting, its timer running.
+   */
+  private refan(rec: MailboxRecord, m: KernelMessage): void {
+    m.pending = 1;
+    this.budget.retain(m);
+    rec.core.sendForced(m);
+  }
+
+  /** Requeue entries handed back together; accept order puts them back in their original order. */
+  private requeueAll(s: Session, entries: { record: MailboxRecord; message: KernelMessage }[]): void {
+    for (const e of entries) this.requeue(e.record, e.message, s);
   }
 
   private onCancel(s: Session, reqId: number): void {
     const w = s.pendingSends.get(reqId);
     if (w !== undefined) {
-      if (w.record.core.cancelSend(w)) this.failSend(w, 'ABORTED', 'send aborted');
+      this.expire(w, 'ABORTED', 'send aborted');
       return;
     }
     const r = s.pendingReceives.get(reqId);
     if (r?.record.core.cancelReceive(s.pid, r)) this.failReceive(r, 'ABORTED', 'receive aborted');
   }
 
-  /** Answer a send that has left the core's queue of senders with an error. */
-  private failSend(w: PendingSend, code: IpcErrorCode, text: string): void {
-    if (w.timer) clearTimeout(w.timer);
-    if (w.session === undefined) return;
-    w.session.pendingSends.delete(w.reqId);
-    w.session.sendError(w.reqId, code, text);
-  }
-
   /** Answer a receive that has left the core's parked requests with an error. */
   private failReceive(r: PendingReceive, code: IpcErrorCode, text: string): void {
-    if (r.timer) clearTimeout(r.timer);
+    r.timer?.clear();
     r.session.pendingReceives.delete(r.reqId);
     r.session.sendError(r.reqId, code, text);
   }
 
   private onCall(s: Session, f: Frame): void {
-    if (f.body.length > MAX_CONTROL_BODY) return this.protocolError(s, 'CALL body too large');
+    if (f.reqId === 0) return this.protocolError(s, 'CALL needs a request id');
+    if (f.bodyLength > MAX_CONTROL_BODY) return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL body too large');
     let call: { m?: unknown; a?: unknown };
     try {
       call = JSON.parse(f.body.toString('utf8'));
     } catch {
-      return this.protocolError(s, 'CALL body is not valid JSON');
+      return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL body is not valid JSON');
     }
     if (typeof call !== 'object' || call === null || typeof call.m !== 'string') {
-      return this.protocolError(s, 'CALL body must be {"m": method, "a": args}');
+      return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL body must be {"m": method, "a": args}');
+    }
+    const args = call.a ?? {};
+    if (typeof args !== 'object' || args === null || Array.isArray(args)) {
+      return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL args must be an object');
     }
     try {
-      const result = handleCall(this, s, call.m, (call.a ?? {}) as Record<string, unknown>);
+      const result = handleCall(this, s, call.m, args as Record<string, unknown>);
       s.sendResult(f.reqId, result);
     } catch (e) {
       if (e instanceof IpcError) s.sendError(f.reqId, e.code, e.message);
@@ -764,18 +986,7 @@ export class Kernel {
     validateName('mailbox', name);
     if (this.mailboxByName.has(name)) throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
     const resolved = resolveMailboxOptions(options, this.options.maxMessageSize);
-    const rec = new Record_(
-      this.nextMailboxId++,
-      name,
-      'mailbox',
-      resolved,
-      s.name,
-      resolved.owner === 'process' ? s : undefined,
-      this.ledger,
-      this.hooks,
-      this.options.creditWindow,
-    );
-    this.mailboxes.set(rec.id, rec);
+    const rec = this.newRecord(name, 'mailbox', resolved, s.name, resolved.owner === 'process' ? s : undefined);
     this.mailboxByName.set(name, rec);
     rec.openers.add(s);
     return rec;
@@ -791,18 +1002,22 @@ export class Kernel {
     const code: IpcErrorCode = 'MAILBOX_CLOSED';
     const text = `${rec.name} was closed: ${reason}`;
     for (const w of senders) {
-      w.message.completion = undefined;
-      this.failSend(w as PendingSend, code, text);
+      const req = w as SendRequest;
+      req.message.completion = undefined;
+      this.budget.finish(req.message);
+      this.answerError(req, code, text);
     }
+    for (const w of [...rec.deferred]) this.answerError(w, code, text);
     for (const [, req] of requests) this.failReceive(req as PendingReceive, code, text);
     for (const m of dropped) {
       const c = m.completion;
       if (c !== undefined) {
         m.completion = undefined;
-        c.session.sendError(c.reqId, code, text);
+        this.answerError(c, code, text);
       }
+      this.budget.finish(m);
     }
-    const told = new Set<Session>([...rec.openers, ...rec.holders.keys()]);
+    const told = new Set<Session>([...rec.openers, ...rec.credits.holders.keys()]);
     for (const s of this.sessions.values()) if (s.attached.has(rec)) told.add(s);
     for (const s of told) {
       s.attached.delete(rec);
@@ -810,30 +1025,32 @@ export class Kernel {
         s.sendNotice({ kind: 'mailbox-closed', mailbox: rec.name, id: rec.id, reason });
       }
     }
-    for (const c of rec.holders.values()) this.reservedBytes -= c.bytes;
-    rec.holders.clear();
+    rec.credits.clear();
     rec.openers.clear();
   }
 
   /** Detach a session's receive side from a mailbox and hand its unconsumed deliveries back. */
   detach(s: Session, rec: MailboxRecord, code: IpcErrorCode = 'MAILBOX_CLOSED'): void {
-    const returned = [...s.inflight.entries()].filter(([, e]) => e.record === rec && !e.consumed);
-    for (const [id] of returned) s.inflight.delete(id);
-    this.requeueAll(
-      s,
-      returned.map(([, e]) => e),
-    );
-    const { requests } = rec.core.detach(s.pid);
+    const back: { record: MailboxRecord; message: KernelMessage }[] = [];
+    for (const [id, e] of s.inflight) {
+      if (e.record === rec && !e.consumed) {
+        s.inflight.delete(id);
+        back.push(e);
+      }
+    }
+    const { requests, dropped } = rec.core.detach(s.pid);
     for (const req of requests)
       this.failReceive(req as PendingReceive, code, `receiver detached from ${rec.name}`);
     s.attached.delete(rec);
+    this.requeueAll(s, back);
+    this.dropCopies(rec, dropped);
   }
 
-  /** Requeue in reverse delivery order so the messages keep their original order at the front. */
-  private requeueAll(s: Session, entries: { record: MailboxRecord; message: KernelMessage }[]): void {
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const e = entries[i]!;
-      this.requeue(e.record, e.message, s);
+  /** Broadcast copies a leaving receiver never got: gone, unless a synchronous sender still waits on the message. */
+  private dropCopies(rec: MailboxRecord, dropped: KernelMessage[]): void {
+    for (const m of dropped) {
+      this.budget.finish(m);
+      if (m.completion !== undefined && m.pending === 0 && !rec.closed) this.refan(rec, m);
     }
   }
 
@@ -886,30 +1103,34 @@ export class Kernel {
     if (!wasReady) return;
     this.sessions.delete(s.pid);
     this.byName.delete(s.name);
+    // Its unanswered sends were never accepted (parked) or wait on a receiver; parked ones go.
     for (const w of s.pendingSends.values()) {
-      if (w.timer) clearTimeout(w.timer);
-      w.record.core.cancelSend(w);
+      w.timer?.clear();
+      w.timer = undefined;
+      w.record.deferred.delete(w);
+      if (w.record.core.cancelSend(w)) {
+        if (w.message.completion === w) w.message.completion = undefined;
+        this.budget.finish(w.message);
+      }
     }
     s.pendingSends.clear();
     for (const r of s.pendingReceives.values()) {
-      if (r.timer) clearTimeout(r.timer);
+      r.timer?.clear();
       r.record.core.cancelReceive(s.pid, r);
     }
     s.pendingReceives.clear();
+    for (const rec of this.mailboxes.values()) rec.credits.drop(s);
     // Unacknowledged and unconsumed deliveries go back to their mailboxes: nothing accepted is lost.
     const entries = [...s.inflight.values()];
     s.inflight.clear();
-    for (const rec of this.mailboxes.values()) this.dropCredits(rec, s);
     for (const rec of [...s.attached.keys()]) {
-      if (rec.kind === 'mailbox' && !rec.closed) rec.core.detach(s.pid);
+      if (rec.kind === 'mailbox' && !rec.closed) this.dropCopies(rec, rec.core.detach(s.pid).dropped);
     }
     this.requeueAll(s, entries);
     for (const rec of [...this.mailboxes.values()]) {
       rec.openers.delete(s);
       if (rec.ownerSession === s) {
         this.deleteMailbox(rec, rec.kind === 'inbox' ? `process ${s.name} exited` : `owner ${s.name} exited`);
-      } else if (rec.revoking > 0) {
-        this.recountRevocations(rec);
       }
     }
     this.endSessionSegments(s);
@@ -917,14 +1138,6 @@ export class Kernel {
     for (const t of s.watching) t.watchers.delete(s);
     s.watchers.clear();
     s.watching.clear();
-  }
-
-  /** A holder died without answering REVOKE: recount, and settle deferred non-blocking sends. */
-  private recountRevocations(rec: MailboxRecord): void {
-    let outstanding = 0;
-    for (const c of rec.holders.values()) if (c.slots > 0) outstanding++;
-    rec.revoking = Math.min(rec.revoking, outstanding);
-    if (rec.revoking === 0) this.failDeferredNonblocking(rec);
   }
 }
 

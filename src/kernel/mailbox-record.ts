@@ -8,40 +8,52 @@ import {
 } from '../core/mailbox-core.js';
 import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
 import { MailboxRights } from '../core/rights.js';
+import type { Chunk } from '../wire/frame-codec.js';
 import type { MailboxCounters, MailboxInfo } from '../wire/info-types.js';
+import { CreditBook, type CreditEnv } from './credits.js';
 import type { Session } from './session.js';
+import type { Timer } from './timer.js';
 
 /**
  * A message as the kernel holds it. The payload is bytes `offset..offset+size`
- * of `bytes`, the chunk it arrived in (received chunks are never overwritten),
- * so forwarding it needs no view of its own.
+ * of `bytes`, which is `store.buf`: the socket chunk it arrived in, or a
+ * buffer of its own once it had to wait (see message-store.ts).
  */
 export interface KernelMessage extends CoreMessage {
   readonly priority: number;
   readonly sender: number;
   readonly size: number;
   readonly codec: number;
-  readonly bytes: Buffer;
-  readonly offset: number;
+  /** Accept order across the kernel: redelivery puts a message back ahead of later ones. */
+  readonly seq: number;
+  bytes: Buffer;
+  offset: number;
+  store: Chunk;
+  /** Copies not yet finished (broadcast fans out; 1 otherwise). The storage goes with the last. */
+  pending: number;
   /** Set while a sender waits for a receiver to take this message (synchronous send, rendezvous). */
-  completion: Completion | undefined;
+  completion: SendRequest | undefined;
 }
 
-export interface Completion {
-  readonly session: Session;
-  readonly reqId: number;
-  readonly nonblock: boolean;
-  readonly record: MailboxRecord;
-}
-
-/** A request send that could not enter yet, parked in the core's FIFO. */
-export interface PendingSend extends SendWaiter<KernelMessage> {
+/**
+ * A request SEND from arrival until it is answered: parked in the core's
+ * FIFO, or (synchronous, rendezvous) waiting for a receiver to take its
+ * message. Its timer and its CANCEL apply in every state.
+ */
+export interface SendRequest extends SendWaiter<KernelMessage> {
+  readonly message: KernelMessage;
   /** Undefined for a redelivered rendezvous message whose sender already completed. */
   readonly session: Session | undefined;
   readonly reqId: number;
   readonly nonblock: boolean;
   readonly record: MailboxRecord;
-  timer: NodeJS.Timeout | undefined;
+  timer: Timer | undefined;
+  /**
+   * The timeout or abort came while a receiver held the message: if that
+   * receiver takes it the send completed after all; if it gives it back, the
+   * send fails with this and the message goes.
+   */
+  expired: { code: 'TIMEOUT' | 'ABORTED'; text: string } | undefined;
 }
 
 /** A specific receive parked in the core. */
@@ -50,13 +62,7 @@ export interface PendingReceive extends ReceiveRequest {
   readonly reqId: number;
   readonly ack: boolean;
   readonly record: MailboxRecord;
-  timer: NodeJS.Timeout | undefined;
-}
-
-/** What one sender may still send without a round trip. */
-export interface Credit {
-  slots: number;
-  bytes: number;
+  timer: Timer | undefined;
 }
 
 /** A mailbox (or a process's inbox) as the kernel keeps it: core semantics plus names, rights, owner, credits. */
@@ -65,10 +71,9 @@ export class MailboxRecord {
   readonly rights: MailboxRights;
   /** Sessions holding a handle (notified when it closes). */
   readonly openers = new Set<Session>();
-  /** Unspent send credits per session: promised slots, and bytes reserved from the memory budget. */
-  readonly holders = new Map<Session, Credit>();
-  /** REVOKE frames not yet answered by CREDIT_RETURN. */
-  revoking = 0;
+  readonly credits: CreditBook<Session>;
+  /** Non-blocking sends waiting for a revocation round to decide (room may be coming back). */
+  readonly deferred = new Set<SendRequest>();
   closed = false;
   readonly counters: MailboxCounters = { sent: 0, received: 0, blockedSends: 0, redelivered: 0 };
   /** Most credits one sender may hold here: half the capacity, at most the kernel's window. */
@@ -88,6 +93,7 @@ export class MailboxRecord {
     ledger: Ledger,
     hooks: (self: MailboxRecord) => MailboxHooks<KernelMessage>,
     kernelCreditWindow: number,
+    creditEnv: (self: MailboxRecord) => Omit<CreditEnv<Session>, 'mailboxId' | 'reserve' | 'unreserve'>,
   ) {
     const cap = options.capacity;
     this.creditWindow =
@@ -100,6 +106,13 @@ export class MailboxRecord {
       { capacity: options.capacity, delivery: options.delivery, ledger },
       hooks(this),
     );
+    const core = this.core;
+    this.credits = new CreditBook<Session>({
+      ...creditEnv(this),
+      mailboxId: id,
+      reserve: (n) => core.reserve(n),
+      unreserve: (n) => core.unreserve(n),
+    });
   }
 
   describe(): MailboxInfo {

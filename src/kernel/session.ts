@@ -3,7 +3,8 @@ import type { IpcErrorCode } from '../errors.js';
 import { errorCodeToWire } from '../wire/error-codes.js';
 import { FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
 import { Op } from '../wire/protocol.js';
-import type { KernelMessage, MailboxRecord, PendingReceive, PendingSend } from './mailbox-record.js';
+import type { KernelMessage, MailboxRecord, PendingReceive, SendRequest } from './mailbox-record.js';
+import type { MemoryBudget } from './message-store.js';
 
 /** A message handed to this session that the kernel keeps until it is consumed (and acknowledged). */
 export interface Inflight {
@@ -15,10 +16,28 @@ export interface Inflight {
 
 export type ExitReason = 'normal' | 'lost' | 'protocol-error' | 'kernel-shutdown';
 
+/** Unread bytes queued to one peer above which no more deliveries are pushed to it (it is slow to read). */
+const CHOKE_BYTES = 256 * 1024;
+/** Unread bytes above which the kernel stops reading the peer's requests until it reads its answers. */
+const PAUSE_BYTES = 4 * 1024 * 1024;
+
+/** The OS identity of the peer process (SO_PEERCRED), when the platform gives it. */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
 /**
  * One connected process. Holds its socket, its outgoing frame buffer and
- * everything the kernel must undo when it goes: parked sends and receives,
+ * everything the kernel must undo when it goes: pending sends and receives,
  * unconsumed deliveries, credits, attachments, monitors.
+ *
+ * Output is flow-controlled: when the peer stops reading, its unread bytes
+ * are charged to the memory budget (`backlog`), deliveries stop at
+ * CHOKE_BYTES (messages wait in their mailboxes, already counted), and the
+ * kernel stops reading the peer's frames at PAUSE_BYTES, so a client that
+ * never reads cannot make the kernel buffer without bound.
  */
 export class Session {
   pid = 0;
@@ -28,9 +47,11 @@ export class Session {
   ready = false;
   closed = false;
   inbox: MailboxRecord | undefined;
+  credentials: PeerCredentials | undefined;
   readonly writer = new FrameWriter();
   readonly decoder: FrameDecoder;
-  readonly pendingSends = new Map<number, PendingSend>();
+  /** Request SENDs not yet answered, by request id. */
+  readonly pendingSends = new Map<number, SendRequest>();
   readonly pendingReceives = new Map<number, PendingReceive>();
   readonly inflight = new Map<number, Inflight>();
   /** Mailboxes this session receives from, with ack mode for prefetch deliveries. */
@@ -43,6 +64,12 @@ export class Session {
   readonly connectedAt = Date.now();
   sent = 0;
   received = 0;
+  /** Too many unread bytes queued to the peer: the core skips it as a receiver. */
+  choked = false;
+  private paused = false;
+  /** Unread bytes of this session counted in the budget's backlog. */
+  private counted = 0;
+  helloTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -50,8 +77,12 @@ export class Session {
     onFrame: ConstructorParameters<typeof FrameDecoder>[1],
     onProtocolError: ConstructorParameters<typeof FrameDecoder>[2],
     private readonly markDirty: (s: Session) => void,
+    private readonly budget: MemoryBudget,
+    /** The peer read enough: deliveries may flow to it again. */
+    private readonly onUnchoke: (s: Session) => void,
   ) {
     this.decoder = new FrameDecoder(maxFrame, onFrame, onProtocolError);
+    socket.on('drain', () => this.drained());
   }
 
   sendError(reqId: number, code: IpcErrorCode, message: string): void {
@@ -84,15 +115,49 @@ export class Session {
     this.markDirty(this);
   }
 
-  sendRevoke(mailboxId: number): void {
+  sendRevoke(mailboxId: number, epoch: number): void {
     if (this.closed) return;
-    this.writer.frame(Op.REVOKE, 0, 0, 0, 0, mailboxId, 0, 0, 0, undefined);
+    this.writer.frame(Op.REVOKE, 0, 0, 0, 0, mailboxId, 1, epoch, 0, undefined);
     this.markDirty(this);
   }
 
   /** Write buffered frames to the socket in one (gathered) write. */
   flush(): void {
     const parts = this.writer.takeParts();
-    if (parts !== undefined && !this.closed && !this.socket.destroyed) writeParts(this.socket, parts);
+    if (parts === undefined || this.closed || this.socket.destroyed) return;
+    writeParts(this.socket, parts);
+    this.account();
+  }
+
+  /** Stop counting this session's unread bytes (it is gone). */
+  release(): void {
+    this.budget.backlog -= this.counted;
+    this.counted = 0;
+    if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
+  }
+
+  private account(): void {
+    const unread = this.socket.writableLength;
+    this.budget.backlog += unread - this.counted;
+    this.counted = unread;
+    if (unread > CHOKE_BYTES) this.choked = true;
+    if (unread > PAUSE_BYTES && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private drained(): void {
+    this.budget.backlog -= this.counted;
+    this.counted = this.socket.writableLength;
+    this.budget.backlog += this.counted;
+    if (this.paused && !this.closed) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    if (this.choked) {
+      this.choked = false;
+      if (!this.closed) this.onUnchoke(this);
+    }
   }
 }

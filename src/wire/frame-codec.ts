@@ -7,6 +7,16 @@ import { HEADER_REST, HEADER_SIZE } from './protocol.js';
  */
 
 /**
+ * One buffer the decoder emitted frames from. Whoever keeps a view of it past
+ * the callback counts itself in `refs` so the memory it pins can be accounted
+ * (the kernel charges a chunk to its budget while any kept message points into it).
+ */
+export class Chunk {
+  refs = 0;
+  constructor(readonly buf: Buffer) {}
+}
+
+/**
  * One decoded frame. The decoder reuses a single instance: copy what you keep.
  * The body is bytes `start..end` of `buf`; received bytes are never
  * overwritten, so views of them stay valid after the callback.
@@ -19,6 +29,8 @@ export class Frame {
   reqId = 0;
   target = 0;
   buf: Buffer = Buffer.alloc(0);
+  /** The buffer `buf` is, as a countable chunk. */
+  chunk: Chunk = new Chunk(this.buf);
   start = 0;
   end = 0;
 
@@ -38,6 +50,10 @@ export class Frame {
 
   u32(offset: number): number {
     return getU32(this.buf, this.start + offset);
+  }
+
+  i32(offset: number): number {
+    return getU32(this.buf, this.start + offset) | 0;
   }
 }
 
@@ -241,53 +257,79 @@ export class FrameWriter {
 
 /** Anything frames can be written to as one gathered write (a net.Socket). */
 export interface GatheringWriter {
-  write(chunk: Uint8Array): unknown;
+  write(chunk: Uint8Array, cb?: (err?: Error | null) => void): unknown;
   cork(): void;
   uncork(): void;
 }
 
-/** Write the parts `takeParts()` returned; several go out corked, as one gathered (writev) write. */
-export function writeParts(out: GatheringWriter, parts: readonly Buffer[]): void {
+/**
+ * Write the parts `takeParts()` returned; several go out corked, as one
+ * gathered (writev) write. `done` runs once all of them are written (or failed).
+ */
+export function writeParts(
+  out: GatheringWriter,
+  parts: readonly Buffer[],
+  done?: (err?: Error | null) => void,
+): void {
   if (parts.length === 1) {
-    out.write(parts[0]!);
+    out.write(parts[0]!, done);
     return;
   }
   out.cork();
-  for (const part of parts) out.write(part);
+  for (let i = 0; i < parts.length; i++) out.write(parts[i]!, i === parts.length - 1 ? done : undefined);
   out.uncork();
 }
 
+/** Frames up to this size are assembled in one buffer allocated up front; larger ones grow as bytes arrive. */
+const PREALLOCATE = 64 * 1024;
+
 /**
  * Incremental decoder. The length field is checked against `maxFrame`
- * before any body byte is buffered, so an oversized frame costs nothing.
- * After the first error it ignores further input.
+ * before any body byte is buffered, so an oversized frame costs nothing, and
+ * a large frame's buffer holds only the bytes that have arrived: a header
+ * announcing 16 MiB reserves nothing until the body comes. After the first
+ * error it ignores further input.
  */
 export class FrameDecoder {
   private readonly frame = new Frame();
+  /** A frame that spans chunks: the bytes so far, and how many it needs. */
+  private parts: Buffer[] = [];
+  private partsFilled = 0;
+  private partsTotal = 0;
   private assembly: Buffer | undefined;
-  private filled = 0;
   private stub: Buffer | undefined;
   private failed = false;
 
   constructor(
-    private readonly maxFrame: number,
+    /** Largest frame (bytes after the length field) accepted; the owner may change it (after a handshake). */
+    public maxFrame: number,
     private readonly onFrame: (frame: Frame) => void,
     private readonly onError: (error: ProtocolError) => void,
   ) {}
+
+  /** Bytes held for a frame not yet complete. */
+  get buffered(): number {
+    return this.partsFilled + (this.stub?.length ?? 0);
+  }
 
   push(input: Buffer): void {
     if (this.failed) return;
     let chunk = input;
     let off = 0;
-    if (this.assembly !== undefined) {
-      const asm = this.assembly;
-      const n = Math.min(asm.length - this.filled, chunk.length);
-      chunk.copy(asm, this.filled, 0, n);
-      this.filled += n;
+    if (this.partsTotal > 0) {
+      const need = this.partsTotal - this.partsFilled;
+      const n = Math.min(need, chunk.length);
+      if (this.assembly !== undefined) chunk.copy(this.assembly, this.partsFilled, 0, n);
+      else this.parts.push(Buffer.from(chunk.subarray(0, n)));
+      this.partsFilled += n;
       off = n;
-      if (this.filled < asm.length) return;
+      if (this.partsFilled < this.partsTotal) return;
+      const whole = this.assembly ?? Buffer.concat(this.parts, this.partsTotal);
       this.assembly = undefined;
-      if (!this.emit(asm, 0, asm.length)) return;
+      this.parts = [];
+      this.partsFilled = 0;
+      this.partsTotal = 0;
+      if (!this.emit(whole, new Chunk(whole), 0, whole.length)) return;
     }
     if (this.stub !== undefined) {
       chunk = Buffer.concat([this.stub, chunk.subarray(off)]);
@@ -295,6 +337,7 @@ export class FrameDecoder {
       this.stub = undefined;
     }
     const end = chunk.length;
+    let ref: Chunk | undefined;
     while (off + 4 <= end) {
       const len = chunk.readUInt32LE(off);
       if (len < HEADER_REST)
@@ -302,20 +345,25 @@ export class FrameDecoder {
       if (len > this.maxFrame) return this.fail(`frame length ${len} exceeds the limit of ${this.maxFrame}`);
       const total = 4 + len;
       if (off + total <= end) {
-        if (!this.emit(chunk, off, total)) return;
+        ref ??= new Chunk(chunk);
+        if (!this.emit(chunk, ref, off, total)) return;
         off += total;
         continue;
       }
-      const asm = Buffer.allocUnsafe(total);
-      chunk.copy(asm, 0, off, end);
-      this.assembly = asm;
-      this.filled = end - off;
+      this.partsTotal = total;
+      this.partsFilled = end - off;
+      if (total <= PREALLOCATE) {
+        this.assembly = Buffer.allocUnsafe(total);
+        chunk.copy(this.assembly, 0, off, end);
+      } else {
+        this.parts.push(Buffer.from(chunk.subarray(off, end)));
+      }
       return;
     }
     if (off < end) this.stub = Buffer.from(chunk.subarray(off, end));
   }
 
-  private emit(buf: Buffer, off: number, total: number): boolean {
+  private emit(buf: Buffer, chunk: Chunk, off: number, total: number): boolean {
     const f = this.frame;
     f.op = buf[off + 4]!;
     f.flags = buf[off + 5]!;
@@ -324,6 +372,7 @@ export class FrameDecoder {
     f.reqId = getU32(buf, off + 8);
     f.target = getU32(buf, off + 12);
     f.buf = buf;
+    f.chunk = chunk;
     f.start = off + HEADER_SIZE;
     f.end = off + total;
     this.onFrame(f);
@@ -335,6 +384,7 @@ export class FrameDecoder {
     if (this.failed) return;
     this.failed = true;
     this.assembly = undefined;
+    this.parts = [];
     this.stub = undefined;
     this.onError(new ProtocolError(message));
   }

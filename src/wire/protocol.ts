@@ -14,7 +14,12 @@
  *   12     4    target   mailbox id (message frames), else 0
  *   16     ...  body
  */
-export const PROTOCOL_VERSION = 1;
+/**
+ * 2: every delivery is tracked (REQUEUE retired: a client hands back only what
+ * it was given, by delivery id); DEMAND carries a request id that refusals
+ * answer; REVOKE and CREDIT_RETURN carry the revocation round's epoch.
+ */
+export const PROTOCOL_VERSION = 2;
 export const MAGIC = 0x42435049; // "IPCB" read as little-endian u32
 export const HEADER_SIZE = 16;
 /** Bytes of header after the length field. */
@@ -23,6 +28,8 @@ export const HEADER_REST = 12;
 export const DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024;
 /** Largest body of a non-message frame (JSON control calls, handshake). */
 export const MAX_CONTROL_BODY = 1024 * 1024;
+/** Largest frame the kernel reads before HELLO: a handshake is small, a stranger gets no more. */
+export const MAX_HELLO_FRAME = 4096;
 
 export const Op = {
   // client -> kernel
@@ -35,6 +42,7 @@ export const Op = {
   CONSUMED: 12,
   ACK: 13,
   RELEASE: 14,
+  /** Retired (protocol 1 let a client inject messages with it): the kernel answers it as a protocol error. */
   REQUEUE: 15,
   CREDIT_RETURN: 18,
   BYE: 20,

@@ -9,6 +9,7 @@ import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { connect, type IpcProcess, type Mailbox } from '../../src/index.js';
 import { MAGIC, Op, PROTOCOL_VERSION } from '../../src/wire/protocol.js';
+import { errorCodeFromWire } from '../../src/wire/error-codes.js';
 import { type Daemon, startDaemon } from '../helpers/kernel-harness.js';
 import { type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
@@ -72,6 +73,35 @@ function exchange(socketPath: string, bytes: Buffer[]): Promise<{ frames: RawFra
     s.on('close', () => {
       clearTimeout(timer);
       resolve({ frames: parseFrames(Buffer.concat(got)), closed: true });
+    });
+    s.on('connect', () => {
+      for (const b of bytes) s.write(b);
+    });
+  });
+}
+
+/** Write `bytes` on a raw connection and collect frames until `until` matches one (the connection stays open). */
+function converse(socketPath: string, bytes: Buffer[], until: (f: RawFrame) => boolean): Promise<RawFrame[]> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(socketPath);
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no answer matched within 10 s; got ${parseFrames(Buffer.concat(got)).length} frames`));
+    }, 10_000);
+    s.on('data', (d) => {
+      got.push(d);
+      const frames = parseFrames(Buffer.concat(got));
+      if (frames.some(until)) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(frames);
+      }
+    });
+    s.on('error', reject);
+    s.on('close', () => {
+      clearTimeout(timer);
+      reject(new Error('the kernel closed the connection'));
     });
     s.on('connect', () => {
       for (const b of bytes) s.write(b);
@@ -143,14 +173,6 @@ describe('bad frames and bad requests', () => {
       'a HELLO with an unsupported protocol version',
       () => [hello('bad-version', MAGIC, PROTOCOL_VERSION + 41)],
     ],
-    [
-      'a CALL whose body is not JSON (after a good HELLO)',
-      () => [hello('bad-call'), frame(Op.CALL, 2, Buffer.from('{"m": "status", '))],
-    ],
-    [
-      'a CALL whose JSON is not {m, a}',
-      () => [hello('bad-call-shape'), frame(Op.CALL, 2, Buffer.from('[1,2,3]'))],
-    ],
     ['an unknown op after HELLO', () => [hello('bad-op'), frame(0xee, 3)]],
   ];
 
@@ -158,6 +180,26 @@ describe('bad frames and bad requests', () => {
     test(`${what}: ERROR PROTOCOL and the connection is closed; others keep working`, async () => {
       assertProtocolError(await exchange(daemon.socketPath, bytes()), what);
       await stillWorks();
+    });
+  }
+
+  const badCalls: Array<[string, Buffer]> = [
+    ['a CALL whose body is not JSON', Buffer.from('{"m": "status", ')],
+    ['a CALL whose JSON is not {m, a}', Buffer.from('[1,2,3]')],
+    ['a CALL whose args are not an object', Buffer.from('{"m": "status", "a": 7}')],
+  ];
+  for (const [what, body] of badCalls) {
+    test(`${what}: ERROR INVALID_ARGUMENT answers that request and the connection keeps working`, async () => {
+      const frames = await converse(daemon.socketPath, [
+        hello(`bad-call-${body.length}`),
+        frame(Op.CALL, 2, body),
+        frame(Op.CALL, 3, Buffer.from('{"m": "status", "a": {}}')),
+      ], (f) => f.reqId === 3);
+      const refusal = frames.find((f) => f.reqId === 2);
+      assert.ok(refusal !== undefined && refusal.op === Op.ERROR, `${what}: request 2 is refused`);
+      assert.equal(errorCodeFromWire(refusal.body.readUInt32LE(0)), 'INVALID_ARGUMENT');
+      const next = frames.find((f) => f.reqId === 3);
+      assert.equal(next?.op, Op.RESULT, `${what}: the next call on the same connection is answered`);
     });
   }
 

@@ -1,0 +1,93 @@
+import { Chunk } from '../wire/frame-codec.js';
+import type { KernelMessage } from './mailbox-record.js';
+
+/**
+ * What the kernel's memory budget counts, and how a kept message holds its
+ * payload.
+ *
+ * A message arrives as a view of the socket chunk it came in. While it is
+ * only in flight (handed straight to a receiver, waiting for CONSUMED) it
+ * keeps pointing into that chunk, and the chunk is charged once, whole, while
+ * any kept message points into it: the budget counts the memory really held,
+ * not the payload sizes. A message that will wait (queued, parked) and is
+ * small next to its chunk is copied out into a buffer of its own, so a 1-byte
+ * message never pins 64 KiB. Each kept message is also charged a fixed
+ * overhead for its record.
+ *
+ * Invariants: `held` is the sum of the charges of chunks with refs > 0;
+ * every message holds exactly one ref on `message.store` from acceptance
+ * until `finish` drops its last copy.
+ */
+
+/** Bookkeeping a kept message costs besides its payload (record, buffer header), charged with it. */
+export const MESSAGE_OVERHEAD = 128;
+/** A waiting message is copied out when its chunk is more than this many times its size. */
+const COMPACT_RATIO = 2;
+
+/** The one empty buffer: zero-length payloads share it. */
+const EMPTY = new Chunk(Buffer.alloc(0));
+
+export class MemoryBudget {
+  /** Bytes of payload storage held by kept messages (chunks and own copies). */
+  held = 0;
+  /** Bytes promised to senders as credits, not yet spent. */
+  reserved = 0;
+  /** Bytes written to sockets that the peers have not read yet. */
+  backlog = 0;
+
+  constructor(readonly limit: number) {}
+
+  get used(): number {
+    return this.held + this.reserved + this.backlog;
+  }
+
+  /** Would `bytes` more fit? */
+  fits(bytes: number): boolean {
+    return this.used + bytes <= this.limit;
+  }
+
+  /** Take a ref on the chunk a message points into (the message is now kept). */
+  retain(m: KernelMessage): void {
+    this.held += MESSAGE_OVERHEAD;
+    this.ref(m.store);
+  }
+
+  /**
+   * The message will wait: if it is small next to its chunk, give it a
+   * buffer of its own so the chunk can go.
+   */
+  compact(m: KernelMessage): void {
+    const store = m.store;
+    if (store === EMPTY || store.buf.length <= COMPACT_RATIO * (m.size + MESSAGE_OVERHEAD)) return;
+    if (store.buf.length === m.size && m.offset === 0) return;
+    const own = m.size === 0 ? EMPTY : new Chunk(Buffer.allocUnsafeSlow(m.size));
+    if (m.size > 0) m.bytes.copy(own.buf, 0, m.offset, m.offset + m.size);
+    this.ref(own);
+    this.unref(store);
+    m.store = own;
+    m.bytes = own.buf;
+    m.offset = 0;
+  }
+
+  /** One copy of the message is done with; the last one frees its storage. */
+  finish(m: KernelMessage): void {
+    if (m.pending <= 0) return;
+    m.pending--;
+    if (m.pending === 0) {
+      this.held -= MESSAGE_OVERHEAD;
+      this.unref(m.store);
+    }
+  }
+
+  private ref(c: Chunk): void {
+    if (c.refs++ === 0) this.held += charge(c);
+  }
+
+  private unref(c: Chunk): void {
+    if (--c.refs === 0) this.held -= charge(c);
+  }
+}
+
+function charge(c: Chunk): number {
+  return c.buf.length;
+}
