@@ -1,36 +1,58 @@
-// ipcbox_shm: POSIX shared memory and shared futexes for Node.js (Linux).
+// ipcbox_shm: POSIX shared memory, shared futexes and socket peer credentials for Node.js (Linux;
+// elsewhere it builds, and the futex calls fail with ENOSYS).
 //
 // The whole native surface of ipcbox. Everything else (layouts, locks, rings)
 // lives in TypeScript under src/shm/. Exports:
 //   open(name, size, {create, exclusive, mode}) -> SharedArrayBuffer
 //   unlink(name), stat(name) -> {size, mode, uid}
+//   alias(sab, byteOffset, length) -> SharedArrayBuffer over those bytes of sab's memory
 //   futexWait(sab, byteOffset, expected, timeoutMs) -> 'ok'|'timed-out'|'not-equal'
 //   futexWaitAsync(sab, byteOffset, expected, timeoutMs)
 //       -> {id, promise}; promise resolves to the same strings or 'cancelled'
 //   futexCancel(id) -> boolean, futexWake(sab, byteOffset, count) -> number
 //   getpid(), gettid(), isAlive(pid)
+//   peerCredentials(fd) -> {pid, uid, gid} of a connected Unix socket's peer
+// Failures of system calls throw (or reject with) an Error carrying .errno
+// (positive), .code ('EAGAIN'...) and .syscall.
 //
 // Invariants:
 // - A mapping is created by open() and unmapped only by the BackingStore
-//   deleter, i.e. when V8 frees the last SharedArrayBuffer (in any isolate)
-//   and every pending async waiter on it has finished. No JS-visible unmap
-//   exists, so JS can never touch unmapped memory.
+//   deleter, i.e. when V8 frees the last SharedArrayBuffer on it (in any
+//   isolate), every alias() of it is freed and every pending async waiter on
+//   it has finished. An alias's deleter only drops its reference to the
+//   mapping's BackingStore. No JS-visible unmap exists, so JS can never touch
+//   unmapped memory.
 // - Futexes are shared (no FUTEX_PRIVATE_FLAG) so they work across
 //   processes; the kernel keys them by (inode, page offset). Words must be
 //   4-byte aligned and inside the buffer; checked here, else TypeError.
-// - Timeouts are absolute CLOCK_MONOTONIC deadlines (FUTEX_WAIT_BITSET), so
-//   EINTR restarts never extend a wait.
-// - Async waits run on a pool of dedicated threads (not libuv's pool, which a
-//   blocked futex would starve). A waiter job holds a shared_ptr to the
-//   BackingStore, so the memory it sleeps on stays mapped. Results travel to
-//   the owning environment (main thread or a worker) through a uv_async_t.
-// - The uv_async_t is ref'd exactly while that environment has pending async
-//   waits: a pending wait keeps the process alive, nothing else does.
-// - futexCancel resolves the promise at once on the JS thread, then wakes the
-//   waiter thread with a per-waiter bitset (other waiters sharing the bit see
-//   a spurious 'ok', which futex semantics allow). A waiter thread sleeps at
-//   most kSliceMs per futex call and rechecks its cancel flag, which bounds
-//   how long a cancelled job can linger if the wake raced its sleep.
+// - Timeouts are absolute CLOCK_MONOTONIC deadlines, so EINTR restarts never
+//   extend a wait. A timeout that is negative, NaN, Infinity or so large that
+//   its deadline does not fit in a timespec (kForeverSec) means no deadline.
+// - A futex call failing with an errno a correct call never gets (EINVAL,
+//   EFAULT, ENOSYS) is an error (thrown, or the wait's promise rejects); it is
+//   never reported as a wake, which would make callers spin.
+// - Async waits run on a bounded pool of dedicated threads (not libuv's pool,
+//   which a blocked futex would starve). With futex_waitv (Linux >= 5.16) one
+//   thread multiplexes up to kJobsPerThread waits plus its own control word;
+//   without it a thread serves one wait at a time. Threads start on demand,
+//   at most IPCBOX_WAITER_THREADS of them (default 64 with futex_waitv, 512
+//   without), with small stacks and every signal blocked, and exit after
+//   kIdleExitMs without work. A wait that finds no thread (the cap reached,
+//   or pthread_create failed) throws an errno Error from futexWaitAsync
+//   (EAGAIN for the cap); nothing escapes into V8 as a C++ exception.
+// - A waiter job holds a shared_ptr to the BackingStore, so the memory it
+//   sleeps on stays mapped. Results travel to the owning environment (main
+//   thread or a worker) through a uv_async_t, which is ref'd exactly while
+//   that environment has pending async waits: a pending wait keeps the
+//   process alive, nothing else does.
+// - Wakes: a multiplexing thread re-enters its wait after every change of its
+//   job list and reports a job woken when its word changed; so a wake that
+//   comes without a change of the word may be missed (every ipcbox primitive
+//   changes the word before waking, which futex callers must do anyway).
+// - futexCancel resolves the promise at once on the JS thread, then tells the
+//   job's thread (its control word, or a per-waiter bitset wake on the word
+//   for a single-wait thread, which sleeps at most kSliceMs per futex call and
+//   rechecks its cancel flag).
 // - Environment teardown (worker exit) cancels its waiters; jobs that finish
 //   afterwards drop their result instead of touching the closed handle.
 
@@ -40,25 +62,42 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/futex.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#else
+// Values of the Linux ABI, so the code below compiles; Futex()/FutexWaitv() fail with ENOSYS.
+#define FUTEX_WAKE 1
+#define FUTEX_WAIT_BITSET 9
+#define FUTEX_WAKE_BITSET 10
+#define FUTEX_PRIVATE_FLAG 128
+#define FUTEX_BITSET_MATCH_ANY 0xffffffff
+#endif
+#ifndef FUTEX_32
+#define FUTEX_32 2
+#endif
+
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cmath>
-#include <condition_variable>
-#include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -85,8 +124,16 @@ using v8::Value;
 namespace {
 
 constexpr long kSliceMs = 200;
+constexpr long kIdleExitMs = 1000;
+constexpr size_t kWaitvMax = 128;                  // FUTEX_WAITV_MAX
+constexpr size_t kJobsPerThread = kWaitvMax - 1;   // entry 0 is the thread's control word
+constexpr size_t kStackBytes = 256 * 1024;
+constexpr size_t kDefaultThreadsWaitv = 64;
+constexpr size_t kDefaultThreadsSingle = 512;
+// Deadlines further away than this (about 3e10 years) are no deadline.
+constexpr double kForeverSec = 1e18;
 
-enum WaitResult { kOk, kTimedOut, kNotEqual, kCancelled };
+enum WaitResult { kOk, kTimedOut, kNotEqual, kCancelled, kError };
 
 const char* WaitResultName(WaitResult r) {
   switch (r) {
@@ -94,6 +141,7 @@ const char* WaitResultName(WaitResult r) {
     case kTimedOut: return "timed-out";
     case kNotEqual: return "not-equal";
     case kCancelled: return "cancelled";
+    case kError: return "error";
   }
   return "ok";
 }
@@ -112,7 +160,34 @@ void ThrowErrno(Isolate* iso, int err, const char* syscall, const std::string& n
 }
 
 long Futex(uint32_t* addr, int op, uint32_t val, const timespec* ts, uint32_t val3) {
+#ifdef __linux__
   return syscall(SYS_futex, addr, op, val, ts, nullptr, val3);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+// struct futex_waitv of the Linux ABI (declared here: older headers lack it).
+struct WaitvEntry {
+  uint64_t val;
+  uint64_t uaddr;
+  uint32_t flags;
+  uint32_t reserved;
+};
+
+long FutexWaitv(WaitvEntry* entries, unsigned n, const timespec* deadline) {
+#if defined(__linux__) && defined(SYS_futex_waitv)
+  return syscall(SYS_futex_waitv, entries, n, 0, deadline, CLOCK_MONOTONIC);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+// futex_waitv exists (and is not filtered) if a call with no futexes is refused as invalid.
+bool HaveWaitv() {
+  return FutexWaitv(nullptr, 0, nullptr) < 0 && errno == EINVAL;
 }
 
 timespec Now() {
@@ -121,10 +196,14 @@ timespec Now() {
   return ts;
 }
 
+// t + ms for 0 <= ms and a result below kForeverSec (callers check).
 timespec AddMs(timespec t, double ms) {
   double whole = std::floor(ms / 1000.0);
+  double ns = (ms - whole * 1000.0) * 1e6;
+  if (!(ns >= 0)) ns = 0;
+  if (ns > 999999999.0) ns = 999999999.0;
   t.tv_sec += static_cast<time_t>(whole);
-  t.tv_nsec += static_cast<long>((ms - whole * 1000.0) * 1e6);
+  t.tv_nsec += static_cast<long>(ns);
   if (t.tv_nsec >= 1000000000L) {
     t.tv_sec += 1;
     t.tv_nsec -= 1000000000L;
@@ -136,10 +215,20 @@ bool Before(const timespec& a, const timespec& b) {
   return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
 }
 
-// One wait until woken, value mismatch, deadline or cancel. `cancel` null
-// means uncancellable (sync waits): then no slicing is needed.
+// The deadline for a timeout of `ms` from now; false for none (see the invariants).
+bool DeadlineAfter(double ms, timespec* deadline) {
+  if (!std::isfinite(ms) || !(ms >= 0)) return false;
+  timespec now = Now();
+  double limit = std::min(kForeverSec, static_cast<double>(std::numeric_limits<time_t>::max()) / 2);
+  if (std::floor(ms / 1000.0) >= limit - static_cast<double>(now.tv_sec)) return false;
+  *deadline = AddMs(now, ms);
+  return true;
+}
+
+// One wait until woken, value mismatch, deadline, cancel or error (errno in
+// *err). `cancel` null means uncancellable (sync waits): then no slicing.
 WaitResult DoWait(uint32_t* addr, uint32_t expected, bool has_deadline, timespec deadline,
-                  uint32_t bitset, const std::atomic<bool>* cancel) {
+                  uint32_t bitset, const std::atomic<bool>* cancel, int* err) {
   for (;;) {
     if (cancel != nullptr && cancel->load()) return kCancelled;
     timespec until = deadline;
@@ -157,7 +246,8 @@ WaitResult DoWait(uint32_t* addr, uint32_t expected, bool has_deadline, timespec
       continue;
     }
     if (errno == EINTR) continue;
-    return kOk;  // unexpected errno: report a wake; callers recheck the word
+    *err = errno;
+    return kError;
   }
 }
 
@@ -183,15 +273,19 @@ uint32_t* WordAt(Isolate* iso, Local<Value> sab_v, Local<Value> off_v,
 
 bool ReadTimeout(Local<Value> v, bool* has_deadline, timespec* deadline) {
   if (!v->IsNumber()) return false;
-  double ms = v.As<Number>()->Value();
-  *has_deadline = std::isfinite(ms) && ms >= 0;
-  if (*has_deadline) *deadline = AddMs(Now(), ms);
+  *has_deadline = DeadlineAfter(v.As<Number>()->Value(), deadline);
   return true;
+}
+
+uint32_t ReadExpected(Local<Value> v) {
+  double ev = v.As<Number>()->Value();
+  return ev < 0 ? static_cast<uint32_t>(static_cast<int32_t>(ev)) : static_cast<uint32_t>(ev);
 }
 
 // ---- async waits ----------------------------------------------------------
 
 struct EnvState;
+struct Waiter;
 
 struct Job {
   std::shared_ptr<BackingStore> store;  // keeps the mapping alive while sleeping
@@ -202,7 +296,13 @@ struct Job {
   uint32_t id;
   std::atomic<bool> cancelled{false};
   WaitResult result = kOk;
+  int error = 0;                        // errno when result == kError
   std::shared_ptr<EnvState> env;
+  // Pool-mutex guarded: the thread serving the job (null once it finished),
+  // and whether it has been in a futex wait yet (a word that changed before
+  // that is 'not-equal', after it a wake).
+  Waiter* owner = nullptr;
+  bool parked = false;
 };
 
 uint32_t BitFor(uint32_t id) { return 1u << (id & 31); }
@@ -230,57 +330,249 @@ struct EnvState {
   }
 };
 
-// Dedicated waiter threads; an idle one is reused, otherwise a new one starts.
+// One waiter thread: its jobs (pool-mutex guarded) and a private futex word
+// bumped whenever its jobs change, which is entry 0 of its futex_waitv.
+struct Waiter {
+  std::vector<std::shared_ptr<Job>> jobs;
+  std::atomic<uint32_t> control{0};
+};
+
+// Hands a finished job's result to its environment (any thread).
+void Deliver(std::shared_ptr<Job> job) {
+  std::shared_ptr<EnvState> env = job->env;
+  std::lock_guard<std::mutex> lk(env->mu);
+  if (env->closed) return;
+  try {
+    env->done.push_back(std::move(job));
+  } catch (...) {
+    return;  // out of memory: this wait never settles (the process is failing anyway)
+  }
+  uv_async_send(env->async);
+}
+
 class WaiterPool {
  public:
-  void Submit(std::shared_ptr<Job> job) {
-    std::lock_guard<std::mutex> lk(mu_);
-    queue_.push_back(std::move(job));
-    if (queue_.size() > idle_) {
-      std::thread([this] { Run(); }).detach();
-    } else {
-      cv_.notify_one();
+  static WaiterPool* Pool();
+
+  WaiterPool() : waitv_(HaveWaitv()) {
+    per_thread_ = waitv_ ? kJobsPerThread : 1;
+    max_threads_ = waitv_ ? kDefaultThreadsWaitv : kDefaultThreadsSingle;
+    const char* limit = getenv("IPCBOX_WAITER_THREADS");
+    if (limit != nullptr && *limit != '\0') {
+      char* end = nullptr;
+      long n = strtol(limit, &end, 10);
+      if (end != nullptr && *end == '\0' && n >= 0 && n <= 65536) max_threads_ = static_cast<size_t>(n);
     }
+    waiters_.reserve(max_threads_);
+  }
+
+  // Gives the job to a thread with room, starting one if needed: 0, or an
+  // errno (EAGAIN once max_threads_ threads are full; else pthread_create's).
+  int Submit(const std::shared_ptr<Job>& job) {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (Waiter* w : waiters_) {
+      if (w->jobs.size() < per_thread_) {
+        Assign(w, job);
+        return 0;
+      }
+    }
+    if (waiters_.size() >= max_threads_) return EAGAIN;
+    Waiter* w = new (std::nothrow) Waiter();
+    if (w == nullptr) return ENOMEM;
+    try {
+      w->jobs.reserve(per_thread_);
+    } catch (...) {
+      delete w;
+      return ENOMEM;
+    }
+    int err = Start(w);
+    if (err != 0) {
+      delete w;
+      return err;
+    }
+    waiters_.push_back(w);  // capacity reserved for max_threads_
+    Assign(w, job);
+    return 0;
+  }
+
+  void Cancel(const std::shared_ptr<Job>& job) {
+    std::lock_guard<std::mutex> lk(mu_);
+    job->cancelled.store(true);
+    Waiter* w = job->owner;
+    if (w == nullptr) return;
+    if (waitv_) Poke(w);
+    else Futex(job->addr, FUTEX_WAKE_BITSET, INT_MAX, nullptr, BitFor(job->id));
   }
 
  private:
-  void Run() {
+  static void* Main(void* arg) {
+    Pool()->Run(static_cast<Waiter*>(arg));
+    return nullptr;
+  }
+
+  // Starts w's thread (it blocks on mu_, held by the caller, until Submit is done).
+  int Start(Waiter* w) {
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (err != 0) return err;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, kStackBytes);
+    // Signals go to Node's threads, never to a waiter (no EINTR storms, no
+    // handlers running on a thread V8 does not know).
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    err = pthread_create(&t, &attr, Main, w);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    pthread_attr_destroy(&attr);
+    return err;
+  }
+
+  void Assign(Waiter* w, const std::shared_ptr<Job>& job) {
+    w->jobs.push_back(job);  // capacity reserved for per_thread_
+    job->owner = w;
+    Poke(w);
+  }
+
+  // Tell w's thread its jobs changed (under mu_).
+  static void Poke(Waiter* w) {
+    w->control.fetch_add(1);
+    Futex(reinterpret_cast<uint32_t*>(&w->control), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, 0);
+  }
+
+  // Removes w's finished jobs into `out`; returns how many. `woken` is the job
+  // futex_waitv reported, `failure` an errno that fails every job.
+  size_t Sweep(Waiter* w, Job* woken, int failure, std::shared_ptr<Job>* out) {
+    timespec now = Now();
+    size_t n = 0;
+    for (size_t i = 0; i < w->jobs.size();) {
+      Job* j = w->jobs[i].get();
+      bool changed = __atomic_load_n(j->addr, __ATOMIC_SEQ_CST) != j->expected;
+      if (j->cancelled.load()) j->result = kCancelled;
+      else if (j == woken) j->result = kOk;
+      else if (changed) j->result = j->parked ? kOk : kNotEqual;
+      else if (failure != 0) {
+        j->result = kError;
+        j->error = failure;
+      } else if (j->has_deadline && !Before(now, j->deadline)) j->result = kTimedOut;
+      else {
+        i++;
+        continue;
+      }
+      j->owner = nullptr;
+      out[n++] = std::move(w->jobs[i]);
+      if (i + 1 != w->jobs.size()) w->jobs[i] = std::move(w->jobs.back());
+      w->jobs.pop_back();
+    }
+    return n;
+  }
+
+  // Leaves the pool if w has been idle for kIdleExitMs (under mu_).
+  bool Retire(Waiter* w, const timespec& idle_until) {
+    if (!w->jobs.empty() || Before(Now(), idle_until)) return false;
+    for (size_t i = 0; i < waiters_.size(); i++) {
+      if (waiters_[i] == w) {
+        waiters_[i] = waiters_.back();
+        waiters_.pop_back();
+        break;
+      }
+    }
+    return true;
+  }
+
+  void Run(Waiter* w) {
+    WaitvEntry entries[kWaitvMax];
+    Job* parked[kWaitvMax];
+    std::shared_ptr<Job> finished[kWaitvMax];
+    Job* woken = nullptr;
+    int failure = 0;
+    bool idle = false;
+    timespec idle_until{};
     std::unique_lock<std::mutex> lk(mu_);
     for (;;) {
-      while (queue_.empty()) {
-        idle_++;
-        cv_.wait(lk);
-        idle_--;
+      size_t n = Sweep(w, woken, failure, finished);
+      woken = nullptr;
+      failure = 0;
+      if (n > 0) {
+        lk.unlock();
+        for (size_t i = 0; i < n; i++) Deliver(std::move(finished[i]));
+        lk.lock();
+        continue;  // the jobs may have changed meanwhile
       }
-      std::shared_ptr<Job> job = std::move(queue_.front());
-      queue_.pop_front();
-      lk.unlock();
-      job->result = DoWait(job->addr, job->expected, job->has_deadline, job->deadline,
-                           BitFor(job->id), &job->cancelled);
-      std::shared_ptr<EnvState> env = job->env;
-      {
-        std::lock_guard<std::mutex> elk(env->mu);
-        if (!env->closed) {
-          env->done.push_back(std::move(job));
-          uv_async_send(env->async);
+      if (w->jobs.empty()) {
+        if (!idle) {
+          idle = true;
+          idle_until = AddMs(Now(), kIdleExitMs);
+        }
+        if (Retire(w, idle_until)) break;
+      } else {
+        idle = false;
+      }
+      uint32_t control = w->control.load();
+      if (!waitv_ && !w->jobs.empty()) {
+        // One wait on this thread: sleep on its word, cancellable by a bitset wake.
+        std::shared_ptr<Job> job = w->jobs[0];
+        lk.unlock();
+        int err = 0;
+        WaitResult r = DoWait(job->addr, job->expected, job->has_deadline, job->deadline,
+                              BitFor(job->id), &job->cancelled, &err);
+        lk.lock();
+        job->result = r;
+        job->error = err;
+        job->owner = nullptr;
+        w->jobs.clear();
+        lk.unlock();
+        Deliver(std::move(job));
+        lk.lock();
+        continue;
+      }
+      // Entry 0: the control word; then every job. Sleep until the nearest deadline.
+      entries[0] = {control, reinterpret_cast<uintptr_t>(&w->control), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0};
+      bool bounded = false;
+      timespec until{};
+      if (w->jobs.empty()) {
+        bounded = true;
+        until = idle_until;
+      }
+      size_t count = w->jobs.size();
+      for (size_t i = 0; i < count; i++) {
+        Job* j = w->jobs[i].get();
+        j->parked = true;
+        parked[i] = j;
+        entries[i + 1] = {j->expected, reinterpret_cast<uintptr_t>(j->addr), FUTEX_32, 0};
+        if (j->has_deadline && (!bounded || Before(j->deadline, until))) {
+          bounded = true;
+          until = j->deadline;
         }
       }
-      job.reset();
-      env.reset();
+      lk.unlock();
+      long r = waitv_ ? FutexWaitv(entries, static_cast<unsigned>(count + 1), bounded ? &until : nullptr)
+                      : Futex(reinterpret_cast<uint32_t*>(&w->control), FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+                              control, bounded ? &until : nullptr, FUTEX_BITSET_MATCH_ANY);
+      int err = errno;
       lk.lock();
+      // Only this thread removes jobs from w->jobs, so `parked` still points at live jobs.
+      if (r > 0 && static_cast<size_t>(r) <= count) woken = parked[r - 1];
+      else if (r < 0 && err != EAGAIN && err != ETIMEDOUT && err != EINTR) failure = err;
     }
+    lk.unlock();
+    delete w;
   }
 
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<Job>> queue_;
-  size_t idle_ = 0;
+  std::vector<Waiter*> waiters_;
+  const bool waitv_;
+  size_t per_thread_;
+  size_t max_threads_;
 };
 
-WaiterPool* Pool() {
+WaiterPool* WaiterPool::Pool() {
   static WaiterPool* pool = new WaiterPool();  // never destroyed: threads outlive statics
   return pool;
 }
+
+WaiterPool* Pool() { return WaiterPool::Pool(); }
 
 EnvState* StateOf(const FunctionCallbackInfo<Value>& args) {
   return static_cast<std::shared_ptr<EnvState>*>(args.Data().As<External>()->Value())->get();
@@ -303,7 +595,11 @@ void OnAsync(uv_async_t* handle) {
     st->pending.erase(it);
     Local<Context> ctx = resolver->GetCreationContext().ToLocalChecked();
     v8::Context::Scope cscope(ctx);
-    resolver->Resolve(ctx, Str(iso, WaitResultName(job->result))).Check();
+    if (job->result == kError) {
+      resolver->Reject(ctx, node::ErrnoException(iso, job->error, "futex_waitv")).Check();
+    } else {
+      resolver->Resolve(ctx, Str(iso, WaitResultName(job->result))).Check();
+    }
   }
   st->UpdateRef();
 }
@@ -316,10 +612,7 @@ void OnEnvCleanup(void* arg) {
     st->closed = true;
     st->done.clear();
   }
-  for (auto& kv : st->pending) {
-    kv.second.job->cancelled.store(true);
-    Futex(kv.second.job->addr, FUTEX_WAKE_BITSET, INT_MAX, nullptr, BitFor(kv.first));
-  }
+  for (auto& kv : st->pending) Pool()->Cancel(kv.second.job);
   st->pending.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(st->async), [](uv_handle_t* h) {
     delete static_cast<std::shared_ptr<EnvState>*>(h->data);
@@ -414,6 +707,29 @@ void Stat(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(out);
 }
 
+// A new SharedArrayBuffer over `length` bytes at `byteOffset` of `sab`'s
+// memory. It holds the mapping: its deleter drops a reference to sab's
+// BackingStore, so the bytes stay mapped while either buffer lives.
+void Alias(const FunctionCallbackInfo<Value>& args) {
+  Isolate* iso = args.GetIsolate();
+  if (!args[0]->IsSharedArrayBuffer() || !args[1]->IsNumber() || !args[2]->IsNumber()) {
+    return ThrowType(iso, "alias(sab: SharedArrayBuffer, byteOffset: number, length: number)");
+  }
+  std::shared_ptr<BackingStore> parent = args[0].As<SharedArrayBuffer>()->GetBackingStore();
+  double off = args[1].As<Number>()->Value();
+  double len = args[2].As<Number>()->Value();
+  double have = static_cast<double>(parent->ByteLength());
+  if (!(off >= 0) || std::floor(off) != off || !(len >= 1) || std::floor(len) != len || off + len > have) {
+    return ThrowType(iso, "alias: byteOffset and length (>= 1) must be integers inside the buffer");
+  }
+  auto* keep = new std::shared_ptr<BackingStore>(std::move(parent));
+  char* data = static_cast<char*>((*keep)->Data()) + static_cast<size_t>(off);
+  std::unique_ptr<BackingStore> store = SharedArrayBuffer::NewBackingStore(
+      data, static_cast<size_t>(len),
+      [](void*, size_t, void* keep) { delete static_cast<std::shared_ptr<BackingStore>*>(keep); }, keep);
+  args.GetReturnValue().Set(SharedArrayBuffer::New(iso, std::move(store)));
+}
+
 void FutexWait(const FunctionCallbackInfo<Value>& args) {
   Isolate* iso = args.GetIsolate();
   uint32_t* addr = WordAt(iso, args[0], args[1], nullptr);
@@ -423,10 +739,10 @@ void FutexWait(const FunctionCallbackInfo<Value>& args) {
   if (!args[2]->IsNumber() || !ReadTimeout(args[3], &has_deadline, &deadline)) {
     return ThrowType(iso, "futexWait(sab, byteOffset, expected: number, timeoutMs: number)");
   }
-  uint32_t expected = static_cast<uint32_t>(args[2].As<Number>()->Value() < 0
-      ? static_cast<int32_t>(args[2].As<Number>()->Value())
-      : static_cast<uint32_t>(args[2].As<Number>()->Value()));
-  WaitResult r = DoWait(addr, expected, has_deadline, deadline, FUTEX_BITSET_MATCH_ANY, nullptr);
+  int err = 0;
+  WaitResult r = DoWait(addr, ReadExpected(args[2]), has_deadline, deadline, FUTEX_BITSET_MATCH_ANY,
+                        nullptr, &err);
+  if (r == kError) return ThrowErrno(iso, err, "futex", "");
   args.GetReturnValue().Set(Str(iso, WaitResultName(r)));
 }
 
@@ -440,19 +756,24 @@ void FutexWaitAsync(const FunctionCallbackInfo<Value>& args) {
   if (!args[2]->IsNumber() || !ReadTimeout(args[3], &job->has_deadline, &job->deadline)) {
     return ThrowType(iso, "futexWaitAsync(sab, byteOffset, expected: number, timeoutMs: number)");
   }
-  double ev = args[2].As<Number>()->Value();
-  job->expected = ev < 0 ? static_cast<uint32_t>(static_cast<int32_t>(ev)) : static_cast<uint32_t>(ev);
+  job->expected = ReadExpected(args[2]);
   job->id = st->next_id++;
   if (st->next_id == 0) st->next_id = 1;
   job->env = *static_cast<std::shared_ptr<EnvState>*>(args.Data().As<External>()->Value());
 
   Local<Promise::Resolver> resolver = Promise::Resolver::New(ctx).ToLocalChecked();
+  int err = Pool()->Submit(job);
+  if (err != 0) {
+    return ThrowErrno(iso, err, "futexWaitAsync",
+                      err == EAGAIN ? "every futex waiter thread is full (IPCBOX_WAITER_THREADS)"
+                                    : "cannot start a futex waiter thread");
+  }
+  // The job cannot be delivered before this returns: OnAsync runs on this thread.
   Pending p;
   p.job = job;
   p.resolver.Reset(iso, resolver);
   st->pending.emplace(job->id, std::move(p));
   st->UpdateRef();
-  Pool()->Submit(job);
 
   Local<Object> out = Object::New(iso);
   out->Set(ctx, Str(iso, "id"), Integer::NewFromUnsigned(iso, job->id)).Check();
@@ -473,8 +794,7 @@ void FutexCancel(const FunctionCallbackInfo<Value>& args) {
   std::shared_ptr<Job> job = it->second.job;
   Local<Promise::Resolver> resolver = it->second.resolver.Get(iso);
   st->pending.erase(it);
-  job->cancelled.store(true);
-  Futex(job->addr, FUTEX_WAKE_BITSET, INT_MAX, nullptr, BitFor(id));
+  Pool()->Cancel(job);
   resolver->Resolve(iso->GetCurrentContext(), Str(iso, "cancelled")).Check();
   st->UpdateRef();
   args.GetReturnValue().Set(Boolean::New(iso, true));
@@ -496,8 +816,12 @@ void GetPid(const FunctionCallbackInfo<Value>& args) {
 }
 
 void GetTid(const FunctionCallbackInfo<Value>& args) {
-  args.GetReturnValue().Set(
-      Integer::New(args.GetIsolate(), static_cast<int32_t>(syscall(SYS_gettid))));
+#ifdef __linux__
+  int32_t tid = static_cast<int32_t>(syscall(SYS_gettid));
+#else
+  int32_t tid = static_cast<int32_t>(getpid());
+#endif
+  args.GetReturnValue().Set(Integer::New(args.GetIsolate(), tid));
 }
 
 // kill(pid, 0): ESRCH means no such process or thread; EPERM means it exists.
@@ -508,6 +832,43 @@ void IsAlive(const FunctionCallbackInfo<Value>& args) {
   bool alive = pid >= 1 && pid <= INT_MAX &&
                (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
   args.GetReturnValue().Set(Boolean::New(iso, alive));
+}
+
+// The credentials of the process at the other end of a connected Unix socket,
+// as the OS recorded them at connect() (Linux SO_PEERCRED; macOS getpeereid,
+// which has no pid: 0).
+void PeerCredentials(const FunctionCallbackInfo<Value>& args) {
+  Isolate* iso = args.GetIsolate();
+  Local<Context> ctx = iso->GetCurrentContext();
+  double fd_v = args[0]->IsNumber() ? args[0].As<Number>()->Value() : -1;
+  if (!(fd_v >= 0) || fd_v > INT_MAX || std::floor(fd_v) != fd_v) {
+    return ThrowType(iso, "peerCredentials(fd: number): fd must be a non-negative integer");
+  }
+  int fd = static_cast<int>(fd_v);
+  double pid = 0, uid = 0, gid = 0;
+#if defined(__linux__)
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return ThrowErrno(iso, errno, "getsockopt", "");
+  }
+  pid = cred.pid;
+  uid = cred.uid;
+  gid = cred.gid;
+#elif defined(__APPLE__)
+  uid_t u;
+  gid_t g;
+  if (getpeereid(fd, &u, &g) != 0) return ThrowErrno(iso, errno, "getpeereid", "");
+  uid = u;
+  gid = g;
+#else
+  return ThrowErrno(iso, ENOSYS, "peerCredentials", "");
+#endif
+  Local<Object> out = Object::New(iso);
+  out->Set(ctx, Str(iso, "pid"), Number::New(iso, pid)).Check();
+  out->Set(ctx, Str(iso, "uid"), Number::New(iso, uid)).Check();
+  out->Set(ctx, Str(iso, "gid"), Number::New(iso, gid)).Check();
+  args.GetReturnValue().Set(out);
 }
 
 }  // namespace
@@ -531,6 +892,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   set("open", Open);
   set("unlink", Unlink);
   set("stat", Stat);
+  set("alias", Alias);
   set("futexWait", FutexWait);
   set("futexWaitAsync", FutexWaitAsync);
   set("futexCancel", FutexCancel);
@@ -538,4 +900,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   set("getpid", GetPid);
   set("gettid", GetTid);
   set("isAlive", IsAlive);
+  set("peerCredentials", PeerCredentials);
 }

@@ -10,8 +10,17 @@
  * - `futexWaitSync` blocks the calling thread (meant for worker threads);
  *   `futexWaitAsync` parks on an addon thread and leaves the event loop free.
  *   A pending async wait keeps the process alive, like a pending socket read.
- * - Timeouts are in milliseconds; undefined/Infinity means no timeout. An
- *   aborted `signal` rejects with AbortError (reason as `cause`).
+ * - Timeouts are in milliseconds; undefined/Infinity (or a finite value too
+ *   large for the OS to hold as a deadline) means no timeout. An aborted
+ *   `signal` rejects with AbortError (reason as `cause`).
+ * - `futexWaitAsync` never settles within the same macrotask: when the word
+ *   already differs it answers 'not-equal' after yielding to the event loop
+ *   (setImmediate), so a caller's retry loop can never starve timers and I/O
+ *   even if its condition never comes true.
+ * - A failing futex call (or no waiter thread: the addon's pool is bounded)
+ *   throws / rejects with an IpcError whose `cause` is the addon's errno
+ *   Error: NATIVE_UNAVAILABLE for a lack of threads or memory, NOT_SUPPORTED
+ *   without futexes (ENOSYS), INVALID_ARGUMENT otherwise. Never a wake.
  * - Waking a sleeper on another CPU costs ~100-200 µs, so callers spin on the
  *   word first (`spinWhile`) and park only when spinning did not help.
  */
@@ -74,6 +83,23 @@ export function spinWhile(
   return false;
 }
 
+/** The addon's errno Error from a futex call as an IpcError (anything else as it is). */
+function futexFailure(err: unknown): unknown {
+  const errno = (err as { errno?: unknown } | null)?.errno;
+  if (!(err instanceof Error) || typeof errno !== 'number') return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EAGAIN' || code === 'ENOMEM')
+    return new IpcError('NATIVE_UNAVAILABLE', `no futex waiter thread available: ${err.message}`, {
+      cause: err,
+    });
+  if (code === 'ENOSYS')
+    return new IpcError('NOT_SUPPORTED', `futexes are not available here: ${err.message}`, { cause: err });
+  return new IpcError('INVALID_ARGUMENT', `futex wait failed: ${err.message}`, { cause: err });
+}
+
+const yieldThenNotEqual = (): Promise<FutexWaitResult> =>
+  new Promise((resolve) => setImmediate(resolve, 'not-equal'));
+
 /** Block this thread while the word equals `expected`, up to `timeoutMs`. */
 export function futexWaitSync(
   view: Int32Array,
@@ -81,7 +107,11 @@ export function futexWaitSync(
   expected: number,
   timeoutMs: number = Number.POSITIVE_INFINITY,
 ): FutexWaitResult {
-  return native().futexWait(sabOf(view), byteOffsetOf(view, index), expected, timeoutMs);
+  try {
+    return native().futexWait(sabOf(view), byteOffsetOf(view, index), expected, timeoutMs);
+  } catch (err) {
+    throw futexFailure(err);
+  }
 }
 
 /** Wait without blocking the event loop. */
@@ -94,20 +124,27 @@ export async function futexWaitAsync(
   const { signal } = options;
   throwIfAborted(signal);
   const timeoutMs = remaining(deadlineAfter(options.timeout));
-  if (Atomics.load(view, index) !== expected) return 'not-equal';
+  if (Atomics.load(view, index) !== expected) return yieldThenNotEqual();
   const shm = native();
-  const { id, promise } = shm.futexWaitAsync(sabOf(view), byteOffsetOf(view, index), expected, timeoutMs);
-  if (signal === undefined) return promise as Promise<FutexWaitResult>;
+  let pending: { id: number; promise: Promise<FutexWaitResult | 'cancelled'> };
+  try {
+    pending = shm.futexWaitAsync(sabOf(view), byteOffsetOf(view, index), expected, timeoutMs);
+  } catch (err) {
+    throw futexFailure(err);
+  }
+  const { id, promise } = pending;
   const onAbort = (): void => {
     shm.futexCancel(id);
   };
-  signal.addEventListener('abort', onAbort, { once: true });
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const result = await promise;
-    if (result === 'cancelled') throw new AbortError('operation aborted', { cause: signal.reason });
+    if (result === 'cancelled') throw new AbortError('operation aborted', { cause: signal?.reason });
     return result;
+  } catch (err) {
+    throw futexFailure(err);
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

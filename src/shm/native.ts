@@ -33,13 +33,38 @@ export interface NativeStat {
   uid: number;
 }
 
-/** The addon's exports; see native/ipcbox_shm.cc for the invariants. */
+/** What the OS recorded about the process at the other end of a connected Unix socket. */
+export interface PeerCredentials {
+  /** The peer's pid (0 on macOS, which does not record it). */
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * The addon's exports; see native/ipcbox_shm.cc for the invariants. Failed
+ * system calls throw an Error with `errno` (positive), `code` ('EAGAIN', …)
+ * and `syscall`.
+ */
 export interface NativeShm {
   open(name: string, size: number, flags: NativeOpenFlags): SharedArrayBuffer;
   unlink(name: string): void;
   stat(name: string): NativeStat;
-  /** Blocks the calling thread. `timeoutMs` < 0 or Infinity waits forever. */
+  /**
+   * A new SharedArrayBuffer over `length` (>= 1) bytes at `byteOffset` of
+   * `sab`'s memory, which stays mapped while either buffer is reachable.
+   */
+  alias(sab: SharedArrayBuffer, byteOffset: number, length: number): SharedArrayBuffer;
+  /**
+   * Blocks the calling thread. `timeoutMs` < 0, NaN, Infinity or beyond what
+   * a timespec deadline holds waits forever.
+   */
   futexWait(sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): FutexWaitResult;
+  /**
+   * Parks on a waiter thread of a bounded pool. Throws (errno EAGAIN) when
+   * every allowed waiter thread is full, or pthread_create's errno; the
+   * promise rejects with an errno Error if the futex call fails.
+   */
   futexWaitAsync(
     sab: SharedArrayBuffer,
     byteOffset: number,
@@ -53,6 +78,12 @@ export interface NativeShm {
   gettid(): number;
   /** kill(pid, 0): false only on ESRCH. Works for thread ids too. */
   isAlive(pid: number): boolean;
+  /**
+   * The peer of the connected Unix socket `fd`: getsockopt(SO_PEERCRED) on
+   * Linux, getpeereid on macOS (pid 0 there). Throws an errno Error on
+   * failure (ENOTSOCK, ENOTCONN, EBADF, …).
+   */
+  peerCredentials(fd: number): PeerCredentials;
 }
 
 const ADDON = join('native', 'build', 'Release', 'ipcbox_shm.node');

@@ -10,20 +10,27 @@
  *                     read by post() to skip the wake syscall when zero.
  *
  * Contract:
- * - post(n) adds n permits and wakes up to n parked waiters.
+ * - post(n) adds n permits and wakes up to n parked waiters. The count never
+ *   exceeds 2^31-1: a post that would overflow it adds nothing and throws
+ *   INVALID_ARGUMENT (an i32 that wrapped negative would block every waiter
+ *   for good).
  * - tryWait() takes a permit or returns false; waitSync(timeoutMs) blocks the
  *   thread; wait({timeout, signal}) does not block the event loop. Timeouts
  *   throw/reject TimeoutError, aborts AbortError; no permit is taken then.
- * - Waiting spins briefly before parking. No FIFO fairness.
- * - Why no lost wakeups: a waiter increments `waiters` before its last check
+ * - Waiting spins briefly before parking. No FIFO fairness: when several
+ *   wait, any of them may take the next permit (callers that need an order,
+ *   like the shared-memory mailbox's per-handle FIFO, queue in front of it).
+ * - A waiter parks on the count it last saw (<= 0), so a count that is not 0
+ *   (corrupted from outside) still parks instead of spinning.
+ * - Why no lost wakeups: a waiter increments `waiters` before its last read
  *   of `count`, and post() increments `count` before reading `waiters`; all
  *   Atomics are sequentially consistent, so either post() sees the waiter and
- *   wakes it, or the waiter sees the permit. The kernel rechecks count == 0
- *   atomically when parking.
+ *   wakes it, or the waiter sees the permit. The kernel rechecks that the
+ *   count still equals the value the waiter saw, atomically, when parking.
  * - A process that dies while parked leaves `waiters` too high: that only
  *   costs post() a needless wake syscall.
  */
-import { TimeoutError } from '../errors.js';
+import { IpcError, TimeoutError } from '../errors.js';
 import {
   DEFAULT_SPIN,
   deadlineAfter,
@@ -42,6 +49,8 @@ const WAITERS = 1;
 const WORDS = 2;
 
 const MAX_COUNT = 0x7fffffff;
+/** #takeOrSee's answer when it took a permit (a count it could return is <= 0). */
+const TAKEN = 1;
 
 export class Semaphore {
   /** Bytes the semaphore occupies. */
@@ -92,8 +101,9 @@ export class Semaphore {
     Atomics.add(w, WAITERS, 1);
     try {
       for (;;) {
-        if (this.tryWait()) return;
-        const r = futexWaitSync(w, COUNT, 0, remaining(deadline));
+        const seen = this.#takeOrSee();
+        if (seen === TAKEN) return;
+        const r = futexWaitSync(w, COUNT, seen, remaining(deadline));
         if (r === 'timed-out') {
           if (this.tryWait()) return;
           throw new TimeoutError('semaphore wait timed out');
@@ -113,8 +123,12 @@ export class Semaphore {
     Atomics.add(w, WAITERS, 1);
     try {
       for (;;) {
-        if (this.tryWait()) return;
-        const r = await futexWaitAsync(w, COUNT, 0, { timeout: remaining(deadline), signal: options.signal });
+        const seen = this.#takeOrSee();
+        if (seen === TAKEN) return;
+        const r = await futexWaitAsync(w, COUNT, seen, {
+          timeout: remaining(deadline),
+          signal: options.signal,
+        });
         if (r === 'timed-out') {
           if (this.tryWait()) return;
           throw new TimeoutError('semaphore wait timed out');
@@ -130,8 +144,31 @@ export class Semaphore {
     checkInteger(n, 0, MAX_COUNT, 'n');
     if (n === 0) return;
     const w = this.#w;
-    Atomics.add(w, COUNT, n);
+    let v = Atomics.load(w, COUNT);
+    for (;;) {
+      if (v > MAX_COUNT - n) {
+        throw new IpcError(
+          'INVALID_ARGUMENT',
+          `semaphore post(${n}) would overflow its count of ${v} (at most ${MAX_COUNT})`,
+        );
+      }
+      const seen = Atomics.compareExchange(w, COUNT, v, v + n);
+      if (seen === v) break;
+      v = seen;
+    }
     if (Atomics.load(w, WAITERS) > 0) futexWake(w, COUNT, n);
+  }
+
+  /** Take a permit (TAKEN) or return the count seen (<= 0) to park on. */
+  #takeOrSee(): number {
+    const w = this.#w;
+    let v = Atomics.load(w, COUNT);
+    while (v > 0) {
+      const seen = Atomics.compareExchange(w, COUNT, v, v - 1);
+      if (seen === v) return TAKEN;
+      v = seen;
+    }
+    return v;
   }
 
   #spinTake(): boolean {

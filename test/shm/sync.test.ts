@@ -68,6 +68,41 @@ describe('Semaphore', () => {
     assert.equal(sem.tryWait(), false);
     assert.throws(() => sem.post(-1), hasCode('INVALID_ARGUMENT'));
   });
+
+  test('a post that would overflow the i32 count throws and adds nothing', () => {
+    const { seg } = freshSegment('sem-max');
+    const sem = Semaphore.init(seg.buffer, SEMAPHORE, 2);
+    assert.throws(() => sem.post(0x7fffffff), hasCode('INVALID_ARGUMENT'));
+    assert.throws(() => sem.post(0x3fffffff * 2), hasCode('INVALID_ARGUMENT'));
+    assert.equal(sem.value, 2);
+    sem.post(0x7fffffff - 2);
+    assert.equal(sem.value, 0x7fffffff);
+    assert.throws(() => sem.post(1), hasCode('INVALID_ARGUMENT'));
+    assert.equal(sem.value, 0x7fffffff, 'never wraps negative');
+  });
+
+  test('a waiter on a count found below zero parks (no spinning, timers run) until posts bring it above', async () => {
+    const { seg } = freshSegment('sem-neg');
+    const sem = Semaphore.init(seg.buffer, SEMAPHORE, 0);
+    Atomics.store(new Int32Array(seg.buffer, SEMAPHORE, 1), 0, -3);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const cpu0 = process.cpuUsage();
+    const waiting = sem.wait({ timeout: 30_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const cpu = process.cpuUsage(cpu0);
+    clearInterval(timer);
+    assert.ok(ticks >= 10, `the event loop ran (${ticks} ticks)`);
+    assert.ok(
+      cpu.user + cpu.system < 150_000,
+      `parked, not spinning (${cpu.user + cpu.system} µs CPU in 300 ms)`,
+    );
+    sem.post(3);
+    assert.equal(sem.tryWait(), false);
+    sem.post(1);
+    await waiting;
+    assert.equal(sem.value, 0);
+  });
 });
 
 describe('Mutex', () => {
