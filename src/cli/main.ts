@@ -43,10 +43,12 @@ program
   .option('--max-message-size <bytes>', 'largest message payload', intArg('--max-message-size'))
   .option(
     '--memory-budget <bytes>',
-    'bytes of queued messages before sends fail with KERNEL_FULL',
+    'bytes the kernel may hold for messages before sends fail with KERNEL_FULL',
     intArg('--memory-budget'),
   )
-  .action(async (o: { maxMessageSize?: number; memoryBudget?: number }) => {
+  .option('--group <name>', 'let members of this group connect (socket 0660); rights are then held by uid')
+  .option('--revoke-timeout <ms>', 'how long a credit holder may take to answer REVOKE', intArg('--revoke-timeout'))
+  .action(async (o: { maxMessageSize?: number; memoryBudget?: number; group?: string; revokeTimeout?: number }) => {
     const opts: Parameters<typeof daemon>[0] = { ...o };
     const socket = g().socket;
     if (socket !== undefined) opts.socket = socket;

@@ -24,6 +24,7 @@ import {
   RecvFlag,
   SendFlag,
 } from '../wire/protocol.js';
+import { checkKernelPeer, checkSocketDirectory } from './kernel-trust.js';
 import { type DeliveryControl, Message } from './message.js';
 
 /** Options every operation that can wait accepts. */
@@ -195,6 +196,7 @@ export class Connection implements DeliveryControl {
     inboxCapacity: number,
     timeoutMs: number,
   ): Promise<Connection> {
+    const dirOwner = checkSocketDirectory(path);
     const socket = netConnect(path);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -215,6 +217,12 @@ export class Connection implements DeliveryControl {
         );
       });
     });
+    try {
+      checkKernelPeer(socket, path, dirOwner);
+    } catch (e) {
+      socket.destroy();
+      throw e;
+    }
     // The kernel's frame limit is unknown until WELCOME; accept up to 1 GiB until then.
     const conn = new Connection(socket, HEADER_REST + 1024 * 1024 * 1024 + 8);
     const nameBytes = Buffer.from(name, 'utf8');
@@ -740,7 +748,15 @@ export class Connection implements DeliveryControl {
         t.byteCredits = 0;
       }
     }
-    this.onNotice(notice);
+    try {
+      this.onNotice(notice);
+    } catch (e) {
+      // A listener's exception is the application's: surface it as uncaught, as an event
+      // listener's would be, without leaving this connection's frame handling half done.
+      queueMicrotask(() => {
+        throw e;
+      });
+    }
   }
 
   private rejectAll(error: IpcError): void {

@@ -57,6 +57,12 @@ export interface RegisterSegmentOptions {
   receivers?: Grantees;
   /** This process's own role. Default 'both'. */
   role?: SegmentRole;
+  /**
+   * This process created the segment (exclusively): the kernel may unlink it
+   * when the registration is removed. Without it the kernel only forgets the
+   * name and never deletes a segment it did not see created.
+   */
+  created?: boolean;
 }
 
 export interface SegmentRemovedEvent {

@@ -1,9 +1,14 @@
 /**
  * Who may do what with a mailbox or segment. Pure data with no I/O.
- * - The owner (a process name) may always send and receive, grant and revoke
- *   rights, pass ownership on, and delete the mailbox.
+ * - The owner (a process name, held by a user id) may always send and
+ *   receive, grant and revoke rights, pass ownership on, and delete the mailbox.
  * - Send and receive rights are each either a set of process names, or
  *   everyone except a set of names (revoking one name from `everyone`).
+ * - Identity is the name *and* the OS user behind it (the kernel reads the
+ *   uid from the socket's peer credentials, never from the client): the
+ *   owner's name is bound to the owner's uid, and a name granted while a
+ *   process of some uid held it is bound to that uid. A process of another
+ *   uid that later takes the name (its holder died) inherits nothing.
  */
 export type RightKind = 'send' | 'receive';
 export type Grantees = 'everyone' | readonly string[];
@@ -20,19 +25,61 @@ function makeRight(g: Grantees): Right {
   return g === 'everyone' ? { everyone: true, names: new Set() } : { everyone: false, names: new Set(g) };
 }
 
-export class MailboxRights {
-  owner: string;
-  private readonly rights: Record<RightKind, Right>;
+/** Who is asking: a process name and, where the OS tells, its user id. */
+export interface Principal {
+  readonly name: string;
+  readonly uid?: number | undefined;
+}
 
-  constructor(owner: string, send: Grantees = 'everyone', receive: Grantees = 'everyone') {
-    this.owner = owner;
+export class MailboxRights {
+  private ownerName: string;
+  private ownerUid: number | undefined;
+  private readonly rights: Record<RightKind, Right>;
+  /** Names bound to the uid that held them when they were given a right. */
+  private readonly bound = new Map<string, number>();
+
+  constructor(
+    owner: Principal | string,
+    send: Grantees = 'everyone',
+    receive: Grantees = 'everyone',
+  ) {
+    const o = typeof owner === 'string' ? { name: owner } : owner;
+    this.ownerName = o.name;
+    this.ownerUid = o.uid;
     this.rights = { send: makeRight(send), receive: makeRight(receive) };
   }
 
-  may(kind: RightKind, name: string): boolean {
-    if (name === this.owner) return true;
+  get owner(): string {
+    return this.ownerName;
+  }
+
+  get uid(): number | undefined {
+    return this.ownerUid;
+  }
+
+  setOwner(owner: Principal): void {
+    this.ownerName = owner.name;
+    this.ownerUid = owner.uid;
+  }
+
+  isOwner(who: Principal): boolean {
+    return who.name === this.ownerName && (this.ownerUid === undefined || who.uid === this.ownerUid);
+  }
+
+  /** Bind `name` to `uid`: from now on only a process of that uid holding the name has its rights. */
+  bind(name: string, uid: number | undefined): void {
+    if (uid !== undefined && name !== this.ownerName) this.bound.set(name, uid);
+  }
+
+  may(kind: RightKind, who: Principal | string): boolean {
+    const p = typeof who === 'string' ? { name: who } : who;
+    if (this.isOwner(p)) return true;
+    if (p.name === this.ownerName) return false;
     const r = this.rights[kind];
-    return r.everyone ? !r.names.has(name) : r.names.has(name);
+    const named = r.everyone ? !r.names.has(p.name) : r.names.has(p.name);
+    if (!named) return false;
+    const uid = this.bound.get(p.name);
+    return uid === undefined || uid === p.uid;
   }
 
   /** Grant `kind` to the named processes, or to everyone. */

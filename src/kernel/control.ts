@@ -1,6 +1,7 @@
 import type { MailboxOptions } from '../core/mailbox-options.js';
 import type { Grantees, RightKind } from '../core/rights.js';
 import { IpcError } from '../errors.js';
+import { Segment } from '../shm/segment.js';
 import type { Kernel } from './kernel.js';
 import type { KernelStatus, ProcessInfo, SegmentRole } from '../wire/info-types.js';
 import type { MailboxRecord } from './mailbox-record.js';
@@ -50,7 +51,7 @@ function sessionNamed(k: Kernel, name: string): Session {
 }
 
 function requireOwner(rec: MailboxRecord, s: Session, what: string): void {
-  if (rec.rights.owner !== s.name) {
+  if (!rec.rights.isOwner(s)) {
     throw new IpcError('PERMISSION_DENIED', `only the owner (${rec.rights.owner}) may ${what} ${rec.name}`);
   }
 }
@@ -58,11 +59,13 @@ function requireOwner(rec: MailboxRecord, s: Session, what: string): void {
 function describeProcess(k: Kernel, s: Session): ProcessInfo {
   const owns: string[] = [];
   for (const rec of k.mailboxes.values())
-    if (rec.kind === 'mailbox' && rec.rights.owner === s.name) owns.push(rec.name);
+    if (rec.kind === 'mailbox' && rec.rights.isOwner(s)) owns.push(rec.name);
   return {
     pid: s.pid,
     name: s.name,
     osPid: s.osPid,
+    uid: s.uid ?? null,
+    gid: s.gid ?? null,
     inbox: s.inbox?.id ?? 0,
     inboxDepth: s.inbox?.core.depth() ?? 0,
     sent: s.sent,
@@ -106,6 +109,41 @@ function segmentRole(v: unknown): SegmentRole {
   throw new TypeError("role must be 'send', 'receive', 'both' or 'attach'");
 }
 
+/** Segment `meta` is free-form JSON others read on attach; it stays small and shallow so status stays cheap. */
+const MAX_META_BYTES = 64 * 1024;
+const MAX_META_DEPTH = 32;
+
+function checkMeta(meta: unknown): unknown {
+  if (meta === undefined) return null;
+  const text = JSON.stringify(meta);
+  if (text.length > MAX_META_BYTES) throw new RangeError(`meta must be at most ${MAX_META_BYTES} bytes of JSON`);
+  // Depth without recursion: a hostile 6,000-deep value must not overflow the stack here or later.
+  const stack: Array<[unknown, number]> = [[meta, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > MAX_META_DEPTH) throw new RangeError(`meta must be nested at most ${MAX_META_DEPTH} levels deep`);
+    for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, depth + 1]);
+  }
+  return meta;
+}
+
+/**
+ * Whether the kernel may unlink this segment's POSIX name when the record
+ * goes: only if the registrant says it created the segment and the segment
+ * belongs to the registrant's uid. A registration of someone else's existing
+ * segment (a C program's, another user's) only names it; it is never deleted.
+ */
+function mayUnlink(name: string, s: Session, created: unknown): boolean {
+  if (created !== true) return false;
+  try {
+    const st = Segment.stat(name);
+    return s.uid === undefined || st.uid === s.uid;
+  } catch {
+    return false;
+  }
+}
+
 function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<string, unknown>): unknown {
   switch (method) {
     case 'segment.register': {
@@ -125,12 +163,13 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
         size,
         kind,
         ownership,
-        s.name,
+        s,
         ownership === 'process' ? s : undefined,
-        a.meta ?? null,
+        checkMeta(a.meta),
         a.senders === undefined ? 'everyone' : grantees(a.senders, 'senders'),
         a.receivers === undefined ? 'everyone' : grantees(a.receivers, 'receivers'),
       );
+      rec.unlinkOnRemove = mayUnlink(name, s, a.created);
       k.segments.set(name, rec);
       rec.attach(s, segmentRole(a.role ?? 'both'));
       return rec.describe();
@@ -138,10 +177,10 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
     case 'segment.attach': {
       const rec = segmentNamed(k, str(a, 'name'));
       const role = segmentRole(a.role);
-      if ((role === 'send' || role === 'both') && !rec.rights.may('send', s.name)) {
+      if ((role === 'send' || role === 'both') && !rec.rights.may('send', s)) {
         throw new IpcError('PERMISSION_DENIED', `${s.name} may not send to ${rec.name}`);
       }
-      if ((role === 'receive' || role === 'both') && !rec.rights.may('receive', s.name)) {
+      if ((role === 'receive' || role === 'both') && !rec.rights.may('receive', s)) {
         throw new IpcError('PERMISSION_DENIED', `${s.name} may not receive from ${rec.name}`);
       }
       const meta = rec.meta as { delivery?: unknown } | null;
@@ -161,7 +200,7 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
     }
     case 'segment.remove': {
       const rec = segmentNamed(k, str(a, 'name'));
-      if (a.force !== true && rec.rights.owner !== s.name) {
+      if (a.force !== true && !rec.rights.isOwner(s)) {
         throw new IpcError(
           'PERMISSION_DENIED',
           `only the owner (${rec.rights.owner}) may remove ${rec.name}`,
@@ -213,7 +252,10 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
       requireOwner(rec, s, 'change the rights of');
       const kind = right(a.right);
       const who = grantees(a.who, 'who');
-      if (method === 'mailbox.grant') rec.rights.grant(kind, who);
+      if (method === 'mailbox.grant') {
+        rec.rights.grant(kind, who);
+        k.bindConnected(rec.rights, who);
+      }
       else {
         rec.rights.revoke(kind, who);
         enforceRights(k, rec, kind);
@@ -224,7 +266,7 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
       const rec = mailboxNamed(k, str(a, 'name'));
       requireOwner(rec, s, 'transfer');
       const to = sessionNamed(k, str(a, 'to'));
-      rec.rights.owner = to.name;
+      rec.rights.setOwner(to);
       if (rec.ownerSession !== undefined) rec.ownerSession = to;
       to.sendNotice({ kind: 'ownership', mailbox: rec.name, from: s.name });
       return rec.describe();
@@ -274,7 +316,7 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
 function enforceRights(k: Kernel, rec: MailboxRecord, kind: RightKind): void {
   if (kind === 'send') {
     for (const holder of [...rec.credits.holders.keys()]) {
-      if (!rec.rights.may('send', holder.name)) {
+      if (!rec.rights.may('send', holder)) {
         // Credits are capabilities already granted: sends in flight under them stand; the rest come
         // back, and no new credit is granted to it here.
         rec.credits.revoke(holder);
@@ -284,7 +326,7 @@ function enforceRights(k: Kernel, rec: MailboxRecord, kind: RightKind): void {
     return;
   }
   for (const s of [...k.sessions.values()]) {
-    if (s.attached.has(rec) && !rec.rights.may('receive', s.name)) {
+    if (s.attached.has(rec) && !rec.rights.may('receive', s)) {
       k.detach(s, rec, 'PERMISSION_DENIED');
       s.sendNotice({ kind: 'rights', mailbox: rec.name, id: rec.id, right: 'receive', granted: false });
     }

@@ -1,4 +1,4 @@
-import { chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { MailboxHooks, Receiver } from '../core/mailbox-core.js';
 import { ReceiverBusyError } from '../core/mailbox-core.js';
@@ -24,7 +24,7 @@ import { handleCall } from './control.js';
 import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
 import { MailboxRecord } from './mailbox-record.js';
 import { MemoryBudget } from './message-store.js';
-import { peerCredentialsOf } from './peer-credentials.js';
+import { peerCredentialsOf, peerCredentialsSupported } from './peer-credentials.js';
 import type { SegmentRecord } from './segment-record.js';
 import { type ExitReason, Session } from './session.js';
 import { claimSocketPath } from './socket-path.js';
@@ -59,6 +59,13 @@ export interface KernelOptions {
   maxConnections?: number;
   /** Most connections that have not sent HELLO yet; beyond it the oldest is closed. Default 64. */
   maxHandshakes?: number;
+  /**
+   * A multi-user daemon: members of this group (name or gid) may connect
+   * (socket 0660, directory 0750, both of that group). Rights are then held
+   * by uid, read from each connection's peer credentials, so it needs the
+   * native addon. Default: only the kernel's own user (socket 0600).
+   */
+  group?: string | number;
 }
 
 interface ResolvedKernelOptions {
@@ -70,6 +77,19 @@ interface ResolvedKernelOptions {
   helloTimeout: number;
   maxConnections: number;
   maxHandshakes: number;
+  group: number | undefined;
+}
+
+/** A group name or gid as a gid, from /etc/group. */
+function resolveGroup(g: string | number | undefined): number | undefined {
+  if (g === undefined) return undefined;
+  if (typeof g === 'number') return positiveInt(g, 'group', 0);
+  if (/^\d+$/.test(g)) return Number(g);
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name === g && gid !== undefined) return Number(gid);
+  }
+  throw new IpcError('INVALID_ARGUMENT', `no such group: ${g}`);
 }
 
 function positiveInt(v: number, name: string, min = 1): number {
@@ -94,6 +114,7 @@ function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
     helloTimeout: positiveInt(o.helloTimeout ?? 5000, 'helloTimeout'),
     maxConnections: positiveInt(o.maxConnections ?? 1024, 'maxConnections'),
     maxHandshakes: positiveInt(o.maxHandshakes ?? 64, 'maxHandshakes'),
+    group: resolveGroup(o.group),
   };
 }
 
@@ -154,12 +175,19 @@ export class Kernel {
   }
 
   async listen(): Promise<void> {
-    await claimSocketPath(this.options.socketPath);
+    const group = this.options.group;
+    if (group !== undefined && peerCredentialsSupported() === false) {
+      throw new IpcError(
+        'NATIVE_UNAVAILABLE',
+        'a group daemon tells its users apart by peer credentials, which need the native addon (npm rebuild ipcbox)',
+      );
+    }
+    await claimSocketPath(this.options.socketPath, group);
     const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
     this.server = server;
     // The socket is created with no permission for anyone else: there is no window between
     // bind and chmod in which another user could connect.
-    const umask = process.umask(0o177);
+    const umask = process.umask(group === undefined ? 0o177 : 0o117);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -171,7 +199,8 @@ export class Kernel {
     } finally {
       process.umask(umask);
     }
-    chmodSync(this.options.socketPath, 0o600);
+    if (group !== undefined) chownSync(this.options.socketPath, process.getuid?.() ?? -1, group);
+    chmodSync(this.options.socketPath, group === undefined ? 0o600 : 0o660);
   }
 
   /** Stop: every client is told and disconnected, the socket file removed. */
@@ -223,6 +252,8 @@ export class Kernel {
       (s) => this.unchoked(s),
     );
     session.credentials = peerCredentialsOf(socket);
+    session.uid = session.credentials?.uid ?? process.getuid?.();
+    session.gid = session.credentials?.gid ?? process.getgid?.();
     this.connections.add(session);
     this.handshaking.add(session);
     if (this.handshaking.size > this.options.maxHandshakes) {
@@ -383,7 +414,7 @@ export class Kernel {
         senders: 'everyone',
         receivers: [],
       },
-      name,
+      s,
       s,
     );
     s.inbox = inbox;
@@ -404,7 +435,7 @@ export class Kernel {
     name: string,
     kind: 'mailbox' | 'inbox',
     options: ConstructorParameters<typeof MailboxRecord>[3],
-    owner: string,
+    owner: Session,
     ownerSession: Session | undefined,
   ): MailboxRecord {
     const rec = new MailboxRecord(
@@ -449,7 +480,7 @@ export class Kernel {
       return s.sendError(reqId, 'INVALID_ARGUMENT', `priority ${f.priority} is out of range 0..31`);
     if (f.codec > 3) return s.sendError(reqId, 'INVALID_ARGUMENT', `unknown payload codec ${f.codec}`);
     const size = f.bodyLength - off;
-    if (!rec.rights.may('send', s.name)) {
+    if (!rec.rights.may('send', s)) {
       return s.sendError(reqId, 'PERMISSION_DENIED', `${s.name} may not send to ${rec.name}`);
     }
     const refusal = this.sizeRefusal(rec, size);
@@ -667,7 +698,7 @@ export class Kernel {
    * sends: all credit grants together stay within half of it.
    */
   private grantCredits(rec: MailboxRecord, s: Session): void {
-    if (rec.closed || s.closed || !rec.rights.may('send', s.name)) return;
+    if (rec.closed || s.closed || !rec.rights.may('send', s)) return;
     const room = this.options.memoryBudget / 2 - this.budget.used;
     rec.credits.grant(s, rec.creditWindow, rec.creditLowWater, CREDIT_BYTES, CREDIT_BYTES_LOW, room / 4);
   }
@@ -688,7 +719,7 @@ export class Kernel {
 
   private attachReceiver(s: Session, rec: MailboxRecord, reqId: number, ack: boolean): boolean {
     if (rec.core.isAttached(s.pid)) return true;
-    if (rec.kind === 'inbox' || !rec.rights.may('receive', s.name)) {
+    if (rec.kind === 'inbox' || !rec.rights.may('receive', s)) {
       s.sendError(reqId, 'PERMISSION_DENIED', `${s.name} may not receive from ${rec.name}`);
       return false;
     }
@@ -986,10 +1017,21 @@ export class Kernel {
     validateName('mailbox', name);
     if (this.mailboxByName.has(name)) throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
     const resolved = resolveMailboxOptions(options, this.options.maxMessageSize);
-    const rec = this.newRecord(name, 'mailbox', resolved, s.name, resolved.owner === 'process' ? s : undefined);
+    const rec = this.newRecord(name, 'mailbox', resolved, s, resolved.owner === 'process' ? s : undefined);
+    this.bindConnected(rec.rights, resolved.senders);
+    this.bindConnected(rec.rights, resolved.receivers);
     this.mailboxByName.set(name, rec);
     rec.openers.add(s);
     return rec;
+  }
+
+  /** Bind each named grantee that is connected now to its uid (see core/rights.ts). */
+  bindConnected(rights: MailboxRecord['rights'], who: 'everyone' | readonly string[]): void {
+    if (who === 'everyone') return;
+    for (const name of who) {
+      const holder = this.byName.get(name);
+      if (holder !== undefined) rights.bind(name, holder.uid);
+    }
   }
 
   /** Delete a mailbox: pending sends and receives fail with MAILBOX_CLOSED; everyone attached is told. */
@@ -1064,7 +1106,9 @@ export class Kernel {
     if (this.segments.get(rec.name) !== rec) return;
     this.segments.delete(rec.name);
     try {
-      Segment.unlink(rec.name);
+      if (rec.unlinkOnRemove && (rec.rights.uid ?? process.getuid?.()) === Segment.stat(rec.name).uid) {
+        Segment.unlink(rec.name);
+      }
     } catch (e) {
       // Already unlinked by a process, or no native addon here: the name is gone from the registry either way.
       if (!(e instanceof IpcError)) throw e;

@@ -7,7 +7,7 @@ import {
   type SendWaiter,
 } from '../core/mailbox-core.js';
 import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
-import { MailboxRights } from '../core/rights.js';
+import { MailboxRights, type Principal } from '../core/rights.js';
 import type { Chunk } from '../wire/frame-codec.js';
 import type { MailboxCounters, MailboxInfo } from '../wire/info-types.js';
 import { CreditBook, type CreditEnv } from './credits.js';
@@ -87,7 +87,7 @@ export class MailboxRecord {
     readonly name: string,
     readonly kind: 'mailbox' | 'inbox',
     readonly options: ResolvedMailboxOptions,
-    owner: string,
+    owner: Principal,
     /** Set for process-owned mailboxes and inboxes: the mailbox closes when this session ends. */
     public ownerSession: Session | undefined,
     ledger: Ledger,

@@ -18,3 +18,12 @@ export function peerCredentialsOf(socket: Socket): PeerCredentials | undefined {
     return undefined;
   }
 }
+
+/** Whether this process can read peer credentials (the addon is built with them). */
+export function peerCredentialsSupported(): boolean {
+  try {
+    return typeof (native() as unknown as { peerCredentials?: unknown }).peerCredentials === 'function';
+  } catch {
+    return false;
+  }
+}

@@ -1,6 +1,6 @@
 import type { Grantees } from '../core/rights.js';
 import type { SegmentInfo, SegmentRole } from '../wire/info-types.js';
-import { MailboxRights } from '../core/rights.js';
+import { MailboxRights, type Principal } from '../core/rights.js';
 import type { Session } from './session.js';
 
 /**
@@ -29,13 +29,15 @@ export class SegmentRecord {
    */
   readonly attached = new Map<Session, SegmentRole[]>();
   readonly createdAt = Date.now();
+  /** The kernel unlinks the POSIX name on removal only if it knows the registrant created it (control.ts mayUnlink). */
+  unlinkOnRemove = false;
 
   constructor(
     readonly name: string,
     readonly size: number,
     readonly kind: 'segment' | 'mailbox',
     readonly ownership: 'process' | 'system',
-    owner: string,
+    owner: Principal,
     public ownerSession: Session | undefined,
     readonly meta: unknown,
     senders: Grantees,

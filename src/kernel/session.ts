@@ -48,6 +48,9 @@ export class Session {
   closed = false;
   inbox: MailboxRecord | undefined;
   credentials: PeerCredentials | undefined;
+  /** The peer's user id from SO_PEERCRED; without the addon, the kernel's own (only it can open a 0600 socket). */
+  uid: number | undefined;
+  gid: number | undefined;
   readonly writer = new FrameWriter();
   readonly decoder: FrameDecoder;
   /** Request SENDs not yet answered, by request id. */

@@ -1,16 +1,26 @@
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { IpcError } from '../errors.js';
+import { socketDirectoryProblem } from '../wire/socket-path.js';
 
-/** Create the socket's directory with mode 0700 (tightening it if it is ours and looser). */
-export function prepareSocketDirectory(path: string): void {
+/**
+ * Create the socket's directory (mode 0700, or 0750 for a group daemon) or
+ * check the existing one: it must be ours and writable by nobody else. An
+ * existing directory is never chmodded: a loose one is refused, since
+ * another user may already have put something in it.
+ */
+export function prepareSocketDirectory(path: string, group?: number): void {
   const dir = dirname(path);
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const mode = group === undefined ? 0o700 : 0o750;
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode });
+    if (group !== undefined) chownSync(dir, process.getuid?.() ?? -1, group);
+  }
   const st = lstatSync(dir);
-  if (!st.isDirectory()) throw new IpcError('INVALID_ARGUMENT', `${dir} is not a directory`);
   const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
-  if (st.uid === uid && (st.mode & 0o077) !== 0 && dir !== '/tmp') chmodSync(dir, 0o700);
+  const problem = socketDirectoryProblem(st, dir, [uid]);
+  if (problem !== undefined) throw new IpcError('PERMISSION_DENIED', `refusing to listen in ${dir}: ${problem}`);
 }
 
 /** True if something accepts connections on the socket path. */
@@ -37,8 +47,8 @@ export function probeSocket(path: string, timeoutMs = 1000): Promise<boolean> {
  * Make the path free for a new kernel: a stale socket left by a dead kernel is
  * removed; a live kernel is never hijacked (KERNEL_RUNNING).
  */
-export async function claimSocketPath(path: string): Promise<void> {
-  prepareSocketDirectory(path);
+export async function claimSocketPath(path: string, group?: number): Promise<void> {
+  prepareSocketDirectory(path, group);
   if (!existsSync(path)) return;
   if (await probeSocket(path)) {
     throw new IpcError('KERNEL_RUNNING', `an ipcbox kernel is already listening on ${path}`);

@@ -52,7 +52,11 @@ export interface SegmentInfo {
 export interface ProcessInfo {
   pid: number;
   name: string;
+  /** OS process id (from the socket's peer credentials where the platform gives them). */
   osPid: number;
+  /** OS user and group of the process (peer credentials); null where unknown. */
+  uid: number | null;
+  gid: number | null;
   inbox: number;
   inboxDepth: number;
   sent: number;

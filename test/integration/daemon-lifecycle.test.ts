@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connect, type IpcError } from '../../src/index.js';
@@ -114,21 +114,62 @@ describe('daemon lifecycle', () => {
     assert.equal(await second.exit, 0);
   });
 
-  test('the socket file is mode 0600 and a directory the daemon creates (or tightens) is 0700', async () => {
+  test('the socket file is mode 0600, a directory the daemon creates is 0700, an existing safe one is left as it is', async () => {
     const base = ownDir();
     const created = join(base, 'fresh', 'nested');
-    const loose = join(base, 'loose');
-    mkdirSync(loose, { mode: 0o755 });
-    chmodSync(loose, 0o755);
-    for (const dir of [created, loose]) {
+    const kept = join(base, 'kept');
+    mkdirSync(kept, { mode: 0o755 });
+    chmodSync(kept, 0o755);
+    for (const [dir, mode] of [
+      [created, 0o700],
+      [kept, 0o755],
+    ] as const) {
       const socketPath = join(dir, 'kernel.sock');
       const d = await daemonAt(socketPath);
       killOnCleanup(d.child);
       assert.equal(statSync(socketPath).mode & 0o777, 0o600, `${socketPath} mode`);
-      assert.equal(statSync(dir).mode & 0o777, 0o700, `${dir} mode`);
+      assert.equal(statSync(dir).mode & 0o777, mode, `${dir} mode`);
       d.child.kill('SIGTERM');
       assert.equal(await d.exit, 0);
       assert.equal(existsSync(socketPath), false, 'SIGTERM removes the socket file');
     }
+  });
+
+  test('the daemon refuses a directory others may write or another user owns, and changes nothing', async () => {
+    const base = ownDir();
+    const cases: Array<[string, (dir: string) => void]> = [
+      ['world-writable', (dir) => chmodSync(dir, 0o777)],
+      ['sticky world-writable like /tmp', (dir) => chmodSync(dir, 0o1777)],
+      ['group-writable', (dir) => chmodSync(dir, 0o770)],
+    ];
+    if (process.getuid?.() === 0) cases.push(['owned by another user', (dir) => chownSync(dir, 65534, 65534)]);
+    for (const [what, make] of cases) {
+      const dir = join(base, what.replace(/\W+/g, '-'));
+      mkdirSync(dir, { mode: 0o700 });
+      make(dir);
+      const before = statSync(dir);
+      const socketPath = join(dir, 'kernel.sock');
+      await assert.rejects(daemonAt(socketPath), /refusing to listen/, `${what}: refused`);
+      const after = statSync(dir);
+      assert.equal(after.mode, before.mode, `${what}: mode unchanged`);
+      assert.equal(after.uid, before.uid, `${what}: owner unchanged`);
+      assert.equal(existsSync(socketPath), false, `${what}: no socket created`);
+    }
+  });
+
+  test('a client refuses to speak to a socket in a directory others may write', async () => {
+    const dir = join(ownDir(), 'shared');
+    mkdirSync(dir, { mode: 0o700 });
+    const socketPath = join(dir, 'kernel.sock');
+    const d = await daemonAt(socketPath);
+    killOnCleanup(d.child);
+    // Someone loosens the directory after the kernel started: an impostor could now replace the socket.
+    chmodSync(dir, 0o777);
+    await assert.rejects(connect({ socketPath, name: 'careful' }), (e: IpcError) => e.code === 'PERMISSION_DENIED');
+    chmodSync(dir, 0o700);
+    const p = await connect({ socketPath, name: 'careful' });
+    await p.close();
+    d.child.kill('SIGTERM');
+    await d.exit;
   });
 });

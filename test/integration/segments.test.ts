@@ -86,6 +86,47 @@ describe('segment registry', () => {
     }
   });
 
+  it('never unlinks a segment it did not see created: registering an existing one only names it', async () => {
+    const name = unique('adopted');
+    const theirs = Segment.create(name, { size: 4096 });
+    new Uint8Array(theirs.buffer)[0] = 7;
+    theirs.close();
+    try {
+      const owner = spawnFixture('segment-owner', [name, '4096', 'process', 'adopted'], d.socketPath);
+      await owner.line((l) => l === 'ready');
+      owner.kill('SIGKILL');
+      await owner.exit;
+      const watcher = await client(`adopt-watch-${name}`);
+      await waitFor(
+        async () => !(await watcher.listSegments()).some((s) => s.name === name),
+        10_000,
+        'the registration to go with its process',
+      );
+      const again = Segment.open(name);
+      assert.equal(new Uint8Array(again.buffer)[0], 7, 'the segment and its data are still there');
+      again.close();
+    } finally {
+      Segment.unlink(name);
+    }
+  });
+
+  it('refuses segment meta that is too deep or too large, and status keeps working for everyone', async () => {
+    const p = await client(unique('meta'));
+    let deep: unknown = 1;
+    for (let i = 0; i < 6000; i++) deep = [deep];
+    const name = unique('deep');
+    await assert.rejects(
+      p.registerSegment(name, { size: 4096, meta: deep }),
+      (e: IpcError) => e.code === 'INVALID_ARGUMENT',
+    );
+    await assert.rejects(
+      p.registerSegment(name, { size: 4096, meta: 'x'.repeat(70 * 1024) }),
+      (e: IpcError) => e.code === 'INVALID_ARGUMENT',
+    );
+    const st = await p.status();
+    assert.equal(st.segments.some((s) => s.name === name), false);
+  });
+
   it('removes a process-owned segment when its owner is SIGKILLed and tells the attached processes', async () => {
     const name = unique('killed');
     const owner = spawnFixture('segment-owner', [name, '8192', 'process'], d.socketPath);

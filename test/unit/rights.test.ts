@@ -79,9 +79,25 @@ describe('MailboxRights', () => {
 
   it('passing ownership on moves the owner’s implicit rights to the new owner', () => {
     const r = new MailboxRights('old', [], []);
-    r.owner = 'new';
+    r.setOwner({ name: 'new' });
     assert.equal(r.may('send', 'new'), true);
     assert.equal(r.may('send', 'old'), false);
+  });
+
+  it('ownership belongs to a name and a uid: another uid taking the name is not the owner', () => {
+    const r = new MailboxRights({ name: 'bank', uid: 1000 }, 'everyone', []);
+    assert.equal(r.isOwner({ name: 'bank', uid: 1000 }), true);
+    assert.equal(r.isOwner({ name: 'bank', uid: 1001 }), false);
+    assert.equal(r.may('receive', { name: 'bank', uid: 1001 }), false);
+  });
+
+  it('a name granted while a uid held it keeps that uid: a later holder of another uid has no right', () => {
+    const r = new MailboxRights({ name: 'o', uid: 1 }, [], []);
+    r.grant('receive', ['worker']);
+    r.bind('worker', 1000);
+    assert.equal(r.may('receive', { name: 'worker', uid: 1000 }), true);
+    assert.equal(r.may('receive', { name: 'worker', uid: 1001 }), false);
+    assert.equal(r.may('receive', { name: 'other', uid: 1000 }), false);
   });
 
   it('revoking a named process while the right is held by everyone takes the right away from it', () => {

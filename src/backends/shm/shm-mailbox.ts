@@ -353,6 +353,7 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
         senders: r.senders,
         receivers: r.receivers,
         role: r.role,
+        created: true,
       });
     } catch (err) {
       segment.close();

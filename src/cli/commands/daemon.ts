@@ -4,6 +4,8 @@ export interface DaemonOptions {
   socket?: string;
   maxMessageSize?: number;
   memoryBudget?: number;
+  group?: string;
+  revokeTimeout?: number;
 }
 
 /** Run the kernel in the foreground until SIGINT/SIGTERM; the socket file is removed on the way out. */
@@ -12,6 +14,8 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   if (o.socket !== undefined) options.socketPath = o.socket;
   if (o.maxMessageSize !== undefined) options.maxMessageSize = o.maxMessageSize;
   if (o.memoryBudget !== undefined) options.memoryBudget = o.memoryBudget;
+  if (o.group !== undefined) options.group = o.group;
+  if (o.revokeTimeout !== undefined) options.revokeTimeout = o.revokeTimeout;
   // Handlers first: a signal that arrives while the kernel starts must still stop it cleanly.
   let stopSignal: NodeJS.Signals | undefined;
   let wake: () => void = () => {};
@@ -25,7 +29,7 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   const sock = kernel.socketPath;
   if (stopSignal === undefined) {
     process.stdout.write(`ipcbox kernel listening on ${sock} (pid ${process.pid})\n`);
-    process.stdout.write(`try: IPCBOX_SOCKET=${sock} npx ipcbox status\n`);
+    process.stdout.write(`try: IPCBOX_SOCKET=${sock} ipcbox status\n`);
     await new Promise<void>((resolve) => {
       wake = resolve;
     });
