@@ -66,6 +66,18 @@ export class MailboxRights {
     return who.name === this.ownerName && (this.ownerUid === undefined || who.uid === this.ownerUid);
   }
 
+  /**
+   * May `who` administer the object (grant, revoke, transfer, delete)? The
+   * owner may; for a system-owned object, which outlives the process that
+   * made it, so may any process of the owner's uid (System V's ipc_perm: the
+   * owning user may IPC_SET and IPC_RMID). Sending and receiving still follow
+   * the rights by name.
+   */
+  mayAdminister(who: Principal, systemOwned: boolean): boolean {
+    if (this.isOwner(who)) return true;
+    return systemOwned && this.ownerUid !== undefined && who.uid === this.ownerUid;
+  }
+
   /** Bind `name` to `uid`: from now on only a process of that uid holding the name has its rights. */
   bind(name: string, uid: number | undefined): void {
     if (uid !== undefined && name !== this.ownerName) this.bound.set(name, uid);

@@ -51,7 +51,7 @@ function sessionNamed(k: Kernel, name: string): Session {
 }
 
 function requireOwner(rec: MailboxRecord, s: Session, what: string): void {
-  if (!rec.rights.isOwner(s)) {
+  if (!rec.rights.mayAdminister(s, rec.options.owner === 'system')) {
     throw new IpcError('PERMISSION_DENIED', `only the owner (${rec.rights.owner}) may ${what} ${rec.name}`);
   }
 }
@@ -83,7 +83,14 @@ export function kernelStatus(k: Kernel): KernelStatus {
       socket: k.socketPath,
       startedAt: k.startedAt,
       memoryBudget: k.options.memoryBudget,
-      memoryUsed: k.ledger.used,
+      memoryUsed: k.budget.used,
+      memory: {
+        queued: k.ledger.used,
+        held: k.budget.held,
+        reserved: k.budget.reserved,
+        backlog: k.budget.backlog,
+      },
+      connections: k.sessions.size,
       maxMessageSize: k.options.maxMessageSize,
     },
     processes: [...k.sessions.values()].map((s) => describeProcess(k, s)),
@@ -115,15 +122,17 @@ const MAX_META_DEPTH = 32;
 
 function checkMeta(meta: unknown): unknown {
   if (meta === undefined) return null;
-  const text = JSON.stringify(meta);
-  if (text.length > MAX_META_BYTES) throw new RangeError(`meta must be at most ${MAX_META_BYTES} bytes of JSON`);
-  // Depth without recursion: a hostile 6,000-deep value must not overflow the stack here or later.
+  // Depth first and without recursion: a hostile 6,000-deep value must not overflow the stack
+  // here, in JSON.stringify below, or later in every status call.
   const stack: Array<[unknown, number]> = [[meta, 1]];
   while (stack.length > 0) {
     const [v, depth] = stack.pop()!;
     if (v === null || typeof v !== 'object') continue;
     if (depth > MAX_META_DEPTH) throw new RangeError(`meta must be nested at most ${MAX_META_DEPTH} levels deep`);
     for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, depth + 1]);
+  }
+  if (JSON.stringify(meta).length > MAX_META_BYTES) {
+    throw new RangeError(`meta must be at most ${MAX_META_BYTES} bytes of JSON`);
   }
   return meta;
 }
@@ -200,7 +209,7 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
     }
     case 'segment.remove': {
       const rec = segmentNamed(k, str(a, 'name'));
-      if (a.force !== true && !rec.rights.isOwner(s)) {
+      if (a.force !== true && !rec.rights.mayAdminister(s, rec.ownership === 'system')) {
         throw new IpcError(
           'PERMISSION_DENIED',
           `only the owner (${rec.rights.owner}) may remove ${rec.name}`,

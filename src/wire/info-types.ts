@@ -72,7 +72,19 @@ export interface KernelStatus {
     socket: string;
     startedAt: number;
     memoryBudget: number;
+    /** Everything the budget counts: `memory.held + memory.reserved + memory.backlog`. */
     memoryUsed: number;
+    memory: {
+      /** Payload bytes queued in mailboxes (part of `held`). */
+      queued: number;
+      /** Storage of every message the kernel keeps (queued, parked, in flight), by what it pins. */
+      held: number;
+      /** Bytes promised to senders as credit. */
+      reserved: number;
+      /** Bytes written to clients that they have not read yet. */
+      backlog: number;
+    };
+    connections: number;
     maxMessageSize: number;
   };
   processes: ProcessInfo[];

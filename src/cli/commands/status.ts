@@ -29,12 +29,13 @@ export function formatStatus(s: KernelStatus, self: string): string {
   out.push('');
   out.push('Processes');
   const procs = s.processes.filter((p) => p.name !== self);
-  const pr = [['PID', 'NAME', 'OS-PID', 'INBOX', 'SENT', 'RECEIVED', 'OWNS']];
+  const pr = [['PID', 'NAME', 'OS-PID', 'UID', 'INBOX', 'SENT', 'RECEIVED', 'OWNS']];
   for (const p of procs) {
     pr.push([
       String(p.pid),
       p.name,
       String(p.osPid),
+      p.uid === null ? '-' : String(p.uid),
       String(p.inboxDepth),
       String(p.sent),
       String(p.received),
