@@ -9,6 +9,10 @@
  *   +8    slotSize       i32  largest record payload, bytes
  *   +12   stride         i32  bytes per cell: 8 + slotSize rounded up to 64
  *   +16   flags          i32  CLOSED (bit 0), set once by close()
+ *   +20   capacity       i32  most records queued at once, 1 .. slots (init()
+ *                             only; 0 in rings from before it existed means
+ *                             slots). A producer claims position p only while
+ *                             p - dequeuePos < capacity.
  *   +64   enqueuePos     i32  next position to fill, mod 2^32. Producers
  *                             claim positions by CAS. Own cache line.
  *   +128  dequeuePos     i32  next position to take, mod 2^32. Consumers
@@ -32,6 +36,12 @@
  *   +8 payload      up to slotSize bytes
  *
  * Contract:
+ * - At most `capacity` records are queued (claimed by producers and not yet
+ *   claimed by consumers) at any time: a write finds the ring full at
+ *   `capacity`, whatever the power-of-two cell count. The check is part of
+ *   the producer's claim (dequeuePos only grows, so room seen before the CAS
+ *   on enqueuePos is still there after it): no separate count to keep in
+ *   step, nothing a dead process could leave taken.
  * - Every record written is read exactly once, by one consumer. Records of
  *   one producer thread are read in the order it wrote them; a consumer
  *   thread sees each producer's records in that order too (it claims
@@ -80,6 +90,7 @@ const SLOTS = 1;
 const SLOT_SIZE = 2;
 const STRIDE = 3;
 const FLAGS = 4;
+const CAPACITY = 5;
 const ENQUEUE = 16;
 const DEQUEUE = 32;
 const DATA_EVENT = 48;
@@ -95,10 +106,12 @@ const MAX_SLOT_SIZE = 2 ** 26;
 const SPIN_ATTEMPTS = 400;
 
 export interface MpmcRingOptions {
-  /** Number of cells (records the ring holds), a power of two in 2 .. 2^24. */
+  /** Number of cells, a power of two in 2 .. 2^24. */
   slots: number;
   /** Largest record payload in bytes, 0 .. 2^26. */
   slotSize: number;
+  /** Most records queued at once, 1 .. slots. Default: slots. */
+  capacity?: number;
 }
 
 function strideFor(slotSize: number): number {
@@ -109,6 +122,7 @@ function checkOptions(options: MpmcRingOptions): void {
   const { slots, slotSize } = options;
   checkPowerOfTwo(slots, 2, MAX_SLOTS, 'slots', '2..2^24');
   checkInteger(slotSize, 0, MAX_SLOT_SIZE, 'slotSize', '0..2^26');
+  if (options.capacity !== undefined) checkInteger(options.capacity, 1, slots, 'capacity', `1..${slots}`);
 }
 
 function closedError(): IpcError {
@@ -122,6 +136,8 @@ export class MpmcRing {
   static readonly HEADER_BYTES = HEADER_BYTES;
 
   readonly slots: number;
+  /** Most records queued at once (<= slots). */
+  readonly capacity: number;
   /** Largest record payload. */
   readonly slotSize: number;
   readonly #ctl: Int32Array;
@@ -149,6 +165,7 @@ export class MpmcRing {
     Atomics.store(ctl, SLOTS, options.slots);
     Atomics.store(ctl, SLOT_SIZE, options.slotSize);
     Atomics.store(ctl, STRIDE, stride);
+    Atomics.store(ctl, CAPACITY, options.capacity ?? options.slots);
     Atomics.store(ctl, MAGIC, MPMC_MAGIC);
     return new MpmcRing(buffer, byteOffset);
   }
@@ -162,7 +179,14 @@ export class MpmcRing {
     this.slots = Atomics.load(ctl, SLOTS);
     this.slotSize = Atomics.load(ctl, SLOT_SIZE);
     const stride = Atomics.load(ctl, STRIDE);
-    if (stride !== strideFor(this.slotSize) || (this.slots & (this.slots - 1)) !== 0)
+    const capacity = Atomics.load(ctl, CAPACITY);
+    this.capacity = capacity === 0 ? this.slots : capacity;
+    if (
+      stride !== strideFor(this.slotSize) ||
+      (this.slots & (this.slots - 1)) !== 0 ||
+      this.capacity < 1 ||
+      this.capacity > this.slots
+    )
       throw new IpcError('INVALID_ARGUMENT', `corrupt MpmcRing header at offset ${byteOffset}`);
     checkPlacement(buffer, byteOffset, HEADER_BYTES + this.slots * stride, 64, 'MpmcRing');
     this.#ctl = ctl;
@@ -421,16 +445,24 @@ export class MpmcRing {
    * Claim up to `max` consecutive positions on `side` (ENQUEUE: cells with
    * seq = pos, DEQUEUE: cells with seq = pos + 1) with one CAS. Returns the
    * first position (and sets #claimed), or null when the first cell is not
-   * ready (ring full / empty).
+   * ready (ring full / empty) or, for ENQUEUE, `capacity` records are queued.
    */
   #claim(side: number, lag: number, max: number): number | null {
     const ctl = this.#ctl;
     const cells = this.#cells;
     let pos = Atomics.load(ctl, side);
     for (;;) {
+      let limit = max;
+      if (side === ENQUEUE) {
+        // Read after pos: dequeuePos can only have grown since, so the room
+        // is at least this when the CAS below succeeds (a stale pos fails it).
+        const room = this.capacity - ((pos - Atomics.load(ctl, DEQUEUE)) | 0);
+        if (room <= 0) return null;
+        if (room < limit) limit = room;
+      }
       let n = 0;
       let diff = 0;
-      while (n < max) {
+      while (n < limit) {
         const p = (pos + n) | 0;
         diff = (Atomics.load(cells, this.#cellWord(p)) - ((p + lag) | 0)) | 0;
         if (diff !== 0) break;

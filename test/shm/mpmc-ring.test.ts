@@ -60,6 +60,28 @@ describe('MpmcRing in one thread', () => {
     assert.equal(ring.size, 0);
   });
 
+  test('capacity below the cell count: the ring is full at capacity, lap after lap, single and batch', () => {
+    const made = createSegment('mpmc-cap', RING + 65536);
+    const ring = MpmcRing.init(made.seg.buffer, RING, { slots: 8, slotSize: 8, capacity: 5 });
+    assert.equal(new MpmcRing(made.seg.buffer, RING).capacity, 5, 'another handle reads it from the header');
+    assert.throws(
+      () => MpmcRing.init(made.seg.buffer, RING, { slots: 8, slotSize: 8, capacity: 9 }),
+      hasCode('INVALID_ARGUMENT'),
+    );
+    let next = 0;
+    let expect = 0;
+    for (let lap = 0; lap < 20; lap++) {
+      const room = 5 - ring.size;
+      const batch = Array.from({ length: 7 }, (_, k) => Uint8Array.of((next + k) & 0xff));
+      assert.equal(ring.tryWriteBatch(batch), room);
+      next += room;
+      assert.equal(ring.size, 5);
+      assert.equal(ring.tryWrite(Uint8Array.of(0)), false, 'full at capacity 5 with 8 cells');
+      const take = 1 + (lap % 5);
+      for (let i = 0; i < take; i++) assert.deepEqual(ring.tryRead(), Uint8Array.of(expect++ & 0xff));
+    }
+  });
+
   test('tryWriteWith writes in place; full and empty rings say so; limits are enforced', async () => {
     const { ring } = ringSegment(RING + 65536, 2, 8);
     assert.throws(() => ring.tryWrite(new Uint8Array(9)), hasCode('MESSAGE_TOO_LARGE'));

@@ -2,7 +2,7 @@
  * The memory layout of a shared-memory mailbox segment. All offsets are
  * named here; all other modules take them from a `MailboxLayout`.
  *
- *   +0     header (HEADER_BYTES = 128), written once by the creator (init),
+ *   +0     header (HEADER_BYTES = 64), written once by the creator (init),
  *          then read-only except `flags`:
  *            +0   magic            i32  SHM_MAILBOX_MAGIC ('SMBX'), stored last
  *            +4   version          i32  LAYOUT_VERSION
@@ -12,23 +12,30 @@
  *            +20  fixedMessageSize i32  -1, or the one payload size allowed
  *            +24  slabChunks       i32  number of slab chunks (0: no slab)
  *            +28  chunkBytes       i32  bytes per chunk (maxMessageSize rounded to 64)
- *            +32  flags            i32  CLOSED (bit 0); set by any attached
- *                                       process on the kernel's removal notice
- *          +64 (own cache line):
- *            +64  credits          Semaphore (8 bytes): free places out of
- *                                  `capacity`. A sender takes one before
- *                                  writing, a receiver posts one after taking
- *                                  a record out of the ring.
- *   +128   message ring: MpmcRing with slots = capacity rounded up to a power
- *          of two, slotSize = RECORD_HEADER + mapThreshold.
+ *            +32  flags            i32  CLOSED (bit 0): the mailbox's closed
+ *                                       word. Set (never cleared) by any
+ *                                       attached process on the kernel's
+ *                                       removal notice, before it closes the
+ *                                       rings, which wakes every waiter.
+ *   +64    message ring: MpmcRing with slots = capacity rounded up to a power
+ *          of two, ring capacity = `capacity`, slotSize = RECORD_HEADER +
+ *          mapThreshold. The ring's own capacity check (part of a sender's
+ *          claim of a cell) is the mailbox's capacity: there is no separate
+ *          credit count, so no place can be held by a process that died.
  *   then   (slab only) free-chunk ring: MpmcRing of u32 chunk indices,
- *          slots = slabChunks rounded up to a power of two.
- *   then   (slab only) chunk states: slabChunks × i32, 64-aligned. A state
- *          is FREE (0, index in the free ring), QUEUED (-1, referenced by a
- *          record in the message ring) or the OS pid of the process that
- *          holds it (a sender writing it, or a receiver holding a zero-copy
- *          view of it).
- *   then   (slab only) chunks: slabChunks × chunkBytes, 64-aligned.
+ *          slots = slabChunks rounded up to a power of two (never full).
+ *   then   (slab only) chunk states: slabChunks × i32, 64-aligned (slab.ts):
+ *            FREE (0)     its index is in the free ring (stored inside the
+ *                         free-ring write, before it is published);
+ *            QUEUED (-1)  named by a record in the message ring (stored by
+ *                         the sender inside the record's write, before it is
+ *                         published);
+ *            pid > 0      held by that OS process: a sender filling it, or a
+ *                         receiver holding a zero-copy view of it (stored
+ *                         inside the ring read that took it). Reclaimed by
+ *                         CAS once that process is dead.
+ *   then   (slab only) chunks: slabChunks × chunkBytes, 64-aligned. Written
+ *          by the sender holding the chunk, read by the receiver holding it.
  *
  * Record in a message-ring cell:
  *   +0 u8 codec (wire codec id), +1 u8 flags (SLAB bit 0), +2 u16 0,
@@ -37,13 +44,13 @@
  */
 import { IpcError } from '../../errors.js';
 import { MpmcRing } from '../../shm/mpmc-ring.js';
-import { Semaphore } from '../../shm/semaphore.js';
 
 /** 'SMBX' */
 export const SHM_MAILBOX_MAGIC = 0x534d4258;
-export const LAYOUT_VERSION = 1;
+/** 2: capacity moved from a credit semaphore at +64 into the message ring. */
+export const LAYOUT_VERSION = 2;
 
-export const HEADER_BYTES = 128;
+export const HEADER_BYTES = 64;
 /** Word indices into the header. */
 export const H_MAGIC = 0;
 export const H_VERSION = 1;
@@ -54,7 +61,6 @@ export const H_FIXED_SIZE = 5;
 export const H_SLAB_CHUNKS = 6;
 export const H_CHUNK_BYTES = 7;
 export const H_FLAGS = 8;
-export const CREDITS_OFFSET = 64;
 
 export const FLAG_CLOSED = 1;
 
@@ -125,6 +131,7 @@ export function initMailbox(buffer: SharedArrayBuffer, l: MailboxLayout): void {
   MpmcRing.init(buffer, l.ringOffset, {
     slots: l.ringSlots,
     slotSize: RECORD_HEADER + Math.max(l.mapThreshold, SLAB_REF_BYTES),
+    capacity: l.capacity,
   });
   if (l.slabChunks > 0) {
     const free = MpmcRing.init(buffer, l.freeRingOffset, {
@@ -137,7 +144,6 @@ export function initMailbox(buffer: SharedArrayBuffer, l: MailboxLayout): void {
       free.tryWrite(idx);
     }
   }
-  Semaphore.init(buffer, CREDITS_OFFSET, l.capacity);
   h[H_VERSION] = LAYOUT_VERSION;
   h[H_CAPACITY] = l.capacity;
   h[H_MAX_MESSAGE] = l.maxMessageSize;

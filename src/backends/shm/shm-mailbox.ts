@@ -8,20 +8,31 @@
  * - Capacity N (1 .. 2^24): at most N messages are queued; a sender waits
  *   for room (blocking, `nonblock` → WOULD_BLOCK, `timeout` → TIMEOUT,
  *   `signal` → ABORTED; nothing is sent then). Receives wait the same way.
- * - FIFO per sender; across senders, the order in which their writes claimed
- *   a place in the ring. Priority 0 only.
+ * - FIFO per sender handle: sends from one handle complete, and are
+ *   delivered, in call order, whatever each waits for (room, a slab chunk):
+ *   while one of them waits the later ones queue behind it in the handle
+ *   (send-queue.ts), and a non-blocking send finds WOULD_BLOCK. Across
+ *   handles, the order in which their writes claimed a place in the ring.
+ *   Priority 0 only.
  * - Competing receivers (`round-robin` and `arbitrary` both mean this): each
  *   message goes to exactly one receiver, whichever takes it next; there is
  *   no rotation. `exclusive`: the kernel lets one receiver attach.
  * - Payloads up to `mapThreshold` bytes are copied through the ring (the
  *   receiver gets a private copy). Larger ones are written once into a slab
  *   chunk and the receiver gets a view of shared memory (`message.mapped`):
- *   read-only by contract, valid until `message.release()` (or dispose, or
- *   the message is garbage-collected); `message.copy()` makes a private one.
+ *   read-only by contract, lent until `message.release()` (or dispose) or
+ *   until no view of it is reachable (shm-message.ts); `message.copy()`
+ *   makes a private one, and `message.data` is always private.
+ * - No place and no chunk is lost to a process that dies while it waits:
+ *   capacity is the message ring's own claim check (nothing is taken before
+ *   a cell is claimed), and chunks held by dead processes are reclaimed
+ *   (slab.ts). Only a death inside a ring operation's few instructions
+ *   between claiming a cell and publishing or freeing it stops the mailbox.
  * - Closing: when the kernel removes the segment (owner removed it or the
- *   owning process exited), every attached process sets CLOSED in the header
- *   and wakes all futex waiters; pending and later operations reject with
- *   MAILBOX_CLOSED.
+ *   owning process exited), every attached process sets CLOSED in the
+ *   header (the closed word, idempotent) and closes the rings, which wakes
+ *   every futex waiter in every process; pending and later operations
+ *   reject with MAILBOX_CLOSED.
  * - Not supported (NOT_SUPPORTED): capacity 0 (rendezvous) and unbounded,
  *   broadcast delivery, priorities other than 0, ack/redelivery, sync send.
  */
@@ -38,15 +49,13 @@ import {
   TimeoutError,
   WouldBlockError,
 } from '../../errors.js';
-import type { SegmentRole } from '../../wire/info-types.js';
 import { deadlineAfter, remaining } from '../../shm/futex.js';
-import { MpmcRing } from '../../shm/mpmc-ring.js';
+import { MpmcRing, type RecordFiller } from '../../shm/mpmc-ring.js';
 import { Segment } from '../../shm/segment.js';
-import { Semaphore } from '../../shm/semaphore.js';
-import { codecId, codecName, decodePayload, encodePayload, inferCodec } from '../../wire/payload-codec.js';
+import type { SegmentRole } from '../../wire/info-types.js';
+import { codecId, codecName, encodePayload, inferCodec } from '../../wire/payload-codec.js';
 import type { CodecName } from '../../wire/protocol.js';
 import {
-  CREDITS_OFFSET,
   FLAG_CLOSED,
   H_FLAGS,
   HEADER_BYTES,
@@ -58,9 +67,12 @@ import {
   readLayout,
   SLAB_REF_BYTES,
 } from './mailbox-layout.js';
+import { SendQueue } from './send-queue.js';
+import { ShmMessage } from './shm-message.js';
 import { Slab } from './slab.js';
 
 export type { SegmentRole };
+export { ShmMessage };
 
 /** What the kernel says about a registered segment (the fields this backend reads). */
 export interface SegmentInfoLike {
@@ -143,11 +155,16 @@ const MAX_SHM_MESSAGE = 2 ** 30;
 export interface ShmMailboxStat {
   /** Messages queued (ring cells claimed by senders and not yet taken). */
   depth: number;
-  /** Senders parked for a credit, a ring cell or a slab chunk, in every attached process. */
+  /**
+   * Senders parked for room or a slab chunk, in every attached process, plus
+   * the sends queued behind them on this handle.
+   */
   waitingSenders: number;
   /** Receivers parked for a message, in every attached process. */
   waitingReceivers: number;
 }
+
+const NO_PAYLOAD = new Uint8Array(0);
 
 function notSupported(what: string): IpcError {
   return new IpcError('NOT_SUPPORTED', `shared-memory mailboxes do not support ${what}`);
@@ -216,78 +233,14 @@ function resolve(o: ShmMailboxOptions): Resolved {
   };
 }
 
-/** Releases slab chunks of messages dropped without release(). */
-const leases = new FinalizationRegistry<() => void>((release) => release());
-
-/**
- * A message received from a shared-memory mailbox. `bytes` is a private copy
- * for small payloads; for slab payloads (`mapped`) it is a view of shared
- * memory that is valid until `release()`: treat it as read-only and `copy()`
- * it before writing (copy-on-write by hand).
- */
-export class ShmMessage<T = unknown> {
-  #decoded = false;
-  #value: unknown;
-  #release: (() => void) | undefined;
-  #bytes: Buffer | undefined;
-
-  constructor(
-    bytes: Buffer,
-    readonly codec: CodecName,
-    /** The kernel's process number of the sender. */
-    readonly senderPid: number,
-    readonly mailbox: string,
-    /** True if `bytes` is a view of the mailbox's shared memory (zero copy). */
-    readonly mapped: boolean,
-    release: (() => void) | undefined,
-  ) {
-    this.#bytes = bytes;
-    this.#release = release;
-    if (release !== undefined) leases.register(this, release, this);
-  }
-
-  /** Always 0: shared-memory mailboxes have no priorities. */
-  get priority(): number {
-    return 0;
-  }
-
-  /** The payload. For a mapped message: a read-only view, invalid after release(). */
-  get bytes(): Buffer {
-    if (this.#bytes === undefined) throw new IpcError('INVALID_ARGUMENT', 'message already released');
-    return this.#bytes;
-  }
-
-  /** The payload decoded with the sender's codec (once, on first access). */
-  get data(): T {
-    if (!this.#decoded) {
-      this.#value = decodePayload(this.bytes, codecId(this.codec));
-      this.#decoded = true;
-    }
-    return this.#value as T;
-  }
-
-  /** A private, writable copy of the payload. */
-  copy(): Buffer {
-    return Buffer.from(this.bytes);
-  }
-
-  /** Give a slab chunk back (no-op for copied messages). `bytes` is invalid afterwards. Idempotent. */
-  release(): void {
-    const r = this.#release;
-    if (r === undefined) return;
-    this.#release = undefined;
-    this.#bytes = undefined;
-    leases.unregister(this);
-    r();
-  }
-
-  [Symbol.dispose](): void {
-    this.release();
-  }
-}
-
 interface MailboxEvents {
   closed: [MailboxClosedError];
+}
+
+/** A send waiting its turn in this handle's queue: the payload, already encoded and checked. */
+interface PendingSend {
+  readonly payload: Uint8Array;
+  readonly codec: number;
 }
 
 /**
@@ -302,11 +255,27 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   readonly #segment: Segment;
   readonly #flags: Int32Array;
   readonly #ring: MpmcRing;
-  readonly #credits: Semaphore;
   readonly #slab: Slab | undefined;
+  readonly #sends: SendQueue<PendingSend>;
   readonly #onRemoved: (e: { name: string; reason: string }) => void;
   #closedError: MailboxClosedError | undefined;
+  #markedClosed = false;
   #detached = false;
+  // The record #sendNow writes, read by #fillInline / #fillSlab during its tryWriteWith.
+  #out: Uint8Array = NO_PAYLOAD;
+  #outCodec = 0;
+  #outChunk = 0;
+  #outLength = 0;
+  readonly #fillInline: RecordFiller = (bytes, off) => {
+    writeRecordHeader(bytes, off, this.#outCodec, 0, this.#proc.pid);
+    bytes.set(this.#out, off + RECORD_HEADER);
+  };
+  readonly #fillSlab: RecordFiller = (bytes, off) => {
+    writeRecordHeader(bytes, off, this.#outCodec, RECORD_SLAB, this.#proc.pid);
+    writeU32(bytes, off + RECORD_HEADER, this.#outChunk);
+    writeU32(bytes, off + RECORD_HEADER + 4, this.#outLength);
+    (this.#slab as Slab).markQueued(this.#outChunk);
+  };
   /** Aborted when this handle closes, to end its own pending waits. */
   readonly #local = new AbortController();
 
@@ -325,8 +294,12 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     this.layout = readLayout(buffer, name);
     this.#flags = new Int32Array(buffer, 0, HEADER_BYTES / 4);
     this.#ring = new MpmcRing(buffer, this.layout.ringOffset);
-    this.#credits = new Semaphore(buffer, CREDITS_OFFSET);
     this.#slab = this.layout.slabChunks > 0 ? new Slab(buffer, this.layout) : undefined;
+    this.#sends = new SendQueue<PendingSend>({
+      run: (job, deadline, signal) => this.#sendWaiting(job, deadline, signal),
+      timedOut: () => new TimeoutError(`${this.name}: operation timed out`),
+      aborted: (signal) => new AbortError(`${this.name}: operation aborted`, { cause: signal.reason }),
+    });
     this.#onRemoved = (e) => {
       if (e.name === name || e.name === `/${name}`) this.#markClosed(`mailbox ${name} closed: ${e.reason}`);
     };
@@ -418,8 +391,7 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   stat(): ShmMailboxStat {
     return {
       depth: this.#ring.size,
-      waitingSenders:
-        this.#credits.waiters + this.#ring.waitingProducers + (this.#slab?.waitingForChunk ?? 0),
+      waitingSenders: this.#ring.waitingProducers + (this.#slab?.waitingForChunk ?? 0) + this.#sends.waiting,
       waitingReceivers: this.#ring.waitingConsumers,
     };
   }
@@ -444,53 +416,23 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
       );
     }
     const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
-    await this.#takeCredit(options, deadline);
-    let ok = false;
-    try {
-      const sender = this.#proc.pid;
-      if (len <= l.mapThreshold) {
-        const fill = (bytes: Uint8Array, off: number): void => {
-          writeRecordHeader(bytes, off, codec, 0, sender);
-          bytes.set(payload, off + RECORD_HEADER);
-        };
-        // A credit guarantees a free cell except while a slow receiver still
-        // holds an older cell at the claim position; then wait for it.
-        if (!this.#ring.tryWriteWith(RECORD_HEADER + len, fill)) {
-          await this.#ring.writeWith(RECORD_HEADER + len, fill, this.#waitOptions(options, deadline));
-        }
-      } else {
-        const slab = this.#slab as Slab;
-        let chunk = slab.tryAcquire();
-        if (chunk < 0) {
-          if (options.nonblock === true) throw new WouldBlockError(`${this.name}: no free slab chunk`);
-          chunk = await slab.acquire(this.#waitOptions(options, deadline));
-        }
-        slab.view(chunk, len).set(payload);
-        slab.markQueued(chunk);
-        const fill = (bytes: Uint8Array, off: number): void => {
-          writeRecordHeader(bytes, off, codec, RECORD_SLAB, sender);
-          writeU32(bytes, off + RECORD_HEADER, chunk);
-          writeU32(bytes, off + RECORD_HEADER + 4, len);
-        };
-        try {
-          if (!this.#ring.tryWriteWith(RECORD_HEADER + SLAB_REF_BYTES, fill)) {
-            await this.#ring.writeWith(
-              RECORD_HEADER + SLAB_REF_BYTES,
-              fill,
-              this.#waitOptions(options, deadline),
-            );
-          }
-        } catch (err) {
-          slab.release(chunk);
-          throw err;
-        }
+    if (this.#sends.idle) {
+      let sent: boolean;
+      try {
+        sent = this.#sendNow(payload, codec);
+      } catch (err) {
+        throw this.#mapError(err, options.signal);
       }
-      ok = true;
-    } catch (err) {
-      throw this.#mapError(err, options.signal);
-    } finally {
-      if (!ok) this.#credits.post(1);
+      if (sent) return;
     }
+    if (options.nonblock === true) {
+      throw new WouldBlockError(
+        this.#sends.idle
+          ? `${this.name} has no room (or no free slab chunk)`
+          : `${this.name}: earlier sends of this handle are waiting`,
+      );
+    }
+    await this.#sends.push({ payload, codec }, deadline, options.signal);
   }
 
   /** Send only if it can complete now; WOULD_BLOCK otherwise. */
@@ -513,12 +455,11 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
       if (msg === null) {
         if (options.nonblock === true) throw new WouldBlockError(`${this.name} is empty`);
         const deadline = deadlineAfter(options.timeout);
-        msg = await this.#ring.readWith(take, this.#waitOptions(options, deadline));
+        msg = await this.#ring.readWith(take, this.#waitOptions(options.signal, deadline));
       }
     } catch (err) {
       throw this.#mapError(err, options.signal);
     }
-    this.#credits.post(1);
     return msg;
   }
 
@@ -568,6 +509,7 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     if (this.#detached) return;
     this.#detach();
     this.#closedError ??= new MailboxClosedError(`handle on ${this.name} closed`);
+    this.#sends.fail(this.#closedError);
     this.#local.abort(this.#closedError);
     this.#segment.close();
     await this.#proc.detachSegment(this.name, this.role).catch((err: unknown) => {
@@ -602,37 +544,92 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     const chunk = readU32(view, RECORD_HEADER);
     const len = readU32(view, RECORD_HEADER + 4);
     slab.lease(chunk);
-    const shared = slab.view(chunk, len);
     if (copy) {
-      const own = Buffer.from(shared);
+      const own = Buffer.from(slab.view(chunk, len));
       slab.release(chunk);
       return new ShmMessage(own, codec, sender, this.name, false, undefined);
     }
-    return new ShmMessage(shared, codec, sender, this.name, true, () => slab.release(chunk));
+    return new ShmMessage(slab.lend(chunk, len), codec, sender, this.name, true, () => slab.release(chunk));
   }
 
-  async #takeCredit(options: ShmSendOptions, deadline: number): Promise<void> {
-    if (this.#credits.tryWait()) return;
-    if (options.nonblock === true) throw new WouldBlockError(`${this.name} is full`);
+  /**
+   * Write the record now if there is room (and, for a slab payload, a free
+   * chunk): true if it was sent. Never waits. Uses the shared fillers, which
+   * read the #out… fields: only ever inside this synchronous call.
+   */
+  #sendNow(payload: Uint8Array, codec: number): boolean {
+    const len = payload.byteLength;
+    this.#outCodec = codec;
+    if (len <= this.layout.mapThreshold) {
+      this.#out = payload;
+      try {
+        return this.#ring.tryWriteWith(RECORD_HEADER + len, this.#fillInline);
+      } finally {
+        this.#out = NO_PAYLOAD;
+      }
+    }
+    // Full now: do not take (and fill) a chunk only to give it back.
+    if (this.#ring.size >= this.layout.capacity) return false;
+    const slab = this.#slab as Slab;
+    const chunk = slab.tryAcquire();
+    if (chunk < 0) return false;
+    let sent = false;
     try {
-      await this.#credits.wait(this.#waitOptions(options, deadline));
-    } catch (err) {
-      throw this.#mapError(err, options.signal);
+      slab.view(chunk, len).set(payload);
+      this.#outChunk = chunk;
+      this.#outLength = len;
+      sent = this.#ring.tryWriteWith(RECORD_HEADER + SLAB_REF_BYTES, this.#fillSlab);
+    } finally {
+      if (!sent) slab.release(chunk);
     }
-    if (this.closed || this.#closedError !== undefined) {
-      this.#credits.post(1);
+    return sent;
+  }
+
+  /**
+   * Send the head of this handle's queue, waiting as long as `deadline` and
+   * `signal` allow: for a slab payload first for a chunk (held by this
+   * process's pid, so reclaimable if it dies), then for room in the ring.
+   */
+  async #sendWaiting(job: PendingSend, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const { payload, codec } = job;
+    const len = payload.byteLength;
+    const sender = this.#proc.pid;
+    try {
       this.#throwIfClosed();
+      if (len <= this.layout.mapThreshold) {
+        const fill: RecordFiller = (bytes, off) => {
+          writeRecordHeader(bytes, off, codec, 0, sender);
+          bytes.set(payload, off + RECORD_HEADER);
+        };
+        await this.#ring.writeWith(RECORD_HEADER + len, fill, this.#waitOptions(signal, deadline));
+        return;
+      }
+      const slab = this.#slab as Slab;
+      const chunk = await slab.acquire(this.#waitOptions(signal, deadline));
+      try {
+        slab.view(chunk, len).set(payload);
+        const fill: RecordFiller = (bytes, off) => {
+          writeRecordHeader(bytes, off, codec, RECORD_SLAB, sender);
+          writeU32(bytes, off + RECORD_HEADER, chunk);
+          writeU32(bytes, off + RECORD_HEADER + 4, len);
+          slab.markQueued(chunk);
+        };
+        await this.#ring.writeWith(RECORD_HEADER + SLAB_REF_BYTES, fill, this.#waitOptions(signal, deadline));
+      } catch (err) {
+        // The filler never ran: the chunk is still this process's.
+        slab.release(chunk);
+        throw err;
+      }
+    } catch (err) {
+      throw this.#mapError(err, signal);
     }
   }
 
-  #waitOptions(
-    options: { signal?: AbortSignal },
-    deadline: number,
-  ): { timeout: number; signal: AbortSignal } {
+  #waitOptions(signal: AbortSignal | undefined, deadline: number): { timeout: number; signal: AbortSignal } {
     const local = this.#local.signal;
     return {
       timeout: remaining(deadline),
-      signal: options.signal === undefined ? local : AbortSignal.any([options.signal, local]),
+      signal: signal === undefined ? local : AbortSignal.any([signal, local]),
     };
   }
 
@@ -671,14 +668,20 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     return err;
   }
 
-  /** Set CLOSED in the shared header and wake every waiter in every process. */
+  /**
+   * Set CLOSED in the shared header and close the rings, which wakes every
+   * waiter in every process (they see the closed state and give up). Every
+   * step is idempotent, so each attached process may do it, the deleter
+   * twice (the removal notice, then delete()); this handle reports it once.
+   */
   #markClosed(reason: string): void {
+    if (this.#markedClosed) return;
+    this.#markedClosed = true;
     this.#closedError ??= new MailboxClosedError(reason);
     Atomics.or(this.#flags, H_FLAGS, FLAG_CLOSED);
     this.#ring.close();
     this.#slab?.close();
-    // Wake senders parked for a credit; they see CLOSED and give up.
-    this.#credits.post(0x3fffffff);
+    this.#sends.fail(this.#closedError);
     this.emit('closed', this.#closedError);
     this.#detach();
   }

@@ -1,0 +1,97 @@
+/**
+ * ShmMessage: a message received from a shared-memory mailbox, and the lease
+ * on the slab chunk a mapped (zero-copy) message lends.
+ *
+ * Contract (zero copy is a lease):
+ * - Inline messages (`mapped` false) own a private copy: nothing to lease.
+ * - A mapped message's `bytes` is a view of a slab chunk, lent while the
+ *   lease holds. The lease ends with `release()` (or dispose), or when no
+ *   view of the chunk is reachable any more: the finalizer is registered on
+ *   the chunk's own SharedArrayBuffer (Slab.lend), which every view of it
+ *   (`bytes`, its subarrays, typed arrays over `bytes.buffer`) keeps alive,
+ *   so it cannot fire while any view is in use. Dropping the message while
+ *   keeping `bytes` is therefore safe; after `release()` the view is not.
+ * - `data` is always the caller's to keep: decoded values are new objects,
+ *   and for the bytes codec a mapped payload is copied on first access
+ *   (`bytes` is the zero-copy way to read it).
+ */
+import { IpcError } from '../../errors.js';
+import { codecId, decodePayload } from '../../wire/payload-codec.js';
+import type { CodecName } from '../../wire/protocol.js';
+
+/** Releases the slab chunks of mapped messages whose views all became unreachable. */
+const leases = new FinalizationRegistry<() => void>((release) => release());
+
+/**
+ * A message received from a shared-memory mailbox. `bytes` is a private copy
+ * for small payloads; for slab payloads (`mapped`) it is a view of shared
+ * memory, valid until `release()`: treat it as read-only and `copy()` it
+ * before writing (copy-on-write by hand).
+ */
+export class ShmMessage<T = unknown> {
+  #decoded = false;
+  #value: unknown;
+  #release: (() => void) | undefined;
+  #bytes: Buffer | undefined;
+
+  /**
+   * `release`, for a mapped message, gives the chunk back; it must not refer
+   * to `bytes` or its buffer (it is held until that buffer is collected).
+   */
+  constructor(
+    bytes: Buffer,
+    readonly codec: CodecName,
+    /** The kernel's process number of the sender. */
+    readonly senderPid: number,
+    readonly mailbox: string,
+    /** True if `bytes` is a view of the mailbox's shared memory (zero copy). */
+    readonly mapped: boolean,
+    release: (() => void) | undefined,
+  ) {
+    this.#bytes = bytes;
+    this.#release = release;
+    if (release !== undefined) leases.register(bytes.buffer, release, this);
+  }
+
+  /** Always 0: shared-memory mailboxes have no priorities. */
+  get priority(): number {
+    return 0;
+  }
+
+  /** The payload. For a mapped message: a read-only view, invalid after release(). */
+  get bytes(): Buffer {
+    if (this.#bytes === undefined) throw new IpcError('INVALID_ARGUMENT', 'message already released');
+    return this.#bytes;
+  }
+
+  /** The payload decoded with the sender's codec (once, on first access); yours to keep. */
+  get data(): T {
+    if (!this.#decoded) {
+      const bytes = this.bytes;
+      const value = decodePayload(bytes, codecId(this.codec));
+      // The bytes codec hands the buffer back as it is: never let the lent view escape as data.
+      this.#value = this.mapped && value === bytes ? Buffer.from(bytes) : value;
+      this.#decoded = true;
+    }
+    return this.#value as T;
+  }
+
+  /** A private, writable copy of the payload. */
+  copy(): Buffer {
+    return Buffer.from(this.bytes);
+  }
+
+  /** Give a slab chunk back (no-op for copied messages). `bytes` is invalid afterwards. Idempotent. */
+  release(): void {
+    const r = this.#release;
+    if (r === undefined) return;
+    this.#release = undefined;
+    this.#bytes = undefined;
+    leases.unregister(this);
+    r();
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}
