@@ -89,6 +89,7 @@ export function kernelStatus(k: Kernel): KernelStatus {
         held: k.budget.held,
         reserved: k.budget.reserved,
         backlog: k.budget.backlog,
+        incoming: k.budget.incoming,
       },
       connections: k.sessions.size,
       maxMessageSize: k.options.maxMessageSize,

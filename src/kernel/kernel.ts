@@ -139,8 +139,6 @@ export class Kernel {
   /** Bytes queued in mailboxes (the core's count; also part of `budget.held`). */
   readonly ledger = { used: 0 };
   readonly budget: MemoryBudget;
-  /** Every process name by pid, kept after exit so late deliveries still name their sender. */
-  readonly names = new Map<number, string>();
   readonly startedAt = Date.now();
   private server: Server | undefined;
   private readonly dirty = new Set<Session>();
@@ -263,8 +261,19 @@ export class Kernel {
     }
     session.helloTimer = setTimeout(() => this.dropHandshake(session), this.options.helloTimeout);
     session.helloTimer.unref();
+    // A large request SEND that cannot fit the budget is refused without its bytes ever being kept.
+    session.decoder.admit = (h, length) =>
+      !(h.op === Op.SEND && h.reqId !== 0 && !this.budget.fits(length) && session.ready);
+    session.decoder.onSkipped = (h, length) => {
+      if (session.closed) return;
+      session.sendError(
+        h.reqId,
+        'KERNEL_FULL',
+        `a send of ${length - HEADER_REST} bytes does not fit the kernel memory budget of ${this.options.memoryBudget} bytes`,
+      );
+    };
     socket.on('data', (chunk: Buffer) => {
-      session.decoder.push(chunk);
+      session.read(chunk);
       this.flushDirty();
     });
     socket.on('error', () => {
@@ -401,7 +410,6 @@ export class Kernel {
     s.decoder.maxFrame = this.maxFrame;
     this.sessions.set(pid, s);
     this.byName.set(name, s);
-    this.names.set(pid, name);
     const inbox = this.newRecord(
       `@${name}`,
       'inbox',
@@ -597,6 +605,7 @@ export class Kernel {
     const m: KernelMessage = {
       priority: f.priority,
       sender: s.pid,
+      senderName: s.name,
       size,
       codec: f.codec,
       seq: this.nextSeq++,
@@ -835,7 +844,7 @@ export class Kernel {
     if (!s.knownPeers.has(m.sender)) {
       // Tell the receiver the sender's name once; DELIVER frames then carry only its pid.
       s.knownPeers.add(m.sender);
-      s.sendNotice({ kind: 'peer', pid: m.sender, name: this.names.get(m.sender) ?? `pid-${m.sender}` });
+      s.sendNotice({ kind: 'peer', pid: m.sender, name: m.senderName });
     }
     s.writer.frameFrom(
       Op.DELIVER,

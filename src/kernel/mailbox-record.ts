@@ -22,6 +22,8 @@ import type { Timer } from './timer.js';
 export interface KernelMessage extends CoreMessage {
   readonly priority: number;
   readonly sender: number;
+  /** The sender's name, kept with the message so a delivery after the sender exited still names it. */
+  readonly senderName: string;
   readonly size: number;
   readonly codec: number;
   /** Accept order across the kernel: redelivery puts a message back ahead of later ones. */

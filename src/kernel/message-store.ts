@@ -34,11 +34,13 @@ export class MemoryBudget {
   reserved = 0;
   /** Bytes written to sockets that the peers have not read yet. */
   backlog = 0;
+  /** Bytes of frames still arriving (partly read large frames). */
+  incoming = 0;
 
   constructor(readonly limit: number) {}
 
   get used(): number {
-    return this.held + this.reserved + this.backlog;
+    return this.held + this.reserved + this.backlog + this.incoming;
   }
 
   /** Would `bytes` more fit? */

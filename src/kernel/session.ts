@@ -72,6 +72,8 @@ export class Session {
   private paused = false;
   /** Unread bytes of this session counted in the budget's backlog. */
   private counted = 0;
+  /** Bytes of its partly read frame counted in the budget's incoming. */
+  private arriving = 0;
   helloTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -132,10 +134,20 @@ export class Session {
     this.account();
   }
 
-  /** Stop counting this session's unread bytes (it is gone). */
+  /** Feed bytes read from the socket to the decoder, counting what it holds of a frame not yet whole. */
+  read(chunk: Buffer): void {
+    this.decoder.push(chunk);
+    const now = this.decoder.buffered;
+    this.budget.incoming += now - this.arriving;
+    this.arriving = now;
+  }
+
+  /** Stop counting this session's unread and partly read bytes (it is gone). */
   release(): void {
     this.budget.backlog -= this.counted;
     this.counted = 0;
+    this.budget.incoming -= this.arriving;
+    this.arriving = 0;
     if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
   }
 

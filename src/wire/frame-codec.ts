@@ -297,8 +297,19 @@ export class FrameDecoder {
   private partsFilled = 0;
   private partsTotal = 0;
   private assembly: Buffer | undefined;
+  /** Set while the bytes of a refused large frame go by unkept: its header, for the answer. */
+  private skipping: Buffer | undefined;
   private stub: Buffer | undefined;
   private failed = false;
+  /**
+   * Asked before a large frame (one that must be assembled across reads) is
+   * buffered, with its header as a frame with an empty body: false lets its
+   * bytes go by without keeping them, and `onSkipped` gets the header once
+   * they have. The kernel refuses a send that cannot fit its budget this way
+   * without ever holding its bytes.
+   */
+  admit: ((header: Frame, length: number) => boolean) | undefined;
+  onSkipped: ((header: Frame, length: number) => void) | undefined;
 
   constructor(
     /** Largest frame (bytes after the length field) accepted; the owner may change it (after a handshake). */
@@ -309,7 +320,7 @@ export class FrameDecoder {
 
   /** Bytes held for a frame not yet complete. */
   get buffered(): number {
-    return this.partsFilled + (this.stub?.length ?? 0);
+    return (this.skipping === undefined ? this.partsFilled : HEADER_SIZE) + (this.stub?.length ?? 0);
   }
 
   push(input: Buffer): void {
@@ -320,16 +331,25 @@ export class FrameDecoder {
       const need = this.partsTotal - this.partsFilled;
       const n = Math.min(need, chunk.length);
       if (this.assembly !== undefined) chunk.copy(this.assembly, this.partsFilled, 0, n);
-      else this.parts.push(Buffer.from(chunk.subarray(0, n)));
+      else if (this.skipping === undefined) this.parts.push(Buffer.from(chunk.subarray(0, n)));
       this.partsFilled += n;
       off = n;
       if (this.partsFilled < this.partsTotal) return;
-      const whole = this.assembly ?? Buffer.concat(this.parts, this.partsTotal);
-      this.assembly = undefined;
-      this.parts = [];
+      const total = this.partsTotal;
       this.partsFilled = 0;
       this.partsTotal = 0;
-      if (!this.emit(whole, new Chunk(whole), 0, whole.length)) return;
+      const skipped = this.skipping;
+      if (skipped !== undefined) {
+        this.skipping = undefined;
+        this.header(skipped, new Chunk(skipped), 0, HEADER_SIZE);
+        this.onSkipped?.(this.frame, total - 4);
+        if (this.failed) return;
+      } else {
+        const whole = this.assembly ?? Buffer.concat(this.parts, total);
+        this.assembly = undefined;
+        this.parts = [];
+        if (!this.emit(whole, new Chunk(whole), 0, whole.length)) return;
+      }
     }
     if (this.stub !== undefined) {
       chunk = Buffer.concat([this.stub, chunk.subarray(off)]);
@@ -350,6 +370,17 @@ export class FrameDecoder {
         off += total;
         continue;
       }
+      if (total > PREALLOCATE && this.admit !== undefined) {
+        // The decision needs the header: wait for all of it.
+        if (end - off < HEADER_SIZE) break;
+        this.header(chunk, new Chunk(chunk), off, HEADER_SIZE);
+        if (!this.admit(this.frame, len)) {
+          this.skipping = Buffer.from(chunk.subarray(off, off + HEADER_SIZE));
+          this.partsTotal = total;
+          this.partsFilled = end - off;
+          return;
+        }
+      }
       this.partsTotal = total;
       this.partsFilled = end - off;
       if (total <= PREALLOCATE) {
@@ -361,6 +392,21 @@ export class FrameDecoder {
       return;
     }
     if (off < end) this.stub = Buffer.from(chunk.subarray(off, end));
+  }
+
+  /** Fill the shared frame's header fields (body `off+16..off+total`). */
+  private header(buf: Buffer, chunk: Chunk, off: number, total: number): void {
+    const f = this.frame;
+    f.op = buf[off + 4]!;
+    f.flags = buf[off + 5]!;
+    f.priority = buf[off + 6]!;
+    f.codec = buf[off + 7]!;
+    f.reqId = getU32(buf, off + 8);
+    f.target = getU32(buf, off + 12);
+    f.buf = buf;
+    f.chunk = chunk;
+    f.start = off + HEADER_SIZE;
+    f.end = off + total;
   }
 
   private emit(buf: Buffer, chunk: Chunk, off: number, total: number): boolean {
@@ -385,6 +431,7 @@ export class FrameDecoder {
     this.failed = true;
     this.assembly = undefined;
     this.parts = [];
+    this.skipping = undefined;
     this.stub = undefined;
     this.onError(new ProtocolError(message));
   }

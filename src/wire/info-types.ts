@@ -72,7 +72,7 @@ export interface KernelStatus {
     socket: string;
     startedAt: number;
     memoryBudget: number;
-    /** Everything the budget counts: `memory.held + memory.reserved + memory.backlog`. */
+    /** Everything the budget counts: `memory.held + memory.reserved + memory.backlog + memory.incoming`. */
     memoryUsed: number;
     memory: {
       /** Payload bytes queued in mailboxes (part of `held`). */
@@ -83,6 +83,8 @@ export interface KernelStatus {
       reserved: number;
       /** Bytes written to clients that they have not read yet. */
       backlog: number;
+      /** Bytes of large frames still arriving. */
+      incoming: number;
     };
     connections: number;
     maxMessageSize: number;
