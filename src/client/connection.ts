@@ -80,6 +80,8 @@ export interface PrefetchConsumer {
   /** The request id naming this iteration on the wire (its DEMAND frames; a refusal answers it). */
   readonly reqId: number;
   push(message: Message): void;
+  /** Take an unread delivery back out of the buffer; false if the application already has it. */
+  withdraw(deliveryId: number): Message | undefined;
   fail(error: IpcError): void;
   /** End the iteration as if the loop had returned. */
   close(): void;
@@ -616,6 +618,17 @@ export class Connection implements DeliveryControl {
           if (f.bodyLength >= 8) t.byteCredits += f.u32(4);
         } else {
           this.returnCredits(f.target, undefined, 0);
+        }
+        return;
+      }
+      case Op.WITHDRAW: {
+        // Its sender gave up: if no loop has taken it yet, it goes back and the sender's send fails.
+        const id = f.u32(0);
+        for (const t of this.targets.values()) {
+          if (t.consumer?.withdraw(id) !== undefined) {
+            this.release(id);
+            return;
+          }
         }
         return;
       }

@@ -69,6 +69,18 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
     }
   }
 
+  withdraw(deliveryId: number): Message | undefined {
+    for (let i = 0; i < this.buffer.length; i++) {
+      const m = this.buffer.at(i)!;
+      if (m.deliveryId === deliveryId) {
+        // Its demand slot was spent by the push; the next take asks for more as usual.
+        this.buffer.removeAt(i);
+        return m;
+      }
+    }
+    return undefined;
+  }
+
   fail(error: IpcError): void {
     if (this.error !== undefined) return;
     this.error = error;

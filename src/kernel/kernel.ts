@@ -679,6 +679,12 @@ export class Kernel {
     req.timer?.clear();
     req.timer = undefined;
     req.expired = { code, text };
+    // Ask the receivers holding it to hand it back if their application has not taken it yet; the
+    // answer (RELEASE: the send fails; CONSUMED: it completed) takes one turn of their event loop.
+    for (const { session, deliveryId } of m.outAt ?? []) {
+      const e = session.inflight.get(deliveryId);
+      if (e !== undefined && e.message === m && !e.consumed) session.sendWithdraw(deliveryId);
+    }
   }
 
   /** A parked sender's message entered the mailbox (or, at capacity 0, reached a receiver). */
@@ -838,6 +844,7 @@ export class Kernel {
     if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
     while (s.inflight.has(deliveryId)) deliveryId = s.nextDelivery++;
     s.inflight.set(deliveryId, { record: rec, message: m, ack, consumed: false });
+    if (m.completion !== undefined) (m.outAt ??= []).push({ session: s, deliveryId });
     const flags = DeliverFlag.TRACKED | (ack ? DeliverFlag.ACK : 0);
     rec.counters.received++;
     s.received++;
@@ -897,6 +904,7 @@ export class Kernel {
     const c = m.completion;
     if (c === undefined) return;
     m.completion = undefined;
+    m.outAt = undefined;
     // Other copies of a broadcast message no longer hold anyone up.
     this.answerSent(c);
   }

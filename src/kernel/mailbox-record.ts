@@ -35,6 +35,8 @@ export interface KernelMessage extends CoreMessage {
   pending: number;
   /** Set while a sender waits for a receiver to take this message (synchronous send, rendezvous). */
   completion: SendRequest | undefined;
+  /** While `completion` is set: the deliveries of this message, so an expiring send can ask for them back. */
+  outAt?: Array<{ session: Session; deliveryId: number }>;
 }
 
 /**

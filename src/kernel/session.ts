@@ -126,6 +126,12 @@ export class Session {
     this.markDirty(this);
   }
 
+  sendWithdraw(deliveryId: number): void {
+    if (this.closed) return;
+    this.writer.frame(Op.WITHDRAW, 0, 0, 0, 0, 0, 1, deliveryId, 0, undefined);
+    this.markDirty(this);
+  }
+
   /** Write buffered frames to the socket in one (gathered) write. */
   flush(): void {
     const parts = this.writer.takeParts();

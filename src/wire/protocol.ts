@@ -55,6 +55,8 @@ export const Op = {
   CREDIT: 16,
   REVOKE: 17,
   NOTICE: 19,
+  /** A delivery's sender gave up (timeout, abort): hand it back if the application has not taken it. */
+  WITHDRAW: 21,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 
