@@ -299,6 +299,8 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
     case 'signal': {
       const t = sessionNamed(k, str(a, 'to'));
       const type = str(a, 'type');
+      // A process that does not read its socket must not make the kernel buffer others' signals for it.
+      if (t.choked) throw new IpcError('KERNEL_FULL', `${t.name} is not reading: signal not queued`);
       t.sendNotice({ kind: 'signal', from: s.name, type, payload: a.payload ?? null });
       return null;
     }
