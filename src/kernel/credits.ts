@@ -15,12 +15,13 @@ import { startTimer } from './timer.js';
  *   client's own count is never trusted).
  * - `round`: a revocation in progress: its `epoch`, the holders that still owe
  *   an answer, and a deadline. No credit is granted during a round.
- * - `barred`: sessions that get no more credit here: they lost the send right,
- *   or let a round's deadline pass (a stuck or merely busy event loop).
+ * - `barred`: sessions that get no credit here until they return what they
+ *   hold: they lost the send right, or let a round's deadline pass (a stuck or
+ *   merely busy event loop).
  * - a holder's `voided` slots: taken back at a deadline and given to the
  *   mailbox; the holder's credited sends already on the wire spend them and
  *   enter past the capacity. That is the one way a mailbox exceeds its
- *   capacity, by at most one credit window per (barred) sender, once.
+ *   capacity, by at most one credit window per sender that missed a deadline.
  *
  * Transitions: `grant` (no round, not barred) -> `revoke` opens a round: REVOKE
  * with the epoch to every holder of slots -> `returned(s, epoch)` drops the
@@ -175,6 +176,9 @@ export class CreditBook<S extends CreditHolder> {
   returned(s: S, epoch: number): void {
     const round = this.round;
     this.release(s);
+    // A holder that missed a deadline has answered now: its late sends are behind it, it may hold
+    // credit again (a lost send right is checked at every grant, not here).
+    this.barred.delete(s);
     if (round === undefined) return;
     // A return hands everything back, so `s` owes nothing now whichever round it answered.
     if (round.awaiting.delete(s) || epoch === round.epoch) this.endIfSettled();
