@@ -548,8 +548,8 @@ export class Kernel {
         s.sendError(reqId, 'WOULD_BLOCK', rec.options.capacity === 0 ? `no receiver is waiting on ${rec.name}` : `${rec.name} is full`);
         return;
     }
-    // Still kept after this frame (queued, parked, or in flight): a small one gets its own buffer.
-    if (message.pending > 0) this.budget.compact(message);
+    // Waiting (queued or parked) rather than on its way to a receiver: a small one gets its own buffer.
+    if (message.pending > 0 && !message.handed) this.budget.compact(message);
   }
 
   /** A send within credit: no answer, no rights check (the credit was the right), never refused. */
@@ -581,7 +581,7 @@ export class Kernel {
     rec.counters.sent++;
     if (how === 'credit') rec.core.send(message, true, true);
     else rec.core.sendForced(message);
-    if (message.pending > 0) this.budget.compact(message);
+    if (message.pending > 0 && !message.handed) this.budget.compact(message);
     // Top up before the sender runs dry, so a steady stream never stops for a round trip.
     this.grantCredits(rec, s);
   }
@@ -613,6 +613,7 @@ export class Kernel {
       offset: f.start + off,
       store: f.chunk,
       pending: 1,
+      handed: false,
       completion: undefined,
     };
     this.budget.retain(m);
@@ -844,6 +845,7 @@ export class Kernel {
     if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
     while (s.inflight.has(deliveryId)) deliveryId = s.nextDelivery++;
     s.inflight.set(deliveryId, { record: rec, message: m, ack, consumed: false });
+    m.handed = true;
     if (m.completion !== undefined) (m.outAt ??= []).push({ session: s, deliveryId });
     const flags = DeliverFlag.TRACKED | (ack ? DeliverFlag.ACK : 0);
     rec.counters.received++;

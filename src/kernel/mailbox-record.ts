@@ -33,6 +33,8 @@ export interface KernelMessage extends CoreMessage {
   store: Chunk;
   /** Copies not yet finished (broadcast fans out; 1 otherwise). The storage goes with the last. */
   pending: number;
+  /** Delivered at least once: on its way to a receiver rather than waiting (see message-store.ts). */
+  handed: boolean;
   /** Set while a sender waits for a receiver to take this message (synchronous send, rendezvous). */
   completion: SendRequest | undefined;
   /** While `completion` is set: the deliveries of this message, so an expiring send can ask for them back. */
