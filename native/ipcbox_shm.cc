@@ -34,17 +34,20 @@
 // - Async waits run on a bounded pool of dedicated threads (not libuv's pool,
 //   which a blocked futex would starve). With futex_waitv (Linux >= 5.16) one
 //   thread multiplexes up to kJobsPerThread waits plus its own control word;
-//   without it a thread serves one wait at a time. Threads start on demand,
+//   without it (or with IPCBOX_FUTEX_WAITV=0) a thread serves one wait at a
+//   time. Threads start on demand,
 //   at most IPCBOX_WAITER_THREADS of them (default 64 with futex_waitv, 512
 //   without), with small stacks and every signal blocked, and exit after
 //   kIdleExitMs without work. A wait that finds no thread (the cap reached,
 //   or pthread_create failed) throws an errno Error from futexWaitAsync
 //   (EAGAIN for the cap); nothing escapes into V8 as a C++ exception.
-// - A waiter job holds a shared_ptr to the BackingStore, so the memory it
-//   sleeps on stays mapped. Results travel to the owning environment (main
-//   thread or a worker) through a uv_async_t, which is ref'd exactly while
-//   that environment has pending async waits: a pending wait keeps the
-//   process alive, nothing else does.
+// - A pending async wait holds a shared_ptr to the BackingStore (in its
+//   environment's table, released on the JS thread, never by a waiter
+//   thread), so the memory it sleeps on stays mapped until it settles.
+//   Results travel to the owning environment (main thread or a worker)
+//   through a uv_async_t, which is ref'd exactly while that environment has
+//   pending async waits: a pending wait keeps the process alive, nothing
+//   else does.
 // - Wakes: a multiplexing thread re-enters its wait after every change of its
 //   job list and reports a job woken when its word changed; so a wake that
 //   comes without a change of the word may be missed (every ipcbox primitive
@@ -185,8 +188,12 @@ long FutexWaitv(WaitvEntry* entries, unsigned n, const timespec* deadline) {
 #endif
 }
 
-// futex_waitv exists (and is not filtered) if a call with no futexes is refused as invalid.
+// futex_waitv exists (and is not filtered) if a call with no futexes is refused as
+// invalid. IPCBOX_FUTEX_WAITV=0 uses the one-wait-per-thread fallback anyway (as on
+// kernels before 5.16; the tests run both).
 bool HaveWaitv() {
+  const char* use = getenv("IPCBOX_FUTEX_WAITV");
+  if (use != nullptr && strcmp(use, "0") == 0) return false;
   return FutexWaitv(nullptr, 0, nullptr) < 0 && errno == EINVAL;
 }
 
@@ -287,8 +294,14 @@ uint32_t ReadExpected(Local<Value> v) {
 struct EnvState;
 struct Waiter;
 
+// A job never owns the memory it sleeps on: its BackingStore reference lives
+// in the environment's Pending entry, dropped on the JS thread, so no waiter
+// thread ever frees a BackingStore (which is unsafe once V8 is torn down at
+// exit). The JS side drops it only after the job was delivered or cancelled
+// (Cancel runs under the pool mutex); after a cancel the thread never reads
+// the word again (Sweep checks the flag first), and a futex call already
+// under way on it can at worst return EFAULT, which is then not an error.
 struct Job {
-  std::shared_ptr<BackingStore> store;  // keeps the mapping alive while sleeping
   uint32_t* addr;
   uint32_t expected;
   bool has_deadline;
@@ -309,6 +322,7 @@ uint32_t BitFor(uint32_t id) { return 1u << (id & 31); }
 
 struct Pending {
   std::shared_ptr<Job> job;
+  std::shared_ptr<BackingStore> store;  // keeps the job's word mapped until it settles
   Global<Promise::Resolver> resolver;
 };
 
@@ -332,8 +346,13 @@ struct EnvState {
 
 // One waiter thread: its jobs (pool-mutex guarded) and a private futex word
 // bumped whenever its jobs change, which is entry 0 of its futex_waitv.
+// Cancelled jobs leave `jobs` at once (their place is free for the next
+// wait) and stay in `retired` until the thread is back from its futex call,
+// so the jobs it sleeps on outlive the call.
 struct Waiter {
   std::vector<std::shared_ptr<Job>> jobs;
+  std::vector<std::shared_ptr<Job>> retired;
+  uint64_t cancels = 0;  // jobs of this thread cancelled so far
   std::atomic<uint32_t> control{0};
 };
 
@@ -381,6 +400,7 @@ class WaiterPool {
     if (w == nullptr) return ENOMEM;
     try {
       w->jobs.reserve(per_thread_);
+      w->retired.reserve(per_thread_);
     } catch (...) {
       delete w;
       return ENOMEM;
@@ -400,8 +420,23 @@ class WaiterPool {
     job->cancelled.store(true);
     Waiter* w = job->owner;
     if (w == nullptr) return;
-    if (waitv_) Poke(w);
-    else Futex(job->addr, FUTEX_WAKE_BITSET, INT_MAX, nullptr, BitFor(job->id));
+    w->cancels++;
+    if (!waitv_) {
+      Futex(job->addr, FUTEX_WAKE_BITSET, INT_MAX, nullptr, BitFor(job->id));
+      return;
+    }
+    if (w->retired.size() < w->retired.capacity()) {  // else the thread's sweep removes it
+      for (size_t i = 0; i < w->jobs.size(); i++) {
+        if (w->jobs[i] == job) {
+          w->retired.push_back(std::move(w->jobs[i]));  // capacity checked: no allocation
+          if (i + 1 != w->jobs.size()) w->jobs[i] = std::move(w->jobs.back());
+          w->jobs.pop_back();
+          job->owner = nullptr;
+          break;
+        }
+      }
+    }
+    Poke(w);
   }
 
  private:
@@ -448,7 +483,8 @@ class WaiterPool {
     size_t n = 0;
     for (size_t i = 0; i < w->jobs.size();) {
       Job* j = w->jobs[i].get();
-      bool changed = __atomic_load_n(j->addr, __ATOMIC_SEQ_CST) != j->expected;
+      // A cancelled job's word may be gone: never read it.
+      bool changed = !j->cancelled.load() && __atomic_load_n(j->addr, __ATOMIC_SEQ_CST) != j->expected;
       if (j->cancelled.load()) j->result = kCancelled;
       else if (j == woken) j->result = kOk;
       else if (changed) j->result = j->parked ? kOk : kNotEqual;
@@ -546,15 +582,20 @@ class WaiterPool {
           until = j->deadline;
         }
       }
+      uint64_t cancels = w->cancels;
       lk.unlock();
       long r = waitv_ ? FutexWaitv(entries, static_cast<unsigned>(count + 1), bounded ? &until : nullptr)
                       : Futex(reinterpret_cast<uint32_t*>(&w->control), FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
                               control, bounded ? &until : nullptr, FUTEX_BITSET_MATCH_ANY);
       int err = errno;
       lk.lock();
-      // Only this thread removes jobs from w->jobs, so `parked` still points at live jobs.
+      // Jobs leave w->jobs only here or into w->retired, so `parked` still
+      // points at live jobs; `woken` is only compared, never followed.
+      // An error while one of the jobs was cancelled may be that job's word
+      // going away (EFAULT): sweep and wait again without it.
       if (r > 0 && static_cast<size_t>(r) <= count) woken = parked[r - 1];
-      else if (r < 0 && err != EAGAIN && err != ETIMEDOUT && err != EINTR) failure = err;
+      else if (r < 0 && err != EAGAIN && err != ETIMEDOUT && err != EINTR && cancels == w->cancels) failure = err;
+      w->retired.clear();
     }
     lk.unlock();
     delete w;
@@ -751,7 +792,8 @@ void FutexWaitAsync(const FunctionCallbackInfo<Value>& args) {
   Local<Context> ctx = iso->GetCurrentContext();
   EnvState* st = StateOf(args);
   auto job = std::make_shared<Job>();
-  job->addr = WordAt(iso, args[0], args[1], &job->store);
+  std::shared_ptr<BackingStore> store;
+  job->addr = WordAt(iso, args[0], args[1], &store);
   if (job->addr == nullptr) return;
   if (!args[2]->IsNumber() || !ReadTimeout(args[3], &job->has_deadline, &job->deadline)) {
     return ThrowType(iso, "futexWaitAsync(sab, byteOffset, expected: number, timeoutMs: number)");
@@ -764,13 +806,16 @@ void FutexWaitAsync(const FunctionCallbackInfo<Value>& args) {
   Local<Promise::Resolver> resolver = Promise::Resolver::New(ctx).ToLocalChecked();
   int err = Pool()->Submit(job);
   if (err != 0) {
-    return ThrowErrno(iso, err, "futexWaitAsync",
-                      err == EAGAIN ? "every futex waiter thread is full (IPCBOX_WAITER_THREADS)"
-                                    : "cannot start a futex waiter thread");
+    std::string why = std::string(strerror(err)) +
+                      (err == EAGAIN ? ": every futex waiter thread is full (IPCBOX_WAITER_THREADS)"
+                                     : ": cannot start a futex waiter thread");
+    iso->ThrowException(node::ErrnoException(iso, err, "futexWaitAsync", why.c_str()));
+    return;
   }
   // The job cannot be delivered before this returns: OnAsync runs on this thread.
   Pending p;
   p.job = job;
+  p.store = std::move(store);
   p.resolver.Reset(iso, resolver);
   st->pending.emplace(job->id, std::move(p));
   st->UpdateRef();
@@ -793,8 +838,8 @@ void FutexCancel(const FunctionCallbackInfo<Value>& args) {
   }
   std::shared_ptr<Job> job = it->second.job;
   Local<Promise::Resolver> resolver = it->second.resolver.Get(iso);
+  Pool()->Cancel(job);   // first: the job's word must stay mapped until it is cancelled
   st->pending.erase(it);
-  Pool()->Cancel(job);
   resolver->Resolve(iso->GetCurrentContext(), Str(iso, "cancelled")).Check();
   st->UpdateRef();
   args.GetReturnValue().Set(Boolean::New(iso, true));
