@@ -198,7 +198,7 @@ export class Connection implements DeliveryControl {
     inboxCapacity: number,
     timeoutMs: number,
   ): Promise<Connection> {
-    const dirOwner = checkSocketDirectory(path);
+    const place = checkSocketDirectory(path);
     const socket = netConnect(path);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -220,7 +220,7 @@ export class Connection implements DeliveryControl {
       });
     });
     try {
-      checkKernelPeer(socket, path, dirOwner);
+      checkKernelPeer(socket, path, place);
     } catch (e) {
       socket.destroy();
       throw e;

@@ -3,25 +3,33 @@ import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { IpcError } from '../errors.js';
 import { native } from '../shm/native.js';
-import { socketDirectoryProblem } from '../wire/socket-path.js';
+import { isDefaultSocketPath, socketDirectoryProblem } from '../wire/socket-path.js';
 
 /**
  * Before a client says HELLO (its name) to whatever listens on a path, it
  * checks that the listener can be the kernel it means: the socket's
- * directory is writable by nobody but its owner, and the process at the
- * other end (SO_PEERCRED, where the native addon gives it) runs as the
- * directory's owner or as this user. Someone who could swap in an impostor
- * socket fails one of the two.
+ * directory is writable by nobody but its owner (or is sticky, like /tmp),
+ * and the process at the other end runs as this user, as root, or (on a path
+ * the user chose) as the directory's owner. Someone who could put an
+ * impostor socket there fails one of the two.
  */
 
 function myUid(): number | undefined {
   return typeof process.getuid === 'function' ? process.getuid() : undefined;
 }
 
-/** The directory's owner, after checking it is safe to look for a kernel in. Throws PERMISSION_DENIED. */
-export function checkSocketDirectory(path: string): number | undefined {
-  const me = myUid();
-  if (me === undefined) return undefined;
+/** What the client learnt about where it is about to connect. */
+export interface SocketPlace {
+  dirOwner: number;
+  /** Owner of the socket file: the uid of whoever bound it. */
+  socketOwner: number | undefined;
+  /** The user chose this path ($IPCBOX_SOCKET or an explicit socketPath): its directory's owner is trusted. */
+  chosen: boolean;
+}
+
+/** Check the socket's directory before connecting. Throws PERMISSION_DENIED. */
+export function checkSocketDirectory(path: string): SocketPlace | undefined {
+  if (myUid() === undefined) return undefined;
   const dir = dirname(path);
   let st: ReturnType<typeof lstatSync>;
   try {
@@ -30,19 +38,29 @@ export function checkSocketDirectory(path: string): number | undefined {
     // No directory, no kernel: connecting fails with KERNEL_UNAVAILABLE, which says so.
     return undefined;
   }
-  // Any owner may be right (a group daemon's user); the peer check below decides.
-  const problem = socketDirectoryProblem(st, dir, [st.uid]);
+  const problem = socketDirectoryProblem(st, dir, 'any');
   if (problem !== undefined) {
     throw new IpcError('PERMISSION_DENIED', `refusing to connect to a kernel socket in ${dir}: ${problem}`);
   }
-  return st.uid;
+  let socketOwner: number | undefined;
+  try {
+    socketOwner = lstatSync(path).uid;
+  } catch {
+    socketOwner = undefined;
+  }
+  return { dirOwner: st.uid, socketOwner, chosen: !isDefaultSocketPath(path) };
 }
 
-/** After connecting: the peer must be the directory's owner, this user, or live in a root-owned directory. */
-export function checkKernelPeer(socket: Socket, path: string, dirOwner: number | undefined): void {
+/**
+ * After connecting: the listener must be this user or root, or, on a path the
+ * user chose, the owner of a (non-sticky) directory such as a group daemon's.
+ * With peer credentials (SO_PEERCRED, through the addon) that is the peer's
+ * uid; without them, the uid that bound the socket file.
+ */
+export function checkKernelPeer(socket: Socket, path: string, place: SocketPlace | undefined): void {
   const me = myUid();
-  if (me === undefined || dirOwner === undefined) return;
-  const trusted = (uid: number) => uid === dirOwner || uid === me || dirOwner === 0;
+  if (me === undefined || place === undefined) return;
+  const trusted = (uid: number) => uid === me || uid === 0 || (place.chosen && uid === place.dirOwner);
   let peerUid: number | undefined;
   try {
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -51,18 +69,12 @@ export function checkKernelPeer(socket: Socket, path: string, dirOwner: number |
   } catch {
     peerUid = undefined;
   }
-  if (peerUid === undefined) {
-    // Without peer credentials only the directory vouches: it must be ours or root's.
-    if (dirOwner === me || dirOwner === 0) return;
+  const who = peerUid ?? place.socketOwner;
+  if (who === undefined) return;
+  if (!trusted(who)) {
     throw new IpcError(
       'PERMISSION_DENIED',
-      `the kernel socket ${path} is in a directory of uid ${dirOwner}; without the native addon its peer cannot be verified`,
-    );
-  }
-  if (!trusted(peerUid)) {
-    throw new IpcError(
-      'PERMISSION_DENIED',
-      `the process listening on ${path} runs as uid ${peerUid}, not as the directory's owner (${dirOwner}): refusing to talk to it`,
+      `the process listening on ${path} runs as uid ${who}, neither this user (${me}) nor the owner of its directory: refusing to talk to it`,
     );
   }
 }

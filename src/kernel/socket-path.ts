@@ -6,8 +6,9 @@ import { socketDirectoryProblem } from '../wire/socket-path.js';
 
 /**
  * Create the socket's directory (mode 0700, or 0750 for a group daemon) or
- * check the existing one: it must be ours and writable by nobody else. An
- * existing directory is never chmodded: a loose one is refused, since
+ * check the existing one: ours and writable by nobody else, or sticky like
+ * /tmp (nobody else can remove or replace the socket the kernel binds there).
+ * An existing directory is never chmodded: a loose one is refused, since
  * another user may already have put something in it.
  */
 export function prepareSocketDirectory(path: string, group?: number): void {
@@ -55,5 +56,12 @@ export async function claimSocketPath(path: string, group?: number): Promise<voi
   }
   const st = lstatSync(path);
   if (!st.isSocket()) throw new IpcError('INVALID_ARGUMENT', `${path} exists and is not a socket`);
-  unlinkSync(path);
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    // In a sticky directory a socket someone else left cannot be removed by us: refuse, clearly.
+    throw new IpcError('PERMISSION_DENIED', `cannot replace the stale socket ${path}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
 }

@@ -11,24 +11,35 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string 
   return join('/tmp', `ipcbox-${uid}`, 'kernel.sock');
 }
 
+/** The path the kernel uses when nobody chose one (no $IPCBOX_SOCKET, no explicit path). */
+export function isDefaultSocketPath(path: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  return path === defaultSocketPath({ ...env, IPCBOX_SOCKET: undefined });
+}
+
 /**
- * What is wrong with `dir` as the home of a kernel socket, if anything. A
- * directory another user owns, or that anyone but its owner may write, lets
- * that user replace the socket with an impostor that captures clients'
- * HELLO, so neither the kernel nor a client uses one. `owners` are the uids
- * trusted to own it (the kernel: itself; a client: itself, root, or the uid
- * of a group daemon it was pointed at).
+ * What is wrong with `dir` as the home of a kernel socket, if anything.
+ *
+ * Someone who may create and remove entries in the directory can replace the
+ * kernel's socket with an impostor that captures clients' HELLO. So the
+ * directory must be writable only by its owner, or be sticky (like /tmp: its
+ * entries can be removed or renamed only by their owners, so a socket the
+ * kernel made stays the kernel's; the client then checks who made it). For
+ * a directory that is not sticky, `owners` are the uids trusted to own it
+ * (the kernel: itself; a client: anyone, the peer check decides).
  */
 export function socketDirectoryProblem(
   st: { uid: number; mode: number; isDirectory(): boolean; isSymbolicLink(): boolean },
   dir: string,
-  owners: readonly number[],
+  owners: readonly number[] | 'any',
 ): string | undefined {
   if (st.isSymbolicLink()) return `${dir} is a symbolic link`;
   if (!st.isDirectory()) return `${dir} is not a directory`;
-  if (!owners.includes(st.uid)) return `${dir} is owned by uid ${st.uid}, not by ${owners.join(' or ')}`;
+  if ((st.mode & 0o1000) !== 0) return undefined;
+  if (owners !== 'any' && !owners.includes(st.uid)) {
+    return `${dir} is owned by uid ${st.uid}, not by ${owners.join(' or ')}`;
+  }
   if ((st.mode & 0o022) !== 0) {
-    return `${dir} is writable by others (mode ${(st.mode & 0o7777).toString(8)}); use a directory only its owner can write`;
+    return `${dir} is writable by others (mode ${(st.mode & 0o7777).toString(8)}) and not sticky; use a directory only its owner can write`;
   }
   return undefined;
 }

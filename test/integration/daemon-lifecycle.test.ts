@@ -5,7 +5,7 @@
  * socket left by a killed daemon, and the socket's permissions.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -139,7 +139,6 @@ describe('daemon lifecycle', () => {
     const base = ownDir();
     const cases: Array<[string, (dir: string) => void]> = [
       ['world-writable', (dir) => chmodSync(dir, 0o777)],
-      ['sticky world-writable like /tmp', (dir) => chmodSync(dir, 0o1777)],
       ['group-writable', (dir) => chmodSync(dir, 0o770)],
     ];
     if (process.getuid?.() === 0) cases.push(['owned by another user', (dir) => chownSync(dir, 65534, 65534)]);
@@ -155,6 +154,47 @@ describe('daemon lifecycle', () => {
       assert.equal(after.uid, before.uid, `${what}: owner unchanged`);
       assert.equal(existsSync(socketPath), false, `${what}: no socket created`);
     }
+  });
+
+  test('a sticky world-writable directory like /tmp is used as it is (never chmodded)', async () => {
+    const dir = join(ownDir(), 'sticky');
+    mkdirSync(dir);
+    chmodSync(dir, 0o1777);
+    const socketPath = join(dir, 'kernel.sock');
+    const d = await daemonAt(socketPath);
+    killOnCleanup(d.child);
+    assert.equal(statSync(dir).mode & 0o7777, 0o1777, 'the directory keeps its mode');
+    assert.equal(statSync(socketPath).mode & 0o777, 0o600);
+    const p = await connect({ socketPath, name: 'sticky-user' });
+    await p.close();
+    d.child.kill('SIGTERM');
+    assert.equal(await d.exit, 0);
+  });
+
+  test('a client refuses an impostor: a socket another user listens on in a sticky directory', { skip: process.getuid?.() !== 0 ? 'needs root to run a listener as another user' : false }, async () => {
+    const dir = join(ownDir(), 'shared-tmp');
+    mkdirSync(dir);
+    chmodSync(dir, 0o1777);
+    chmodSync(join(dir, '..'), 0o755);
+    const socketPath = join(dir, 'kernel.sock');
+    const impostor = spawn(
+      process.execPath,
+      ['-e', `require('net').createServer((s) => s.on('data', (d) => process.stdout.write('captured ' + d.length + '\\n'))).listen(${JSON.stringify(socketPath)}, () => console.log('listening'))`],
+      { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    killOnCleanup(impostor);
+    let out = '';
+    impostor.stdout!.on('data', (c) => {
+      out += c;
+    });
+    await waitFor(() => out.includes('listening'), 10_000, 'the impostor to listen');
+    await assert.rejects(
+      connect({ socketPath, name: 'victim', timeout: 2000 }),
+      (e: IpcError) => e.code === 'PERMISSION_DENIED',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(out.includes('captured'), false, 'the impostor received nothing, not even HELLO');
+    impostor.kill('SIGKILL');
   });
 
   test('a client refuses to speak to a socket in a directory others may write', async () => {
