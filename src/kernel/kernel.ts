@@ -15,6 +15,7 @@ import {
   MAX_CONTROL_BODY,
   MAX_HELLO_FRAME,
   Op,
+  MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
   RecvFlag,
   SendFlag,
@@ -360,6 +361,11 @@ export class Kernel {
         return this.onCreditReturn(s, f);
       case Op.CALL:
         return this.onCall(s, f);
+      case Op.REQUEUE:
+        // Version 1 clients hand back only what looks untracked to them, and every delivery is
+        // tracked now, so theirs never carry a message the kernel lacks: nothing to do.
+        if (s.version === 1) return;
+        return this.protocolError(s, 'REQUEUE is retired: hand deliveries back with RELEASE');
       case Op.BYE:
         s.socket.end();
         return this.endSession(s, 'normal');
@@ -372,12 +378,13 @@ export class Kernel {
     const b = f.body;
     if (b.length < 16 || b.readUInt32LE(0) !== MAGIC) return this.protocolError(s, 'bad HELLO (magic)');
     const version = b.readUInt16LE(4);
-    if (version !== PROTOCOL_VERSION) {
+    if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
       return this.protocolError(
         s,
-        `unsupported protocol version ${version}; this kernel speaks ${PROTOCOL_VERSION}`,
+        `unsupported protocol version ${version}; this kernel speaks ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`,
       );
     }
+    s.version = version;
     this.handshaking.delete(s);
     if (s.helloTimer !== undefined) clearTimeout(s.helloTimer);
     // The OS pid from SO_PEERCRED where the platform gives it; the client's word only otherwise.
@@ -429,7 +436,7 @@ export class Kernel {
     inbox.core.attach(pid);
     s.attached.set(inbox, { ack: false });
     const body = Buffer.allocUnsafe(16 + Buffer.byteLength(name));
-    body.writeUInt16LE(PROTOCOL_VERSION, 0);
+    body.writeUInt16LE(version, 0);
     body.writeUInt16LE(0, 2);
     body.writeUInt32LE(this.options.maxMessageSize, 4);
     body.writeUInt32LE(pid, 8);
@@ -684,7 +691,7 @@ export class Kernel {
     // answer (RELEASE: the send fails; CONSUMED: it completed) takes one turn of their event loop.
     for (const { session, deliveryId } of m.outAt ?? []) {
       const e = session.inflight.get(deliveryId);
-      if (e !== undefined && e.message === m && !e.consumed) session.sendWithdraw(deliveryId);
+      if (e !== undefined && e.message === m && !e.consumed && session.version >= 2) session.sendWithdraw(deliveryId);
     }
   }
 
@@ -808,7 +815,7 @@ export class Kernel {
     const ack = (f.flags & RecvFlag.ACK) !== 0;
     if (!rec.core.isAttached(s.pid)) {
       if (delta <= 0) return;
-      if (f.reqId === 0) return this.protocolError(s, 'DEMAND that attaches needs a request id');
+      if (f.reqId === 0 && s.version >= 2) return this.protocolError(s, 'DEMAND that attaches needs a request id');
       if (!this.attachReceiver(s, rec, f.reqId, ack)) return;
     } else {
       s.attached.set(rec, { ack });

@@ -45,6 +45,8 @@ export class Session {
   osPid = 0;
   /** Set after HELLO/WELCOME. */
   ready = false;
+  /** The protocol version the client spoke in HELLO. */
+  version = 0;
   closed = false;
   inbox: MailboxRecord | undefined;
   credentials: PeerCredentials | undefined;

@@ -20,6 +20,13 @@
  * answer; REVOKE and CREDIT_RETURN carry the revocation round's epoch.
  */
 export const PROTOCOL_VERSION = 2;
+/**
+ * The oldest version the kernel still speaks. A version 1 client keeps
+ * working (every delivery it gets is marked TRACKED, which it already
+ * handles), but gets no WITHDRAW, its REQUEUE frames are ignored, and a
+ * refused DEMAND closes its connection as in version 1.
+ */
+export const MIN_PROTOCOL_VERSION = 1;
 export const MAGIC = 0x42435049; // "IPCB" read as little-endian u32
 export const HEADER_SIZE = 16;
 /** Bytes of header after the length field. */
