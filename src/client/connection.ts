@@ -311,9 +311,20 @@ export class Connection implements DeliveryControl {
   }
 
   private writeIds(op: number, ids: number[]): void {
+    if (op !== Op.CONSUMED) this.out();
     const body = Buffer.allocUnsafe(ids.length * 4);
     for (let i = 0; i < ids.length; i++) body.writeUInt32LE(ids[i]!, i * 4);
     this.writer.frame(op, 0, 0, 0, 0, 0, 0, 0, 0, body);
+  }
+
+  /**
+   * The writer, after the CONSUMED ids gathered so far: they are batched, but
+   * never overtaken by a frame written after them (a `mailbox.close` or a
+   * RELEASE must not reach the kernel before it hears the messages were taken).
+   */
+  private out(): FrameWriter {
+    if (this.consumed.length > 0) this.writeIds(Op.CONSUMED, this.consumed.splice(0));
+    return this.writer;
   }
 
   ack(deliveryId: number): void {
@@ -365,7 +376,7 @@ export class Connection implements DeliveryControl {
       const { reqId, promise } = this.newRequest(undefined, undefined);
       const body = Buffer.from(JSON.stringify({ m: method, a: args }), 'utf8');
       if (body.length > MAX_CONTROL_BODY) throw new IpcError('INVALID_ARGUMENT', 'control call too large');
-      this.writer.frame(Op.CALL, 0, 0, 0, reqId, 0, 0, 0, 0, body);
+      this.out().frame(Op.CALL, 0, 0, 0, reqId, 0, 0, 0, 0, body);
       this.scheduleFlush(true);
       return promise as Promise<T>;
     } catch (e) {
@@ -408,7 +419,7 @@ export class Connection implements DeliveryControl {
     body.writeUInt32LE(target?.credits ?? 0, 0);
     body.writeUInt32LE(target?.byteCredits ?? 0, 4);
     body.writeUInt32LE(epoch >>> 0, 8);
-    this.writer.frame(Op.CREDIT_RETURN, 0, 0, 0, 0, id, 0, 0, 0, body);
+    this.out().frame(Op.CREDIT_RETURN, 0, 0, 0, 0, id, 0, 0, 0, body);
     if (target !== undefined) {
       target.credits = 0;
       target.byteCredits = 0;
@@ -457,7 +468,7 @@ export class Connection implements DeliveryControl {
         // its batch is in the socket: from then on the kernel gets it even if this process dies.
         target.credits--;
         target.byteCredits -= payload.byteLength;
-        this.writer.frame(Op.SEND, 0, priority, codec, 0, target.id, 0, 0, 0, payload);
+        this.out().frame(Op.SEND, 0, priority, codec, 0, target.id, 0, 0, 0, payload);
         this.batch ??= newBatch();
         const written = this.batch.promise;
         this.scheduleFlush();
@@ -486,7 +497,7 @@ export class Connection implements DeliveryControl {
       if (options.nonblock) flags |= SendFlag.NONBLOCK;
       if (options.sync) flags |= SendFlag.SYNC;
       if (options.timeout !== undefined && options.timeout <= MAX_WIRE_TIMEOUT) flags |= SendFlag.TIMED;
-      this.writer.frame(
+      this.out().frame(
         Op.SEND,
         flags,
         priority,
@@ -509,7 +520,7 @@ export class Connection implements DeliveryControl {
   private cancel(reqId: number): void {
     const p = this.pending.get(reqId);
     if (p === undefined) return;
-    this.writer.frame(Op.CANCEL, 0, 0, 0, reqId, 0, 0, 0, 0, undefined);
+    this.out().frame(Op.CANCEL, 0, 0, 0, reqId, 0, 0, 0, 0, undefined);
     this.scheduleFlush(true);
   }
 
@@ -547,7 +558,7 @@ export class Connection implements DeliveryControl {
         else w0 = options.from;
         words = (words + 1) as 1 | 2;
       }
-      this.writer.frame(Op.RECV, flags, 0, 0, reqId, target.id, words, w0, w1, undefined);
+      this.out().frame(Op.RECV, flags, 0, 0, reqId, target.id, words, w0, w1, undefined);
       this.scheduleFlush(true);
       return promise as Promise<Message>;
     } catch (e) {
@@ -566,7 +577,7 @@ export class Connection implements DeliveryControl {
   /** Change standing prefetch demand for a target (async iteration `reqId`). */
   demand(target: Target, delta: number, ack: boolean, reqId: number): void {
     if (this.lost !== undefined) return;
-    this.writer.frame(Op.DEMAND, ack ? RecvFlag.ACK : 0, 0, 0, reqId, target.id, 1, delta | 0, 0, undefined);
+    this.out().frame(Op.DEMAND, ack ? RecvFlag.ACK : 0, 0, 0, reqId, target.id, 1, delta | 0, 0, undefined);
     this.scheduleFlush();
   }
 
@@ -592,7 +603,7 @@ export class Connection implements DeliveryControl {
   bye(): void {
     if (this.lost !== undefined) return;
     this.flush();
-    this.writer.frame(Op.BYE, 0, 0, 0, 0, 0, 0, 0, 0, undefined);
+    this.out().frame(Op.BYE, 0, 0, 0, 0, 0, 0, 0, 0, undefined);
     this.flush();
     // Sends already written stay valid: their batches resolve as the socket drains.
     this.lost = new IpcError('DISCONNECTED', 'this process closed its connection');
@@ -711,21 +722,25 @@ export class Connection implements DeliveryControl {
       tracked,
       this,
     );
-    if (f.reqId !== 0) {
-      const p = this.settle(f.reqId);
-      if (p === undefined || p.abandoned) {
-        if (tracked) this.release(deliveryId);
+    if (f.reqId !== 0 && this.pending.has(f.reqId)) {
+      // The answer to a receive().
+      const p = this.settle(f.reqId)!;
+      if (p.abandoned) {
+        this.release(deliveryId);
         return;
       }
-      if (tracked) this.markConsumed(deliveryId);
+      this.markConsumed(deliveryId);
       p.resolve(m);
       return;
     }
-    if (t !== undefined && t.consumer !== undefined) {
-      t.consumer.push(m);
+    // A push: it belongs to the iteration whose demand it answers (its request id; 0 from a
+    // version 1 kernel). One that answers an iteration that has ended goes back, so nothing is
+    // lost and a later iteration never sees it ahead of what the earlier one gave back.
+    const c = t?.consumer;
+    if (c !== undefined && (f.reqId === 0 || f.reqId === c.reqId)) {
+      c.push(m);
       return;
     }
-    // Prefetched for an iteration that has ended: give it back so nothing is lost.
     if (tracked) this.release(deliveryId);
   }
 

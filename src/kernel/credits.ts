@@ -1,4 +1,4 @@
-import type { MemoryBudget } from './message-store.js';
+import { MESSAGE_OVERHEAD, type MemoryBudget } from './message-store.js';
 import type { Timer } from './timer.js';
 import { startTimer } from './timer.js';
 
@@ -100,12 +100,15 @@ export class CreditBook<S extends CreditHolder> {
     const c = this.holders.get(s) ?? { slots: 0, bytes: 0, voided: 0 };
     if (c.slots > lowWater && c.bytes >= lowBytes) return false;
     if (bytesRoom <= 0) return false;
-    const bytes = Math.max(0, Math.min(maxBytes - c.bytes, Math.floor(bytesRoom)));
-    const slots = this.env.reserve(window - c.slots);
+    // The room pays for the bytes and for a record per slot: half each at most.
+    const bytes = Math.max(0, Math.min(maxBytes - c.bytes, Math.floor(bytesRoom / 2)));
+    const slotRoom = Math.floor((bytesRoom - bytes) / MESSAGE_OVERHEAD);
+    const slots = this.env.reserve(Math.max(0, Math.min(window - c.slots, slotRoom)));
     if (slots === 0 && bytes === 0) return false;
     c.slots += slots;
     c.bytes += bytes;
-    this.env.budget.reserved += bytes;
+    // Each slot will cost a message record too: reserve it with the bytes, so credited sends fit.
+    this.env.budget.reserved += bytes + slots * MESSAGE_OVERHEAD;
     this.holders.set(s, c);
     s.sendCredit(this.env.mailboxId, slots, bytes);
     return true;
@@ -126,7 +129,7 @@ export class CreditBook<S extends CreditHolder> {
       return 'none';
     }
     c.bytes -= size;
-    this.env.budget.reserved -= size;
+    this.env.budget.reserved -= size + MESSAGE_OVERHEAD;
     return how;
   }
 
@@ -193,7 +196,7 @@ export class CreditBook<S extends CreditHolder> {
 
   /** The mailbox is gone: give every reservation back to the budget. */
   clear(): void {
-    for (const c of this.holders.values()) this.env.budget.reserved -= c.bytes;
+    for (const c of this.holders.values()) this.env.budget.reserved -= reservation(c);
     this.holders.clear();
     this.barred.clear();
     this.round?.timer?.clear();
@@ -238,7 +241,12 @@ export class CreditBook<S extends CreditHolder> {
     const c = this.holders.get(s);
     if (c === undefined) return;
     this.holders.delete(s);
-    this.env.budget.reserved -= c.bytes;
+    this.env.budget.reserved -= reservation(c);
     if (c.slots > 0) this.env.unreserve(c.slots);
   }
+}
+
+/** What a credit holds of the budget: its bytes and a record's worth per slot (voided ones too). */
+function reservation(c: Credit): number {
+  return c.bytes + (c.slots + c.voided) * MESSAGE_OVERHEAD;
 }

@@ -27,7 +27,7 @@ import { MailboxRecord } from './mailbox-record.js';
 import { MemoryBudget } from './message-store.js';
 import { peerCredentialsOf, peerCredentialsSupported } from './peer-credentials.js';
 import type { SegmentRecord } from './segment-record.js';
-import { type ExitReason, Session } from './session.js';
+import { type ExitReason, type Inflight, Session } from './session.js';
 import { claimSocketPath } from './socket-path.js';
 import { startTimer } from './timer.js';
 
@@ -162,7 +162,10 @@ export class Kernel {
       deliver: (receiver, request, message) =>
         this.deliverFromCore(rec, receiver, request as PendingReceive | undefined, message),
       admitted: (waiter) => this.admitted(waiter as SendRequest),
-      writable: (receiver) => this.sessions.get(receiver.id)?.choked !== true,
+      writable: (receiver) => {
+        const s = this.sessions.get(receiver.id);
+        return s !== undefined && !s.choked && (s.attached.get(rec)?.draining ?? 0) === 0;
+      },
       copied: (message, copies) => {
         message.pending += copies - 1;
       },
@@ -275,6 +278,7 @@ export class Kernel {
     };
     socket.on('data', (chunk: Buffer) => {
       session.read(chunk);
+      this.budget.relieve();
       this.flushDirty();
     });
     socket.on('error', () => {
@@ -434,7 +438,7 @@ export class Kernel {
     );
     s.inbox = inbox;
     inbox.core.attach(pid);
-    s.attached.set(inbox, { ack: false });
+    s.attached.set(inbox, { ack: false, stream: 0, draining: 0 });
     const body = Buffer.allocUnsafe(16 + Buffer.byteLength(name));
     body.writeUInt16LE(version, 0);
     body.writeUInt16LE(0, 2);
@@ -755,7 +759,7 @@ export class Kernel {
       }
       throw e;
     }
-    s.attached.set(rec, { ack });
+    s.attached.set(rec, { ack, stream: reqId, draining: 0 });
     rec.openers.add(s);
     return true;
   }
@@ -818,7 +822,20 @@ export class Kernel {
       if (f.reqId === 0 && s.version >= 2) return this.protocolError(s, 'DEMAND that attaches needs a request id');
       if (!this.attachReceiver(s, rec, f.reqId, ack)) return;
     } else {
-      s.attached.set(rec, { ack });
+      const att = s.attached.get(rec);
+      if (att !== undefined) {
+        att.ack = ack;
+        if (f.reqId !== 0 && delta > 0 && att.stream !== f.reqId) {
+          // A new iteration: its pushes carry its id. The last one's pushes still on their way
+          // come back (RELEASE) or are taken first; until they have, the new one gets nothing,
+          // so a message given back is never overtaken by a later one (FIFO across iterations).
+          att.stream = f.reqId;
+          att.draining = 0;
+          for (const e of s.inflight.values()) {
+            if (e.record === rec && !e.consumed && e.stream !== 0 && e.stream !== f.reqId) att.draining++;
+          }
+        }
+      }
     }
     rec.core.addPrefetch(s.pid, delta);
   }
@@ -841,17 +858,22 @@ export class Kernel {
    */
   private deliver(rec: MailboxRecord, s: Session, req: PendingReceive | undefined, m: KernelMessage): void {
     let ack: boolean;
+    let reqId: number;
     if (req !== undefined) {
       req.timer?.clear();
       s.pendingReceives.delete(req.reqId);
       ack = req.ack;
+      reqId = req.reqId;
     } else {
-      ack = s.attached.get(rec)?.ack ?? false;
+      // A push for the iteration whose demand it answers, named by that iteration's request id.
+      const att = s.attached.get(rec);
+      ack = att?.ack ?? false;
+      reqId = att?.stream ?? 0;
     }
     let deliveryId = s.nextDelivery++;
     if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
     while (s.inflight.has(deliveryId)) deliveryId = s.nextDelivery++;
-    s.inflight.set(deliveryId, { record: rec, message: m, ack, consumed: false });
+    s.inflight.set(deliveryId, { record: rec, message: m, ack, consumed: false, stream: req === undefined ? reqId : 0 });
     m.handed = true;
     if (m.completion !== undefined) (m.outAt ??= []).push({ session: s, deliveryId });
     const flags = DeliverFlag.TRACKED | (ack ? DeliverFlag.ACK : 0);
@@ -867,7 +889,7 @@ export class Kernel {
       flags,
       m.priority,
       m.codec,
-      req?.reqId ?? 0,
+      reqId,
       rec.id,
       2,
       deliveryId,
@@ -889,6 +911,7 @@ export class Kernel {
         const e = s.inflight.get(id);
         if (e === undefined) continue;
         s.inflight.delete(id);
+        if (!e.consumed) this.settledPush(s, e);
         back.push(e);
       }
       this.requeueAll(s, back);
@@ -898,7 +921,10 @@ export class Kernel {
       const id = f.u32(i * 4);
       const e = s.inflight.get(id);
       if (e === undefined) continue;
-      if (!e.consumed) this.complete(e.message);
+      if (!e.consumed) {
+        this.settledPush(s, e);
+        this.complete(e.message);
+      }
       if (f.op === Op.ACK || !e.ack) {
         s.inflight.delete(id);
         this.budget.finish(e.message);
@@ -906,6 +932,18 @@ export class Kernel {
         e.consumed = true;
       }
     }
+  }
+
+  /**
+   * A push answered (taken or given back). If it was made for an iteration
+   * that has since been replaced, one fewer is outstanding; when none is, the
+   * new iteration's pushes may start.
+   */
+  private settledPush(s: Session, e: Inflight): void {
+    if (e.stream === 0) return;
+    const att = s.attached.get(e.record);
+    if (att === undefined || att.stream === e.stream || att.draining === 0) return;
+    if (--att.draining === 0 && !e.record.closed) e.record.core.pumpNow();
   }
 
   /** A receiver took the message: a sender waiting on it (sync or rendezvous) is done. */

@@ -26,8 +26,20 @@ const COMPACT_RATIO = 2;
 
 /** The one empty buffer: zero-length payloads share it. */
 const EMPTY = new Chunk(Buffer.alloc(0));
+/** Chunks that are one message's own copy (nothing else points into them). */
+const ownBuffers = new WeakSet<Chunk>([EMPTY]);
+
+/** Above this share of the limit, messages still pointing into shared read chunks are copied out. */
+const RELIEVE_AT = 0.5;
 
 export class MemoryBudget {
+  /**
+   * Messages pointing into a read chunk shared with other frames. Usually
+   * short-lived (in flight until CONSUMED); when memory runs high they are
+   * copied out, so chunks held by a few long-lived ones (unacknowledged, or
+   * sitting in a busy receiver's prefetch) can go.
+   */
+  private readonly sharing = new Set<KernelMessage>();
   /** Bytes of payload storage held by kept messages (chunks and own copies). */
   held = 0;
   /** Bytes promised to senders as credits, not yet spent. */
@@ -52,6 +64,18 @@ export class MemoryBudget {
   retain(m: KernelMessage): void {
     this.held += MESSAGE_OVERHEAD;
     this.ref(m.store);
+    if (!ownBuffers.has(m.store)) this.sharing.add(m);
+  }
+
+  /**
+   * If held memory is high, copy every small message out of the chunks it
+   * shares. Each message is copied at most once, so this is amortised O(1)
+   * per message; chunks then go as soon as nothing else points into them.
+   */
+  relieve(): void {
+    if (this.held <= this.limit * RELIEVE_AT || this.sharing.size === 0) return;
+    for (const m of this.sharing) this.compact(m);
+    this.sharing.clear();
   }
 
   /**
@@ -60,9 +84,11 @@ export class MemoryBudget {
    */
   compact(m: KernelMessage): void {
     const store = m.store;
+    this.sharing.delete(m);
     if (store === EMPTY || store.buf.length <= COMPACT_RATIO * (m.size + MESSAGE_OVERHEAD)) return;
     if (store.buf.length === m.size && m.offset === 0) return;
     const own = m.size === 0 ? EMPTY : new Chunk(Buffer.allocUnsafeSlow(m.size));
+    ownBuffers.add(own);
     if (m.size > 0) m.bytes.copy(own.buf, 0, m.offset, m.offset + m.size);
     this.ref(own);
     this.unref(store);
@@ -78,6 +104,7 @@ export class MemoryBudget {
     if (m.pending === 0) {
       this.held -= MESSAGE_OVERHEAD;
       this.unref(m.store);
+      this.sharing.delete(m);
     }
   }
 

@@ -12,6 +12,18 @@ export interface Inflight {
   readonly message: KernelMessage;
   readonly ack: boolean;
   consumed: boolean;
+  /** The iteration (DEMAND request id) a push answered; 0 for the answer to a RECV. */
+  readonly stream: number;
+}
+
+/** How a session receives from one mailbox. */
+export interface Attachment {
+  /** Ack mode of its pushes. */
+  ack: boolean;
+  /** Request id of the iteration that pushes answer now (0: none yet). */
+  stream: number;
+  /** Pushes made for an earlier iteration not yet taken or given back; no push while any is. */
+  draining: number;
 }
 
 export type ExitReason = 'normal' | 'lost' | 'protocol-error' | 'kernel-shutdown';
@@ -59,8 +71,11 @@ export class Session {
   readonly pendingSends = new Map<number, SendRequest>();
   readonly pendingReceives = new Map<number, PendingReceive>();
   readonly inflight = new Map<number, Inflight>();
-  /** Mailboxes this session receives from, with ack mode for prefetch deliveries. */
-  readonly attached = new Map<MailboxRecord, { ack: boolean }>();
+  /**
+   * Mailboxes this session receives from, with ack mode for prefetch
+   * deliveries and the request id of the iteration their pushes answer.
+   */
+  readonly attached = new Map<MailboxRecord, Attachment>();
   readonly watchers = new Set<Session>();
   readonly watching = new Set<Session>();
   nextDelivery = 1;
