@@ -47,13 +47,19 @@ program
     intArg('--memory-budget'),
   )
   .option('--group <name>', 'let members of this group connect (socket 0660); rights are then held by uid')
-  .option('--revoke-timeout <ms>', 'how long a credit holder may take to answer REVOKE', intArg('--revoke-timeout'))
-  .action(async (o: { maxMessageSize?: number; memoryBudget?: number; group?: string; revokeTimeout?: number }) => {
-    const opts: Parameters<typeof daemon>[0] = { ...o };
-    const socket = g().socket;
-    if (socket !== undefined) opts.socket = socket;
-    await daemon(opts);
-  });
+  .option(
+    '--revoke-timeout <ms>',
+    'how long a credit holder may take to answer REVOKE',
+    intArg('--revoke-timeout'),
+  )
+  .action(
+    async (o: { maxMessageSize?: number; memoryBudget?: number; group?: string; revokeTimeout?: number }) => {
+      const opts: Parameters<typeof daemon>[0] = { ...o };
+      const socket = g().socket;
+      if (socket !== undefined) opts.socket = socket;
+      await daemon(opts);
+    },
+  );
 
 program
   .command('status')

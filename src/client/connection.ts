@@ -305,7 +305,8 @@ export class Connection implements DeliveryControl {
     this.writing.add(batch);
     writeParts(this.socket, parts, (err) => {
       this.writing.delete(batch);
-      if (err) batch.reject(this.lost ?? new KernelUnavailableError('connection to the ipcbox kernel was lost'));
+      if (err)
+        batch.reject(this.lost ?? new KernelUnavailableError('connection to the ipcbox kernel was lost'));
       else batch.resolve();
     });
   }

@@ -1,6 +1,6 @@
 import type { Grantees, RightKind } from '../core/rights.js';
-import type { MailboxInfo } from '../wire/info-types.js';
 import { IpcError } from '../errors.js';
+import type { MailboxInfo } from '../wire/info-types.js';
 import type { Connection, PrefetchConsumer, ReceiveOptions, SendOptions, Target } from './connection.js';
 import type { Message } from './message.js';
 import { type IterateOptions, MessageStream, rendezvousStream } from './message-stream.js';

@@ -38,11 +38,7 @@ export class MailboxRights {
   /** Names bound to the uid that held them when they were given a right. */
   private readonly bound = new Map<string, number>();
 
-  constructor(
-    owner: Principal | string,
-    send: Grantees = 'everyone',
-    receive: Grantees = 'everyone',
-  ) {
+  constructor(owner: Principal | string, send: Grantees = 'everyone', receive: Grantees = 'everyone') {
     const o = typeof owner === 'string' ? { name: owner } : owner;
     this.ownerName = o.name;
     this.ownerUid = o.uid;

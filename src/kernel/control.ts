@@ -2,8 +2,8 @@ import type { MailboxOptions } from '../core/mailbox-options.js';
 import type { Grantees, RightKind } from '../core/rights.js';
 import { IpcError } from '../errors.js';
 import { Segment } from '../shm/segment.js';
-import type { Kernel } from './kernel.js';
 import type { KernelStatus, ProcessInfo, SegmentRole } from '../wire/info-types.js';
+import type { Kernel } from './kernel.js';
 import type { MailboxRecord } from './mailbox-record.js';
 import { SegmentRecord } from './segment-record.js';
 import type { Session } from './session.js';
@@ -129,7 +129,8 @@ function checkMeta(meta: unknown): unknown {
   while (stack.length > 0) {
     const [v, depth] = stack.pop()!;
     if (v === null || typeof v !== 'object') continue;
-    if (depth > MAX_META_DEPTH) throw new RangeError(`meta must be nested at most ${MAX_META_DEPTH} levels deep`);
+    if (depth > MAX_META_DEPTH)
+      throw new RangeError(`meta must be nested at most ${MAX_META_DEPTH} levels deep`);
     for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, depth + 1]);
   }
   if (JSON.stringify(meta).length > MAX_META_BYTES) {
@@ -265,8 +266,7 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
       if (method === 'mailbox.grant') {
         rec.rights.grant(kind, who);
         k.bindConnected(rec.rights, who);
-      }
-      else {
+      } else {
         rec.rights.revoke(kind, who);
         enforceRights(k, rec, kind);
       }

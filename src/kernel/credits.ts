@@ -95,7 +95,14 @@ export class CreditBook<S extends CreditHolder> {
    * `bytesRoom` from the budget) if it is running low. Returns false if
    * nothing was granted.
    */
-  grant(s: S, window: number, lowWater: number, maxBytes: number, lowBytes: number, bytesRoom: number): boolean {
+  grant(
+    s: S,
+    window: number,
+    lowWater: number,
+    maxBytes: number,
+    lowBytes: number,
+    bytesRoom: number,
+  ): boolean {
     if (this.round !== undefined || this.barred.has(s) || window <= 0) return false;
     const c = this.holders.get(s) ?? { slots: 0, bytes: 0, voided: 0 };
     if (c.slots > lowWater && c.bytes >= lowBytes) return false;

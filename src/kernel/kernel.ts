@@ -14,8 +14,8 @@ import {
   MAGIC,
   MAX_CONTROL_BODY,
   MAX_HELLO_FRAME,
-  Op,
   MIN_PROTOCOL_VERSION,
+  Op,
   PROTOCOL_VERSION,
   RecvFlag,
   SendFlag,
@@ -338,7 +338,9 @@ export class Kernel {
       this.dispatch(s, f);
     } catch (e) {
       // A frame no handler anticipated: it costs its sender the connection, and nobody else anything.
-      process.emitWarning(`ipcbox kernel: frame op ${f.op} from ${s.name || 'a new connection'}: ${String(e)}`);
+      process.emitWarning(
+        `ipcbox kernel: frame op ${f.op} from ${s.name || 'a new connection'}: ${String(e)}`,
+      );
       this.protocolError(s, `frame op ${f.op} could not be processed`);
     }
   }
@@ -404,7 +406,10 @@ export class Kernel {
     };
     if (name === '') name = `proc-${pid}`;
     else if (ASSIGNED_NAME.test(name)) {
-      return refuse('INVALID_ARGUMENT', `process names of the form proc-<n> are assigned by the kernel: ${name}`);
+      return refuse(
+        'INVALID_ARGUMENT',
+        `process names of the form proc-<n> are assigned by the kernel: ${name}`,
+      );
     }
     try {
       validateName('process', name);
@@ -556,7 +561,11 @@ export class Kernel {
         }
         message.completion = undefined;
         this.budget.finish(message);
-        s.sendError(reqId, 'WOULD_BLOCK', rec.options.capacity === 0 ? `no receiver is waiting on ${rec.name}` : `${rec.name} is full`);
+        s.sendError(
+          reqId,
+          'WOULD_BLOCK',
+          rec.options.capacity === 0 ? `no receiver is waiting on ${rec.name}` : `${rec.name} is full`,
+        );
         return;
     }
     // Waiting (queued or parked) rather than on its way to a receiver: a small one gets its own buffer.
@@ -572,7 +581,8 @@ export class Kernel {
     if ((f.flags & (SendFlag.TIMED | SendFlag.SYNC | SendFlag.NONBLOCK)) !== 0) {
       return this.protocolError(s, 'a credited SEND (request id 0) takes no flags');
     }
-    if (f.priority > MAX_PRIORITY) return this.protocolError(s, `priority ${f.priority} is out of range 0..31`);
+    if (f.priority > MAX_PRIORITY)
+      return this.protocolError(s, `priority ${f.priority} is out of range 0..31`);
     if (f.codec > 3) return this.protocolError(s, `unknown payload codec ${f.codec}`);
     const size = f.bodyLength;
     if (this.sizeRefusal(rec, size) !== undefined) {
@@ -695,7 +705,8 @@ export class Kernel {
     // answer (RELEASE: the send fails; CONSUMED: it completed) takes one turn of their event loop.
     for (const { session, deliveryId } of m.outAt ?? []) {
       const e = session.inflight.get(deliveryId);
-      if (e !== undefined && e.message === m && !e.consumed && session.version >= 2) session.sendWithdraw(deliveryId);
+      if (e !== undefined && e.message === m && !e.consumed && session.version >= 2)
+        session.sendWithdraw(deliveryId);
     }
   }
 
@@ -784,7 +795,11 @@ export class Kernel {
       from = f.u32(off);
     }
     if (s.pendingSends.size + s.pendingReceives.size >= MAX_PENDING_PER_SESSION) {
-      return s.sendError(f.reqId, 'KERNEL_FULL', `${s.name} has ${MAX_PENDING_PER_SESSION} operations pending`);
+      return s.sendError(
+        f.reqId,
+        'KERNEL_FULL',
+        `${s.name} has ${MAX_PENDING_PER_SESSION} operations pending`,
+      );
     }
     const ack = (f.flags & RecvFlag.ACK) !== 0;
     if (!this.attachReceiver(s, rec, f.reqId, ack)) return;
@@ -819,7 +834,8 @@ export class Kernel {
     const ack = (f.flags & RecvFlag.ACK) !== 0;
     if (!rec.core.isAttached(s.pid)) {
       if (delta <= 0) return;
-      if (f.reqId === 0 && s.version >= 2) return this.protocolError(s, 'DEMAND that attaches needs a request id');
+      if (f.reqId === 0 && s.version >= 2)
+        return this.protocolError(s, 'DEMAND that attaches needs a request id');
       if (!this.attachReceiver(s, rec, f.reqId, ack)) return;
     } else {
       const att = s.attached.get(rec);
@@ -873,9 +889,18 @@ export class Kernel {
     let deliveryId = s.nextDelivery++;
     if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
     while (s.inflight.has(deliveryId)) deliveryId = s.nextDelivery++;
-    s.inflight.set(deliveryId, { record: rec, message: m, ack, consumed: false, stream: req === undefined ? reqId : 0 });
+    s.inflight.set(deliveryId, {
+      record: rec,
+      message: m,
+      ack,
+      consumed: false,
+      stream: req === undefined ? reqId : 0,
+    });
     m.handed = true;
-    if (m.completion !== undefined) (m.outAt ??= []).push({ session: s, deliveryId });
+    if (m.completion !== undefined) {
+      m.outAt ??= [];
+      m.outAt.push({ session: s, deliveryId });
+    }
     const flags = DeliverFlag.TRACKED | (ack ? DeliverFlag.ACK : 0);
     rec.counters.received++;
     s.received++;
@@ -1050,7 +1075,8 @@ export class Kernel {
 
   private onCall(s: Session, f: Frame): void {
     if (f.reqId === 0) return this.protocolError(s, 'CALL needs a request id');
-    if (f.bodyLength > MAX_CONTROL_BODY) return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL body too large');
+    if (f.bodyLength > MAX_CONTROL_BODY)
+      return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL body too large');
     let call: { m?: unknown; a?: unknown };
     try {
       call = JSON.parse(f.body.toString('utf8'));

@@ -1,6 +1,6 @@
 import type { Grantees } from '../core/rights.js';
-import type { SegmentInfo, SegmentRole } from '../wire/info-types.js';
 import { MailboxRights, type Principal } from '../core/rights.js';
+import type { SegmentInfo, SegmentRole } from '../wire/info-types.js';
 import type { Session } from './session.js';
 
 /**

@@ -21,7 +21,8 @@ export function prepareSocketDirectory(path: string, group?: number): void {
   const st = lstatSync(dir);
   const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
   const problem = socketDirectoryProblem(st, dir, [uid]);
-  if (problem !== undefined) throw new IpcError('PERMISSION_DENIED', `refusing to listen in ${dir}: ${problem}`);
+  if (problem !== undefined)
+    throw new IpcError('PERMISSION_DENIED', `refusing to listen in ${dir}: ${problem}`);
 }
 
 /** True if something accepts connections on the socket path. */
@@ -60,8 +61,12 @@ export async function claimSocketPath(path: string, group?: number): Promise<voi
     unlinkSync(path);
   } catch (e) {
     // In a sticky directory a socket someone else left cannot be removed by us: refuse, clearly.
-    throw new IpcError('PERMISSION_DENIED', `cannot replace the stale socket ${path}: ${(e as Error).message}`, {
-      cause: e,
-    });
+    throw new IpcError(
+      'PERMISSION_DENIED',
+      `cannot replace the stale socket ${path}: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
   }
 }

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { connect, type IpcProcess, type Mailbox } from '../../src/index.js';
-import { MAGIC, Op, PROTOCOL_VERSION } from '../../src/wire/protocol.js';
 import { errorCodeFromWire } from '../../src/wire/error-codes.js';
+import { MAGIC, Op, PROTOCOL_VERSION } from '../../src/wire/protocol.js';
 import { type Daemon, startDaemon } from '../helpers/kernel-harness.js';
 import { type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
@@ -87,7 +87,9 @@ function converse(socketPath: string, bytes: Buffer[], until: (f: RawFrame) => b
     const got: Buffer[] = [];
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new Error(`no answer matched within 10 s; got ${parseFrames(Buffer.concat(got)).length} frames`));
+      reject(
+        new Error(`no answer matched within 10 s; got ${parseFrames(Buffer.concat(got)).length} frames`),
+      );
     }, 10_000);
     s.on('data', (d) => {
       got.push(d);
@@ -190,11 +192,15 @@ describe('bad frames and bad requests', () => {
   ];
   for (const [what, body] of badCalls) {
     test(`${what}: ERROR INVALID_ARGUMENT answers that request and the connection keeps working`, async () => {
-      const frames = await converse(daemon.socketPath, [
-        hello(`bad-call-${body.length}`),
-        frame(Op.CALL, 2, body),
-        frame(Op.CALL, 3, Buffer.from('{"m": "status", "a": {}}')),
-      ], (f) => f.reqId === 3);
+      const frames = await converse(
+        daemon.socketPath,
+        [
+          hello(`bad-call-${body.length}`),
+          frame(Op.CALL, 2, body),
+          frame(Op.CALL, 3, Buffer.from('{"m": "status", "a": {}}')),
+        ],
+        (f) => f.reqId === 3,
+      );
       const refusal = frames.find((f) => f.reqId === 2);
       assert.ok(refusal !== undefined && refusal.op === Op.ERROR, `${what}: request 2 is refused`);
       assert.equal(errorCodeFromWire(refusal.body.readUInt32LE(0)), 'INVALID_ARGUMENT');

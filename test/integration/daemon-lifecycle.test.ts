@@ -141,7 +141,8 @@ describe('daemon lifecycle', () => {
       ['world-writable', (dir) => chmodSync(dir, 0o777)],
       ['group-writable', (dir) => chmodSync(dir, 0o770)],
     ];
-    if (process.getuid?.() === 0) cases.push(['owned by another user', (dir) => chownSync(dir, 65534, 65534)]);
+    if (process.getuid?.() === 0)
+      cases.push(['owned by another user', (dir) => chownSync(dir, 65534, 65534)]);
     for (const [what, make] of cases) {
       const dir = join(base, what.replace(/\W+/g, '-'));
       mkdirSync(dir, { mode: 0o700 });
@@ -171,7 +172,9 @@ describe('daemon lifecycle', () => {
     assert.equal(await d.exit, 0);
   });
 
-  test('a client refuses an impostor: a socket another user listens on in a sticky directory', { skip: process.getuid?.() !== 0 ? 'needs root to run a listener as another user' : false }, async () => {
+  test('a client refuses an impostor: a socket another user listens on in a sticky directory', {
+    skip: process.getuid?.() !== 0 ? 'needs root to run a listener as another user' : false,
+  }, async () => {
     const dir = join(ownDir(), 'shared-tmp');
     mkdirSync(dir);
     chmodSync(dir, 0o1777);
@@ -179,7 +182,10 @@ describe('daemon lifecycle', () => {
     const socketPath = join(dir, 'kernel.sock');
     const impostor = spawn(
       process.execPath,
-      ['-e', `require('net').createServer((s) => s.on('data', (d) => process.stdout.write('captured ' + d.length + '\\n'))).listen(${JSON.stringify(socketPath)}, () => console.log('listening'))`],
+      [
+        '-e',
+        `require('net').createServer((s) => s.on('data', (d) => process.stdout.write('captured ' + d.length + '\\n'))).listen(${JSON.stringify(socketPath)}, () => console.log('listening'))`,
+      ],
       { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     killOnCleanup(impostor);
@@ -205,7 +211,10 @@ describe('daemon lifecycle', () => {
     killOnCleanup(d.child);
     // Someone loosens the directory after the kernel started: an impostor could now replace the socket.
     chmodSync(dir, 0o777);
-    await assert.rejects(connect({ socketPath, name: 'careful' }), (e: IpcError) => e.code === 'PERMISSION_DENIED');
+    await assert.rejects(
+      connect({ socketPath, name: 'careful' }),
+      (e: IpcError) => e.code === 'PERMISSION_DENIED',
+    );
     chmodSync(dir, 0o700);
     const p = await connect({ socketPath, name: 'careful' });
     await p.close();

@@ -124,7 +124,10 @@ describe('segment registry', () => {
       (e: IpcError) => e.code === 'INVALID_ARGUMENT',
     );
     const st = await p.status();
-    assert.equal(st.segments.some((s) => s.name === name), false);
+    assert.equal(
+      st.segments.some((s) => s.name === name),
+      false,
+    );
   });
 
   it('removes a process-owned segment when its owner is SIGKILLed and tells the attached processes', async () => {
