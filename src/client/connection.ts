@@ -20,6 +20,7 @@ import {
   MAGIC,
   MAX_CONTROL_BODY,
   Op,
+  PEER_NAMES,
   PROTOCOL_VERSION,
   RecvFlag,
   SendFlag,
@@ -753,8 +754,17 @@ export class Connection implements DeliveryControl {
       return this.fail(new ProtocolError('NOTICE body is not valid JSON'));
     }
     if (notice.kind === 'peer') {
-      this.peers.set(notice.pid as number, notice.name as string);
-      this.pidsByName.set(notice.name as string, notice.pid as number);
+      const pid = notice.pid as number;
+      const name = notice.name as string;
+      this.peers.delete(pid);
+      this.peers.set(pid, name);
+      this.pidsByName.delete(name);
+      this.pidsByName.set(name, pid);
+      // Oldest first out (Map order): the kernel re-sends any name it has not sent lately.
+      if (this.peers.size > PEER_NAMES) this.peers.delete(this.peers.keys().next().value as number);
+      if (this.pidsByName.size > PEER_NAMES) {
+        this.pidsByName.delete(this.pidsByName.keys().next().value as string);
+      }
       return;
     }
     if (notice.kind === 'mailbox-closed') {

@@ -35,6 +35,12 @@ export const HEADER_REST = 12;
 export const DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024;
 /** Largest body of a non-message frame (JSON control calls, handshake). */
 export const MAX_CONTROL_BODY = 1024 * 1024;
+/**
+ * Sender names (peer notices) a client keeps; the kernel re-sends a name after
+ * telling a session half as many others, so the client always has every name
+ * the kernel thinks it has, and neither side's table grows without bound.
+ */
+export const PEER_NAMES = 131072;
 /** Largest frame the kernel reads before HELLO: a handshake is small, a stranger gets no more. */
 export const MAX_HELLO_FRAME = 4096;
 
