@@ -410,18 +410,8 @@ export class FrameDecoder {
   }
 
   private emit(buf: Buffer, chunk: Chunk, off: number, total: number): boolean {
-    const f = this.frame;
-    f.op = buf[off + 4]!;
-    f.flags = buf[off + 5]!;
-    f.priority = buf[off + 6]!;
-    f.codec = buf[off + 7]!;
-    f.reqId = getU32(buf, off + 8);
-    f.target = getU32(buf, off + 12);
-    f.buf = buf;
-    f.chunk = chunk;
-    f.start = off + HEADER_SIZE;
-    f.end = off + total;
-    this.onFrame(f);
+    this.header(buf, chunk, off, total);
+    this.onFrame(this.frame);
     return !this.failed;
   }
 
