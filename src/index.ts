@@ -48,15 +48,6 @@ export {
 } from './errors.js';
 export type { KernelOptions } from './kernel/kernel.js';
 export { Kernel, startKernel } from './kernel/kernel.js';
-export type {
-  KernelStatus,
-  MailboxCounters,
-  MailboxInfo,
-  ProcessInfo,
-  SegmentInfo,
-  SegmentRole,
-} from './wire/info-types.js';
-export { defaultSocketPath } from './wire/socket-path.js';
 export { Barrier } from './shm/barrier.js';
 export { Condvar } from './shm/condvar.js';
 export { futexWaitAsync, futexWaitSync, futexWake } from './shm/futex.js';
@@ -71,4 +62,13 @@ export type { SegmentStat } from './shm/segment.js';
 // Shared memory (native addon; fails with NATIVE_UNAVAILABLE where it cannot load).
 export { Segment } from './shm/segment.js';
 export { Semaphore } from './shm/semaphore.js';
+export type {
+  KernelStatus,
+  MailboxCounters,
+  MailboxInfo,
+  ProcessInfo,
+  SegmentInfo,
+  SegmentRole,
+} from './wire/info-types.js';
 export type { CodecName } from './wire/protocol.js';
+export { defaultSocketPath } from './wire/socket-path.js';
