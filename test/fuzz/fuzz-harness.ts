@@ -1,0 +1,883 @@
+/**
+ * The kernel under fuzz: the real daemon as a child process on a private
+ * socket, the well-behaved pair (pair-client.ts) exchanging numbered messages
+ * through it, a well-behaved raw sentinel connection, and many hostile
+ * connections running generated inputs (frame-fuzzer.ts, hostile-session.ts).
+ *
+ * What it checks, and reports as a `Failure`:
+ * - kernel-exit: the kernel process never exits (until we stop it; then cleanly);
+ * - kernel-stderr: the kernel writes nothing to stderr (no warnings, no traces);
+ * - pair / pair-crash: the pair receives every message it sent, in order, none
+ *   lost, duplicated or forged, its sends and receives fail only with
+ *   load-shedding codes (KERNEL_FULL, WOULD_BLOCK, TIMEOUT), and its process
+ *   (the client library) does not crash;
+ * - bystander: no well-behaved connection (pair, sentinel) is closed or told
+ *   off, and the sentinel's control calls keep working;
+ * - unresponsive: the kernel answers the sentinel within 5 s;
+ * - kernel-contract: what each hostile connection sees of the kernel is well
+ *   formed (hostile-session.ts);
+ * - rss: the kernel's resident set stays under `2 x baseline + memory budget +
+ *   concurrency x largest frame + GC_SLACK` (one frame being assembled per
+ *   connection, and garbage V8 has not collected yet);
+ * - leak: once every hostile connection is gone and the pair has drained and
+ *   left, the kernel holds no message bytes and no processes but the sentinel.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { errorCodeFromWire } from '../../src/wire/error-codes.js';
+import { type Frame, FrameDecoder } from '../../src/wire/frame-codec.js';
+import type { KernelStatus, MailboxInfo, SegmentInfo } from '../../src/wire/info-types.js';
+import {
+  DeliverFlag,
+  HEADER_REST,
+  MAGIC,
+  MAX_CONTROL_BODY,
+  Op,
+  PROTOCOL_VERSION,
+} from '../../src/wire/protocol.js';
+import { CLI, tempDir, waitFor } from '../helpers/kernel-harness.js';
+import { type FuzzContext, type FuzzInput, generateInput, hex } from './frame-fuzzer.js';
+import { type HostileOutcome, type PairIds, runHostile } from './hostile-session.js';
+import { PAIR_A, PAIR_B, PAIR_MAILBOX, type PairCommand, type PairReport } from './pair-report.js';
+
+const PAIR_SCRIPT = fileURLToPath(new URL('./pair-client.js', import.meta.url));
+const SENTINEL = 'fuzz-sentinel';
+const SEGMENT_PREFIX = 'fuzzseg-';
+const MiB = 1024 * 1024;
+/**
+ * What V8 and malloc keep of garbage under hostile load on top of live data:
+ * measured at about 110 MiB over an idle kernel with every scenario running and
+ * a 16 MiB budget (heap and external memory under 100 MiB of it), whatever the
+ * concurrency. The bound is for blow-ups (unbounded buffering), not for that.
+ */
+const GC_SLACK = 128 * MiB;
+
+export interface KernelConfig {
+  /** The daemon's --max-message-size. */
+  maxMessageSize: number;
+  /** The daemon's --memory-budget. */
+  memoryBudget: number;
+}
+
+export const DEFAULT_CONFIG: KernelConfig = { maxMessageSize: MiB, memoryBudget: 16 * MiB };
+
+export type FailureKind =
+  | 'kernel-exit'
+  | 'kernel-stderr'
+  | 'kernel-contract'
+  | 'pair'
+  | 'pair-crash'
+  | 'bystander'
+  | 'unresponsive'
+  | 'rss'
+  | 'leak';
+
+export interface Failure {
+  kind: FailureKind;
+  /** Short and stable (no ids, no sizes): what went wrong, to match a replay and deduplicate. */
+  signature: string;
+  detail: string;
+  /** The input that did it, when known. */
+  seed?: number;
+  /** Inputs running or just finished when it was seen, most recent first. */
+  suspects: number[];
+}
+
+/** Digits out, so one bug keeps one signature whatever the ids and sizes. */
+function normalize(text: string): string {
+  return text
+    .replace(/0x[0-9a-f]+/gi, '#')
+    .replace(/\d+/g, '#')
+    .slice(0, 200);
+}
+
+/** The error and the frame of our code it was thrown in, from a Node crash on stderr. */
+export function crashSignature(stderr: string): string {
+  const lines = stderr.split('\n');
+  const error = lines.find((l) => /^\s*(\w*Error|\w+Exception|Uncaught)\b/.test(l))?.trim();
+  const at = lines.find((l) => /^\s+at .*dist\/(src|test)\//.test(l));
+  const fn = at?.match(/at (?:async )?([^\s(]+) \(/)?.[1] ?? at?.match(/dist\/((?:src|test)\/[^:]+)/)?.[1];
+  if (error === undefined) return normalize(lines.find((l) => l.trim() !== '')?.trim() ?? 'no output');
+  return `${normalize(error)}${fn ? ` at ${fn}` : ''}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Resident set (VmRSS) and its peak (VmHWM) of a process, in bytes; undefined once it is gone. */
+export function memoryOf(pid: number): { rss: number; peak: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string): number =>
+      Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'))?.[1] ?? 0);
+    return { rss: kb('VmRSS') * 1024, peak: kb('VmHWM') * 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / MiB).toFixed(1)} MiB`;
+}
+
+/** Every daemon and pair process started here, killed if this process exits first (a test timeout, ^C). */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+function adopt(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+// ---------------------------------------------------------------- the daemon
+
+class KernelProcess {
+  private stderrText = '';
+  private stdoutText = '';
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited = false;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly socketPath: string,
+    readonly dir: string,
+  ) {
+    child.stdout!.on('data', (d) => {
+      this.stdoutText += d;
+    });
+    child.stderr!.on('data', (d) => {
+      if (this.stderrText.length < 64 * 1024) this.stderrText += d;
+    });
+    this.exit = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.exited = true;
+        resolve({ code, signal });
+      }),
+    );
+  }
+
+  static async start(config: KernelConfig): Promise<KernelProcess> {
+    const dir = tempDir('ipcbox-fuzz-');
+    const socketPath = join(dir, 'kernel.sock');
+    const child = adopt(
+      spawn(
+        process.execPath,
+        [
+          CLI,
+          '--socket',
+          socketPath,
+          'daemon',
+          '--max-message-size',
+          String(config.maxMessageSize),
+          '--memory-budget',
+          String(config.memoryBudget),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    );
+    const k = new KernelProcess(child, socketPath, dir);
+    await Promise.race([
+      waitFor(() => k.stdoutText.includes('listening on'), 15_000, 'the daemon to listen'),
+      k.exit.then(({ code }) => {
+        throw new Error(`the daemon exited early with ${code}: ${k.stderrText}`);
+      }),
+    ]);
+    return k;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (!this.exited) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    const r = await this.exit;
+    clearTimeout(timer);
+    rmSync(this.dir, { recursive: true, force: true });
+    return r;
+  }
+}
+
+// ---------------------------------------------------------------- the pair
+
+class PairProcess {
+  private stderrText = '';
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited = false;
+  stopping = false;
+  sent = 0;
+  received = 0;
+  retries = 0;
+  lastProgressAt = Date.now();
+  done: Extract<PairReport, { type: 'done' }> | undefined;
+
+  private constructor(
+    readonly child: ChildProcess,
+    onReport: (r: PairReport) => void,
+  ) {
+    child.stderr!.on('data', (d) => {
+      if (this.stderrText.length < 64 * 1024) this.stderrText += d;
+    });
+    child.on('message', (r: PairReport) => {
+      if (r.type === 'progress') {
+        if (r.received !== this.received) this.lastProgressAt = Date.now();
+        this.sent = r.sent;
+        this.received = r.received;
+        this.retries = r.retries;
+      }
+      if (r.type === 'done') this.done = r;
+      onReport(r);
+    });
+    this.exit = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.exited = true;
+        resolve({ code, signal });
+      }),
+    );
+  }
+
+  static async start(
+    socketPath: string,
+    seed: number,
+    onReport: (r: PairReport) => void,
+  ): Promise<{ pair: PairProcess; ids: PairIds }> {
+    const child = adopt(
+      spawn(process.execPath, [PAIR_SCRIPT, socketPath, String(seed)], {
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      }),
+    );
+    let ready: Extract<PairReport, { type: 'ready' }> | undefined;
+    const pair = new PairProcess(child, (r) => {
+      if (r.type === 'ready') ready = r;
+      else onReport(r);
+    });
+    await Promise.race([
+      waitFor(() => ready !== undefined, 15_000, 'the pair to connect'),
+      pair.exit.then(({ code }) => {
+        throw new Error(`the pair exited early with ${code}: ${pair.stderr}`);
+      }),
+    ]);
+    return { pair, ids: { targets: [ready!.mailboxId, ...ready!.inboxes], pids: ready!.pids } };
+  }
+
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  /** Stop sending, let it drain and report; resolves once it has exited. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (!this.exited) this.child.send({ type: 'stop' } satisfies PairCommand);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
+    await this.exit;
+    clearTimeout(timer);
+  }
+
+  kill(): void {
+    this.stopping = true;
+    if (!this.exited) this.child.kill('SIGKILL');
+  }
+}
+
+// ---------------------------------------------------------------- the sentinel
+
+class CallError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+/**
+ * A well-behaved raw connection (raw, so nothing a hostile input sends it can
+ * crash the harness): it pings the kernel, drains its inbox, and cleans up
+ * system-owned mailboxes and segments hostile inputs leave behind.
+ */
+class Sentinel {
+  lost: string | undefined;
+  private readonly decoder: FrameDecoder;
+  private readonly waiting = new Map<number, (f: { op: number; body: Buffer }) => void>();
+  private nextReq = 1;
+  private inbox = 0;
+  private delivered = 0;
+
+  private constructor(private readonly socket: Socket) {
+    this.decoder = new FrameDecoder(
+      64 * MiB,
+      (f) => this.onFrame(f),
+      (e) => {
+        this.lost ??= `the kernel's output to ${SENTINEL} does not decode: ${e.message}`;
+      },
+    );
+    socket.on('data', (d: Buffer) => this.decoder.push(d));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.lost ??= `the kernel closed ${SENTINEL}'s connection`;
+      for (const w of this.waiting.values()) w({ op: -1, body: Buffer.alloc(0) });
+      this.waiting.clear();
+    });
+  }
+
+  static async connect(socketPath: string): Promise<Sentinel> {
+    const socket = netConnect(socketPath);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const s = new Sentinel(socket);
+    const name = Buffer.from(SENTINEL);
+    const hello = Buffer.alloc(16 + name.length);
+    hello.writeUInt32LE(MAGIC, 0);
+    hello.writeUInt16LE(PROTOCOL_VERSION, 4);
+    hello.writeUInt32LE(process.pid, 8);
+    hello.writeUInt32LE(0xffffffff, 12);
+    name.copy(hello, 16);
+    const w = await s.request(Op.HELLO, hello, 0, 5000);
+    if (w.op !== Op.WELCOME) throw new Error(`${SENTINEL}: no WELCOME (${s.lost ?? w.op})`);
+    s.inbox = w.body.readUInt32LE(12);
+    s.demand(1_000_000);
+    return s;
+  }
+
+  private write(op: number, reqId: number, target: number, body: Buffer): void {
+    const b = Buffer.allocUnsafe(16 + body.length);
+    b.writeUInt32LE(HEADER_REST + body.length, 0);
+    b[4] = op;
+    b[5] = 0;
+    b[6] = 0;
+    b[7] = 0;
+    b.writeUInt32LE(reqId, 8);
+    b.writeUInt32LE(target, 12);
+    body.copy(b, 16);
+    if (!this.socket.destroyed) this.socket.write(b);
+  }
+
+  private demand(n: number): void {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(n, 0);
+    this.write(Op.DEMAND, 0, this.inbox, b);
+  }
+
+  private onFrame(f: Frame): void {
+    if (f.op === Op.DELIVER) {
+      // Whatever hostile inputs send here is taken and dropped; tracked ones are answered.
+      if ((f.flags & DeliverFlag.TRACKED) !== 0) {
+        const id = Buffer.alloc(4);
+        id.writeUInt32LE(f.u32(0), 0);
+        this.write(Op.CONSUMED, 0, 0, id);
+        if ((f.flags & DeliverFlag.ACK) !== 0) this.write(Op.ACK, 0, 0, id);
+      }
+      if (++this.delivered % 500_000 === 0) this.demand(500_000);
+      return;
+    }
+    if (f.op === Op.REVOKE) {
+      const back = Buffer.alloc(12);
+      if (f.bodyLength >= 4) back.writeUInt32LE(f.u32(0), 8);
+      this.write(Op.CREDIT_RETURN, 0, f.target, back);
+      return;
+    }
+    if (f.op === Op.ERROR && f.reqId === 0) {
+      this.lost ??= `the kernel told ${SENTINEL} off with a connection-level ERROR: ${f.body.toString('utf8', 4)}`;
+      return;
+    }
+    const w = this.waiting.get(f.reqId);
+    if (w !== undefined && (f.op === Op.RESULT || f.op === Op.ERROR || f.op === Op.WELCOME)) {
+      this.waiting.delete(f.reqId);
+      w({ op: f.op, body: Buffer.from(f.body) });
+    }
+  }
+
+  private request(
+    op: number,
+    body: Buffer,
+    target: number,
+    timeoutMs: number,
+  ): Promise<{ op: number; body: Buffer }> {
+    const reqId = this.nextReq++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(reqId);
+        reject(new CallError('TIMEOUT', `no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(reqId, (f) => {
+        clearTimeout(timer);
+        resolve(f);
+      });
+      this.write(op, reqId, target, body);
+    });
+  }
+
+  async call<T>(method: string, args: Record<string, unknown> = {}, timeoutMs = 5000): Promise<T> {
+    const body = Buffer.from(JSON.stringify({ m: method, a: args }));
+    if (body.length > MAX_CONTROL_BODY) throw new Error('call too large');
+    const f = await this.request(Op.CALL, body, 0, timeoutMs);
+    if (f.op === Op.RESULT) return JSON.parse(f.body.toString('utf8')) as T;
+    if (f.op === Op.ERROR)
+      throw new CallError(errorCodeFromWire(f.body.readUInt32LE(0)), f.body.toString('utf8', 4));
+    throw new CallError('DISCONNECTED', this.lost ?? 'connection closed');
+  }
+
+  close(): void {
+    this.lost ??= 'closed by the harness';
+    this.socket.destroy();
+  }
+}
+
+// ---------------------------------------------------------------- the harness
+
+/** What generated inputs know of the world they attack; the same for every harness with `config`. */
+export function fuzzContext(config: KernelConfig = DEFAULT_CONFIG): FuzzContext {
+  return {
+    maxMessageSize: config.maxMessageSize,
+    peerNames: [PAIR_A, PAIR_B, SENTINEL],
+    protectedMailboxes: [PAIR_MAILBOX],
+    segmentPrefix: SEGMENT_PREFIX,
+  };
+}
+
+export interface HarnessOptions {
+  config?: KernelConfig;
+  /** Seed of the pair's own choices (receive styles, codecs). */
+  pairSeed?: number;
+  /** Hostile connections running at once (the RSS bound allows one frame in assembly for each). */
+  concurrency?: number;
+}
+
+export interface CampaignProgress {
+  done: number;
+  total: number;
+  elapsedMs: number;
+  protocolErrors: number;
+  rss: number;
+  peak: number;
+  bound: number;
+  pairSent: number;
+  pairReceived: number;
+}
+
+export class FuzzHarness {
+  private readonly seen: Failure[] = [];
+  /** Resident set after start-up with the pair running, and the bound derived from it. */
+  baseline = 0;
+  bound = 0;
+  peak = 0;
+  protocolErrors = 0;
+  private readonly active = new Set<number>();
+  private readonly lingering = new Map<Promise<HostileOutcome>, number>();
+  private recent: number[] = [];
+  private monitor: NodeJS.Timeout | undefined;
+  private janitoring: Promise<void> | undefined;
+  private stopped = false;
+
+  private constructor(
+    readonly config: KernelConfig,
+    readonly concurrency: number,
+    readonly kernel: KernelProcess,
+    readonly ctx: FuzzContext,
+    private pair: PairProcess | undefined,
+    readonly pairIds: PairIds,
+    private readonly sentinel: Sentinel,
+  ) {}
+
+  static async start(options: HarnessOptions = {}): Promise<FuzzHarness> {
+    const config = options.config ?? DEFAULT_CONFIG;
+    const concurrency = options.concurrency ?? 8;
+    const kernel = await KernelProcess.start(config);
+    let harness: FuzzHarness | undefined;
+    const early: PairReport[] = [];
+    try {
+      const { pair, ids } = await PairProcess.start(kernel.socketPath, options.pairSeed ?? 1, (r) => {
+        if (harness === undefined) early.push(r);
+        else harness.onPairReport(r);
+      });
+      const sentinel = await Sentinel.connect(kernel.socketPath);
+      harness = new FuzzHarness(config, concurrency, kernel, fuzzContext(config), pair, ids, sentinel);
+      for (const r of early) harness.onPairReport(r);
+      await harness.watch();
+      return harness;
+    } catch (e) {
+      await kernel.stop();
+      throw e;
+    }
+  }
+
+  /**
+   * What went wrong. A kernel that exited explains whatever its clients saw
+   * meanwhile (lost connections, failed sends, closes without ERROR), so then
+   * only the exit is reported.
+   */
+  get failures(): Failure[] {
+    const exit = this.seen.filter((f) => f.kind === 'kernel-exit');
+    return exit.length > 0 ? exit : [...this.seen];
+  }
+
+  get failed(): boolean {
+    return this.seen.length > 0;
+  }
+
+  get socketPath(): string {
+    return this.kernel.socketPath;
+  }
+
+  /** Largest frame the kernel buffers for one connection before it can reject it. */
+  get maxFrame(): number {
+    return HEADER_REST + Math.max(this.config.maxMessageSize + 8, MAX_CONTROL_BODY);
+  }
+
+  get pairProgress(): { sent: number; received: number } {
+    return { sent: this.pair?.sent ?? 0, received: this.pair?.received ?? 0 };
+  }
+
+  private suspects(): number[] {
+    return [...new Set([...this.active, ...this.lingering.values(), ...[...this.recent].reverse()])];
+  }
+
+  fail(kind: FailureKind, signature: string, detail: string, seed?: number): void {
+    if (
+      this.stopped &&
+      kind !== 'leak' &&
+      kind !== 'kernel-exit' &&
+      kind !== 'kernel-stderr' &&
+      kind !== 'rss'
+    )
+      return;
+    if (this.seen.some((f) => f.signature === signature)) return;
+    const f: Failure = { kind, signature, detail, suspects: this.suspects() };
+    if (seed !== undefined) f.seed = seed;
+    this.seen.push(f);
+  }
+
+  private onPairReport(r: PairReport): void {
+    if (r.type === 'violation') this.fail('pair', `pair: ${normalize(r.kind)}`, r.detail);
+  }
+
+  /** Start watching the kernel, the pair and the sentinel; measure the baseline. */
+  private async watch(): Promise<void> {
+    const kernel = this.kernel;
+    void kernel.exit.then(({ code, signal }) => {
+      if (this.stopped) return;
+      this.fail(
+        'kernel-exit',
+        `kernel exited: ${crashSignature(kernel.stderr)}`,
+        `the kernel exited (${code ?? signal}):\n${kernel.stderr.trim()}`,
+      );
+    });
+    void this.pair!.exit.then(({ code, signal }) => {
+      if (this.pair?.stopping && code === 0) return;
+      const stderr = this.pair?.stderr ?? '';
+      this.fail(
+        'pair-crash',
+        `pair crashed: ${crashSignature(stderr)}`,
+        `the pair's process exited (${code ?? signal}):\n${stderr.trim()}`,
+      );
+    });
+    // Warm up with the pair's traffic before taking the baseline.
+    await sleep(500);
+    this.baseline = memoryOf(kernel.pid)?.rss ?? 0;
+    this.bound = 2 * this.baseline + this.config.memoryBudget + this.concurrency * this.maxFrame + GC_SLACK;
+    let pingInFlight = false;
+    let tick = 0;
+    this.monitor = setInterval(() => {
+      const m = memoryOf(kernel.pid);
+      if (m !== undefined) {
+        this.peak = Math.max(this.peak, m.rss, m.peak);
+        if (this.peak > this.bound) this.failRss();
+      }
+      if (kernel.stderr !== '' && !kernel.exited) {
+        // Give a dying kernel a moment: then it is an exit, not a warning.
+        const text = kernel.stderr;
+        setTimeout(() => {
+          if (!kernel.exited)
+            this.fail(
+              'kernel-stderr',
+              `kernel stderr: ${crashSignature(text)}`,
+              `the kernel wrote to stderr:\n${text.trim()}`,
+            );
+        }, 300);
+      }
+      if (this.sentinel.lost !== undefined && !kernel.exited) {
+        this.fail('bystander', `bystander: ${normalize(this.sentinel.lost)}`, this.sentinel.lost);
+      }
+      if (++tick % 5 === 0 && !pingInFlight && !kernel.exited) {
+        pingInFlight = true;
+        const started = Date.now();
+        this.sentinel
+          .call('process.lookup', { name: SENTINEL }, 5000)
+          .catch((e: unknown) => {
+            if (kernel.exited) return;
+            if (e instanceof CallError && e.code === 'TIMEOUT') {
+              this.fail(
+                'unresponsive',
+                'kernel unresponsive',
+                `the kernel did not answer a control call within 5 s`,
+              );
+            } else {
+              this.fail(
+                'bystander',
+                `bystander call failed: ${normalize(String(e))}`,
+                `${SENTINEL}'s process.lookup failed after ${Date.now() - started} ms: ${String(e)}`,
+              );
+            }
+          })
+          .finally(() => {
+            pingInFlight = false;
+          });
+      }
+    }, 100);
+  }
+
+  private failRss(): void {
+    this.fail(
+      'rss',
+      'kernel RSS over its bound',
+      `the kernel's resident set reached ${mib(this.peak)}, over the bound of ${mib(this.bound)} ` +
+        `(2 x baseline ${mib(this.baseline)} + memory budget ${mib(this.config.memoryBudget)} + ` +
+        `${this.concurrency} x frame limit ${mib(this.maxFrame)} + ${mib(GC_SLACK)} for garbage not yet collected)`,
+    );
+  }
+
+  /** Delete what hostile inputs left that outlives them: system-owned mailboxes and segments (one pass at a time). */
+  janitor(): Promise<void> {
+    if (this.kernel.exited) return Promise.resolve();
+    this.janitoring ??= this.sweep().finally(() => {
+      this.janitoring = undefined;
+    });
+    return this.janitoring;
+  }
+
+  private async sweep(): Promise<void> {
+    try {
+      const boxes = await this.sentinel.call<MailboxInfo[]>('mailbox.list');
+      for (const m of boxes) {
+        if (m.ownership === 'system' && !this.ctx.protectedMailboxes.includes(m.name)) {
+          await this.sentinel.call('mailbox.delete', { name: m.name, force: true }).catch(ignoreGone);
+        }
+      }
+      const segments = await this.sentinel.call<SegmentInfo[]>('segment.list');
+      for (const s of segments) {
+        if (s.ownership === 'system' && s.name.startsWith(SEGMENT_PREFIX)) {
+          await this.sentinel.call('segment.remove', { name: s.name, force: true }).catch(ignoreGone);
+        }
+      }
+    } catch (e) {
+      if (!this.kernel.exited && !(e instanceof CallError && e.code === 'DISCONNECTED')) {
+        this.fail(
+          'bystander',
+          `bystander call failed: ${normalize(String(e))}`,
+          `${SENTINEL}'s clean-up calls (mailbox.list, segment.list) failed: ${String(e)}`,
+        );
+      }
+    }
+  }
+
+  private record(o: HostileOutcome): void {
+    if (o.protocolError) this.protocolErrors++;
+    const real = o.violations.filter((v) => v !== 'could not connect to the kernel');
+    if (real.length > 0 && !this.kernel.exited) {
+      this.fail('kernel-contract', `kernel contract: ${normalize(real[0]!)}`, real.join('\n'), o.seed);
+    }
+  }
+
+  private async runTracked(
+    input: FuzzInput,
+    options: { record?: boolean; linger?: boolean } = {},
+  ): Promise<HostileOutcome> {
+    this.active.add(input.seed);
+    try {
+      const o = await runHostile(this.socketPath, input, this.pairIds, {
+        record: options.record === true,
+        ...(options.linger
+          ? {
+              onLinger: (done: Promise<HostileOutcome>) => {
+                this.lingering.set(done, input.seed);
+                void done.then((late) => {
+                  this.lingering.delete(done);
+                  this.record(late);
+                });
+              },
+            }
+          : {}),
+      });
+      if (!options.linger || input.linger === 0) this.record(o);
+      return o;
+    } finally {
+      this.active.delete(input.seed);
+      this.recent.push(input.seed);
+      if (this.recent.length > 4 * this.concurrency) this.recent = this.recent.slice(-2 * this.concurrency);
+    }
+  }
+
+  /**
+   * Run `count` inputs, the i-th generated from `seedOf(i)`, `concurrency` at
+   * a time, until done or the first failure (inputs `accept` refuses are
+   * skipped). Returns how many were taken.
+   */
+  async campaign(
+    seedOf: (i: number) => number,
+    count: number,
+    onProgress?: (p: CampaignProgress) => void,
+    progressEveryMs = 2000,
+    accept: (input: FuzzInput) => boolean = () => true,
+  ): Promise<number> {
+    const started = Date.now();
+    let next = 0;
+    let done = 0;
+    let lastJanitor = Date.now();
+    let lastProgress = Date.now();
+    const worker = async (): Promise<void> => {
+      while (!this.failed && next < count) {
+        const i = next++;
+        const input = generateInput(seedOf(i), this.ctx);
+        if (accept(input)) await this.runTracked(input, { linger: true });
+        done++;
+        const now = Date.now();
+        if (now - lastJanitor > 1000) {
+          lastJanitor = now;
+          void this.janitor();
+        }
+        if (onProgress !== undefined && now - lastProgress >= progressEveryMs) {
+          lastProgress = now;
+          onProgress(this.progress(done, count, now - started));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.concurrency }, worker));
+    await Promise.all(this.lingering.keys());
+    onProgress?.(this.progress(done, count, Date.now() - started));
+    return done;
+  }
+
+  private progress(done: number, total: number, elapsedMs: number): CampaignProgress {
+    return {
+      done,
+      total,
+      elapsedMs,
+      protocolErrors: this.protocolErrors,
+      rss: memoryOf(this.kernel.pid)?.rss ?? 0,
+      peak: this.peak,
+      bound: this.bound,
+      pairSent: this.pair?.sent ?? 0,
+      pairReceived: this.pair?.received ?? 0,
+    };
+  }
+
+  /** Run one input alone (recording its writes), then let the kernel settle for `settleMs`. */
+  async runAlone(input: FuzzInput, settleMs = 150): Promise<HostileOutcome> {
+    const o = await this.runTracked(input, { record: true });
+    await sleep(settleMs);
+    return o;
+  }
+
+  /**
+   * The end-of-run checks: the pair drains and leaves having lost nothing,
+   * the kernel is back to holding nothing, its peak RSS stayed in bound, and
+   * it stops cleanly. Returns every failure seen.
+   */
+  async finish(): Promise<Failure[]> {
+    await Promise.all(this.lingering.keys());
+    const kernel = this.kernel;
+    if (!kernel.exited && !this.failed) {
+      // A pass that started while inputs still ran may have missed their last mailboxes: one more after it.
+      await this.janitor();
+      await this.janitor();
+      await this.pair?.stop();
+      await this.checkLeaks();
+    }
+    this.stopped = true;
+    clearInterval(this.monitor);
+    this.pair?.kill();
+    const m = memoryOf(kernel.pid);
+    if (m !== undefined) this.peak = Math.max(this.peak, m.peak);
+    if (this.peak > this.bound && this.bound > 0) this.failRss();
+    this.sentinel.close();
+    const wasAlive = !kernel.exited;
+    const { code, signal } = await kernel.stop();
+    if (wasAlive && code !== 0) {
+      this.fail(
+        'kernel-exit',
+        `kernel shutdown: ${crashSignature(kernel.stderr)}`,
+        `the kernel stopped with ${code ?? signal}:\n${kernel.stderr.trim()}`,
+      );
+    }
+    if (wasAlive && kernel.stderr !== '' && !this.seen.some((f) => f.kind === 'kernel-stderr')) {
+      this.fail(
+        'kernel-stderr',
+        `kernel stderr: ${crashSignature(kernel.stderr)}`,
+        `the kernel wrote to stderr:\n${kernel.stderr.trim()}`,
+      );
+    }
+    return this.failures;
+  }
+
+  /** Once the pair has left: no processes but the sentinel, no mailboxes, no message bytes. */
+  private async checkLeaks(): Promise<void> {
+    let status: KernelStatus | undefined;
+    const clean = (s: KernelStatus): boolean =>
+      s.processes.length === 1 &&
+      s.kernel.memoryUsed === 0 &&
+      s.mailboxes.length === 0 &&
+      s.segments.length === 0;
+    try {
+      await waitFor(
+        async () => {
+          status = await this.sentinel.call<KernelStatus>('status');
+          return clean(status);
+        },
+        3000,
+        'the kernel to let go of everything',
+      );
+    } catch {
+      if (status === undefined || this.kernel.exited) return;
+      const held = status.mailboxes.map(
+        (m) =>
+          `${m.name} (${m.ownership}-owned by ${m.owner}, depth ${m.depth}, ${m.bytes} bytes, promised ${m.promised}, attached ${m.attached}, waiting senders ${m.waitingSenders})`,
+      );
+      this.fail(
+        'leak',
+        `leak: ${status.kernel.memoryUsed > 0 ? 'message bytes' : status.processes.length > 1 ? 'processes' : status.mailboxes.length > 0 ? 'mailboxes' : 'segments'} held after everyone left`,
+        `with every client but ${SENTINEL} gone the kernel still holds ${status.kernel.memoryUsed} bytes of messages; ` +
+          `processes: ${status.processes.map((p) => p.name).join(', ')}; mailboxes: ${held.join(', ') || 'none'}; ` +
+          `segments: ${status.segments.map((g) => `${g.name} (${g.ownership}-owned by ${g.owner})`).join(', ') || 'none'}`,
+      );
+    }
+  }
+
+  /** After a run: the end-of-run checks if nothing failed yet, else just the teardown; every failure seen. */
+  async conclude(): Promise<Failure[]> {
+    if (!this.failed) return this.finish();
+    await this.kill();
+    return this.failures;
+  }
+
+  /** Tear down without the end-of-run checks (after a failure, or to start afresh). */
+  async kill(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.monitor);
+    this.pair?.kill();
+    this.sentinel.close();
+    await this.kernel.stop();
+  }
+}
+
+function ignoreGone(e: unknown): void {
+  if (e instanceof CallError && (e.code === 'NO_SUCH_MAILBOX' || e.code === 'NO_SUCH_SEGMENT')) return;
+  throw e;
+}
+
+export function describeFailure(f: Failure): string {
+  return `${f.signature}${f.seed !== undefined ? ` (input ${hex(f.seed)})` : ''}\n${f.detail}`;
+}

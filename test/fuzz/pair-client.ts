@@ -1,0 +1,339 @@
+/**
+ * The well-behaved pair, run as its own process while hostile connections
+ * attack the kernel (a client library that crashes on what the kernel hands
+ * it crashes this process, not the harness). Two processes' worth of
+ * connections in one: `fuzz-pair-a` sends numbered messages through a
+ * mailbox only it may send to and only `fuzz-pair-b` may receive from, and
+ * directly to b's inbox; b receives them with every receive style the public
+ * API offers (receive, receive-from, ack / nack, async iteration with breaks,
+ * tryReceive) and checks each stream arrives in order, none lost, none
+ * duplicated, nothing forged.
+ *
+ * Talks to the harness over the IPC channel (`PairReport`); on `stop` it
+ * finishes sending, drains, reports, and exits.
+ *
+ * argv: socketPath seed
+ */
+import { connect, IpcError, type IpcProcess, type Mailbox, type Message } from '../../src/index.js';
+import { Rng } from './frame-fuzzer.js';
+import {
+  PAIR_A,
+  PAIR_B,
+  PAIR_MAILBOX,
+  type PairCommand,
+  type PairReport,
+  type Stream,
+} from './pair-report.js';
+
+const [socketPath, seedText] = process.argv.slice(2);
+const rng = new Rng(Number(seedText ?? 1));
+/** Marks this run's genuine messages; a forger cannot guess it by accident. */
+const RUN = `run-${rng.u32().toString(36)}`;
+/** Errors a sender may meet under load and retry; anything else is a violation. */
+const RETRY = new Set(['KERNEL_FULL', 'WOULD_BLOCK', 'TIMEOUT']);
+/** Errors a receive may end with without anything being wrong. */
+const QUIET = new Set(['TIMEOUT', 'WOULD_BLOCK', 'ABORTED']);
+/** At most this many messages per stream in flight between a and b. */
+const WINDOW = 256;
+
+const sent: Record<Stream, number> = { mailbox: 0, direct: 0 };
+const expected: Record<Stream, number> = { mailbox: 0, direct: 0 };
+let retries = 0;
+let foreign = 0;
+let stopping = false;
+let draining = false;
+
+/** Set once the pair has reported and leaves: what its own leaving causes (its mailbox closing) is no violation. */
+let leaving = false;
+
+function report(r: PairReport): void {
+  if (process.connected) process.send?.(r);
+}
+
+function violation(kind: string, detail: string): void {
+  if (!leaving) report({ type: 'violation', kind, detail });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The error's code (or class name): short and stable, for a violation's kind. */
+function codeName(e: unknown): string {
+  return e instanceof IpcError ? e.code : e instanceof Error ? e.name : typeof e;
+}
+
+function codeOf(e: unknown): string {
+  return e instanceof IpcError ? e.code : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+function value(stream: Stream, seq: number, codec: 'json' | 'string' | 'bytes' | 'v8'): unknown {
+  const pad = rng.chance(0.05) ? 'p'.repeat(rng.range(1000, 20000)) : '';
+  const text = `${RUN}:${stream}:${seq}:${pad}`;
+  if (codec === 'string') return text;
+  if (codec === 'bytes') return Buffer.from(text, 'utf8');
+  return { run: RUN, stream, seq, pad };
+}
+
+/** The sequence number a genuine message carries, or undefined if it is not one of ours. */
+function sequenceOf(m: Message, stream: Stream): number | undefined {
+  try {
+    const d = m.data as unknown;
+    let run: unknown;
+    let s: unknown;
+    let seq: unknown;
+    if (typeof d === 'string' || Buffer.isBuffer(d)) {
+      [run, s, seq] = d.toString().split(':');
+      seq = Number(seq);
+    } else if (typeof d === 'object' && d !== null) {
+      ({ run, stream: s, seq } = d as { run: unknown; stream: unknown; seq: unknown });
+    }
+    return run === RUN && s === stream && typeof seq === 'number' && Number.isInteger(seq) ? seq : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Check one received message against its stream: true when it is the next
+ * one expected (the stream advances past it unless `advance` is false, when
+ * the caller hands it back to come again).
+ */
+function check(stream: Stream, m: Message, advance = true): boolean {
+  if (m.sender !== PAIR_A) {
+    foreign++;
+    if (stream === 'mailbox') {
+      violation(
+        'foreign-message',
+        `${PAIR_MAILBOX} admits sends from ${PAIR_A} only, yet delivered a message from ${m.sender} (codec ${m.codec}, priority ${m.priority}, ${m.bytes.length} bytes)`,
+      );
+    }
+    return false;
+  }
+  const seq = sequenceOf(m, stream);
+  if (seq === undefined) {
+    violation(
+      'forged-message',
+      `${stream}: a message from ${PAIR_A} that ${PAIR_A} never sent (codec ${m.codec}, ${m.bytes.length} bytes)`,
+    );
+    return false;
+  }
+  const want = expected[stream];
+  if (seq !== want) {
+    violation(
+      seq < want ? 'duplicate' : 'out-of-order',
+      `${stream}: received message ${seq} when ${want} was next (${PAIR_A} has sent ${sent[stream]})`,
+    );
+    expected[stream] = Math.max(want, seq + 1);
+    return false;
+  }
+  if (advance) expected[stream] = want + 1;
+  return true;
+}
+
+/** a's send loop: numbered messages to the mailbox and to b's inbox, with every send option. */
+async function sender(box: Mailbox, a: IpcProcess): Promise<void> {
+  let n = 0;
+  while (!stopping) {
+    const stream: Stream = rng.chance(0.6) ? 'mailbox' : 'direct';
+    if (sent[stream] - expected[stream] >= WINDOW) {
+      await sleep(2);
+      continue;
+    }
+    const codec = rng.pick(['json', 'json', 'string', 'bytes', 'v8'] as const);
+    const v = value(stream, sent[stream], codec);
+    const variant = rng.int(10);
+    const options: Record<string, unknown> = { codec };
+    if (variant === 0) options.sync = true;
+    if (variant === 1) options.nonblock = true;
+    if (variant === 2) options.timeout = rng.pick([1, 20, 200]);
+    try {
+      if (stream === 'mailbox') await box.send(v, options);
+      else await a.send(PAIR_B, v, options);
+      sent[stream]++;
+    } catch (e) {
+      const code = codeOf(e);
+      if (RETRY.has(code)) {
+        retries++;
+        await sleep(rng.range(1, 5));
+      } else {
+        violation(
+          `send-failed ${codeName(e)}`,
+          `${PAIR_A} ${stream} send of message ${sent[stream]} failed: ${code} ${(e as Error).message}`,
+        );
+        await sleep(50);
+      }
+    }
+    if (++n % 16 === 0) await sleep(1);
+  }
+}
+
+function done(stream: Stream): boolean {
+  return draining && expected[stream] >= sent[stream];
+}
+
+/** b's receive loop on the mailbox: every style, switching now and then. */
+async function mailboxReceiver(box: Mailbox): Promise<void> {
+  while (!done('mailbox')) {
+    const mode = rng.pick(['receive', 'receive', 'ack', 'iterate', 'iterate-ack', 'try'] as const);
+    try {
+      switch (mode) {
+        case 'receive':
+          for (let i = rng.range(1, 32); i > 0 && !done('mailbox'); i--)
+            check('mailbox', await box.receive({ timeout: 200 }));
+          break;
+        case 'ack':
+          for (let i = rng.range(1, 16); i > 0 && !done('mailbox'); i--) {
+            const m = await box.receive({ ack: true, timeout: 200 });
+            // A nack hands the message back: it must come again, next.
+            if (rng.chance(0.15)) {
+              if (check('mailbox', m, false)) m.nack();
+              else m.ack();
+            } else {
+              check('mailbox', m);
+              m.ack();
+            }
+          }
+          break;
+        case 'iterate':
+        case 'iterate-ack': {
+          let i = rng.range(1, 40);
+          const ack = mode === 'iterate-ack';
+          for await (const m of box.messages({
+            prefetch: rng.pick([1, 2, 8, 64]),
+            ack,
+            signal: AbortSignal.timeout(300),
+          })) {
+            check('mailbox', m);
+            if (ack) m.ack();
+            if (--i <= 0 || done('mailbox')) break;
+          }
+          break;
+        }
+        case 'try':
+          for (let i = rng.range(1, 16); i > 0 && !done('mailbox'); i--) {
+            try {
+              check('mailbox', await box.tryReceive());
+            } catch (e) {
+              if (codeOf(e) !== 'WOULD_BLOCK') throw e;
+              await sleep(1);
+            }
+          }
+          break;
+      }
+    } catch (e) {
+      const code = codeOf(e);
+      if (!QUIET.has(code)) {
+        violation(
+          `receive-failed ${codeName(e)}`,
+          `${PAIR_B} ${mode} on ${PAIR_MAILBOX} failed: ${code} ${(e as Error).message}`,
+        );
+        await sleep(50);
+      }
+    }
+  }
+}
+
+/** b's receive loop on its inbox: from anyone (hostile senders too), from a only, iteration. */
+async function inboxReceiver(b: IpcProcess): Promise<void> {
+  while (!done('direct')) {
+    const mode = rng.pick(['any', 'any', 'from', 'iterate'] as const);
+    try {
+      switch (mode) {
+        case 'any':
+          for (let i = rng.range(1, 32); i > 0 && !done('direct'); i--)
+            check('direct', await b.receive({ timeout: 200 }));
+          break;
+        case 'from':
+          for (let i = rng.range(1, 16); i > 0 && !done('direct'); i--)
+            check('direct', await b.receive({ from: PAIR_A, timeout: 200 }));
+          break;
+        case 'iterate': {
+          let i = rng.range(1, 40);
+          for await (const m of b.messages({
+            prefetch: rng.pick([1, 4, 64]),
+            signal: AbortSignal.timeout(300),
+          })) {
+            check('direct', m);
+            if (--i <= 0 || done('direct')) break;
+          }
+          break;
+        }
+      }
+    } catch (e) {
+      const code = codeOf(e);
+      if (!QUIET.has(code)) {
+        violation(
+          `receive-failed ${codeName(e)}`,
+          `${PAIR_B} ${mode} on its inbox failed: ${code} ${(e as Error).message}`,
+        );
+        await sleep(50);
+      }
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const a = await connect({ socketPath, name: PAIR_A });
+  const b = await connect({ socketPath, name: PAIR_B });
+  for (const p of [a, b]) {
+    p.on('disconnect', (e) =>
+      violation(`disconnected ${e.code}`, `${p.name} lost its connection: ${e.code} ${e.message}`),
+    );
+    p.on('mailbox-closed', (e) =>
+      violation('mailbox-closed', `${p.name} was told ${e.mailbox} closed: ${e.reason}`),
+    );
+  }
+  const boxA = await a.createMailbox(PAIR_MAILBOX, { capacity: 16, senders: [PAIR_A], receivers: [PAIR_B] });
+  const boxB = await b.openMailbox(PAIR_MAILBOX);
+  const procs = await a.listProcesses();
+  const inboxOf = (name: string): number => procs.find((p) => p.name === name)?.inbox ?? 0;
+  report({
+    type: 'ready',
+    mailboxId: boxA.id,
+    inboxes: [inboxOf(PAIR_A), inboxOf(PAIR_B)],
+    pids: [a.pid, b.pid],
+  });
+
+  const progress = setInterval(() => {
+    report({
+      type: 'progress',
+      sent: sent.mailbox + sent.direct,
+      received: expected.mailbox + expected.direct,
+      retries,
+      foreign,
+    });
+  }, 250);
+  process.on('message', (m: PairCommand) => {
+    if (m.type === 'stop') stopping = true;
+  });
+
+  const sending = sender(boxA, a);
+  const receiving = Promise.all([mailboxReceiver(boxB), inboxReceiver(b)]);
+  await sending;
+  draining = true;
+  const deadline = sleep(10_000).then(() => 'deadline' as const);
+  const drained = await Promise.race([receiving.then(() => 'drained' as const), deadline]);
+  for (const s of ['mailbox', 'direct'] as const) {
+    if (expected[s] < sent[s]) {
+      violation(
+        'lost',
+        `${s}: ${PAIR_A} sent ${sent[s]} messages, ${PAIR_B} received ${expected[s]} in order${drained === 'deadline' ? ' (10 s after sending stopped)' : ''}`,
+      );
+    }
+  }
+  clearInterval(progress);
+  report({ type: 'done', sent: { ...sent }, received: { ...expected }, foreign });
+  leaving = true;
+  await a.close();
+  await b.close();
+  process.disconnect?.();
+  // Receive loops parked in a wait end with the connection; nothing else keeps the process.
+  setTimeout(() => process.exit(0), 200).unref();
+}
+
+main().catch((e) => {
+  violation('pair-failed', `the pair could not run: ${codeOf(e)} ${(e as Error).stack ?? ''}`);
+  process.exitCode = 1;
+  setTimeout(() => process.exit(1), 100);
+});

@@ -1,0 +1,23 @@
+/**
+ * What the well-behaved pair (pair-client.ts, its own process) and the
+ * harness say to each other over the IPC channel, and the names the pair
+ * uses (the generator aims hostile inputs at them).
+ */
+
+export const PAIR_A = 'fuzz-pair-a';
+export const PAIR_B = 'fuzz-pair-b';
+export const PAIR_MAILBOX = 'fuzz-pair';
+
+export type Stream = 'mailbox' | 'direct';
+
+/** Pair -> harness. */
+export type PairReport =
+  | { type: 'ready'; mailboxId: number; inboxes: number[]; pids: number[] }
+  | { type: 'progress'; sent: number; received: number; retries: number; foreign: number }
+  | { type: 'violation'; kind: string; detail: string }
+  | { type: 'done'; sent: Record<Stream, number>; received: Record<Stream, number>; foreign: number };
+
+/** Harness -> pair: stop sending, drain, report `done`, exit. */
+export interface PairCommand {
+  type: 'stop';
+}
