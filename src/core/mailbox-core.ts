@@ -359,6 +359,19 @@ export class MailboxCore<M extends CoreMessage> {
     return undefined;
   }
 
+  /**
+   * Park a specific receive without taking anything now, even if a message is
+   * queued: the owner holds deliveries to this receiver back for a moment
+   * (its `writable` hook says no) and the request must wait its turn.
+   */
+  parkReceive(id: number, request: ReceiveRequest): void {
+    const r = this.receivers.get(id);
+    if (r === undefined) throw new Error(`receiver ${id} is not attached`);
+    r.requests.push(request);
+    if (request.from !== undefined) this.filtered++;
+    this.pump();
+  }
+
   /** Withdraw a parked receive (timeout, abort); false if it was already answered. */
   cancelReceive(id: number, request: ReceiveRequest): boolean {
     const r = this.receivers.get(id);
@@ -566,6 +579,7 @@ export class MailboxCore<M extends CoreMessage> {
   }
 
   private serveFilteredFrom(r: Receiver<M>, source: PriorityQueue<M>): boolean {
+    if (this.hooks.writable !== undefined && !this.hooks.writable(r)) return false;
     for (const q of r.requests) {
       if (q.from === undefined) continue;
       const m = source.takeFirst((x) => x.sender === q.from);

@@ -435,7 +435,7 @@ export class Kernel {
     );
     s.inbox = inbox;
     inbox.core.attach(pid);
-    s.attached.set(inbox, { ack: false, stream: 0, draining: 0 });
+    s.attached.set(inbox, { ack: false, stream: 0, draining: 0, deferred: [] });
     const body = Buffer.allocUnsafe(16 + Buffer.byteLength(name));
     body.writeUInt16LE(version, 0);
     body.writeUInt16LE(0, 2);

@@ -320,7 +320,7 @@ export class MessagePath {
       }
       throw e;
     }
-    s.attached.set(rec, { ack, stream: reqId, draining: 0 });
+    s.attached.set(rec, { ack, stream: reqId, draining: 0, deferred: [] });
     rec.openers.add(s);
     return true;
   }
@@ -355,10 +355,22 @@ export class MessagePath {
     if (!this.attachReceiver(s, rec, f.reqId, ack)) return;
     const nonblock = (f.flags & RecvFlag.NONBLOCK) !== 0;
     const req: PendingReceive = { from, session: s, reqId: f.reqId, ack, record: rec, timer: undefined };
-    const m = rec.core.receive(s.pid, req, !nonblock);
-    if (m !== undefined) return this.deliver(rec, s, req, m);
-    if (nonblock) return s.sendError(f.reqId, 'WOULD_BLOCK', `no message in ${rec.name}`);
-    s.pendingReceives.set(f.reqId, req);
+    const att = s.attached.get(rec);
+    if (att !== undefined && att.draining > 0) {
+      // Pushes of an ended iteration are still coming back: the next message in order may be
+      // one of them, so this receive waits its turn (a non-blocking one is answered then).
+      rec.core.parkReceive(s.pid, req);
+      s.pendingReceives.set(f.reqId, req);
+      if (nonblock) {
+        att.deferred.push(req);
+        return;
+      }
+    } else {
+      const m = rec.core.receive(s.pid, req, !nonblock);
+      if (m !== undefined) return this.deliver(rec, s, req, m);
+      if (nonblock) return s.sendError(f.reqId, 'WOULD_BLOCK', `no message in ${rec.name}`);
+      s.pendingReceives.set(f.reqId, req);
+    }
     if (timeout >= 0) {
       req.timer = startTimer(timeout, () => {
         if (rec.core.cancelReceive(s.pid, req)) {
@@ -391,14 +403,18 @@ export class MessagePath {
       const att = s.attached.get(rec);
       if (att !== undefined) {
         att.ack = ack;
-        if (f.reqId !== 0 && delta > 0 && att.stream !== f.reqId) {
-          // A new iteration: its pushes carry its id. The last one's pushes still on their way
-          // come back (RELEASE) or are taken first; until they have, the new one gets nothing,
-          // so a message given back is never overtaken by a later one (FIFO across iterations).
-          att.stream = f.reqId;
+        // A new iteration (its pushes will carry its id), or the current one ending (its demand
+        // withdrawn): pushes already on their way for an iteration no longer running come back
+        // (RELEASE) or are taken first. Until they have, this receiver gets nothing, neither
+        // pushes nor answers to RECV, so a message given back is never overtaken by a later one.
+        const starts = f.reqId !== 0 && delta > 0 && att.stream !== f.reqId;
+        const ends = f.reqId !== 0 && delta < 0 && att.stream === f.reqId;
+        if (starts || ends) {
+          att.stream = starts ? f.reqId : 0;
           att.draining = 0;
+          att.deferred.length = 0;
           for (const e of s.inflight.values()) {
-            if (e.record === rec && !e.consumed && e.stream !== 0 && e.stream !== f.reqId) att.draining++;
+            if (e.record === rec && !e.consumed && e.stream !== 0 && e.stream !== att.stream) att.draining++;
           }
         }
       }
@@ -482,16 +498,17 @@ export class MessagePath {
     const n = f.bodyLength >>> 2;
     if (f.op === Op.RELEASE) {
       // Given back in delivery order; requeued by accept order, so the order survives.
-      const back: { record: MailboxRecord; message: KernelMessage }[] = [];
+      const back: Inflight[] = [];
       for (let i = 0; i < n; i++) {
         const id = f.u32(i * 4);
         const e = s.inflight.get(id);
         if (e === undefined) continue;
         s.inflight.delete(id);
-        if (!e.consumed) this.settledPush(s, e);
         back.push(e);
       }
+      // Back in the queue first, then the drain may end: the next receive must find them there.
       this.requeueAll(s, back);
+      for (const e of back) if (!e.consumed) this.settledPush(s, e);
       return;
     }
     for (let i = 0; i < n; i++) {
@@ -520,7 +537,13 @@ export class MessagePath {
     if (e.stream === 0) return;
     const att = s.attached.get(e.record);
     if (att === undefined || att.stream === e.stream || att.draining === 0) return;
-    if (--att.draining === 0 && !e.record.closed) e.record.core.pumpNow();
+    if (--att.draining > 0 || e.record.closed) return;
+    e.record.core.pumpNow();
+    // Non-blocking receives that waited for the drain: answered now, with a message if one was there.
+    for (const r of att.deferred.splice(0)) {
+      if (e.record.core.cancelReceive(s.pid, r))
+        this.failReceive(r, 'WOULD_BLOCK', `no message in ${e.record.name}`);
+    }
   }
 
   /** A receiver took the message: a sender waiting on it (sync or rendezvous) is done. */

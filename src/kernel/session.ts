@@ -22,8 +22,10 @@ export interface Attachment {
   ack: boolean;
   /** Request id of the iteration that pushes answer now (0: none yet). */
   stream: number;
-  /** Pushes made for an earlier iteration not yet taken or given back; no push while any is. */
+  /** Pushes made for an earlier iteration not yet taken or given back; no delivery while any is. */
   draining: number;
+  /** Non-blocking receives parked until the drain ends (answered WOULD_BLOCK then if still empty-handed). */
+  deferred: PendingReceive[];
 }
 
 export type ExitReason = 'normal' | 'lost' | 'protocol-error' | 'kernel-shutdown';
