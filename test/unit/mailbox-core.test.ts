@@ -1007,3 +1007,70 @@ describe('MailboxCore: property, bounded mailbox with one receiver', () => {
     );
   });
 });
+
+describe('mailbox core: holding a receiver back (writable hook), requeue by accept order, withdrawal', () => {
+  function held(capacity: number) {
+    const deliveries: Array<{ receiver: number; id: number }> = [];
+    let open = false;
+    const core = new MailboxCore<Msg>(
+      { capacity, delivery: 'round-robin' },
+      {
+        deliver: (receiver, _request, message) => deliveries.push({ receiver: receiver.id, id: message.id }),
+        admitted: () => {},
+        writable: () => open,
+      },
+    );
+    return { core, deliveries, open: () => (open = true) };
+  }
+
+  it('a held-back receiver gets nothing, receive-from requests and pushes included, until pumpNow', () => {
+    const h = held(8);
+    h.core.attach(1, 4);
+    h.core.send({ id: 1, sender: 7, priority: 0, size: 1 }, true);
+    h.core.parkReceive(1, { from: 7 });
+    h.core.parkReceive(1, {});
+    assert.equal(h.deliveries.length, 0, 'nothing is delivered while the hook says no');
+    h.open();
+    h.core.pumpNow();
+    assert.deepEqual(
+      h.deliveries.map((d) => d.id),
+      [1],
+      'the queued message goes out once the receiver may take it',
+    );
+  });
+
+  it('messages given back in any order are requeued in their accept order', () => {
+    const h = harness(8);
+    const m = (seq: number) => ({ id: seq, sender: 1, priority: 0, size: 1, seq });
+    h.core.send(m(4), true);
+    for (const seq of [2, 3, 1]) h.core.requeue(m(seq));
+    h.core.attach(9);
+    const got: number[] = [];
+    for (let i = 0; i < 4; i++) got.push(h.core.receive(9, {}, false)!.id);
+    assert.deepEqual(got, [1, 2, 3, 4]);
+  });
+
+  it('withdraw takes a queued message back out and frees its slot; a parked sender is admitted', () => {
+    const h = harness(1);
+    const first = h.msg();
+    assert.equal(h.core.send(first, true), 'queued');
+    const second = { message: h.msg() };
+    assert.equal(h.core.send(second.message, true), 'blocked');
+    h.core.park(second);
+    assert.equal(h.core.withdraw(first), 1);
+    assert.deepEqual(h.admitted, [second], 'the freed slot admits the parked sender');
+    assert.equal(h.core.withdraw(first), 0, 'a message no longer queued is not withdrawn twice');
+  });
+
+  it('withdrawing one of many parked senders is O(1) and keeps the others in FIFO order', () => {
+    const h = harness(1);
+    h.core.send(h.msg(), true);
+    const waiters = Array.from({ length: 5000 }, () => ({ message: h.msg() }));
+    for (const w of waiters) h.core.park(w);
+    for (let i = 0; i < waiters.length; i += 2) assert.equal(h.core.cancelSend(waiters[i]!), true);
+    assert.equal(h.core.waitingSenders, 2500);
+    h.core.attach(3);
+    h.core.receive(3, {}, false);
+    assert.deepEqual(h.admitted, [waiters[1]], 'the first waiter still parked is admitted first');
+  });
+});
