@@ -228,6 +228,9 @@ class Builder {
   readonly names: string[] = [];
   /** Probability that any one frame gets a mutation. */
   chaos = 0;
+  /** A scenario's own ending, when it needs one (else the generator picks). */
+  linger: number | undefined;
+  answerRevoke: boolean | undefined;
 
   constructor(
     readonly rng: Rng,
@@ -1009,6 +1012,11 @@ const credits: Scenario = (b) => {
     if (r === 2) sendFrame(b, t, FRESH);
     if (r === 3) creditReturnFrame(b, { pool: 'pair', pick: rng.u32() });
   }
+  if (rng.chance(0.3)) {
+    // A holder that never answers REVOKE and stays past the kernel's deadline for it (1 s by default).
+    b.answerRevoke = false;
+    b.linger = rng.range(1100, 1500);
+  }
 };
 
 /** REQUEUE: honest give-backs of prefetched messages, and forged ones (priority, codec, sender, target). */
@@ -1174,12 +1182,14 @@ export function generateInput(seed: number, ctx: FuzzContext): FuzzInput {
       [3, 'end'],
       [4, 'destroy'],
     ] as const),
-    linger: rng.weighted([
-      [6, 0],
-      [3, rng.range(1, 50)],
-      [1, rng.range(50, 400)],
-    ]),
-    answerRevoke: rng.chance(0.7),
+    linger:
+      b.linger ??
+      rng.weighted([
+        [6, 0],
+        [3, rng.range(1, 50)],
+        [1, rng.range(50, 400)],
+      ]),
+    answerRevoke: b.answerRevoke ?? rng.chance(0.7),
   };
 }
 
@@ -1334,125 +1344,4 @@ export function encodeFrame(k: Knowledge, f: FrameStep): Buffer {
   out.writeUInt32LE(target >>> 0, 12);
   body.copy(out, 16);
   return f.truncate >= 0 && f.truncate < out.length ? out.subarray(0, f.truncate) : out;
-}
-
-// ---------------------------------------------------------------- description and shrinking
-
-const OP_NAMES = new Map<number, string>(Object.entries(Op).map(([name, code]) => [code, name]));
-
-function opName(op: number): string {
-  return OP_NAMES.get(op) ?? `op${op}`;
-}
-
-function refText(t: TargetRef): string {
-  return 'lit' in t ? `#${t.lit}` : t.pool === 'own' ? 'own-inbox' : `${t.pool}[${t.pick % 8}]`;
-}
-
-function wordText(w: Word): string {
-  if ('lit' in w) return String(w.lit);
-  return 'epoch' in w ? 'last-revoke-epoch' : `${w.pid}-pid`;
-}
-
-function shortBytes(b: Buffer): string {
-  if (b.length === 0) return '';
-  if (b.length <= 24) return `0x${b.toString('hex')}`;
-  return `${b.length} bytes (0x${b.subarray(0, 12).toString('hex')}…)`;
-}
-
-function shortText(s: string): string {
-  return s.length <= 120 ? s : `${s.slice(0, 60)}…(${s.length} chars)…${s.slice(-30)}`;
-}
-
-function bodyText(b: Body): string {
-  switch (b.k) {
-    case 'raw':
-      return shortBytes(b.bytes);
-    case 'call':
-      return shortText(b.text) + (b.idRef ? ` id=${refText(b.idRef)}` : '');
-    case 'words':
-      return [...b.words.map(wordText), ...(b.tail.length > 0 ? [`payload ${shortBytes(b.tail)}`] : [])].join(
-        ', ',
-      );
-    case 'ids':
-      return `ids [${b.ids.map((i) => ('lit' in i ? String(i.lit) : `delivered[${i.delivered % 8}]`)).join(', ')}]${b.odd ? ` +${b.odd} stray bytes` : ''}`;
-    case 'giveBack':
-      return `give back delivered[${b.pick % 8}]${b.mutate ? ' (header as written)' : ''}`;
-  }
-}
-
-/** One line per step, as a reader would want to see a minimal input. */
-export function describeInput(input: FuzzInput): string {
-  const lines: string[] = [];
-  for (const s of input.steps) {
-    switch (s.t) {
-      case 'frame': {
-        const fields: string[] = [];
-        if (s.flags) fields.push(`flags=${s.flags}`);
-        if (s.priority) fields.push(`priority=${s.priority}`);
-        if (s.codec) fields.push(`codec=${s.codec}`);
-        fields.push(`reqId=${'lit' in s.reqId ? s.reqId.lit : 'fresh' in s.reqId ? 'fresh' : 'earlier'}`);
-        if (!('lit' in s.target) || s.target.lit !== 0) fields.push(`target=${refText(s.target)}`);
-        if (s.lengthDelta) fields.push(`length${s.lengthDelta > 0 ? '+' : ''}${s.lengthDelta}`);
-        if (s.truncate >= 0) fields.push(`cut to ${s.truncate} bytes`);
-        const body = bodyText(s.body);
-        lines.push(`${opName(s.op)} ${fields.join(' ')}${body ? ` body: ${body}` : ''}`);
-        break;
-      }
-      case 'bytes':
-        lines.push(`raw bytes ${shortBytes(s.bytes)}`);
-        break;
-      case 'flush':
-        if (s.cuts.length > 0)
-          lines.push(`(write split in ${s.cuts.length + 1} pieces${s.spaced ? ', spaced' : ''})`);
-        break;
-      case 'await':
-        lines.push(`(wait for ${s.count} ${s.what}, ≤${s.ms} ms)`);
-        break;
-      case 'pause':
-      case 'resume':
-        lines.push(`(${s.t} reading)`);
-        break;
-      case 'sleep':
-        lines.push(`(sleep ${s.ms} ms)`);
-        break;
-    }
-  }
-  lines.push(`then ${input.end}${input.linger ? ` after ${input.linger} ms` : ''}`);
-  return lines.join('\n');
-}
-
-/** Smaller variants of an input, most promising first (the minimizer keeps the first that still fails). */
-export function* shrink(input: FuzzInput): Generator<FuzzInput> {
-  const steps = input.steps;
-  const n = steps.length;
-  // Drop runs of steps, from large to single ones.
-  for (let size = Math.max(1, n >> 1); size >= 1; size >>= 1) {
-    for (let i = 0; i + size <= n; i += size) {
-      yield { ...input, steps: [...steps.slice(0, i), ...steps.slice(i + size)] };
-    }
-  }
-  if (input.linger > 0) yield { ...input, linger: 0 };
-  // Simplify single frames: plain length, whole frame, shorter payloads, no flags.
-  for (let i = 0; i < n; i++) {
-    const s = steps[i]!;
-    const at = (r: Step): FuzzInput => ({
-      ...input,
-      steps: [...steps.slice(0, i), r, ...steps.slice(i + 1)],
-    });
-    if (s.t === 'flush' && s.cuts.length > 0) yield at({ ...s, cuts: [] });
-    if (s.t === 'await' && s.ms > 20) yield at({ ...s, ms: 20 });
-    if (s.t !== 'frame') continue;
-    if (s.lengthDelta !== 0) yield at({ ...s, lengthDelta: 0 });
-    if (s.truncate >= 0) yield at({ ...s, truncate: -1 });
-    if (s.flags !== 0) yield at({ ...s, flags: 0 });
-    if (s.body.k === 'words' && s.body.tail.length > 0) {
-      yield at({ ...s, body: { ...s.body, tail: Buffer.alloc(0) } });
-      if (s.body.tail.length > 8)
-        yield at({ ...s, body: { ...s.body, tail: s.body.tail.subarray(0, s.body.tail.length >> 1) } });
-    }
-    if (s.body.k === 'raw' && s.body.bytes.length > 16)
-      yield at({ ...s, body: { k: 'raw', bytes: s.body.bytes.subarray(0, s.body.bytes.length >> 1) } });
-    if (s.body.k === 'ids' && s.body.ids.length > 1)
-      yield at({ ...s, body: { ...s.body, ids: s.body.ids.slice(1) } });
-  }
 }

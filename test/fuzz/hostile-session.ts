@@ -274,6 +274,15 @@ class HostileConnection {
 
   async flush(cuts: readonly number[] = [], spaced = false): Promise<void> {
     if (this.pending.length === 0) return;
+    if (cuts.length === 0) {
+      // One gathered write; no copy into one buffer (inputs may hold megabytes).
+      const parts = this.pending;
+      this.pending = [];
+      this.socket.cork();
+      for (const p of parts) this.write(p);
+      this.socket.uncork();
+      return;
+    }
     const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
     this.pending = [];
     let from = 0;

@@ -16,9 +16,9 @@
  */
 import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { describeInput, type FuzzInput, generateInput, hex, mixSeed } from './frame-fuzzer.js';
+import { type FuzzInput, generateInput, hex, mixSeed } from './frame-fuzzer.js';
 import { type CampaignProgress, type Failure, FuzzHarness, fuzzContext } from './fuzz-harness.js';
-import { formatTriage, triage } from './triage.js';
+import { describeInput, formatTriage, triage } from './triage.js';
 
 const { values } = parseArgs({
   options: {

@@ -1,12 +1,146 @@
 /**
- * From a failure seen under load to a minimal input: replay the suspects one
- * at a time on a fresh kernel (with the pair, one connection at a time) until
- * one reproduces the failure's signature, then shrink that input step by step
- * while it still does. Each replay runs on a harness of its own once the
- * previous one failed, so state from one trial never explains the next.
+ * From a failure seen under load to a minimal input, described for a reader:
+ * `describeInput` (one line per step), `shrink` (smaller variants), and
+ * `triage`, which replays the suspects one at a time on a fresh kernel (with
+ * the pair, one connection at a time) until one reproduces the failure's
+ * signature, then shrinks that input step by step while it still does. Each
+ * replay runs on a harness of its own once the previous one failed, so state
+ * from one trial never explains the next.
  */
-import { describeInput, type FuzzInput, generateInput, hex, shrink } from './frame-fuzzer.js';
+import { Op } from '../../src/wire/protocol.js';
+import {
+  type Body,
+  type FuzzInput,
+  generateInput,
+  hex,
+  type Step,
+  type TargetRef,
+  type Word,
+} from './frame-fuzzer.js';
 import { type Failure, FuzzHarness, fuzzContext, type HarnessOptions } from './fuzz-harness.js';
+
+// ---------------------------------------------------------------- description and shrinking
+
+const OP_NAMES = new Map<number, string>(Object.entries(Op).map(([name, code]) => [code, name]));
+
+function opName(op: number): string {
+  return OP_NAMES.get(op) ?? `op${op}`;
+}
+
+function refText(t: TargetRef): string {
+  return 'lit' in t ? `#${t.lit}` : t.pool === 'own' ? 'own-inbox' : `${t.pool}[${t.pick % 8}]`;
+}
+
+function wordText(w: Word): string {
+  if ('lit' in w) return String(w.lit);
+  return 'epoch' in w ? 'last-revoke-epoch' : `${w.pid}-pid`;
+}
+
+function shortBytes(b: Buffer): string {
+  if (b.length === 0) return '';
+  if (b.length <= 24) return `0x${b.toString('hex')}`;
+  return `${b.length} bytes (0x${b.subarray(0, 12).toString('hex')}…)`;
+}
+
+function shortText(s: string): string {
+  return s.length <= 120 ? s : `${s.slice(0, 60)}…(${s.length} chars)…${s.slice(-30)}`;
+}
+
+function bodyText(b: Body): string {
+  switch (b.k) {
+    case 'raw':
+      return shortBytes(b.bytes);
+    case 'call':
+      return shortText(b.text) + (b.idRef ? ` id=${refText(b.idRef)}` : '');
+    case 'words':
+      return [...b.words.map(wordText), ...(b.tail.length > 0 ? [`payload ${shortBytes(b.tail)}`] : [])].join(
+        ', ',
+      );
+    case 'ids':
+      return `ids [${b.ids.map((i) => ('lit' in i ? String(i.lit) : `delivered[${i.delivered % 8}]`)).join(', ')}]${b.odd ? ` +${b.odd} stray bytes` : ''}`;
+    case 'giveBack':
+      return `give back delivered[${b.pick % 8}]${b.mutate ? ' (header as written)' : ''}`;
+  }
+}
+
+/** One line per step, as a reader would want to see a minimal input. */
+export function describeInput(input: FuzzInput): string {
+  const lines: string[] = [];
+  for (const s of input.steps) {
+    switch (s.t) {
+      case 'frame': {
+        const fields: string[] = [];
+        if (s.flags) fields.push(`flags=${s.flags}`);
+        if (s.priority) fields.push(`priority=${s.priority}`);
+        if (s.codec) fields.push(`codec=${s.codec}`);
+        fields.push(`reqId=${'lit' in s.reqId ? s.reqId.lit : 'fresh' in s.reqId ? 'fresh' : 'earlier'}`);
+        if (!('lit' in s.target) || s.target.lit !== 0) fields.push(`target=${refText(s.target)}`);
+        if (s.lengthDelta) fields.push(`length${s.lengthDelta > 0 ? '+' : ''}${s.lengthDelta}`);
+        if (s.truncate >= 0) fields.push(`cut to ${s.truncate} bytes`);
+        const body = bodyText(s.body);
+        lines.push(`${opName(s.op)} ${fields.join(' ')}${body ? ` body: ${body}` : ''}`);
+        break;
+      }
+      case 'bytes':
+        lines.push(`raw bytes ${shortBytes(s.bytes)}`);
+        break;
+      case 'flush':
+        if (s.cuts.length > 0)
+          lines.push(`(write split in ${s.cuts.length + 1} pieces${s.spaced ? ', spaced' : ''})`);
+        break;
+      case 'await':
+        lines.push(`(wait for ${s.count} ${s.what}, ≤${s.ms} ms)`);
+        break;
+      case 'pause':
+      case 'resume':
+        lines.push(`(${s.t} reading)`);
+        break;
+      case 'sleep':
+        lines.push(`(sleep ${s.ms} ms)`);
+        break;
+    }
+  }
+  lines.push(`then ${input.end}${input.linger ? ` after ${input.linger} ms` : ''}`);
+  return lines.join('\n');
+}
+
+/** Smaller variants of an input, most promising first (the minimizer keeps the first that still fails). */
+export function* shrink(input: FuzzInput): Generator<FuzzInput> {
+  const steps = input.steps;
+  const n = steps.length;
+  // Drop runs of steps, from large to single ones.
+  for (let size = Math.max(1, n >> 1); size >= 1; size >>= 1) {
+    for (let i = 0; i + size <= n; i += size) {
+      yield { ...input, steps: [...steps.slice(0, i), ...steps.slice(i + size)] };
+    }
+  }
+  if (input.linger > 0) yield { ...input, linger: 0 };
+  // Simplify single frames: plain length, whole frame, shorter payloads, no flags.
+  for (let i = 0; i < n; i++) {
+    const s = steps[i]!;
+    const at = (r: Step): FuzzInput => ({
+      ...input,
+      steps: [...steps.slice(0, i), r, ...steps.slice(i + 1)],
+    });
+    if (s.t === 'flush' && s.cuts.length > 0) yield at({ ...s, cuts: [] });
+    if (s.t === 'await' && s.ms > 20) yield at({ ...s, ms: 20 });
+    if (s.t !== 'frame') continue;
+    if (s.lengthDelta !== 0) yield at({ ...s, lengthDelta: 0 });
+    if (s.truncate >= 0) yield at({ ...s, truncate: -1 });
+    if (s.flags !== 0) yield at({ ...s, flags: 0 });
+    if (s.body.k === 'words' && s.body.tail.length > 0) {
+      yield at({ ...s, body: { ...s.body, tail: Buffer.alloc(0) } });
+      if (s.body.tail.length > 8)
+        yield at({ ...s, body: { ...s.body, tail: s.body.tail.subarray(0, s.body.tail.length >> 1) } });
+    }
+    if (s.body.k === 'raw' && s.body.bytes.length > 16)
+      yield at({ ...s, body: { k: 'raw', bytes: s.body.bytes.subarray(0, s.body.bytes.length >> 1) } });
+    if (s.body.k === 'ids' && s.body.ids.length > 1)
+      yield at({ ...s, body: { ...s.body, ids: s.body.ids.slice(1) } });
+  }
+}
+
+// ---------------------------------------------------------------- triage
 
 export interface Triage {
   failure: Failure;
