@@ -236,14 +236,23 @@ export class Connection implements DeliveryControl {
     hello.writeUInt32LE(process.pid, 8);
     hello.writeUInt32LE(inboxCapacity === Number.POSITIVE_INFINITY ? 0xffffffff : inboxCapacity, 12);
     nameBytes.copy(hello, 16);
+    // The timeout covers the whole handshake: something that accepts but never answers HELLO
+    // (a wedged or foreign listener) must not hang connect() forever.
     const welcome = await new Promise<Welcome>((resolve, reject) => {
       const reqId = conn.nextReq++;
+      const timer = setTimeout(() => {
+        conn.fail(
+          new KernelUnavailableError(
+            `the ipcbox kernel on ${path} did not answer HELLO within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
       conn.pending.set(reqId, {
         resolve: (v) => resolve(v as Welcome),
         reject,
         abandoned: false,
         target: undefined,
-        cleanup: undefined,
+        cleanup: () => clearTimeout(timer),
       });
       conn.writer.frame(Op.HELLO, 0, 0, 0, reqId, 0, 0, 0, 0, hello);
       conn.flush();

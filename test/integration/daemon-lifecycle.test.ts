@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connect, type IpcError } from '../../src/index.js';
@@ -201,6 +202,24 @@ describe('daemon lifecycle', () => {
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(out.includes('captured'), false, 'the impostor received nothing, not even HELLO');
     impostor.kill('SIGKILL');
+  });
+
+  test('connect() times out when the listener accepts but never answers HELLO', async () => {
+    const dir = join(ownDir(), 'mute');
+    mkdirSync(dir, { mode: 0o700 });
+    const socketPath = join(dir, 'kernel.sock');
+    const mute = createServer(() => {});
+    await new Promise<void>((resolve) => mute.listen(socketPath, resolve));
+    try {
+      const t0 = Date.now();
+      await assert.rejects(
+        connect({ socketPath, name: 'patient', timeout: 300 }),
+        (e: IpcError) => e.code === 'KERNEL_UNAVAILABLE',
+      );
+      assert.ok(Date.now() - t0 < 5000, 'rejected near its timeout, not never');
+    } finally {
+      mute.close();
+    }
   });
 
   test('a client refuses to speak to a socket in a directory others may write', async () => {
