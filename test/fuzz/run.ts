@@ -45,9 +45,12 @@ function print(line: string): void {
 
 const started = Date.now();
 
+function mib(bytes: number): string {
+  return (bytes / 1048576).toFixed(1);
+}
+
 function progressLine(p: CampaignProgress, offset: number, total: number): string {
   const secs = (Date.now() - started) / 1000;
-  const mib = (b: number): string => (b / 1048576).toFixed(1);
   return (
     `[${secs.toFixed(0)}s] ${offset + p.done}/${total} inputs (${Math.round(p.done / (p.elapsedMs / 1000 || 1))}/s), ` +
     `protocol errors ${p.protocolErrors}, kernel RSS ${mib(p.rss)} MiB (peak ${mib(p.peak)}, bound ${mib(p.bound)}), ` +
@@ -93,13 +96,16 @@ async function run(): Promise<number> {
     `ipcbox kernel fuzz: seed ${hex(seed)}, ${total} inputs, ${concurrency} hostile connections at a time`,
   );
   const known = new Set<string>();
+  let peak = 0;
+  let stated = 0;
+  let bound = 0;
   let findings = 0;
   let index = 0;
   while (index < total) {
     const h = await FuzzHarness.start({ concurrency, pairSeed: seed });
     if (index === 0)
       print(
-        `kernel pid ${h.kernel.pid}, baseline RSS ${(h.baseline / 1048576).toFixed(1)} MiB, bound ${(h.bound / 1048576).toFixed(1)} MiB`,
+        `kernel pid ${h.kernel.pid}, baseline RSS ${mib(h.baseline)} MiB, bound ${mib(h.bound)} MiB (README.md states ${mib(h.statedBound)})`,
       );
     const base = index;
     const done = await h.campaign(
@@ -110,6 +116,9 @@ async function run(): Promise<number> {
       accept,
     );
     index = base + done;
+    peak = Math.max(peak, h.peak);
+    stated = h.statedBound;
+    bound = h.bound;
     // The end-of-run checks belong to the end of the run; a run cut short by a failure is just torn down.
     if (index < total) await h.kill();
     const failures = index < total ? h.failures : await h.conclude();
@@ -132,6 +141,12 @@ async function run(): Promise<number> {
   print(
     `${index} inputs in ${secs.toFixed(0)} s (${Math.round(index / secs)}/s), ${findings} finding(s); seed ${hex(seed)}`,
   );
+  if (peak > 0) {
+    print(
+      `kernel peak RSS ${mib(peak)} MiB: ${peak > stated ? 'over' : 'within'} the ${mib(stated)} MiB README.md states ` +
+        `(baseline + 2 x budget + 64 MiB); the enforced bound is ${mib(bound)} MiB`,
+    );
+  }
   return findings > 0 ? 1 : 0;
 }
 
