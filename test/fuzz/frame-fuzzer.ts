@@ -1114,13 +1114,15 @@ const flood: Scenario = (b) => {
   );
   const size = rng.pick([16 * 1024, 64 * 1024, 256 * 1024, b.ctx.maxMessageSize]);
   const chunk = rng.bytes(size);
-  for (let i = rng.range(4, 64); i > 0; i--) {
+  // Up to 48 MiB, three times the harness's budget: a kernel that buffers it all for this reader shows in its RSS.
+  for (let i = Math.min(rng.range(8, 160), Math.floor((48 * 1024 * 1024) / size)); i > 0; i--) {
     b.frame(Op.SEND, { reqId: FRESH, target: own, body: { k: 'words', words: [], tail: chunk } }, false);
     if (i % 8 === 0) b.flush();
   }
   for (let i = rng.range(0, 50); i > 0; i--)
     b.frame(Op.CALL, { reqId: FRESH, body: { k: 'call', text: '{"m":"status","a":{}}' } }, false);
-  b.push({ t: 'sleep', ms: rng.range(5, 60) });
+  // It holds on, still not reading, while other inputs run.
+  b.linger = rng.range(100, 400);
 };
 
 /**

@@ -465,9 +465,15 @@ export class FuzzHarness {
 
   /** Run one input alone (recording its writes), then let the kernel settle for `settleMs`. */
   async runAlone(input: FuzzInput, settleMs = 150): Promise<HostileOutcome> {
-    const o = await this.runTracked(input, { record: true });
+    const [o] = await this.runTogether([input], settleMs);
+    return o!;
+  }
+
+  /** Run inputs all at once (recording their writes), then let the kernel settle for `settleMs`. */
+  async runTogether(inputs: readonly FuzzInput[], settleMs = 150): Promise<HostileOutcome[]> {
+    const outcomes = await Promise.all(inputs.map((input) => this.runTracked(input, { record: true })));
     await sleep(settleMs);
-    return o;
+    return outcomes;
   }
 
   /**

@@ -3,16 +3,17 @@
  *
  *   npm run fuzz -- [--inputs N] [--seed S] [--concurrency C] [--keep-going]
  *                   [--exclude REGEX]... [--findings FILE]
- *   npm run fuzz -- --replay SEED
+ *   npm run fuzz -- --replay SEED[,SEED...]
  *
  * Runs N generated inputs (default a million) against a fresh daemon with the
  * well-behaved pair running, printing progress. On a failure it replays the
  * suspects alone to find the input, shrinks it, prints the finding with its
  * replay seed, and exits 1. With --keep-going it records the finding, starts
  * a fresh kernel and goes on (each signature is triaged once); --exclude
- * skips inputs whose description matches (to look past a known bug);
+ * skips inputs whose scenario name and description (the first line is the
+ * scenario) match (to look past a known bug);
  * --findings appends each finding to a markdown file. --replay runs one
- * input alone and shrinks it if it fails.
+ * input alone (or several together) and shrinks what fails.
  */
 import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -68,20 +69,26 @@ async function report(failure: Failure, runSeed: number | undefined): Promise<vo
   }
 }
 
-async function replay(seed: number): Promise<number> {
-  const input = generateInput(seed, fuzzContext());
-  print(`input ${hex(seed)} (${input.scenario}):\n${describeInput(input)}\n`);
-  const h = await FuzzHarness.start({ concurrency: 1 });
-  const o = await h.runAlone(input, 600);
-  print(
-    `wrote ${o.bytesWritten} bytes; ${o.protocolError ? 'the kernel refused it with PROTOCOL' : 'no protocol error'}`,
-  );
+/** Replay inputs alone (one seed) or together (several, comma-separated); shrink what fails. */
+async function replay(seeds: number[]): Promise<number> {
+  const ctx = fuzzContext();
+  const inputs = seeds.map((seed) => generateInput(seed, ctx));
+  for (const input of inputs)
+    print(`input ${hex(input.seed)} (${input.scenario}):\n${describeInput(input)}\n`);
+  const h = await FuzzHarness.start({ concurrency: inputs.length });
+  const outcomes = await h.runTogether(inputs, 600);
+  for (const o of outcomes) {
+    print(
+      `${hex(o.seed)} wrote ${o.bytesWritten} bytes; ${o.protocolError ? 'the kernel refused it with PROTOCOL' : 'no protocol error'}`,
+    );
+  }
   const failures = await h.conclude();
   if (failures.length === 0) {
     print('no failure: the kernel, the pair and the sentinel are fine');
     return 0;
   }
-  for (const f of failures) await report({ ...f, seed }, undefined);
+  for (const f of failures)
+    await report(seeds.length === 1 ? { ...f, seed: seeds[0]! } : { ...f, suspects: seeds }, undefined);
   return 1;
 }
 
@@ -91,7 +98,7 @@ async function run(): Promise<number> {
   const concurrency = Math.max(1, number(values.concurrency!, 'concurrency'));
   const excludes = values.exclude!.map((e) => new RegExp(e));
   const accept = (input: FuzzInput): boolean =>
-    excludes.length === 0 || !excludes.some((e) => e.test(describeInput(input)));
+    excludes.length === 0 || !excludes.some((e) => e.test(`${input.scenario}\n${describeInput(input)}`));
   print(
     `ipcbox kernel fuzz: seed ${hex(seed)}, ${total} inputs, ${concurrency} hostile connections at a time`,
   );
@@ -153,7 +160,8 @@ async function run(): Promise<number> {
 // ^C and kill end the run through process.exit, so the harness's exit hook stops the daemon and the pair.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
-const main = values.replay !== undefined ? replay(number(values.replay, 'replay')) : run();
+const main =
+  values.replay !== undefined ? replay(values.replay.split(',').map((s) => number(s, 'replay'))) : run();
 main.then(
   (code) => process.exit(code),
   (e: unknown) => {

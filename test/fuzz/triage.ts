@@ -146,6 +146,8 @@ export interface Triage {
   failure: Failure;
   /** It happens with no hostile input at all: the well-behaved pair alone runs into it. */
   withoutInput: boolean;
+  /** Inputs that reproduce it only when run together (load, not one frame), when no single one does. */
+  group: number[] | undefined;
   /** The input that reproduces it alone, if one did. */
   seed: number | undefined;
   minimal: FuzzInput | undefined;
@@ -182,17 +184,17 @@ class Replayer {
     private readonly target: Failure,
   ) {}
 
-  /** Does `input` (or, undefined, just the pair's traffic for `idleMs`) reproduce the failure? */
-  async reproduces(
-    input: FuzzInput | undefined,
-    record = false,
-    idleMs = 0,
-  ): Promise<{ yes: boolean; writes: Buffer[] }> {
+  /**
+   * Do these inputs, run together (one: alone; none: just the pair's traffic
+   * for `idleMs`), reproduce the failure? Returns the writes of the first.
+   */
+  async reproduces(inputs: readonly FuzzInput[], idleMs = 0): Promise<{ yes: boolean; writes: Buffer[] }> {
     this.trials++;
-    if (this.harness === undefined)
-      this.harness = await FuzzHarness.start({ ...this.options, concurrency: 1 });
+    const concurrency = Math.max(1, inputs.length);
+    if (this.harness !== undefined && this.harness.concurrency !== concurrency) await this.close();
+    if (this.harness === undefined) this.harness = await FuzzHarness.start({ ...this.options, concurrency });
     const h = this.harness;
-    const outcome = input === undefined ? undefined : await h.runAlone(input, settleMs(this.target));
+    const outcomes = inputs.length === 0 ? [] : await h.runTogether(inputs, settleMs(this.target));
     if (idleMs > 0) await new Promise((r) => setTimeout(r, idleMs));
     let failures = h.failures;
     if (needsFinish(this.target)) {
@@ -204,7 +206,7 @@ class Replayer {
     }
     return {
       yes: failures.some((f) => f.signature === this.target.signature),
-      writes: record && outcome !== undefined ? outcome.writes : [],
+      writes: outcomes[0]?.writes ?? [],
     };
   }
 
@@ -212,6 +214,32 @@ class Replayer {
     await this.harness?.kill();
     this.harness = undefined;
   }
+}
+
+/**
+ * The smallest subset of `seeds` whose inputs, run together, still reproduce
+ * (halves first, then one seed at a time), or undefined if all of them together do not.
+ */
+async function minimalGroup(
+  seeds: readonly number[],
+  reproduces: (group: readonly number[]) => Promise<boolean>,
+  deadline: number,
+): Promise<number[] | undefined> {
+  if (seeds.length < 2 || !(await reproduces(seeds))) return undefined;
+  let group = [...seeds];
+  for (let size = group.length >> 1; size >= 1 && Date.now() < deadline; ) {
+    let removed = false;
+    for (let i = 0; i + size <= group.length && group.length > 1 && Date.now() < deadline; i += size) {
+      const candidate = [...group.slice(0, i), ...group.slice(i + size)];
+      if (await reproduces(candidate)) {
+        group = candidate;
+        removed = true;
+        break;
+      }
+    }
+    if (!removed) size >>= 1;
+  }
+  return group;
 }
 
 /** Attribute `failure` to one input and shrink it; bounded by `budgetMs`. */
@@ -224,6 +252,7 @@ export async function triage(failure: Failure, options: TriageOptions = {}): Pro
   const result: Triage = {
     failure,
     withoutInput: false,
+    group: undefined,
     seed: undefined,
     minimal: undefined,
     writes: [],
@@ -233,7 +262,7 @@ export async function triage(failure: Failure, options: TriageOptions = {}): Pro
     // What the pair may run into on its own must not be pinned on the first suspect replayed.
     if (failure.kind !== 'kernel-contract' && failure.seed === undefined) {
       for (let i = 0; i < 2 && !result.withoutInput; i++) {
-        result.withoutInput = (await replayer.reproduces(undefined, false, 3000)).yes;
+        result.withoutInput = (await replayer.reproduces([], 3000)).yes;
       }
       if (result.withoutInput) {
         log(`  ${failure.signature} happens with no hostile input: the well-behaved pair alone`);
@@ -244,13 +273,20 @@ export async function triage(failure: Failure, options: TriageOptions = {}): Pro
       failure.seed !== undefined ? [failure.seed] : failure.suspects.slice(0, options.maxSuspects ?? 32);
     for (const seed of suspects) {
       if (Date.now() > deadline) break;
-      if ((await replayer.reproduces(inputOf(seed))).yes) {
+      if ((await replayer.reproduces([inputOf(seed)])).yes) {
         result.seed = seed;
         break;
       }
     }
     if (result.seed === undefined) {
-      log(`  no single suspect reproduces ${failure.signature} alone (${replayer.trials} replays)`);
+      log(
+        `  no single suspect reproduces ${failure.signature} alone (${replayer.trials} replays); trying them together`,
+      );
+      result.group = await minimalGroup(
+        suspects.slice(0, 16),
+        async (group) => (await replayer.reproduces(group.map(inputOf))).yes,
+        deadline,
+      );
       return result;
     }
     log(`  input ${hex(result.seed)} reproduces it alone; shrinking`);
@@ -260,7 +296,7 @@ export async function triage(failure: Failure, options: TriageOptions = {}): Pro
       progress = false;
       for (const candidate of shrink(current)) {
         if (Date.now() > deadline) break;
-        if ((await replayer.reproduces(candidate)).yes) {
+        if ((await replayer.reproduces([candidate])).yes) {
           current = candidate;
           progress = true;
           break;
@@ -269,7 +305,7 @@ export async function triage(failure: Failure, options: TriageOptions = {}): Pro
     }
     result.minimal = current;
     // One more run to record the bytes the minimal input writes.
-    const last = await replayer.reproduces(current, true);
+    const last = await replayer.reproduces([current]);
     result.writes = last.yes ? last.writes : [];
     return result;
   } finally {
@@ -300,6 +336,10 @@ export function formatTriage(t: Triage, runSeed?: number): string {
     );
   } else if (t.seed !== undefined) {
     lines.push(`replay: npm run fuzz -- --replay ${hex(t.seed)}`);
+  } else if (t.group !== undefined) {
+    lines.push(
+      `no single input does it, but these ${t.group.length} run together do: npm run fuzz -- --replay ${t.group.map(hex).join(',')}`,
+    );
   } else {
     lines.push(
       `not reproduced by any single input alone; suspects: ${f.suspects.slice(0, 16).map(hex).join(' ')}`,
