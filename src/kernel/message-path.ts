@@ -307,16 +307,21 @@ export class MessagePath {
 
   private attachReceiver(s: Session, rec: MailboxRecord, reqId: number, ack: boolean): boolean {
     if (rec.core.isAttached(s.pid)) return true;
-    if (rec.kind === 'inbox' || !rec.rights.may('receive', s)) {
-      s.sendError(reqId, 'PERMISSION_DENIED', `${s.name} may not receive from ${rec.name}`);
+    // A refusal answers the request; a version 1 DEMAND has no request id, so, as in version 1,
+    // its refusal ends the connection.
+    const refuse = (code: IpcErrorCode, text: string) => {
+      if (reqId === 0) this.k.protocolError(s, `${code}: ${text}`);
+      else s.sendError(reqId, code, text);
       return false;
+    };
+    if (rec.kind === 'inbox' || !rec.rights.may('receive', s)) {
+      return refuse('PERMISSION_DENIED', `${s.name} may not receive from ${rec.name}`);
     }
     try {
       rec.core.attach(s.pid);
     } catch (e) {
       if (e instanceof ReceiverBusyError) {
-        s.sendError(reqId, 'RECEIVER_BUSY', `${rec.name} is exclusive and already has a receiver`);
-        return false;
+        return refuse('RECEIVER_BUSY', `${rec.name} is exclusive and already has a receiver`);
       }
       throw e;
     }
