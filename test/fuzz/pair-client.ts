@@ -6,7 +6,7 @@
  * mailbox only it may send to and only `fuzz-pair-b` may receive from, and
  * directly to b's inbox; b receives them with every receive style the public
  * API offers (receive, receive-from, ack / nack, async iteration with breaks,
- * tryReceive) and checks each stream arrives in order, none lost, none
+ * tryReceive, aborted receives) and checks each stream arrives in order, none lost, none
  * duplicated, nothing forged.
  *
  * Talks to the harness over the IPC channel (`PairReport`); on `stop` it
@@ -30,7 +30,7 @@ const rng = new Rng(Number(seedText ?? 1));
 /** Marks this run's genuine messages; a forger cannot guess it by accident. */
 const RUN = `run-${rng.u32().toString(36)}`;
 /** Errors a sender may meet under load and retry; anything else is a violation. */
-const RETRY = new Set(['KERNEL_FULL', 'WOULD_BLOCK', 'TIMEOUT']);
+const RETRY = new Set(['KERNEL_FULL', 'WOULD_BLOCK', 'TIMEOUT', 'ABORTED']);
 /** Errors a receive may end with without anything being wrong. */
 const QUIET = new Set(['TIMEOUT', 'WOULD_BLOCK', 'ABORTED']);
 /** At most this many messages per stream in flight between a and b. */
@@ -148,11 +148,16 @@ async function sender(box: Mailbox, a: IpcProcess): Promise<void> {
     }
     const codec = rng.pick(['json', 'json', 'string', 'bytes', 'v8'] as const);
     const v = value(stream, sent[stream], codec);
-    const variant = rng.int(10);
+    const variant = rng.int(13);
     const options: Record<string, unknown> = { codec };
     if (variant === 0) options.sync = true;
     if (variant === 1) options.nonblock = true;
     if (variant === 2) options.timeout = rng.pick([1, 20, 200]);
+    // A send that fails was never delivered ("never both"): these races check it, since a failed one is sent again.
+    if (variant === 3) Object.assign(options, { sync: true, timeout: rng.pick([1, 5, 50]) });
+    if (variant === 4) options.signal = AbortSignal.timeout(rng.pick([1, 5, 50]));
+    if (variant === 5)
+      Object.assign(options, { sync: true, signal: AbortSignal.timeout(rng.pick([1, 5, 50])) });
     try {
       if (stream === 'mailbox') await box.send(v, options);
       else await a.send(PAIR_B, v, options);
@@ -181,12 +186,22 @@ function done(stream: Stream): boolean {
 /** b's receive loop on the mailbox: every style, switching now and then. */
 async function mailboxReceiver(box: Mailbox): Promise<void> {
   while (!done('mailbox')) {
-    const mode = rng.pick(['receive', 'receive', 'ack', 'iterate', 'iterate-ack', 'try'] as const);
+    const mode = rng.pick(['receive', 'receive', 'ack', 'iterate', 'iterate-ack', 'try', 'abort'] as const);
     try {
       switch (mode) {
         case 'receive':
           for (let i = rng.range(1, 32); i > 0 && !done('mailbox'); i--)
             check('mailbox', await box.receive({ timeout: 200 }));
+          break;
+        case 'abort':
+          // An aborted receive loses nothing: a message already on its way is handed back, and comes next.
+          for (let i = rng.range(1, 16); i > 0 && !done('mailbox'); i--) {
+            try {
+              check('mailbox', await box.receive({ signal: AbortSignal.timeout(rng.pick([1, 2, 5, 50])) }));
+            } catch (e) {
+              if (codeOf(e) !== 'ABORTED') throw e;
+            }
+          }
           break;
         case 'ack':
           for (let i = rng.range(1, 16); i > 0 && !done('mailbox'); i--) {
