@@ -37,6 +37,8 @@ export interface KernelMessage extends CoreMessage {
   handed: boolean;
   /** Set while a sender waits for a receiver to take this message (synchronous send, rendezvous). */
   completion: SendRequest | undefined;
+  /** Its synchronous sender was told it failed while a receiver still held it: if given back, it goes. */
+  dropOnReturn?: boolean;
   /** While `completion` is set: the deliveries of this message, so an expiring send can ask for them back. */
   outAt?: Array<{ session: Session; deliveryId: number }>;
 }

@@ -263,6 +263,15 @@ export class MessagePath {
       if (e !== undefined && e.message === m && !e.consumed && session.version >= 2)
         session.sendWithdraw(deliveryId);
     }
+    // A receiver that does not answer (its event loop stuck, or it ignores WITHDRAW) must not hold
+    // the sender's wait open for good: past the deadline the send fails anyway and the message is
+    // dropped when it comes back. The one case where a failed sync send may still be received.
+    req.timer = startTimer(this.k.options.revokeTimeout, () => {
+      if (m.completion !== req) return;
+      m.completion = undefined;
+      m.dropOnReturn = true;
+      this.answerError(req, code, text);
+    });
   }
 
   /** A parked sender's message entered the mailbox (or, at capacity 0, reached a receiver). */
@@ -368,6 +377,11 @@ export class MessagePath {
       s.pendingReceives.set(f.reqId, req);
       if (nonblock) {
         att.deferred.push(req);
+        // Bounded: a receiver that never hands its messages back gets its answer anyway.
+        req.timer = startTimer(this.k.options.revokeTimeout, () => {
+          if (rec.core.cancelReceive(s.pid, req))
+            this.failReceive(req, 'WOULD_BLOCK', `no message in ${rec.name}`);
+        });
         return;
       }
     } else {
@@ -419,7 +433,11 @@ export class MessagePath {
           att.draining = 0;
           att.deferred.length = 0;
           for (const e of s.inflight.values()) {
-            if (e.record === rec && !e.consumed && e.stream !== 0 && e.stream !== att.stream) att.draining++;
+            if (e.record !== rec || e.consumed) continue;
+            if (e.blocking || (e.stream !== 0 && e.stream !== att.stream)) {
+              e.blocking = true;
+              att.draining++;
+            }
           }
         }
       }
@@ -466,6 +484,8 @@ export class MessagePath {
       ack,
       consumed: false,
       stream: req === undefined ? reqId : 0,
+      recv: req === undefined ? 0 : reqId,
+      blocking: false,
     });
     m.handed = true;
     if (m.completion !== undefined) {
@@ -534,14 +554,16 @@ export class MessagePath {
   }
 
   /**
-   * A push answered (taken or given back). If it was made for an iteration
-   * that has since been replaced, one fewer is outstanding; when none is, the
-   * new iteration's pushes may start.
+   * A delivery answered (taken or given back). If it was one the receiver is
+   * waiting to get back (a push of an iteration that has ended, or the answer
+   * to a receive the client abandoned), one fewer is outstanding; when none is,
+   * deliveries to this receiver resume.
    */
   private settledPush(s: Session, e: Inflight): void {
-    if (e.stream === 0) return;
+    if (!e.blocking) return;
+    e.blocking = false;
     const att = s.attached.get(e.record);
-    if (att === undefined || att.stream === e.stream || att.draining === 0) return;
+    if (att === undefined || att.draining === 0) return;
     if (--att.draining > 0 || e.record.closed) return;
     e.record.core.pumpNow();
     // Non-blocking receives that waited for the drain: answered now, with a message if one was there.
@@ -564,7 +586,7 @@ export class MessagePath {
   /** Put a delivered but unconsumed (or unacknowledged) message back for another receiver. */
   private requeue(rec: MailboxRecord, m: KernelMessage, from: Session): void {
     const c = m.completion;
-    if (rec.closed) {
+    if (rec.closed || m.dropOnReturn === true) {
       if (c !== undefined) {
         m.completion = undefined;
         this.answerError(c, 'MAILBOX_CLOSED', `${rec.name} was closed`);
@@ -643,7 +665,21 @@ export class MessagePath {
       return;
     }
     const r = s.pendingReceives.get(reqId);
-    if (r?.record.core.cancelReceive(s.pid, r)) this.failReceive(r, 'ABORTED', 'receive aborted');
+    if (r !== undefined) {
+      if (r.record.core.cancelReceive(s.pid, r)) this.failReceive(r, 'ABORTED', 'receive aborted');
+      return;
+    }
+    // Too late: the answer is on its way, and the client, which gave up, will hand it back. Until
+    // it has, that receiver gets nothing else from the mailbox, so the message keeps its place.
+    for (const e of s.inflight.values()) {
+      if (e.recv === reqId && !e.consumed && !e.blocking) {
+        const att = s.attached.get(e.record);
+        if (att === undefined) return;
+        e.blocking = true;
+        att.draining++;
+        return;
+      }
+    }
   }
 
   /** Answer a receive that has left the core's parked requests with an error. */

@@ -14,6 +14,14 @@ export interface Inflight {
   consumed: boolean;
   /** The iteration (DEMAND request id) a push answered; 0 for the answer to a RECV. */
   readonly stream: number;
+  /** The RECV this answered (0 for a push). */
+  readonly recv: number;
+  /**
+   * Counted in its attachment's `draining`: the receiver is expected to hand
+   * it back (a push of an ended iteration, an abandoned receive's answer), and
+   * gets nothing else from the mailbox until it has.
+   */
+  blocking: boolean;
 }
 
 /** How a session receives from one mailbox. */
