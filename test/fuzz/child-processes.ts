@@ -165,7 +165,7 @@ export class PairProcess {
         throw new Error(`the pair exited early with ${code}: ${pair.stderr}`);
       }),
     ]);
-    return { pair, ids: { targets: [ready!.mailboxId, ...ready!.inboxes], pids: ready!.pids } };
+    return { pair, ids: { targets: ready!.targets, pids: ready!.pids } };
   }
 
   get stderr(): string {

@@ -29,7 +29,7 @@ import { waitFor } from '../helpers/kernel-harness.js';
 import { type KernelConfig, KernelProcess, PairProcess } from './child-processes.js';
 import { type FuzzContext, type FuzzInput, generateInput, hex } from './frame-fuzzer.js';
 import { type HostileOutcome, type PairIds, runHostile } from './hostile-session.js';
-import { PAIR_A, PAIR_B, PAIR_MAILBOX, type PairReport } from './pair-report.js';
+import { PAIR_A, PAIR_B, PAIR_MAILBOX, PAIR_RENDEZVOUS, type PairReport } from './pair-report.js';
 import { CallError, SENTINEL, Sentinel } from './sentinel.js';
 
 const SEGMENT_PREFIX = 'fuzzseg-';
@@ -114,7 +114,7 @@ export function fuzzContext(config: KernelConfig = DEFAULT_CONFIG): FuzzContext 
   return {
     maxMessageSize: config.maxMessageSize,
     peerNames: [PAIR_A, PAIR_B, SENTINEL],
-    protectedMailboxes: [PAIR_MAILBOX],
+    protectedMailboxes: [PAIR_MAILBOX, PAIR_RENDEZVOUS],
     segmentPrefix: SEGMENT_PREFIX,
   };
 }

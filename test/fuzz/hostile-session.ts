@@ -44,7 +44,7 @@ export interface HostileOutcome {
 export interface HostileOptions {
   /** Keep every write (for the report of a minimized input). */
   record?: boolean;
-  /** Whole-input deadline: a stuck input is cut off here. */
+  /** Deadline for an input's steps (default 30 s): one that takes longer is reported as stalled by the kernel. */
   deadlineMs?: number;
   /**
    * Called when the steps are done and the connection only lingers: the
@@ -309,10 +309,21 @@ class HostileConnection {
     });
   }
 
+  /** Resolves true once connected; false if the connection closed or was not accepted within 5 s. */
   async connected(): Promise<boolean> {
     return new Promise((resolve) => {
-      this.socket.once('connect', () => resolve(true));
-      this.socket.once('close', () => resolve(false));
+      const timer = setTimeout(() => {
+        this.socket.destroy();
+        resolve(false);
+      }, 5000);
+      this.socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
     });
   }
 
@@ -384,8 +395,11 @@ export async function runHostile(
 ): Promise<HostileOutcome> {
   const c = new HostileConnection(socketPath, input, pair, options.record === true);
   const deadline = setTimeout(
-    () => c.violation('input did not finish within its deadline'),
-    options.deadlineMs ?? 10_000,
+    () =>
+      c.violation(
+        `the kernel let an input stall: its steps (waits of at most 25 ms each) took over ${(options.deadlineMs ?? 30_000) / 1000} s`,
+      ),
+    options.deadlineMs ?? 30_000,
   );
   try {
     if (!(await c.connected())) {

@@ -2,12 +2,13 @@
  * The well-behaved pair, run as its own process while hostile connections
  * attack the kernel (a client library that crashes on what the kernel hands
  * it crashes this process, not the harness). Two processes' worth of
- * connections in one: `fuzz-pair-a` sends numbered messages through a
- * mailbox only it may send to and only `fuzz-pair-b` may receive from, and
- * directly to b's inbox; b receives them with every receive style the public
- * API offers (receive, receive-from, ack / nack, async iteration with breaks,
- * tryReceive, aborted receives) and checks each stream arrives in order, none lost, none
- * duplicated, nothing forged.
+ * connections in one: `fuzz-pair-a` sends numbered messages through two
+ * mailboxes only it may send to and only `fuzz-pair-b` may receive from (one
+ * of capacity 16, one rendezvous), and directly to b's inbox; b receives them
+ * with every receive style the public API offers (receive, receive-from,
+ * ack / nack, async iteration with breaks, tryReceive, aborted receives) and
+ * checks each stream arrives in order, none lost, none duplicated, nothing
+ * forged.
  *
  * Talks to the harness over the IPC channel (`PairReport`); on `stop` it
  * finishes sending, drains, reports, and exits.
@@ -20,6 +21,7 @@ import {
   PAIR_A,
   PAIR_B,
   PAIR_MAILBOX,
+  PAIR_RENDEZVOUS,
   type PairCommand,
   type PairReport,
   type Stream,
@@ -36,8 +38,9 @@ const QUIET = new Set(['TIMEOUT', 'WOULD_BLOCK', 'ABORTED']);
 /** At most this many messages per stream in flight between a and b. */
 const WINDOW = 256;
 
-const sent: Record<Stream, number> = { mailbox: 0, direct: 0 };
-const expected: Record<Stream, number> = { mailbox: 0, direct: 0 };
+const STREAMS: readonly Stream[] = ['mailbox', 'rendezvous', 'direct'];
+const sent: Record<Stream, number> = { mailbox: 0, rendezvous: 0, direct: 0 };
+const expected: Record<Stream, number> = { mailbox: 0, rendezvous: 0, direct: 0 };
 let retries = 0;
 let foreign = 0;
 let stopping = false;
@@ -108,10 +111,10 @@ function check(stream: Stream, m: Message, advance = true): boolean {
     } catch {
       // garbage for its codec: the application's problem, not the library's
     }
-    if (stream === 'mailbox') {
+    if (stream !== 'direct') {
       violation(
         'foreign-message',
-        `${PAIR_MAILBOX} admits sends from ${PAIR_A} only, yet delivered a message from ${m.sender} (codec ${m.codec}, priority ${m.priority}, ${m.bytes.length} bytes)`,
+        `${m.mailbox} admits sends from ${PAIR_A} only, yet delivered a message from ${m.sender} (codec ${m.codec}, priority ${m.priority}, ${m.bytes.length} bytes)`,
       );
     }
     return false;
@@ -137,11 +140,15 @@ function check(stream: Stream, m: Message, advance = true): boolean {
   return true;
 }
 
-/** a's send loop: numbered messages to the mailbox and to b's inbox, with every send option. */
-async function sender(box: Mailbox, a: IpcProcess): Promise<void> {
+/** a's send loop: numbered messages to both mailboxes and to b's inbox, with every send option. */
+async function sender(boxes: Record<'mailbox' | 'rendezvous', Mailbox>, a: IpcProcess): Promise<void> {
   let n = 0;
   while (!stopping) {
-    const stream: Stream = rng.chance(0.6) ? 'mailbox' : 'direct';
+    const stream = rng.weighted<Stream>([
+      [9, 'mailbox'],
+      [4, 'rendezvous'],
+      [7, 'direct'],
+    ]);
     if (sent[stream] - expected[stream] >= WINDOW) {
       await sleep(2);
       continue;
@@ -159,8 +166,8 @@ async function sender(box: Mailbox, a: IpcProcess): Promise<void> {
     if (variant === 5)
       Object.assign(options, { sync: true, signal: AbortSignal.timeout(rng.pick([1, 5, 50])) });
     try {
-      if (stream === 'mailbox') await box.send(v, options);
-      else await a.send(PAIR_B, v, options);
+      if (stream === 'direct') await a.send(PAIR_B, v, options);
+      else await boxes[stream].send(v, options);
       sent[stream]++;
     } catch (e) {
       const code = codeOf(e);
@@ -183,35 +190,35 @@ function done(stream: Stream): boolean {
   return draining && expected[stream] >= sent[stream];
 }
 
-/** b's receive loop on the mailbox: every style, switching now and then. */
-async function mailboxReceiver(box: Mailbox): Promise<void> {
-  while (!done('mailbox')) {
+/** b's receive loop on a mailbox (`stream` names which): every style, switching now and then. */
+async function mailboxReceiver(box: Mailbox, stream: 'mailbox' | 'rendezvous'): Promise<void> {
+  while (!done(stream)) {
     const mode = rng.pick(['receive', 'receive', 'ack', 'iterate', 'iterate-ack', 'try', 'abort'] as const);
     try {
       switch (mode) {
         case 'receive':
-          for (let i = rng.range(1, 32); i > 0 && !done('mailbox'); i--)
-            check('mailbox', await box.receive({ timeout: 200 }));
+          for (let i = rng.range(1, 32); i > 0 && !done(stream); i--)
+            check(stream, await box.receive({ timeout: 200 }));
           break;
         case 'abort':
           // An aborted receive loses nothing: a message already on its way is handed back, and comes next.
-          for (let i = rng.range(1, 16); i > 0 && !done('mailbox'); i--) {
+          for (let i = rng.range(1, 16); i > 0 && !done(stream); i--) {
             try {
-              check('mailbox', await box.receive({ signal: AbortSignal.timeout(rng.pick([1, 2, 5, 50])) }));
+              check(stream, await box.receive({ signal: AbortSignal.timeout(rng.pick([1, 2, 5, 50])) }));
             } catch (e) {
               if (codeOf(e) !== 'ABORTED') throw e;
             }
           }
           break;
         case 'ack':
-          for (let i = rng.range(1, 16); i > 0 && !done('mailbox'); i--) {
+          for (let i = rng.range(1, 16); i > 0 && !done(stream); i--) {
             const m = await box.receive({ ack: true, timeout: 200 });
             // A nack hands the message back: it must come again, next.
             if (rng.chance(0.15)) {
-              if (check('mailbox', m, false)) m.nack();
+              if (check(stream, m, false)) m.nack();
               else m.ack();
             } else {
-              check('mailbox', m);
+              check(stream, m);
               m.ack();
             }
           }
@@ -225,16 +232,16 @@ async function mailboxReceiver(box: Mailbox): Promise<void> {
             ack,
             signal: AbortSignal.timeout(300),
           })) {
-            check('mailbox', m);
+            check(stream, m);
             if (ack) m.ack();
-            if (--i <= 0 || done('mailbox')) break;
+            if (--i <= 0 || done(stream)) break;
           }
           break;
         }
         case 'try':
-          for (let i = rng.range(1, 16); i > 0 && !done('mailbox'); i--) {
+          for (let i = rng.range(1, 16); i > 0 && !done(stream); i--) {
             try {
-              check('mailbox', await box.tryReceive());
+              check(stream, await box.tryReceive());
             } catch (e) {
               if (codeOf(e) !== 'WOULD_BLOCK') throw e;
               await sleep(1);
@@ -247,7 +254,7 @@ async function mailboxReceiver(box: Mailbox): Promise<void> {
       if (!QUIET.has(code)) {
         violation(
           `receive-failed ${codeName(e)}`,
-          `${PAIR_B} ${mode} on ${PAIR_MAILBOX} failed: ${code} ${(e as Error).message}`,
+          `${PAIR_B} ${mode} on ${box.name} failed: ${code} ${(e as Error).message}`,
         );
         await sleep(50);
       }
@@ -305,22 +312,24 @@ async function main(): Promise<void> {
       violation('mailbox-closed', `${p.name} was told ${e.mailbox} closed: ${e.reason}`),
     );
   }
-  const boxA = await a.createMailbox(PAIR_MAILBOX, { capacity: 16, senders: [PAIR_A], receivers: [PAIR_B] });
+  const rights = { senders: [PAIR_A], receivers: [PAIR_B] };
+  const boxA = await a.createMailbox(PAIR_MAILBOX, { capacity: 16, ...rights });
+  const rvA = await a.createMailbox(PAIR_RENDEZVOUS, { capacity: 0, ...rights });
   const boxB = await b.openMailbox(PAIR_MAILBOX);
+  const rvB = await b.openMailbox(PAIR_RENDEZVOUS);
   const procs = await a.listProcesses();
   const inboxOf = (name: string): number => procs.find((p) => p.name === name)?.inbox ?? 0;
   report({
     type: 'ready',
-    mailboxId: boxA.id,
-    inboxes: [inboxOf(PAIR_A), inboxOf(PAIR_B)],
+    targets: [boxA.id, rvA.id, inboxOf(PAIR_A), inboxOf(PAIR_B)],
     pids: [a.pid, b.pid],
   });
 
   const progress = setInterval(() => {
     report({
       type: 'progress',
-      sent: sent.mailbox + sent.direct,
-      received: expected.mailbox + expected.direct,
+      sent: sent.mailbox + sent.rendezvous + sent.direct,
+      received: expected.mailbox + expected.rendezvous + expected.direct,
       retries,
       foreign,
     });
@@ -329,13 +338,17 @@ async function main(): Promise<void> {
     if (m.type === 'stop') stopping = true;
   });
 
-  const sending = sender(boxA, a);
-  const receiving = Promise.all([mailboxReceiver(boxB), inboxReceiver(b)]);
+  const sending = sender({ mailbox: boxA, rendezvous: rvA }, a);
+  const receiving = Promise.all([
+    mailboxReceiver(boxB, 'mailbox'),
+    mailboxReceiver(rvB, 'rendezvous'),
+    inboxReceiver(b),
+  ]);
   await sending;
   draining = true;
   const deadline = sleep(10_000).then(() => 'deadline' as const);
   const drained = await Promise.race([receiving.then(() => 'drained' as const), deadline]);
-  for (const s of ['mailbox', 'direct'] as const) {
+  for (const s of STREAMS) {
     if (expected[s] < sent[s]) {
       violation(
         'lost',

@@ -7,12 +7,15 @@
 export const PAIR_A = 'fuzz-pair-a';
 export const PAIR_B = 'fuzz-pair-b';
 export const PAIR_MAILBOX = 'fuzz-pair';
+/** A rendezvous (capacity 0) mailbox with the same rights. */
+export const PAIR_RENDEZVOUS = 'fuzz-pair-rv';
 
-export type Stream = 'mailbox' | 'direct';
+export type Stream = 'mailbox' | 'rendezvous' | 'direct';
 
 /** Pair -> harness. */
 export type PairReport =
-  | { type: 'ready'; mailboxId: number; inboxes: number[]; pids: number[] }
+  /** targets: the mailbox, the rendezvous mailbox, a's and b's inboxes. */
+  | { type: 'ready'; targets: number[]; pids: number[] }
   | { type: 'progress'; sent: number; received: number; retries: number; foreign: number }
   | { type: 'violation'; kind: string; detail: string }
   | { type: 'done'; sent: Record<Stream, number>; received: Record<Stream, number>; foreign: number };

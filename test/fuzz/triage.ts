@@ -7,7 +7,7 @@
  * replay runs on a harness of its own once the previous one failed, so state
  * from one trial never explains the next.
  */
-import { Op } from '../../src/wire/protocol.js';
+import { MAGIC, Op } from '../../src/wire/protocol.js';
 import {
   type Body,
   type FuzzInput,
@@ -63,6 +63,15 @@ function bodyText(b: Body): string {
   }
 }
 
+/** A HELLO body field by field, when it has them all. */
+function helloText(b: Body): string {
+  if (b.k !== 'raw' || b.bytes.length < 16) return bodyText(b);
+  const x = b.bytes;
+  const magic = x.readUInt32LE(0) === MAGIC ? '' : `magic=0x${x.readUInt32LE(0).toString(16)} `;
+  const cap = x.readUInt32LE(12);
+  return `${magic}version=${x.readUInt16LE(4)} inbox=${cap === 0xffffffff ? 'unbounded' : cap} name=${JSON.stringify(shortText(x.toString('utf8', 16)))}`;
+}
+
 /** One line per step, as a reader would want to see a minimal input. */
 export function describeInput(input: FuzzInput): string {
   const lines: string[] = [];
@@ -77,7 +86,7 @@ export function describeInput(input: FuzzInput): string {
         if (!('lit' in s.target) || s.target.lit !== 0) fields.push(`target=${refText(s.target)}`);
         if (s.lengthDelta) fields.push(`length${s.lengthDelta > 0 ? '+' : ''}${s.lengthDelta}`);
         if (s.truncate >= 0) fields.push(`cut to ${s.truncate} bytes`);
-        const body = bodyText(s.body);
+        const body = s.op === Op.HELLO ? helloText(s.body) : bodyText(s.body);
         lines.push(`${opName(s.op)} ${fields.join(' ')}${body ? ` body: ${body}` : ''}`);
         break;
       }
