@@ -50,6 +50,14 @@ function sessionNamed(k: Kernel, name: string): Session {
   return s;
 }
 
+/**
+ * Who may force a removal like ipcrm: root, or the user the kernel runs as (in a single-user
+ * daemon that is everyone who can connect; in a group daemon, not the group's other users).
+ */
+function isAdministrator(s: Session): boolean {
+  return s.uid === undefined || s.uid === 0 || s.uid === process.getuid?.();
+}
+
 function requireOwner(rec: MailboxRecord, s: Session, what: string): void {
   if (!rec.rights.mayAdminister(s, rec.options.owner === 'system')) {
     throw new IpcError('PERMISSION_DENIED', `only the owner (${rec.rights.owner}) may ${what} ${rec.name}`);
@@ -211,7 +219,10 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
     }
     case 'segment.remove': {
       const rec = segmentNamed(k, str(a, 'name'));
-      if (a.force !== true && !rec.rights.mayAdminister(s, rec.ownership === 'system')) {
+      if (
+        !(a.force === true && isAdministrator(s)) &&
+        !rec.rights.mayAdminister(s, rec.ownership === 'system')
+      ) {
         throw new IpcError(
           'PERMISSION_DENIED',
           `only the owner (${rec.rights.owner}) may remove ${rec.name}`,
@@ -251,7 +262,7 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
     }
     case 'mailbox.delete': {
       const rec = mailboxNamed(k, str(a, 'name'));
-      if (a.force !== true) requireOwner(rec, s, 'delete');
+      if (!(a.force === true && isAdministrator(s))) requireOwner(rec, s, 'delete');
       k.deleteMailbox(rec, `deleted by ${s.name}`);
       return null;
     }
