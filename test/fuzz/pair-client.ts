@@ -321,7 +321,7 @@ async function main(): Promise<void> {
   const inboxOf = (name: string): number => procs.find((p) => p.name === name)?.inbox ?? 0;
   report({
     type: 'ready',
-    targets: [boxA.id, rvA.id, inboxOf(PAIR_A), inboxOf(PAIR_B)],
+    targets: [boxA.id, rvA.id, inboxOf(PAIR_A), inboxOf(PAIR_B)], // the order of PAIR_TARGETS
     pids: [a.pid, b.pid],
   });
 

@@ -12,9 +12,14 @@ export const PAIR_RENDEZVOUS = 'fuzz-pair-rv';
 
 export type Stream = 'mailbox' | 'rendezvous' | 'direct';
 
+/** The pair's targets in the order `ready` reports their ids (hostile inputs pick among them). */
+export const PAIR_TARGETS = [PAIR_MAILBOX, PAIR_RENDEZVOUS, `@${PAIR_A}`, `@${PAIR_B}`] as const;
+/** The pair's processes in the order `ready` reports their pids. */
+export const PAIR_PROCESSES = [PAIR_A, PAIR_B] as const;
+
 /** Pair -> harness. */
 export type PairReport =
-  /** targets: the mailbox, the rendezvous mailbox, a's and b's inboxes. */
+  /** targets: ids of PAIR_TARGETS, in that order; pids: of PAIR_PROCESSES. */
   | { type: 'ready'; targets: number[]; pids: number[] }
   | { type: 'progress'; sent: number; received: number; retries: number; foreign: number }
   | { type: 'violation'; kind: string; detail: string }

@@ -18,6 +18,7 @@ import {
   type Word,
 } from './frame-fuzzer.js';
 import { type Failure, FuzzHarness, fuzzContext, type HarnessOptions } from './fuzz-harness.js';
+import { PAIR_PROCESSES, PAIR_TARGETS } from './pair-report.js';
 
 // ---------------------------------------------------------------- description and shrinking
 
@@ -28,12 +29,18 @@ function opName(op: number): string {
 }
 
 function refText(t: TargetRef): string {
-  return 'lit' in t ? `#${t.lit}` : t.pool === 'own' ? 'own-inbox' : `${t.pool}[${t.pick % 8}]`;
+  if ('lit' in t) return `#${t.lit}`;
+  if (t.pool === 'own') return 'own-inbox';
+  if (t.pool === 'pair') return PAIR_TARGETS[t.pick % PAIR_TARGETS.length]!;
+  // How many the connection has learned of is known only at run time: the bytes written show the id.
+  return `${t.pool}(pick ${t.pick})`;
 }
 
 function wordText(w: Word): string {
   if ('lit' in w) return String(w.lit);
-  return 'epoch' in w ? 'last-revoke-epoch' : `${w.pid}-pid`;
+  if ('epoch' in w) return 'last-revoke-epoch';
+  if (w.pid === 'pair') return `pid of ${PAIR_PROCESSES[w.pick % PAIR_PROCESSES.length]}`;
+  return `${w.pid}-pid`;
 }
 
 function shortBytes(b: Buffer): string {
@@ -57,9 +64,9 @@ function bodyText(b: Body): string {
         ', ',
       );
     case 'ids':
-      return `ids [${b.ids.map((i) => ('lit' in i ? String(i.lit) : `delivered[${i.delivered % 8}]`)).join(', ')}]${b.odd ? ` +${b.odd} stray bytes` : ''}`;
+      return `ids [${b.ids.map((i) => ('lit' in i ? String(i.lit) : `delivery(pick ${i.delivered})`)).join(', ')}]${b.odd ? ` +${b.odd} stray bytes` : ''}`;
     case 'giveBack':
-      return `give back delivered[${b.pick % 8}]${b.mutate ? ' (header as written)' : ''}`;
+      return `give back delivery(pick ${b.pick})${b.mutate ? ' (header as written)' : ''}`;
   }
 }
 
