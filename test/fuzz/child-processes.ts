@@ -116,6 +116,7 @@ export class PairProcess {
   sent = 0;
   received = 0;
   retries = 0;
+  /** When the pair last reported a message more received (the harness's stall check resets it). */
   lastProgressAt = Date.now();
   done: Extract<PairReport, { type: 'done' }> | undefined;
 

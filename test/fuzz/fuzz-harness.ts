@@ -9,8 +9,9 @@
  * - kernel-stderr: the kernel writes nothing to stderr (no warnings, no traces);
  * - pair / pair-crash: the pair receives every message it sent, in order, none
  *   lost, duplicated or forged, its sends and receives fail only with
- *   load-shedding codes (KERNEL_FULL, WOULD_BLOCK, TIMEOUT), and its process
- *   (the client library) does not crash;
+ *   load-shedding codes (KERNEL_FULL, WOULD_BLOCK, TIMEOUT, ABORTED), it gets
+ *   a message through at least every 20 s, and its process (the client
+ *   library) does not crash;
  * - bystander: no well-behaved connection (pair, sentinel) is closed or told
  *   off, and the sentinel's control calls keep working;
  * - unresponsive: the kernel answers the sentinel within 5 s;
@@ -42,6 +43,8 @@ const MiB = 1024 * 1024;
  * The bound is for blow-ups (buffering without bound), not for that.
  */
 const GC_SLACK = 192 * MiB;
+/** The pair must get a message through at least this often (it sends several a millisecond). */
+const STALL_MS = 20_000;
 
 export type { KernelConfig };
 
@@ -282,6 +285,16 @@ export class FuzzHarness {
       if (this.sentinel.lost !== undefined && !kernel.exited) {
         this.fail('bystander', `bystander: ${normalize(this.sentinel.lost)}`, this.sentinel.lost);
       }
+      const pair = this.pair;
+      if (
+        pair !== undefined &&
+        !pair.stopping &&
+        !kernel.exited &&
+        Date.now() - pair.lastProgressAt > STALL_MS
+      ) {
+        pair.lastProgressAt = Date.now();
+        void this.failStall(pair.sent, pair.received, pair.retries);
+      }
       if (++tick % 5 === 0 && !pingInFlight && !kernel.exited) {
         pingInFlight = true;
         const started = Date.now();
@@ -308,6 +321,26 @@ export class FuzzHarness {
           });
       }
     }, 100);
+  }
+
+  /** The pair got nothing through for STALL_MS: say what the kernel holds, which is usually why. */
+  private async failStall(sent: number, received: number, retries: number): Promise<void> {
+    let held = '';
+    try {
+      const status = await this.sentinel.call<KernelStatus>('status');
+      const top = [...status.mailboxes]
+        .sort((x, y) => y.bytes - x.bytes)
+        .slice(0, 3)
+        .map((m) => `${m.name} ${m.bytes} bytes (depth ${m.depth})`);
+      held = `; the kernel holds ${status.kernel.memoryUsed} of ${status.kernel.memoryBudget} budget bytes, most in ${top.join(', ')}`;
+    } catch (e) {
+      held = `; status failed: ${String(e)}`;
+    }
+    this.fail(
+      'pair',
+      'pair: stalled',
+      `the pair got no message through for ${STALL_MS / 1000} s (sent ${sent}, received ${received}, ${retries} send retries so far)${held}`,
+    );
   }
 
   private failRss(): void {

@@ -8,7 +8,7 @@
  * with every receive style the public API offers (receive, receive-from,
  * ack / nack, async iteration with breaks, tryReceive, aborted receives) and
  * checks each stream arrives in order, none lost, none duplicated, nothing
- * forged.
+ * forged. Both drain their inboxes of what hostile inputs send them.
  *
  * Talks to the harness over the IPC channel (`PairReport`); on `stop` it
  * finishes sending, drains, reports, and exits.
@@ -262,6 +262,33 @@ async function mailboxReceiver(box: Mailbox, stream: 'mailbox' | 'rendezvous'): 
   }
 }
 
+/**
+ * a's own inbox: nobody sends a anything but hostile inputs, yet what they
+ * send must be read, or it fills the kernel's budget and every sender gets
+ * KERNEL_FULL for good.
+ */
+async function drainInbox(a: IpcProcess): Promise<void> {
+  while (!leaving && !draining) {
+    try {
+      const m = await a.receive({ timeout: 200 });
+      foreign++;
+      try {
+        void m.data;
+      } catch {
+        // garbage for its codec
+      }
+    } catch (e) {
+      if (!QUIET.has(codeOf(e))) {
+        violation(
+          `receive-failed ${codeName(e)}`,
+          `${PAIR_A} receive on its inbox failed: ${codeOf(e)} ${(e as Error).message}`,
+        );
+        await sleep(50);
+      }
+    }
+  }
+}
+
 /** b's receive loop on its inbox: from anyone (hostile senders too), from a only, iteration. */
 async function inboxReceiver(b: IpcProcess): Promise<void> {
   while (!done('direct')) {
@@ -344,10 +371,12 @@ async function main(): Promise<void> {
     mailboxReceiver(rvB, 'rendezvous'),
     inboxReceiver(b),
   ]);
+  const drainingInbox = drainInbox(a);
   await sending;
   draining = true;
   const deadline = sleep(10_000).then(() => 'deadline' as const);
   const drained = await Promise.race([receiving.then(() => 'drained' as const), deadline]);
+  await drainingInbox;
   for (const s of STREAMS) {
     if (expected[s] < sent[s]) {
       violation(
