@@ -278,10 +278,6 @@ export class MailboxCore<M extends CoreMessage> {
     return true;
   }
 
-  isParked(waiter: SendWaiter<M>): boolean {
-    return this.live.has(waiter);
-  }
-
   private trimSenders(): void {
     while (this.senders.length > 0 && !this.live.has(this.senders.peek()!)) this.senders.shift();
     if (this.senders.length > 2 * this.live.size + 64) {

@@ -80,16 +80,6 @@ export class CreditBook<S extends CreditHolder> {
     return this.round !== undefined;
   }
 
-  /** Epoch of the round in progress (0 if none). */
-  get currentEpoch(): number {
-    return this.round?.epoch ?? 0;
-  }
-
-  /** Holders that owe an answer in the current round. */
-  get owing(): number {
-    return this.round?.awaiting.size ?? 0;
-  }
-
   /**
    * Top `s` up to `window` slots and `maxBytes` bytes (taking at most
    * `bytesRoom` from the budget) if it is running low. Returns false if
@@ -138,14 +128,6 @@ export class CreditBook<S extends CreditHolder> {
     c.bytes -= size;
     this.env.budget.reserved -= size + MESSAGE_OVERHEAD;
     return how;
-  }
-
-  slotsOf(s: S): number {
-    return this.holders.get(s)?.slots ?? 0;
-  }
-
-  bytesOf(s: S): number {
-    return this.holders.get(s)?.bytes ?? 0;
   }
 
   /**

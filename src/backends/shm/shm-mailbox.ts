@@ -52,7 +52,7 @@ import {
 import { deadlineAfter, remaining } from '../../shm/futex.js';
 import { MpmcRing, type RecordFiller } from '../../shm/mpmc-ring.js';
 import { Segment } from '../../shm/segment.js';
-import type { SegmentRole } from '../../wire/info-types.js';
+import type { SegmentInfo, SegmentRole } from '../../wire/info-types.js';
 import { codecId, codecName, encodePayload, inferCodec } from '../../wire/payload-codec.js';
 import type { CodecName } from '../../wire/protocol.js';
 import {
@@ -75,14 +75,7 @@ export type { SegmentRole };
 export { ShmMessage };
 
 /** What the kernel says about a registered segment (the fields this backend reads). */
-export interface SegmentInfoLike {
-  name: string;
-  size: number;
-  kind: 'segment' | 'mailbox';
-  ownership: 'process' | 'system';
-  owner: string;
-  meta: unknown;
-}
+export type SegmentInfoLike = Pick<SegmentInfo, 'name' | 'size' | 'kind' | 'ownership' | 'owner' | 'meta'>;
 
 /**
  * The kernel's segment registry as the backend uses it. `IpcProcess` (from
