@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect, type IpcProcess, type Mailbox } from '../../src/index.js';
 import { errorCodeFromWire } from '../../src/wire/error-codes.js';
 import { MAGIC, Op, PROTOCOL_VERSION } from '../../src/wire/protocol.js';
+import { helloFrame, frame as rawFrame } from '../fixtures/hardening-support.js';
 import { type Daemon, startDaemon } from '../helpers/kernel-harness.js';
 import { type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
@@ -19,25 +20,13 @@ interface RawFrame {
   body: Buffer;
 }
 
+/** A raw frame (layout in test/fixtures/hardening-support.ts, after docs/protocol.md). */
 function frame(op: number, reqId: number, body: Buffer = Buffer.alloc(0), target = 0): Buffer {
-  const b = Buffer.alloc(16 + body.length);
-  b.writeUInt32LE(12 + body.length, 0);
-  b[4] = op;
-  b.writeUInt32LE(reqId, 8);
-  b.writeUInt32LE(target, 12);
-  body.copy(b, 16);
-  return b;
+  return rawFrame(op, { reqId, target }, body);
 }
 
 function hello(name: string, magic = MAGIC, version = PROTOCOL_VERSION): Buffer {
-  const n = Buffer.from(name, 'utf8');
-  const body = Buffer.alloc(16 + n.length);
-  body.writeUInt32LE(magic, 0);
-  body.writeUInt16LE(version, 4);
-  body.writeUInt32LE(process.pid, 8);
-  body.writeUInt32LE(0xffffffff, 12);
-  n.copy(body, 16);
-  return frame(Op.HELLO, 1, body);
+  return helloFrame(name, 1, version, magic);
 }
 
 function parseFrames(bytes: Buffer): RawFrame[] {
