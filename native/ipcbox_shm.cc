@@ -77,7 +77,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef __linux__
+// IPCBOX_PORTABLE builds the non-Linux branches on Linux too, so CI checks that they compile.
+#if defined(__linux__) && !defined(IPCBOX_PORTABLE)
+#define IPCBOX_LINUX 1
+#else
+#define IPCBOX_LINUX 0
+#endif
+
+#if IPCBOX_LINUX
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #else
@@ -163,7 +170,7 @@ void ThrowErrno(Isolate* iso, int err, const char* syscall, const std::string& n
 }
 
 long Futex(uint32_t* addr, int op, uint32_t val, const timespec* ts, uint32_t val3) {
-#ifdef __linux__
+#if IPCBOX_LINUX
   return syscall(SYS_futex, addr, op, val, ts, nullptr, val3);
 #else
   errno = ENOSYS;
@@ -180,7 +187,7 @@ struct WaitvEntry {
 };
 
 long FutexWaitv(WaitvEntry* entries, unsigned n, const timespec* deadline) {
-#if defined(__linux__) && defined(SYS_futex_waitv)
+#if IPCBOX_LINUX && defined(SYS_futex_waitv)
   return syscall(SYS_futex_waitv, entries, n, 0, deadline, CLOCK_MONOTONIC);
 #else
   errno = ENOSYS;
@@ -861,7 +868,7 @@ void GetPid(const FunctionCallbackInfo<Value>& args) {
 }
 
 void GetTid(const FunctionCallbackInfo<Value>& args) {
-#ifdef __linux__
+#if IPCBOX_LINUX
   int32_t tid = static_cast<int32_t>(syscall(SYS_gettid));
 #else
   int32_t tid = static_cast<int32_t>(getpid());
@@ -891,7 +898,7 @@ void PeerCredentials(const FunctionCallbackInfo<Value>& args) {
   }
   int fd = static_cast<int>(fd_v);
   double pid = 0, uid = 0, gid = 0;
-#if defined(__linux__)
+#if IPCBOX_LINUX
   struct ucred cred;
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -907,6 +914,7 @@ void PeerCredentials(const FunctionCallbackInfo<Value>& args) {
   uid = u;
   gid = g;
 #else
+  (void)fd;
   return ThrowErrno(iso, ENOSYS, "peerCredentials", "");
 #endif
   Local<Object> out = Object::New(iso);

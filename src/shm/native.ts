@@ -6,11 +6,19 @@
  * `IpcError('NATIVE_UNAVAILABLE')` with the load failure as `cause`, and
  * message passing elsewhere keeps working.
  *
- * The addon is looked up at `<package root>/native/build/Release/ipcbox_shm.node`,
- * where the package root is the nearest ancestor directory of this file that
- * holds a package.json (this file runs from src/shm/ or dist/src/shm/), or at
- * `$IPCBOX_NATIVE_ADDON` when that is set (another build; tests use it to
- * check what happens without the addon).
+ * node-gyp-build finds the binary in `<package root>/native`: a local build
+ * (`native/build/Release`, what `npm install` compiles when nothing prebuilt
+ * fits) first, then the prebuilt one shipped in the package
+ * (`native/prebuilds/<platform>-<arch>/node.abi<N>.glibc.node`). The package
+ * root is the nearest ancestor directory of this file that holds a
+ * package.json (this file runs from src/shm/ or dist/src/shm/).
+ * `$IPCBOX_NATIVE_ADDON`, when set, names the binary instead (another build;
+ * tests use it to check what happens without the addon).
+ *
+ * The addon uses V8's API, not Node-API: Node-API cannot make a
+ * SharedArrayBuffer over external memory (nodejs/node#62259), and a segment
+ * must be one. So a prebuild fits one Node ABI; other Node versions compile
+ * at install.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -86,7 +94,14 @@ export interface NativeShm {
   peerCredentials(fd: number): PeerCredentials;
 }
 
-const ADDON = join('native', 'build', 'Release', 'ipcbox_shm.node');
+/** node-gyp-build's entry point (a CommonJS module without types). */
+interface NodeGypBuild {
+  path(dir: string): string;
+}
+
+/** What fixes a missing addon, for an installed package (the usual case) and inside its own checkout. */
+export const NATIVE_FIX =
+  'install a C++ compiler, make and python3, then run "npm rebuild ipcbox" (in the ipcbox checkout itself: "npm run build:native")';
 
 let loaded: NativeShm | undefined;
 let failure: IpcError | undefined;
@@ -105,19 +120,23 @@ function packageRoot(): string {
 export function native(): NativeShm {
   if (loaded !== undefined) return loaded;
   if (failure !== undefined) throw failure;
-  let path = ADDON;
+  let where = 'native/';
   try {
-    if (process.platform !== 'linux')
-      throw new Error(`shared memory futexes need Linux, not ${process.platform}`);
-    path = process.env.IPCBOX_NATIVE_ADDON || join(packageRoot(), ADDON);
-    loaded = createRequire(import.meta.url)(path) as NativeShm;
+    const require = createRequire(import.meta.url);
+    const dir = join(packageRoot(), 'native');
+    where = dir;
+    const path = process.env.IPCBOX_NATIVE_ADDON || (require('node-gyp-build') as NodeGypBuild).path(dir);
+    where = path;
+    loaded = require(path) as NativeShm;
     return loaded;
   } catch (cause) {
-    const why = cause instanceof Error ? cause.message : String(cause);
+    const why = (cause instanceof Error ? cause.message : String(cause)).trim().replace(/\s*\n\s*/g, '; ');
     failure = new IpcError(
       'NATIVE_UNAVAILABLE',
-      `ipcbox shared memory addon unavailable (${path}): ${why}; build it with "cd native && node-gyp rebuild"`,
-      { cause },
+      `ipcbox shared memory addon unavailable (${where}): ${why}; to fix: ${NATIVE_FIX}`,
+      {
+        cause,
+      },
     );
     throw failure;
   }
