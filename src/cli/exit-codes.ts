@@ -1,6 +1,6 @@
 import type { IpcErrorCode } from '../errors.js';
 
-/** The CLI's exit statuses (documented in --help and the README). */
+/** The CLI's exit statuses (documented in --help, docs/cli.md and the README). */
 export const ExitCode = {
   OK: 0,
   ERROR: 1,
@@ -10,6 +10,7 @@ export const ExitCode = {
   NOT_FOUND: 5,
   PERMISSION: 6,
   NO_KERNEL: 7,
+  TOO_LARGE: 8,
 } as const;
 
 const BY_CODE: Partial<Record<IpcErrorCode, number>> = {
@@ -21,6 +22,8 @@ const BY_CODE: Partial<Record<IpcErrorCode, number>> = {
   PERMISSION_DENIED: ExitCode.PERMISSION,
   KERNEL_UNAVAILABLE: ExitCode.NO_KERNEL,
   INVALID_ARGUMENT: ExitCode.USAGE,
+  MESSAGE_TOO_LARGE: ExitCode.TOO_LARGE,
+  WRONG_MESSAGE_SIZE: ExitCode.TOO_LARGE,
 };
 
 export function exitCodeFor(code: IpcErrorCode): number {
@@ -28,11 +31,12 @@ export function exitCodeFor(code: IpcErrorCode): number {
 }
 
 export const EXIT_CODES_HELP = `Exit status:
-  0  success
+  0  success (also when stdout is closed early, as by 'ipcbox status | head -1')
   1  other error
   2  usage error
   3  timed out
   4  would block (non-blocking and not possible now)
   5  no such mailbox, process or segment
   6  permission denied
-  7  kernel not running`;
+  7  kernel not running
+  8  message too large, or not the size a fixed-size mailbox takes`;

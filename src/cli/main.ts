@@ -1,79 +1,119 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { IpcError } from '../errors.js';
-import { type GlobalOptions, parseIntOption } from './commands/common.js';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { RightKind } from '../core/rights.js';
+import { CODEC_NAMES } from '../wire/protocol.js';
+import type { GlobalOptions } from './commands/common.js';
 import { daemon } from './commands/daemon.js';
-import { createMailbox, removeMailbox } from './commands/mailbox.js';
+import { changeRights, createMailbox, removeMailboxes, transferMailbox } from './commands/mailbox.js';
 import { recv } from './commands/recv.js';
 import { send } from './commands/send.js';
-import { listSegments, removeSegment } from './commands/shm.js';
+import { listSegments, removeSegments } from './commands/shm.js';
 import { signal } from './commands/signal.js';
+import { signals } from './commands/signals.js';
 import { status } from './commands/status.js';
-import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
+import { EXIT_CODES_HELP, ExitCode } from './exit-codes.js';
+import { reportFailure, UsageError } from './failure.js';
+import type { MessageSource } from './message-input.js';
+import { byteSize, integer, SIZE_HELP } from './option-parsers.js';
+import { StdoutClosedError } from './output.js';
 
-function intArg(label: string, max?: number) {
-  const parse = parseIntOption(label, max);
-  return (v: string) => {
+/**
+ * The version in ipcbox's package.json, found by walking up from this file:
+ * dist/src/cli/main.js in the repository, node_modules/ipcbox/dist/src/cli/main.js
+ * when installed (the package.json there is ipcbox's own).
+ */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
     try {
-      return parse(v);
-    } catch (e) {
-      throw new InvalidArgumentError((e as Error).message);
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'ipcbox' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // No (readable) package.json here: keep walking up.
     }
-  };
+    const up = dirname(dir);
+    if (up === dir) return 'unknown';
+    dir = up;
+  }
+}
+
+/** What the action of the command that ran asks main() to exit with (commands that report partial failure). */
+let actionStatus: number = ExitCode.OK;
+async function run(f: () => Promise<unknown>): Promise<void> {
+  const r = await f();
+  actionStatus = typeof r === 'number' ? r : ExitCode.OK;
 }
 
 const program = new Command();
 program
   .name('ipcbox')
   .description('Inspect and drive ipcbox IPC objects: processes, mailboxes, segments, signals.')
+  .version(packageVersion(), '-V, --version', 'print the version and exit')
   .option(
     '--socket <path>',
     'kernel socket (default: $IPCBOX_SOCKET, $XDG_RUNTIME_DIR/ipcbox/kernel.sock, /tmp/ipcbox-<uid>/kernel.sock)',
   )
   .option('--name <name>', 'process name this command connects as (default: assigned by the kernel)')
-  .addHelpText('after', `\nTARGET names a mailbox, or a process as @name.\n\n${EXIT_CODES_HELP}\n`)
-  .showHelpAfterError()
-  .exitOverride();
+  .addHelpText(
+    'after',
+    `
+TARGET names a mailbox, or a process as @name.
+Sizes take K, M, G (also KiB, MiB, GiB): powers of 1024.
+With --json, output is JSON (one object per line for streams) and an error is
+one JSON object on stderr: {"error":{"code":...,"message":...,"exitCode":...}}.
+Colour only on a terminal, never with NO_COLOR set.
+
+${EXIT_CODES_HELP}
+`,
+  );
 
 const g = (): GlobalOptions => program.opts<GlobalOptions>();
+const json = () => new Option('--json', 'machine-readable output (and errors as JSON on stderr)');
+const timeout = (what: string) =>
+  new Option('--timeout <ms>', `give up after MS milliseconds ${what} (exit 3)`)
+    .argParser(integer(0))
+    .conflicts('nonblock');
 
 program
   .command('daemon')
   .description('run the kernel in the foreground (SIGINT/SIGTERM stop it and remove its socket)')
-  .option('--max-message-size <bytes>', 'largest message payload', intArg('--max-message-size'))
+  .option('--max-message-size <size>', `largest message payload (${SIZE_HELP}; default 16M)`, byteSize)
   .option(
-    '--memory-budget <bytes>',
-    'bytes the kernel may hold for messages before sends fail with KERNEL_FULL',
-    intArg('--memory-budget'),
+    '--memory-budget <size>',
+    `bytes the kernel may hold for messages before sends fail with KERNEL_FULL (${SIZE_HELP}; default 256M)`,
+    byteSize,
   )
   .option('--group <name>', 'let members of this group connect (socket 0660); rights are then held by uid')
-  .option(
-    '--revoke-timeout <ms>',
-    'how long a credit holder may take to answer REVOKE',
-    intArg('--revoke-timeout'),
-  )
-  .action(
-    async (o: { maxMessageSize?: number; memoryBudget?: number; group?: string; revokeTimeout?: number }) => {
-      const opts: Parameters<typeof daemon>[0] = { ...o };
-      const socket = g().socket;
-      if (socket !== undefined) opts.socket = socket;
-      await daemon(opts);
-    },
-  );
+  .option('--revoke-timeout <ms>', 'how long a credit holder may take to answer REVOKE', integer(0))
+  .addOption(json())
+  .action((o: Parameters<typeof daemon>[0]) => {
+    const opts = { ...o };
+    const socket = g().socket;
+    if (socket !== undefined) opts.socket = socket;
+    return run(() => daemon(opts));
+  });
 
 program
   .command('status')
-  .description('list processes and mailboxes (like ipcs)')
-  .option('--json', 'machine-readable output')
-  .action((o: { json?: boolean }) => status(g(), o));
+  .description('list processes, mailboxes and segments (like ipcs)')
+  .addOption(json())
+  .action((o: { json?: boolean }) => run(() => status(g(), o)));
 
-const mailbox = program.command('mailbox').description('create or remove mailboxes');
+const mailbox = program.command('mailbox').description('create, remove and administer mailboxes');
 mailbox
   .command('create <name>')
-  .description('create a mailbox (owned by the system unless --owner process)')
+  .description(
+    'create a system-owned mailbox (it lives until removed); --owner process is refused, see docs/cli.md',
+  )
   .option('--capacity <n>', "0 (rendezvous), N (bounded) or 'unbounded'", (v) => {
     if (v !== 'unbounded' && !/^\d+$/.test(v))
-      throw new InvalidArgumentError("capacity must be a number or 'unbounded'");
+      throw new InvalidArgumentError("expected a number or 'unbounded'");
     return v;
   })
   .addOption(
@@ -87,90 +127,182 @@ mailbox
   .addOption(
     new Option(
       '--owner <owner>',
-      'system: lives until removed; process: removed when its creator exits',
+      "system (default). 'process' is refused: this command would own it, and it would vanish as the command exits",
     ).choices(['system', 'process']),
   )
-  .option('--max-size <bytes>', 'largest message', intArg('--max-size'))
-  .option('--fixed-size <bytes>', 'every message exactly this size', intArg('--fixed-size'))
-  .action((name: string, o) => createMailbox(g(), name, o));
+  .option('--max-size <size>', `largest message (${SIZE_HELP})`, byteSize)
+  .option('--fixed-size <size>', `every message exactly this size (${SIZE_HELP})`, byteSize)
+  .addOption(json())
+  .action((name: string, o) => run(() => createMailbox(g(), name, o)));
 mailbox
-  .command('rm <name>')
-  .description('remove a mailbox (like ipcrm); pending operations on it fail with MAILBOX_CLOSED')
-  .action((name: string) => removeMailbox(g(), name));
+  .command('rm <name...>')
+  .description(
+    'remove mailboxes (like ipcrm); pending operations on them fail with MAILBOX_CLOSED. Every name is tried; the exit status is that of the first failure',
+  )
+  .addOption(json())
+  .action((names: string[], o: { json?: boolean }) => run(() => removeMailboxes(g(), names, o)));
+for (const change of ['grant', 'revoke'] as const) {
+  mailbox
+    .command(change)
+    .argument('<name>')
+    .addArgument(new Argument('<right>').choices(['send', 'receive']))
+    .argument('<who...>')
+    .description(
+      change === 'grant'
+        ? "let WHO (process names, or 'everyone') send or receive (RIGHT: send|receive); owner or, for a system mailbox, its user only"
+        : "take RIGHT (send|receive) from WHO (process names, or 'everyone': all but the owner); receivers that lose it are detached",
+    )
+    .addOption(json())
+    .action((name: string, r: RightKind, who: string[], o: { json?: boolean }) =>
+      run(() => changeRights(g(), change, name, r, who, o)),
+    );
+}
+mailbox
+  .command('transfer <name> <to>')
+  .description('pass ownership (deletion, rights management) to connected process TO')
+  .addOption(json())
+  .action((name: string, to: string, o: { json?: boolean }) => run(() => transferMailbox(g(), name, to, o)));
 
 const shm = program.command('shm').description('list or remove shared-memory segments');
 shm
   .command('ls')
   .description('list segments registered with the kernel')
-  .option('--json', 'machine-readable output')
-  .action((o: { json?: boolean }) => listSegments(g(), o));
+  .addOption(json())
+  .action((o: { json?: boolean }) => run(() => listSegments(g(), o)));
 shm
-  .command('rm <name>')
+  .command('rm <name...>')
   .description(
-    'remove a segment (like ipcrm -m): registered ones through the kernel, others by unlinking the name',
+    'remove segments (like ipcrm -m): registered ones through the kernel, others by unlinking the name. Every name is tried; the exit status is that of the first failure',
   )
-  .action((name: string) => removeSegment(g(), name));
+  .addOption(json())
+  .action((names: string[], o: { json?: boolean }) => run(() => removeSegments(g(), names, o)));
 
 program
-  .command('send <target> <message>')
-  .description('send MESSAGE (a string, or JSON with --json) to TARGET')
-  .option('--priority <p>', 'priority 0..31 (higher first)', intArg('--priority', 31))
-  .option('--timeout <ms>', 'give up after MS milliseconds (exit 3)', intArg('--timeout'))
-  .option('--nonblock', 'fail at once if the mailbox is full (exit 4)')
+  .command('send <target> [message]')
+  .description(
+    "send MESSAGE to TARGET; MESSAGE '-' reads it from stdin (or use --file), up to the kernel's limit. Silent on success",
+  )
+  .option('--file <path>', 'read the message from a file')
+  .addOption(
+    new Option(
+      '--codec <codec>',
+      'string (default: UTF-8 text), bytes (byte-exact), json (MESSAGE parsed as JSON), v8 (JSON in the tagged form of docs/cli.md, sent as a structured clone)',
+    ).choices(CODEC_NAMES),
+  )
+  .option('--priority <p>', 'priority 0..31 (higher first)', integer(0, 31))
+  .addOption(timeout('waiting for room'))
+  .option('--nonblock', 'fail at once if the message cannot be taken now (exit 4)')
   .option('--sync', 'return only when a receiver has taken the message')
-  .option('--json', 'send MESSAGE parsed as JSON')
-  .action((target: string, message: string, o) => {
-    if (o.timeout !== undefined && o.nonblock)
-      throw new InvalidArgumentError('--timeout and --nonblock cannot be combined');
-    return send(g(), target, message, o);
-  });
+  .addOption(json())
+  .action((target: string, message: string | undefined, o) =>
+    run(async () => {
+      let src: MessageSource;
+      if (o.file !== undefined) {
+        if (message !== undefined) throw new UsageError('give MESSAGE or --file, not both', 'send');
+        src = { kind: 'file', path: o.file };
+      } else if (message === '-') src = { kind: 'stdin' };
+      else if (message !== undefined) src = { kind: 'argument', text: message };
+      else throw new UsageError("missing MESSAGE (or '-' to read it from stdin, or --file PATH)", 'send');
+      return send(g(), target, src, o);
+    }),
+  );
 
 program
   .command('recv <target>')
-  .description('receive from a mailbox, or as process @name receive its direct messages')
-  .option('--timeout <ms>', 'give up after MS milliseconds (exit 3)', intArg('--timeout'))
+  .description(
+    'receive from a mailbox, or as process @name receive its direct messages. Each message is acknowledged only once printed: one that cannot be printed (stdout closed, undecodable) stays in the mailbox',
+  )
+  .addOption(timeout('waiting for a message'))
   .option('--nonblock', 'fail at once if no message is there (exit 4)')
-  .option('--count <n>', 'receive N messages (default 1)', intArg('--count'))
-  .option('--json', 'print one JSON object per message: sender, priority, codec, data')
-  .action((target: string, o) => {
-    if (o.timeout !== undefined && o.nonblock)
-      throw new InvalidArgumentError('--timeout and --nonblock cannot be combined');
-    return recv(g(), target, o);
-  });
+  .addOption(
+    new Option('--count <n>', 'receive N messages (default 1)').argParser(integer(1)).conflicts('follow'),
+  )
+  .option(
+    '--follow',
+    'receive until SIGINT/SIGTERM (exit 0); with --timeout or --nonblock, also until none comes in time (exit 0)',
+  )
+  .option('--ack', 'acknowledge each message after it has been printed (the default)')
+  .option(
+    '--no-ack',
+    'take each message on delivery, before printing (a message that fails to print is lost)',
+  )
+  .option('--json', 'one JSON object per message: mailbox, sender, priority, codec, data (see docs/cli.md)')
+  .action((target: string, o) => run(() => recv(g(), target, o)));
 
 program
   .command('signal <name> <type> [payload]')
-  .description('send an asynchronous notice to process NAME (payload is JSON if it parses)')
-  .action((name: string, type: string, payload: string | undefined) => signal(g(), name, type, payload));
+  .description(
+    'send an asynchronous notice to process NAME (payload is JSON if it parses). Silent on success',
+  )
+  .addOption(json())
+  .action((name: string, type: string, payload: string | undefined, o: { json?: boolean }) =>
+    run(() => signal(g(), name, type, payload, o)),
+  );
+
+program
+  .command('signals')
+  .description(
+    'connect (as --name) and print signals sent to this process: TYPE from SENDER PAYLOAD. One by default',
+  )
+  .addOption(new Option('--count <n>', 'print N signals').argParser(integer(1)).conflicts('follow'))
+  .option(
+    '--follow',
+    'print signals until SIGINT/SIGTERM (exit 0); with --timeout, also until none comes in time',
+  )
+  .option('--timeout <ms>', 'give up waiting for a signal after MS milliseconds (exit 3)', integer(0))
+  .addOption(json())
+  .action((o) => run(() => signals(g(), o)));
+
+/** `ipcbox mailbox create` for the hint of a usage error in that command. */
+function commandPath(cmd: Command): string | undefined {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.length === 0 ? undefined : names.join(' ');
+}
+
+/** The command whose action runs (for the hint of a usage error found while it runs). */
+let running: string | undefined;
+program.hook('preAction', (_root, action) => {
+  running = commandPath(action);
+});
+
+/**
+ * Every command: no excess arguments; parse errors become one-line
+ * UsageErrors naming the command (commander's own output, and the help it
+ * would print with the error, are suppressed).
+ */
+function configure(cmd: Command): void {
+  cmd
+    .allowExcessArguments(false)
+    .showHelpAfterError(false)
+    .configureOutput({ outputError: () => {}, writeErr: () => {} })
+    .exitOverride((e) => {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') throw e;
+      if (e.code === 'commander.help') {
+        const sub = cmd.commands.map((c) => c.name()).join(', ');
+        throw new UsageError(`missing command (one of: ${sub})`, commandPath(cmd));
+      }
+      throw new UsageError(e.message.replace(/^error: /, ''), commandPath(cmd));
+    });
+  for (const c of cmd.commands) configure(c);
+}
+configure(program);
+
+/** Does the command line ask for JSON? A `--json` before any `--` is the option (commander reads it so too). */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
 
 async function main(): Promise<number> {
   try {
     await program.parseAsync(process.argv);
-    return ExitCode.OK;
+    return actionStatus;
   } catch (e) {
-    if (e instanceof CommanderError) {
-      if (
-        e.code === 'commander.helpDisplayed' ||
-        e.code === 'commander.version' ||
-        e.code === 'commander.help'
-      )
-        return ExitCode.OK;
-      return ExitCode.USAGE;
-    }
-    if (e instanceof InvalidArgumentError) {
-      process.stderr.write(`ipcbox: ${e.message}\n`);
-      return ExitCode.USAGE;
-    }
-    if (e instanceof IpcError) {
-      process.stderr.write(`ipcbox: ${e.message} [${e.code}]\n`);
-      return exitCodeFor(e.code);
-    }
-    if (e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError) {
-      process.stderr.write(`ipcbox: ${e.message}\n`);
-      return ExitCode.USAGE;
-    }
-    process.stderr.write(`ipcbox: ${(e as Error).stack ?? String(e)}\n`);
-    return ExitCode.ERROR;
+    if (e instanceof CommanderError) return ExitCode.OK; // --help or --version
+    // The reader of stdout has had enough: end quietly, as Unix filters do.
+    if (e instanceof StdoutClosedError) return ExitCode.OK;
+    return reportFailure(e, wantsJson(process.argv.slice(2)), running);
   }
 }
 

@@ -31,7 +31,7 @@ describe('ipcbox CLI', () => {
     assert.match(created.stdout, /created mailbox cli-box/);
 
     assert.equal((await cli('send', 'cli-box', 'hello')).code, 0);
-    const urgent = await cli('send', 'cli-box', '{"n":1}', '--json', '--priority', '5');
+    const urgent = await cli('send', 'cli-box', '{"n":1}', '--codec', 'json', '--priority', '5');
     assert.equal(urgent.code, 0, urgent.stderr);
 
     const status = await cli('status', '--json');

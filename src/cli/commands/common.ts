@@ -14,15 +14,6 @@ export function connectFromCli(g: GlobalOptions, name?: string): Promise<IpcProc
   return connect(o);
 }
 
-export function parseIntOption(label: string, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > max)
-      throw new TypeError(`${label} must be an integer from 0 to ${max}`);
-    return n;
-  };
-}
-
 /** Turn CLI text into a value: JSON when it parses as JSON, else the string itself. */
 export function parseLoose(text: string): unknown {
   try {
@@ -30,4 +21,23 @@ export function parseLoose(text: string): unknown {
   } catch {
     return text;
   }
+}
+
+/**
+ * An AbortSignal that fires on SIGINT or SIGTERM, for commands that run until
+ * interrupted (--follow): they end their wait cleanly instead of dying with
+ * work half done. Call the returned `done` to restore the default handling.
+ */
+export function untilInterrupted(): { signal: AbortSignal; done: () => void } {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return {
+    signal: ac.signal,
+    done: () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    },
+  };
 }

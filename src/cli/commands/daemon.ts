@@ -6,6 +6,15 @@ export interface DaemonOptions {
   memoryBudget?: number;
   group?: string;
   revokeTimeout?: number;
+  json?: boolean;
+}
+
+/**
+ * What the daemon says about itself. It keeps running if nobody reads it: an
+ * EPIPE on stdout is ignored (output.ts), never a reason to stop the kernel.
+ */
+function announce(json: boolean, text: string, event: Record<string, unknown>): void {
+  process.stdout.write(json ? `${JSON.stringify(event)}\n` : text);
 }
 
 /** Run the kernel in the foreground until SIGINT/SIGTERM; the socket file is removed on the way out. */
@@ -28,12 +37,18 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   const kernel = await startKernel(options);
   const sock = kernel.socketPath;
   if (stopSignal === undefined) {
-    process.stdout.write(`ipcbox kernel listening on ${sock} (pid ${process.pid})\n`);
-    process.stdout.write(`try: IPCBOX_SOCKET=${sock} ipcbox status\n`);
+    announce(
+      o.json === true,
+      `ipcbox kernel listening on ${sock} (pid ${process.pid})\ntry: IPCBOX_SOCKET=${sock} ipcbox status\n`,
+      { event: 'listening', socket: sock, pid: process.pid },
+    );
     await new Promise<void>((resolve) => {
       wake = resolve;
     });
   }
-  process.stdout.write(`ipcbox kernel stopping (${stopSignal})\n`);
+  announce(o.json === true, `ipcbox kernel stopping (${stopSignal})\n`, {
+    event: 'stopping',
+    signal: stopSignal,
+  });
   await kernel.close();
 }

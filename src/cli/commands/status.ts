@@ -1,5 +1,6 @@
 import type { GranteesInfo } from '../../core/rights.js';
 import type { KernelStatus } from '../../wire/info-types.js';
+import { style, writeOut } from '../output.js';
 import { connectFromCli, type GlobalOptions } from './common.js';
 
 function table(rows: string[][]): string {
@@ -27,7 +28,7 @@ export function formatStatus(s: KernelStatus, self: string): string {
     `kernel pid ${k.pid} on ${k.socket}; memory ${k.memoryUsed}/${k.memoryBudget} bytes; max message ${k.maxMessageSize} bytes`,
   );
   out.push('');
-  out.push('Processes');
+  out.push(style.heading('Processes'));
   const procs = s.processes.filter((p) => p.name !== self);
   const pr = [['PID', 'NAME', 'OS-PID', 'UID', 'INBOX', 'SENT', 'RECEIVED', 'OWNS']];
   for (const p of procs) {
@@ -44,7 +45,7 @@ export function formatStatus(s: KernelStatus, self: string): string {
   }
   out.push(procs.length === 0 ? '  (none)' : table(pr));
   out.push('');
-  out.push('Mailboxes');
+  out.push(style.heading('Mailboxes'));
   const mr = [
     [
       'NAME',
@@ -81,7 +82,7 @@ export function formatStatus(s: KernelStatus, self: string): string {
   }
   out.push(s.mailboxes.length === 0 ? '  (none)' : table(mr));
   out.push('');
-  out.push('Segments');
+  out.push(style.heading('Segments'));
   const sr = [['NAME', 'SIZE', 'KIND', 'OWNERSHIP', 'OWNER', 'ATTACHED']];
   for (const g of s.segments) {
     sr.push([
@@ -103,8 +104,8 @@ export async function status(g: GlobalOptions, o: { json?: boolean }): Promise<v
     const s = await p.status();
     if (o.json) {
       s.processes = s.processes.filter((x) => x.name !== p.name);
-      process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-    } else process.stdout.write(formatStatus(s, p.name));
+      await writeOut(`${JSON.stringify(s, null, 2)}\n`);
+    } else await writeOut(formatStatus(s, p.name));
   } finally {
     await p.close();
   }
