@@ -28,7 +28,9 @@ export type IpcErrorCode =
   | 'NATIVE_UNAVAILABLE'
   | 'OWNER_DEAD'
   | 'INVALID_ARGUMENT'
-  | 'SEGMENT_EXISTS';
+  | 'SEGMENT_EXISTS'
+  /** The cluster's NATS cannot be reached (or a remote node did not answer in time). */
+  | 'CLUSTER_UNAVAILABLE';
 
 export class IpcError extends Error {
   readonly code: IpcErrorCode;

@@ -25,6 +25,7 @@ const CODES: readonly IpcErrorCode[] = [
   'OWNER_DEAD',
   'INVALID_ARGUMENT',
   'SEGMENT_EXISTS',
+  'CLUSTER_UNAVAILABLE',
 ];
 
 const NUMBERS = new Map<IpcErrorCode, number>(CODES.map((c, i) => [c, i]));

@@ -32,6 +32,7 @@ const WIRE = {
   OWNER_DEAD: 20,
   INVALID_ARGUMENT: 21,
   SEGMENT_EXISTS: 22,
+  CLUSTER_UNAVAILABLE: 23,
 } as const satisfies Record<IpcErrorCode, number>;
 
 const CODES = Object.keys(WIRE) as IpcErrorCode[];

@@ -1,0 +1,99 @@
+/**
+ * The cluster as the kernel sees it: one object that joins NATS as a node, keeps the membership and
+ * the global names, and leaves cleanly. The kernel calls only this file's API; NATS subjects, KV
+ * buckets and heartbeats stay inside src/cluster/.
+ *
+ * Buckets (file storage, one value per key): `ipcbox_<cluster>_nodes` (membership.ts) and
+ * `ipcbox_<cluster>_names` (global-names.ts). Two cluster names on one NATS share nothing.
+ */
+import { EventEmitter } from 'node:events';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  type ClusterOptions,
+  type ResolvedClusterOptions,
+  resolveClusterOptions,
+} from './cluster-options.js';
+import { GlobalNames, type NameHolder, type NameKind } from './global-names.js';
+import { Membership, type NodeDownReason, type NodeRecord } from './membership.js';
+import { connectNats } from './nats-connection.js';
+
+interface ClusterEvents {
+  'node-up': [NodeRecord];
+  'node-down': [NodeRecord, NodeDownReason];
+  fenced: [];
+}
+
+async function bucket(nc: NatsConnection, name: string): Promise<KV> {
+  const { Kvm } = await import('@nats-io/kv');
+  // create() binds to the bucket when it exists with the same configuration.
+  return new Kvm(nc).create(name, { history: 1, storage: 'file' as never });
+}
+
+export class Cluster extends EventEmitter<ClusterEvents> {
+  private closed = false;
+
+  private constructor(
+    readonly options: ResolvedClusterOptions,
+    private readonly nc: NatsConnection,
+    readonly membership: Membership,
+    private readonly names: GlobalNames,
+  ) {
+    super();
+    membership.on('node-up', (r) => this.emit('node-up', r));
+    membership.on('node-down', (r, why) => {
+      void names.forget(r.node, r.incarnation);
+      this.emit('node-down', r, why);
+    });
+    membership.on('fenced', () => this.emit('fenced'));
+  }
+
+  static async join(options: ClusterOptions): Promise<Cluster> {
+    const o = resolveClusterOptions(options);
+    const nc = await connectNats(o);
+    try {
+      const nodes = await bucket(nc, `ipcbox_${o.name}_nodes`);
+      const namesKv = await bucket(nc, `ipcbox_${o.name}_names`);
+      const membership = await Membership.join(nodes, o.node, o);
+      const names = await GlobalNames.open(namesKv, membership);
+      return new Cluster(o, nc, membership, names);
+    } catch (e) {
+      await nc.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  get node(): string {
+    return this.options.node;
+  }
+
+  claimName(kind: NameKind, name: string, info?: Record<string, unknown>): Promise<void> {
+    return this.names.claim(kind, name, info);
+  }
+
+  releaseName(kind: NameKind, name: string): Promise<void> {
+    return this.names.release(kind, name);
+  }
+
+  lookup(kind: NameKind, name: string): Promise<NameHolder | undefined> {
+    return this.names.lookup(kind, name);
+  }
+
+  listNames(kind: NameKind): { name: string; holder: NameHolder }[] {
+    return this.names.list(kind);
+  }
+
+  nodes(): NodeRecord[] {
+    return this.membership.nodes();
+  }
+
+  /** Release this node's names, leave the membership and close the NATS connection. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.names.close();
+    await this.names.releaseAll();
+    await this.membership.leave();
+    await this.nc.drain().catch(() => undefined);
+  }
+}

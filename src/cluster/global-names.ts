@@ -1,0 +1,163 @@
+/**
+ * Process and mailbox names, unique across the cluster.
+ *
+ * State lives in the NATS KV bucket `ipcbox_<cluster>_names`: key `<kind>.<name as base64url>`
+ * (base64url keeps any name a valid key), value the holder `{ node, incarnation, ...info }`.
+ * Contract:
+ * - A claim creates the key atomically. If it exists and its holder's node incarnation is alive
+ *   (membership.ts), the claim fails NAME_TAKEN; if the holder is down, the claim replaces it by
+ *   compare-and-set on the entry's revision, so of two racing claimants exactly one wins.
+ * - So a down node's names are free as soon as membership declares it down, with no cleanup pass.
+ *   Their stale entries are deleted lazily (by the next claim, or by `forget` when a node goes down).
+ * - A release deletes the key only at the revision this node wrote, so it can never remove a name
+ *   someone else claimed meanwhile.
+ * - Lookups read a local mirror kept by a KV watch, and fall back to the server for a name the
+ *   mirror does not have (a process that connected elsewhere a moment ago).
+ */
+import type { KV, KvEntry } from '@nats-io/kv';
+import { IpcError } from '../errors.js';
+import type { Membership } from './membership.js';
+
+export type NameKind = 'process' | 'mailbox';
+
+export interface NameHolder {
+  node: string;
+  incarnation: string;
+  /** What the holder chose to publish with the name (pid, mailbox options, …). */
+  info: Record<string, unknown>;
+}
+
+interface Mirrored {
+  holder: NameHolder;
+  revision: number;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const PREFIX: Record<NameKind, string> = { process: 'p', mailbox: 'm' };
+
+export function nameKey(kind: NameKind, name: string): string {
+  return `${PREFIX[kind]}.${Buffer.from(name, 'utf8').toString('base64url')}`;
+}
+
+function parseHolder(e: KvEntry): NameHolder | undefined {
+  if (e.operation !== 'PUT') return undefined;
+  try {
+    const h = JSON.parse(dec.decode(e.value)) as Partial<NameHolder>;
+    if (typeof h.node === 'string' && typeof h.incarnation === 'string')
+      return { node: h.node, incarnation: h.incarnation, info: h.info ?? {} };
+  } catch {}
+  return undefined;
+}
+
+export class GlobalNames {
+  private readonly mirror = new Map<string, Mirrored>();
+  /** Names this node holds: key → the revision it wrote. */
+  private readonly mine = new Map<string, number>();
+  private watchStop: (() => void) | undefined;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly membership: Membership,
+  ) {}
+
+  static async open(kv: KV, membership: Membership): Promise<GlobalNames> {
+    const g = new GlobalNames(kv, membership);
+    const it = await kv.watch({ key: '>' });
+    g.watchStop = () => it.stop();
+    void (async () => {
+      for await (const e of it) g.observe(e);
+    })().catch(() => undefined);
+    return g;
+  }
+
+  private observe(e: KvEntry): void {
+    const holder = parseHolder(e);
+    if (holder === undefined) this.mirror.delete(e.key);
+    else this.mirror.set(e.key, { holder, revision: e.revision });
+  }
+
+  private live(h: NameHolder): boolean {
+    return this.membership.isAlive(h.node, h.incarnation);
+  }
+
+  /** Claim `name` for this node; NAME_TAKEN if a live node holds it. */
+  async claim(kind: NameKind, name: string, info: Record<string, unknown> = {}): Promise<void> {
+    const key = nameKey(kind, name);
+    const self = this.membership.self;
+    const value = enc.encode(JSON.stringify({ node: self.node, incarnation: self.incarnation, info }));
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        this.mine.set(key, await this.kv.create(key, value));
+        return;
+      } catch {
+        const held = await this.kv.get(key);
+        if (held === null || held.operation !== 'PUT') continue;
+        const holder = parseHolder(held);
+        if (holder !== undefined && this.live(holder))
+          throw new IpcError('NAME_TAKEN', `${kind} name "${name}" is taken (on node ${holder.node})`);
+        try {
+          this.mine.set(key, await this.kv.update(key, value, held.revision));
+          return;
+        } catch {
+          // Another claimant replaced the stale holder first: look again.
+        }
+      }
+    }
+    throw new IpcError('NAME_TAKEN', `${kind} name "${name}" is contended; try again`);
+  }
+
+  /** Give a name up (a process exited, a mailbox was deleted). Never removes someone else's claim. */
+  async release(kind: NameKind, name: string): Promise<void> {
+    const key = nameKey(kind, name);
+    const revision = this.mine.get(key);
+    if (revision === undefined) return;
+    this.mine.delete(key);
+    await this.kv.delete(key, { previousSeq: revision }).catch(() => undefined);
+  }
+
+  /** Who holds `name` now, if a live node does. */
+  async lookup(kind: NameKind, name: string): Promise<NameHolder | undefined> {
+    const key = nameKey(kind, name);
+    const m = this.mirror.get(key);
+    if (m !== undefined && this.live(m.holder)) return m.holder;
+    const e = await this.kv.get(key);
+    const holder = e === null ? undefined : parseHolder(e);
+    return holder !== undefined && this.live(holder) ? holder : undefined;
+  }
+
+  /** Every live name of a kind, from the mirror. */
+  list(kind: NameKind): { name: string; holder: NameHolder }[] {
+    const prefix = `${PREFIX[kind]}.`;
+    const out: { name: string; holder: NameHolder }[] = [];
+    for (const [key, m] of this.mirror) {
+      if (!key.startsWith(prefix) || !this.live(m.holder)) continue;
+      out.push({
+        name: Buffer.from(key.slice(prefix.length), 'base64url').toString('utf8'),
+        holder: m.holder,
+      });
+    }
+    return out;
+  }
+
+  /** Delete the entries a down node left (tidiness only: they are already free). */
+  async forget(node: string, incarnation: string): Promise<void> {
+    for (const [key, m] of [...this.mirror]) {
+      if (m.holder.node !== node || m.holder.incarnation !== incarnation) continue;
+      await this.kv.delete(key, { previousSeq: m.revision }).catch(() => undefined);
+    }
+  }
+
+  /** Release every name this node holds (leaving the cluster). */
+  async releaseAll(): Promise<void> {
+    const held = [...this.mine];
+    this.mine.clear();
+    await Promise.all(
+      held.map(([key, rev]) => this.kv.delete(key, { previousSeq: rev }).catch(() => undefined)),
+    );
+  }
+
+  close(): void {
+    this.watchStop?.();
+  }
+}
