@@ -12,7 +12,13 @@ export type {
 } from './backends/shm/shm-mailbox.js';
 // Shared-memory mailboxes: set up through the kernel, data never through it (docs/shm-mailbox.md).
 export { DEFAULT_MAP_THRESHOLD, ShmMailbox, ShmMessage } from './backends/shm/shm-mailbox.js';
-export type { ReceiveOptions, SendOptions, WaitOptions } from './client/connection.js';
+export type {
+  PeekOptions,
+  PeekResult,
+  ReceiveOptions,
+  SendOptions,
+  WaitOptions,
+} from './client/connection.js';
 export { Mailbox } from './client/mailbox.js';
 export { Message } from './client/message.js';
 export type { IterateOptions } from './client/message-stream.js';
@@ -25,6 +31,7 @@ export type {
   SegmentPeerExitEvent,
   SegmentRemovedEvent,
   SignalEvent,
+  WaitForProcessOptions,
 } from './client/process.js';
 export { connect, IpcProcess } from './client/process.js';
 export type { DeliveryPolicy } from './core/mailbox-core.js';
@@ -71,4 +78,5 @@ export type {
   SegmentRole,
 } from './wire/info-types.js';
 export type { CodecName } from './wire/protocol.js';
+export { MAX_PEEK_COUNT } from './wire/protocol.js';
 export { defaultSocketPath } from './wire/socket-path.js';

@@ -12,6 +12,7 @@ import {
 } from '../errors.js';
 import { errorCodeFromWire } from '../wire/error-codes.js';
 import { type Frame, FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
+import type { PeekReply } from '../wire/info-types.js';
 import { codecId, encodePayload, inferCodec } from '../wire/payload-codec.js';
 import {
   type CodecName,
@@ -19,6 +20,7 @@ import {
   HEADER_REST,
   MAGIC,
   MAX_CONTROL_BODY,
+  MAX_TIMEOUT,
   Op,
   PEER_NAMES,
   PROTOCOL_VERSION,
@@ -45,6 +47,22 @@ export interface SendOptions extends WaitOptions {
   codec?: CodecName;
   /** Complete only when a receiver has taken the message (whatever the capacity). */
   sync?: boolean;
+}
+
+export interface PeekOptions {
+  /** How many messages at most, 1..100. Default 1. */
+  count?: number;
+}
+
+/**
+ * What a peek saw: copies of the first queued messages in delivery order, and
+ * whether the queue holds more than those (`count` reached, or the byte cap:
+ * one answer carries at most the kernel's maxMessageSize of payload, and always
+ * the first queued message).
+ */
+export interface PeekResult {
+  messages: Message[];
+  more: boolean;
 }
 
 export interface ReceiveOptions extends WaitOptions {
@@ -95,6 +113,8 @@ interface Pending {
   abandoned: boolean;
   target: Target | undefined;
   cleanup: (() => void) | undefined;
+  /** A `mailbox.peek`: the copies its DELIVER (PEEK) frames brought, before its RESULT. */
+  peeked?: Message[];
 }
 
 export interface Welcome {
@@ -112,8 +132,6 @@ const NO_OPTIONS: SendOptions = Object.freeze({});
 const CREDIT_LOW_WATER = 32;
 /** Large messages spend budget bytes before slots: below this many, turn the loop to read the top-up. */
 const BYTE_CREDIT_LOW_WATER = 1024 * 1024;
-/** Longest timeout the wire carries (u32 ms, ~49.7 days); longer ones wait without a deadline. */
-const MAX_WIRE_TIMEOUT = 0xfffffffe;
 
 /** Resolve after one full turn of the event loop, including its I/O poll phase. */
 function yieldThroughPoll(): Promise<void> {
@@ -381,18 +399,59 @@ export class Connection implements DeliveryControl {
     return p;
   }
 
-  /** A control call (JSON in, JSON out). */
-  call<T>(method: string, args: Record<string, unknown> = {}): Promise<T> {
+  /**
+   * A control call (JSON in, JSON out). With `signal`, one the kernel may keep
+   * waiting (`process.wait`): an abort rejects at once and asks the kernel to
+   * withdraw it; its late answer, whatever it is, is dropped.
+   */
+  call<T>(method: string, args: Record<string, unknown> = {}, signal?: AbortSignal): Promise<T> {
     try {
-      const { reqId, promise } = this.newRequest(undefined, undefined);
+      if (signal?.aborted) throw new AbortError();
       const body = Buffer.from(JSON.stringify({ m: method, a: args }), 'utf8');
       if (body.length > MAX_CONTROL_BODY) throw new IpcError('INVALID_ARGUMENT', 'control call too large');
+      const { reqId, promise } = this.newRequest(undefined, signal, (id) =>
+        this.abandon(id, new AbortError(`${method} aborted`)),
+      );
       this.out().frame(Op.CALL, 0, 0, 0, reqId, 0, 0, 0, 0, body);
       this.scheduleFlush(true);
       return promise as Promise<T>;
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * The caller gave up on a request the kernel may still be holding: reject it
+   * now and ask the kernel to withdraw it. The request stays known until the
+   * kernel answers, so that answer is recognised and dropped (a message on its
+   * way is handed back).
+   */
+  private abandon(reqId: number, error: IpcError): void {
+    const p = this.pending.get(reqId);
+    if (p === undefined) return;
+    p.abandoned = true;
+    p.cleanup?.();
+    p.reject(error);
+    this.cancel(reqId);
+  }
+
+  /**
+   * Copies of the first `count` messages queued in `target`, in delivery
+   * order, left in the queue (`mailbox.peek`; needs the receive right).
+   */
+  async peek(target: Target, count: number): Promise<PeekResult> {
+    if (target.closed !== undefined) throw target.closed;
+    const body = Buffer.from(JSON.stringify({ m: 'mailbox.peek', a: { id: target.id, count } }), 'utf8');
+    const { reqId, promise } = this.newRequest(target, undefined);
+    const peeked: Message[] = [];
+    this.pending.get(reqId)!.peeked = peeked;
+    this.out().frame(Op.CALL, 0, 0, 0, reqId, 0, 0, 0, 0, body);
+    this.scheduleFlush(true);
+    const reply = (await promise) as PeekReply;
+    if (reply.count !== peeked.length) {
+      throw new ProtocolError(`peek answered ${reply.count} messages but sent ${peeked.length}`);
+    }
+    return { messages: peeked, more: reply.more === true };
   }
 
   // ---------------------------------------------------------------- targets
@@ -507,7 +566,7 @@ export class Connection implements DeliveryControl {
       let flags = 0;
       if (options.nonblock) flags |= SendFlag.NONBLOCK;
       if (options.sync) flags |= SendFlag.SYNC;
-      if (options.timeout !== undefined && options.timeout <= MAX_WIRE_TIMEOUT) flags |= SendFlag.TIMED;
+      if (options.timeout !== undefined && options.timeout <= MAX_TIMEOUT) flags |= SendFlag.TIMED;
       this.out().frame(
         Op.SEND,
         flags,
@@ -543,22 +602,16 @@ export class Connection implements DeliveryControl {
       if (this.lost !== undefined) throw this.lost;
       validateWait(options);
       if (options.signal?.aborted) throw new AbortError();
-      const { reqId, promise } = this.newRequest(target, options.signal, (id) => {
-        // Reject now; if the message is already on its way it will be handed back.
-        const p = this.pending.get(id);
-        if (p === undefined) return;
-        p.abandoned = true;
-        p.cleanup?.();
-        p.reject(new AbortError('receive aborted'));
-        this.cancel(id);
-      });
+      const { reqId, promise } = this.newRequest(target, options.signal, (id) =>
+        this.abandon(id, new AbortError('receive aborted')),
+      );
       let flags = 0;
       let words: 0 | 1 | 2 = 0;
       let w0 = 0;
       let w1 = 0;
       if (options.nonblock) flags |= RecvFlag.NONBLOCK;
       if (options.ack) flags |= RecvFlag.ACK;
-      if (options.timeout !== undefined && options.timeout <= MAX_WIRE_TIMEOUT) {
+      if (options.timeout !== undefined && options.timeout <= MAX_TIMEOUT) {
         flags |= RecvFlag.TIMED;
         w0 = timeoutWord(options.timeout);
         words = 1;
@@ -721,6 +774,27 @@ export class Connection implements DeliveryControl {
     const needsAck = (f.flags & DeliverFlag.ACK) !== 0;
     const t = this.targets.get(f.target);
     const mailboxName = t?.name ?? `#${f.target}`;
+    if ((f.flags & DeliverFlag.PEEK) !== 0) {
+      // A copy answering a peek: the message stays queued, so there is nothing to consume.
+      this.pending
+        .get(f.reqId)
+        ?.peeked?.push(
+          new Message(
+            f.bodyFrom(8),
+            f.codec,
+            f.priority,
+            this.peerName(senderPid),
+            senderPid,
+            mailboxName,
+            false,
+            0,
+            false,
+            this,
+            true,
+          ),
+        );
+      return;
+    }
     const m = new Message(
       f.bodyFrom(8),
       f.codec,
@@ -838,6 +912,6 @@ export function validateWait(o: WaitOptions): void {
 }
 
 function timeoutWord(timeout: number | undefined): number {
-  if (timeout === undefined || timeout > MAX_WIRE_TIMEOUT) return 0;
-  return Math.min(Math.ceil(timeout), MAX_WIRE_TIMEOUT);
+  if (timeout === undefined || timeout > MAX_TIMEOUT) return 0;
+  return Math.min(Math.ceil(timeout), MAX_TIMEOUT);
 }

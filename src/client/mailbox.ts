@@ -1,7 +1,16 @@
 import type { Grantees, RightKind } from '../core/rights.js';
 import { IpcError } from '../errors.js';
 import type { MailboxInfo } from '../wire/info-types.js';
-import type { Connection, PrefetchConsumer, ReceiveOptions, SendOptions, Target } from './connection.js';
+import { peekCount } from '../wire/protocol.js';
+import type {
+  Connection,
+  PeekOptions,
+  PeekResult,
+  PrefetchConsumer,
+  ReceiveOptions,
+  SendOptions,
+  Target,
+} from './connection.js';
 import type { Message } from './message.js';
 import { type IterateOptions, MessageStream, rendezvousStream } from './message-stream.js';
 
@@ -53,6 +62,25 @@ export class Mailbox implements AsyncIterable<Message> {
   tryReceive(options: Omit<ReceiveOptions, 'nonblock' | 'timeout'> = {}): Promise<Message> {
     if (this.closedByUs) return Promise.reject(this.closedByUs);
     return this.conn.receive(this.target, { ...options, nonblock: true });
+  }
+
+  /**
+   * Copies of the first `count` (default 1, at most 100) queued messages, in
+   * the order they would be delivered (priority, then FIFO), left in the
+   * mailbox: no order, redelivery count or counter changes. Needs the receive
+   * right (PERMISSION_DENIED). Only queued messages: ones delivered and not yet
+   * acknowledged are in flight, not shown; a rendezvous mailbox (capacity 0)
+   * never queues. One answer carries at most the kernel's maxMessageSize of
+   * payload (always the first message): `more` says whether the queue holds
+   * more than was returned. Peeked messages cannot be acked (INVALID_ARGUMENT).
+   */
+  peek(options: PeekOptions = {}): Promise<PeekResult> {
+    try {
+      if (this.closedByUs) throw this.closedByUs;
+      return this.conn.peek(this.target, peekCount(options.count));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Iterate over messages as they arrive; `break` ends it and hands unread prefetched messages back. */

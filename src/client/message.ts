@@ -10,7 +10,7 @@ export interface DeliveryControl {
 }
 
 /**
- * A received message. `bytes` is the payload as sent; `data` decodes it with
+ * A received (or peeked) message. `bytes` is the payload as sent; `data` decodes it with
  * the codec the sender chose (decoded once, on first access).
  */
 export class Message<T = unknown> {
@@ -36,6 +36,11 @@ export class Message<T = unknown> {
     /** @internal True if the kernel waits to hear that it was consumed. */
     readonly tracked: boolean,
     private readonly control: DeliveryControl,
+    /**
+     * A copy returned by `peek()`: the message itself is still queued, so this
+     * one has no delivery to `ack()` or `nack()` (both throw INVALID_ARGUMENT).
+     */
+    readonly peeked = false,
   ) {}
 
   /** How the sender encoded the payload. */
@@ -68,6 +73,12 @@ export class Message<T = unknown> {
   }
 
   private settle(what: string): void {
+    if (this.peeked) {
+      throw new IpcError(
+        'INVALID_ARGUMENT',
+        `${what}() on a peeked message: it is a copy, the message itself is still queued`,
+      );
+    }
     if (!this.needsAck)
       throw new IpcError('INVALID_ARGUMENT', `${what}() needs a message received with { ack: true }`);
     if (this.settled) throw new IpcError('INVALID_ARGUMENT', `message already acknowledged or released`);

@@ -4,8 +4,17 @@ import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js'
 import type { Grantees } from '../core/rights.js';
 import type { IpcError, IpcErrorCode } from '../errors.js';
 import type { KernelStatus, MailboxInfo, ProcessInfo, SegmentInfo, SegmentRole } from '../wire/info-types.js';
+import { MAX_TIMEOUT, peekCount } from '../wire/protocol.js';
 import { defaultSocketPath } from '../wire/socket-path.js';
-import { Connection, type ReceiveOptions, type SendOptions, type Target } from './connection.js';
+import {
+  Connection,
+  type PeekOptions,
+  type PeekResult,
+  type ReceiveOptions,
+  type SendOptions,
+  type Target,
+  validateWait,
+} from './connection.js';
 import { Mailbox } from './mailbox.js';
 import type { Message } from './message.js';
 import { type IterateOptions, MessageStream } from './message-stream.js';
@@ -37,6 +46,13 @@ export interface ExitEvent {
 export interface MailboxClosedEvent {
   mailbox: string;
   reason: string;
+}
+
+export interface WaitForProcessOptions {
+  /** Give up after this many milliseconds (TIMEOUT). Omit to wait until the process connects. */
+  timeout?: number;
+  /** Abort the wait (ABORTED). */
+  signal?: AbortSignal;
 }
 
 export interface ReceiveFromOptions extends ReceiveOptions {
@@ -181,6 +197,41 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
 
   tryReceive(options: Omit<ReceiveFromOptions, 'nonblock' | 'timeout'> = {}): Promise<Message> {
     return this.receive({ ...options, nonblock: true });
+  }
+
+  /**
+   * Copies of the first messages waiting in this process's own inbox, in the
+   * order `receive()` would take them, left where they are. Messages already
+   * delivered (in flight, or prefetched by a running `messages()` loop) are not
+   * queued and not shown. See `Mailbox.peek` for the byte cap.
+   */
+  peek(options: PeekOptions = {}): Promise<PeekResult> {
+    try {
+      return this.conn.peek(this.inbox, peekCount(options.count));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Wait until a process of this name is connected: resolves at once if one
+   * is, else when one completes its handshake. The kernel parks the wait and
+   * runs its timeout (TIMEOUT); an abort rejects at once (ABORTED) and
+   * withdraws it. An invalid name fails INVALID_ARGUMENT; a kernel-assigned
+   * name (proc-<n>) that is not connected fails NO_SUCH_PROCESS at once (the
+   * kernel never gives one out twice). A process may have at most 1024 waits
+   * parked; beyond that the kernel refuses with KERNEL_FULL.
+   */
+  waitForProcess(name: string, options: WaitForProcessOptions = {}): Promise<ProcessInfo> {
+    try {
+      validateWait({ timeout: options.timeout });
+      const args: Record<string, unknown> = { name: bareName(name) };
+      // As for sends: a timeout past what the wire carries (~49.7 days) is no deadline.
+      if (options.timeout !== undefined && options.timeout <= MAX_TIMEOUT) args.timeout = options.timeout;
+      return this.conn.call<ProcessInfo>('process.wait', args, options.signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Iterate over direct messages from anyone. */

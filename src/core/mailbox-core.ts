@@ -138,6 +138,16 @@ export class MailboxCore<M extends CoreMessage> {
     return max;
   }
 
+  /**
+   * The queued messages receiver `id` would be given next, in delivery order,
+   * left in place (a peek). For broadcast: its own copies if it is attached,
+   * else the backlog (empty while any receiver is attached). Parked senders'
+   * messages are not queued yet (at capacity 0 nothing ever is).
+   */
+  queued(id: number): Iterable<M> {
+    return this.receivers.get(id)?.copies ?? this.queue;
+  }
+
   get promised(): number {
     return this.promisedSlots;
   }

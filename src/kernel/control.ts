@@ -1,10 +1,12 @@
-import type { MailboxOptions } from '../core/mailbox-options.js';
+import { type MailboxOptions, validateName } from '../core/mailbox-options.js';
 import type { Grantees, RightKind } from '../core/rights.js';
 import { IpcError } from '../errors.js';
 import { Segment } from '../shm/segment.js';
 import type { KernelStatus, ProcessInfo, SegmentRole } from '../wire/info-types.js';
+import { ASSIGNED_NAME, MAX_TIMEOUT, peekCount } from '../wire/protocol.js';
 import type { Kernel } from './kernel.js';
 import type { MailboxRecord } from './mailbox-record.js';
+import { answerPeek } from './peek.js';
 import { SegmentRecord } from './segment-record.js';
 import type { Session } from './session.js';
 
@@ -13,6 +15,20 @@ import type { Session } from './session.js';
  * signals, monitors, status). Each arrives as a CALL frame with a JSON body
  * {"m": method, "a": args} and is answered with RESULT (JSON) or ERROR.
  */
+
+/**
+ * What a call returns when it writes its own answer, now (`mailbox.peek`:
+ * frames before the RESULT) or later (`process.wait`: when the name is bound).
+ */
+export const ANSWERED_SEPARATELY: unique symbol = Symbol('answered separately');
+
+function optionalTimeout(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_TIMEOUT) {
+    throw new RangeError(`timeout must be a number of milliseconds from 0 to ${MAX_TIMEOUT}`);
+  }
+  return Math.ceil(v);
+}
 
 function str(a: Record<string, unknown>, key: string): string {
   const v = a[key];
@@ -64,7 +80,7 @@ function requireOwner(rec: MailboxRecord, s: Session, what: string): void {
   }
 }
 
-function describeProcess(k: Kernel, s: Session): ProcessInfo {
+export function describeProcess(k: Kernel, s: Session): ProcessInfo {
   const owns: string[] = [];
   for (const rec of k.mailboxes.values())
     if (rec.kind === 'mailbox' && rec.rights.isOwner(s)) owns.push(rec.name);
@@ -101,6 +117,7 @@ export function kernelStatus(k: Kernel): KernelStatus {
       },
       connections: k.sessions.size,
       maxMessageSize: k.options.maxMessageSize,
+      processWaits: k.waits.size,
     },
     processes: [...k.sessions.values()].map((s) => describeProcess(k, s)),
     mailboxes: [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe()),
@@ -240,7 +257,13 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
   }
 }
 
-export function handleCall(k: Kernel, s: Session, method: string, a: Record<string, unknown>): unknown {
+export function handleCall(
+  k: Kernel,
+  s: Session,
+  reqId: number,
+  method: string,
+  a: Record<string, unknown>,
+): unknown {
   switch (method) {
     case 'mailbox.create': {
       const rec = k.createMailbox(s, str(a, 'name'), (a.options ?? {}) as MailboxOptions);
@@ -253,6 +276,11 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
     }
     case 'mailbox.info':
       return mailboxNamed(k, str(a, 'name')).describe();
+    case 'mailbox.peek': {
+      const rec = mailboxById(k, a.id);
+      answerPeek(s, reqId, rec, peekCount(a.count), k.options.maxMessageSize);
+      return ANSWERED_SEPARATELY;
+    }
     case 'mailbox.close': {
       const rec = mailboxById(k, a.id);
       rec.openers.delete(s);
@@ -302,6 +330,16 @@ export function handleCall(k: Kernel, s: Session, method: string, a: Record<stri
         capacity: inbox.options.capacity === Number.POSITIVE_INFINITY ? 'unbounded' : inbox.options.capacity,
         maxMessageSize: inbox.options.maxMessageSize,
       };
+    }
+    case 'process.wait': {
+      const name = validateName('process', a.name);
+      const timeout = optionalTimeout(a.timeout);
+      const t = k.byName.get(name);
+      if (t !== undefined) return describeProcess(k, t);
+      // Kernel-assigned names are never claimed and never reused: one not connected now cannot be promised.
+      if (ASSIGNED_NAME.test(name)) throw new IpcError('NO_SUCH_PROCESS', `no such process: ${name}`);
+      k.waits.park(s, reqId, name, timeout);
+      return ANSWERED_SEPARATELY;
     }
     case 'process.list':
       return [...k.sessions.values()].map((t) => describeProcess(k, t));

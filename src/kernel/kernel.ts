@@ -6,6 +6,7 @@ import { IpcError, type IpcErrorCode } from '../errors.js';
 import { Segment } from '../shm/segment.js';
 import type { Frame } from '../wire/frame-codec.js';
 import {
+  ASSIGNED_NAME,
   DEFAULT_MAX_MESSAGE,
   HEADER_REST,
   MAGIC,
@@ -16,18 +17,16 @@ import {
   PROTOCOL_VERSION,
 } from '../wire/protocol.js';
 import { defaultSocketPath } from '../wire/socket-path.js';
-import { handleCall } from './control.js';
+import { ANSWERED_SEPARATELY, describeProcess, handleCall } from './control.js';
 import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
 import { MailboxRecord } from './mailbox-record.js';
 import { MessagePath } from './message-path.js';
 import { MemoryBudget } from './message-store.js';
 import { peerCredentialsOf, peerCredentialsSupported } from './peer-credentials.js';
+import { ProcessWaits } from './process-waits.js';
 import type { SegmentRecord } from './segment-record.js';
 import { type ExitReason, Session } from './session.js';
 import { claimSocketPath } from './socket-path.js';
-
-/** Names of the form the kernel assigns; no client may claim one. */
-const ASSIGNED_NAME = /^proc-\d+$/;
 
 export interface KernelOptions {
   /** Unix socket path. Default: see defaultSocketPath(). */
@@ -144,6 +143,8 @@ export class Kernel {
   private readonly hooks: (rec: MailboxRecord) => MailboxHooks<KernelMessage>;
   /** Messages: sending, receiving, delivery and redelivery (message-path.ts). */
   readonly path: MessagePath;
+  /** `process.wait` calls parked until their name is bound (process-waits.ts). */
+  readonly waits = new ProcessWaits((s) => describeProcess(this, s));
 
   constructor(options: KernelOptions = {}) {
     this.options = resolveKernelOptions(options);
@@ -354,6 +355,7 @@ export class Kernel {
       case Op.RELEASE:
         return this.path.onDeliveryIds(s, f);
       case Op.CANCEL:
+        if (this.waits.cancel(s, f.reqId)) return;
         return this.path.onCancel(s, f.reqId);
       case Op.CREDIT_RETURN:
         return this.path.onCreditReturn(s, f);
@@ -445,6 +447,7 @@ export class Kernel {
     body.write(name, 16, 'utf8');
     s.writer.frame(Op.WELCOME, 0, 0, 0, f.reqId, 0, 0, 0, 0, body);
     this.markDirty(s);
+    this.waits.bound(s);
   }
 
   private newRecord(
@@ -476,6 +479,9 @@ export class Kernel {
 
   private onCall(s: Session, f: Frame): void {
     if (f.reqId === 0) return this.protocolError(s, 'CALL needs a request id');
+    if (this.waits.has(s, f.reqId)) {
+      return this.protocolError(s, `CALL reuses request id ${f.reqId} of a process.wait still parked`);
+    }
     if (f.bodyLength > MAX_CONTROL_BODY)
       return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL body too large');
     let call: { m?: unknown; a?: unknown };
@@ -492,8 +498,8 @@ export class Kernel {
       return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL args must be an object');
     }
     try {
-      const result = handleCall(this, s, call.m, args as Record<string, unknown>);
-      s.sendResult(f.reqId, result);
+      const result = handleCall(this, s, f.reqId, call.m, args as Record<string, unknown>);
+      if (result !== ANSWERED_SEPARATELY) s.sendResult(f.reqId, result);
     } catch (e) {
       if (e instanceof IpcError) s.sendError(f.reqId, e.code, e.message);
       else if (e instanceof TypeError || e instanceof RangeError)
@@ -635,6 +641,7 @@ export class Kernel {
     if (!wasReady) return;
     this.sessions.delete(s.pid);
     this.byName.delete(s.name);
+    this.waits.drop(s);
     // Its unanswered sends were never accepted (parked) or wait on a receiver; parked ones go.
     for (const w of s.pendingSends.values()) {
       w.timer?.clear();

@@ -2,7 +2,7 @@ import { type Receiver, ReceiverBusyError } from '../core/mailbox-core.js';
 import { MAX_PRIORITY } from '../core/priority-queue.js';
 import type { IpcErrorCode } from '../errors.js';
 import type { Frame } from '../wire/frame-codec.js';
-import { DeliverFlag, Op, PEER_NAMES, RecvFlag, SendFlag } from '../wire/protocol.js';
+import { DeliverFlag, Op, RecvFlag, SendFlag } from '../wire/protocol.js';
 import type { Kernel } from './kernel.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, SendRequest } from './mailbox-record.js';
 import type { Inflight, Session } from './session.js';
@@ -11,8 +11,6 @@ import { startTimer } from './timer.js';
 /** Most budget bytes one sender holds as credit on one mailbox, and when it is topped up. */
 const CREDIT_BYTES = 4 * 1024 * 1024;
 const CREDIT_BYTES_LOW = 1024 * 1024;
-/** Sender names one session is told before the kernel starts over (see wire PEER_NAMES). */
-const KNOWN_PEERS = PEER_NAMES / 2;
 /** Most unanswered operations (parked sends and receives) one session may have. */
 const MAX_PENDING_PER_SESSION = 65536;
 
@@ -495,13 +493,7 @@ export class MessagePath {
     const flags = DeliverFlag.TRACKED | (ack ? DeliverFlag.ACK : 0);
     rec.counters.received++;
     s.received++;
-    if (!s.knownPeers.has(m.sender)) {
-      // Tell the receiver the sender's name once; DELIVER frames then carry only its pid.
-      // Bounded: past the cap the kernel forgets and names senders again (the client keeps twice as many).
-      if (s.knownPeers.size >= KNOWN_PEERS) s.knownPeers.clear();
-      s.knownPeers.add(m.sender);
-      s.sendNotice({ kind: 'peer', pid: m.sender, name: m.senderName });
-    }
+    s.introduce(m.sender, m.senderName);
     s.writer.frameFrom(
       Op.DELIVER,
       flags,

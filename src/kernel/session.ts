@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { IpcErrorCode } from '../errors.js';
 import { errorCodeToWire } from '../wire/error-codes.js';
 import { FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
-import { Op } from '../wire/protocol.js';
+import { Op, PEER_NAMES } from '../wire/protocol.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, SendRequest } from './mailbox-record.js';
 import type { MemoryBudget } from './message-store.js';
 
@@ -37,6 +37,9 @@ export interface Attachment {
 }
 
 export type ExitReason = 'normal' | 'lost' | 'protocol-error' | 'kernel-shutdown';
+
+/** Sender names one session is told before the kernel starts over (see wire PEER_NAMES). */
+const KNOWN_PEERS = PEER_NAMES / 2;
 
 /** Unread bytes queued to one peer above which no more deliveries are pushed to it (it is slow to read). */
 const CHOKE_BYTES = 256 * 1024;
@@ -133,6 +136,23 @@ export class Session {
     if (this.closed) return;
     this.writer.textFrame(Op.NOTICE, 0, 0, 0, 0, JSON.stringify(notice));
     this.markDirty(this);
+  }
+
+  /**
+   * Tell the peer the name behind a sender pid before the first frame that
+   * carries the pid; DELIVER frames then carry only the pid. Bounded: past the
+   * cap the kernel forgets and names senders again (the client keeps twice as many).
+   */
+  introduce(pid: number, name: string): void {
+    if (this.knownPeers.has(pid)) return;
+    if (this.knownPeers.size >= KNOWN_PEERS) this.knownPeers.clear();
+    this.knownPeers.add(pid);
+    this.sendNotice({ kind: 'peer', pid, name });
+  }
+
+  /** Bytes written for the peer that it has not read yet: buffered here, or queued on the socket. */
+  get unreadOutput(): number {
+    return this.writer.pending + this.socket.writableLength;
   }
 
   sendSent(reqId: number): void {

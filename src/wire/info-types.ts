@@ -88,8 +88,19 @@ export interface KernelStatus {
     };
     connections: number;
     maxMessageSize: number;
+    /** `process.wait` calls parked until a name is bound, across all connections. */
+    processWaits: number;
   };
   processes: ProcessInfo[];
   mailboxes: MailboxInfo[];
   segments: SegmentInfo[];
+}
+
+/**
+ * The RESULT of `mailbox.peek`, after its `count` DELIVER frames flagged PEEK:
+ * `more` is true when the queue holds messages beyond those (count or byte cap reached).
+ */
+export interface PeekReply {
+  count: number;
+  more: boolean;
 }

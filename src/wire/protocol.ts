@@ -33,6 +33,8 @@ export const HEADER_SIZE = 16;
 export const HEADER_REST = 12;
 /** Default largest payload the kernel accepts (bytes). */
 export const DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024;
+/** Longest timeout the wire carries (u32 ms, ~49.7 days); a client wanting longer sends none. */
+export const MAX_TIMEOUT = 0xfffffffe;
 /** Largest body of a non-message frame (JSON control calls, handshake). */
 export const MAX_CONTROL_BODY = 1024 * 1024;
 /**
@@ -41,6 +43,8 @@ export const MAX_CONTROL_BODY = 1024 * 1024;
  * the kernel thinks it has, and neither side's table grows without bound.
  */
 export const PEER_NAMES = 131072;
+/** Process names of the form the kernel assigns (HELLO with an empty name); no client may claim one. */
+export const ASSIGNED_NAME = /^proc-\d+$/;
 /** Largest frame the kernel reads before HELLO: a handshake is small, a stranger gets no more. */
 export const MAX_HELLO_FRAME = 4096;
 
@@ -98,7 +102,24 @@ export const DeliverFlag = {
   TRACKED: 1,
   /** The receiver must ACK this delivery. */
   ACK: 2,
+  /**
+   * A copy of a queued message answering a `mailbox.peek` CALL (the frame's
+   * reqId): not a delivery (delivery id 0, never TRACKED), the message stays queued.
+   */
+  PEEK: 4,
 } as const;
+
+/** Most messages one `mailbox.peek` returns. */
+export const MAX_PEEK_COUNT = 100;
+
+/** A peek's `count`, checked the same on both sides: 1..MAX_PEEK_COUNT, default 1. */
+export function peekCount(count: unknown): number {
+  if (count === undefined) return 1;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_PEEK_COUNT) {
+    throw new RangeError(`count must be an integer from 1 to ${MAX_PEEK_COUNT}`);
+  }
+  return count;
+}
 
 /** Payload codecs, carried in the header's codec byte. */
 export const Codec = {

@@ -205,7 +205,9 @@ const METHODS = [
   'mailbox.grant',
   'mailbox.revoke',
   'mailbox.transfer',
+  'mailbox.peek',
   'process.lookup',
+  'process.wait',
   'process.list',
   'status',
   'signal',
@@ -484,6 +486,20 @@ function callArgs(b: Builder, method: string): { args: unknown; idRef?: TargetRe
       };
     case 'mailbox.transfer':
       return { args: { name: b.someName(), to: rng.pick([...ctx.peerNames, b.tag, 'nobody']) } };
+    case 'mailbox.peek': {
+      const count = rng.pick([undefined, 1, 3, 100, 0, 101, -1, 1.5, 'x']);
+      return rng.chance(0.85)
+        ? { args: { id: '@@ID@@', count }, idRef: b.someTarget() }
+        : { args: { id: rng.pick([-1, 'x', null, 1.5, rng.u32()]), count } };
+    }
+    case 'process.wait':
+      // Mostly names that never connect (parked until the timeout, a CANCEL or the connection's end).
+      return {
+        args: {
+          name: rng.pick([...ctx.peerNames, b.tag, 'nobody', 'proc-1', 'proc-999999', junkString(rng)]),
+          timeout: rng.pick([undefined, 0, 5, 200, -1, 2 ** 33, 'soon']),
+        },
+      };
     case 'process.lookup':
     case 'monitor':
     case 'demonitor':

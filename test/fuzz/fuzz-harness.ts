@@ -546,6 +546,7 @@ export class FuzzHarness {
     const clean = (s: KernelStatus): boolean =>
       s.processes.length === 1 &&
       s.kernel.memoryUsed === 0 &&
+      s.kernel.processWaits === 0 &&
       s.mailboxes.length === 0 &&
       s.segments.length === 0;
     try {
@@ -565,7 +566,7 @@ export class FuzzHarness {
       );
       this.fail(
         'leak',
-        `leak: ${status.kernel.memoryUsed > 0 ? 'message bytes' : status.processes.length > 1 ? 'processes' : status.mailboxes.length > 0 ? 'mailboxes' : 'segments'} held after everyone left`,
+        `leak: ${status.kernel.memoryUsed > 0 ? 'message bytes' : status.processes.length > 1 ? 'processes' : status.kernel.processWaits > 0 ? 'process waits' : status.mailboxes.length > 0 ? 'mailboxes' : 'segments'} held after everyone left`,
         `with every client but ${SENTINEL} gone the kernel still holds ${status.kernel.memoryUsed} bytes of messages; ` +
           `processes: ${status.processes.map((p) => p.name).join(', ')}; mailboxes: ${held.join(', ') || 'none'}; ` +
           `segments: ${status.segments.map((g) => `${g.name} (${g.ownership}-owned by ${g.owner})`).join(', ') || 'none'}`,

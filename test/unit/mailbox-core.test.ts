@@ -759,6 +759,63 @@ describe('MailboxCore: requeue', () => {
   });
 });
 
+describe('MailboxCore: queued (peek)', () => {
+  it('lists queued messages in the order receives take them, and changes nothing', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ priority: fc.integer({ min: 0, max: 31 }), requeue: fc.boolean() }), {
+          maxLength: 40,
+        }),
+        (plan) => {
+          const h = harness(Number.POSITIVE_INFINITY, 'exclusive');
+          h.core.attach(1);
+          const given: Msg[] = [];
+          for (const p of plan) {
+            const m = { ...h.msg(100, p.priority), seq: given.length + 1 };
+            if (p.requeue) h.core.requeue(m, 1);
+            else h.core.send(m, false);
+            given.push(m);
+          }
+          const bytes = h.core.bytes;
+          const seen = [...h.core.queued(1)].map((m) => m.id);
+          assert.deepEqual(
+            [...h.core.queued(1)].map((m) => m.id),
+            seen,
+            'a second look sees the same',
+          );
+          assert.equal(h.core.depth(), plan.length);
+          assert.equal(h.core.bytes, bytes);
+          assert.deepEqual(drain(h.core, 1), seen);
+        },
+      ),
+    );
+  });
+
+  it('broadcast: a receiver sees its own copies; with nobody attached, the backlog', () => {
+    const h = harness(10, 'broadcast');
+    const early = h.msg();
+    h.core.send(early, false);
+    assert.deepEqual([...h.core.queued(7)], [early], 'the backlog, before any receiver attaches');
+    h.core.attach(1);
+    h.core.attach(2);
+    assert.deepEqual([...h.core.queued(1)], [early], 'the first receiver took the backlog');
+    const late = h.msg(100, 3);
+    h.core.send(late, false);
+    assert.deepEqual([...h.core.queued(1)], [late, early]);
+    assert.deepEqual([...h.core.queued(2)], [late]);
+    assert.deepEqual([...h.core.queued(7)], [], 'not attached: only the backlog, empty now');
+  });
+
+  it('capacity 0 queues nothing: a parked sender’s message is not shown', () => {
+    const h = harness(0);
+    h.core.attach(1);
+    const m = h.msg();
+    assert.equal(h.core.send(m, true), 'blocked');
+    h.core.park({ message: m });
+    assert.deepEqual([...h.core.queued(1)], []);
+  });
+});
+
 describe('MailboxCore: close', () => {
   it('returns every parked sender, parked request (with its receiver) and queued message, and uncharges the ledger', () => {
     const h = harness(2);
