@@ -158,11 +158,8 @@ import { connect, Segment, startKernel } from 'ipcbox';
 const kernel = await startKernel({ socketPath: process.argv[2] });
 const parent = await connect({ socketPath: process.argv[2], name: 'parent' });
 const child = spawn(process.execPath, ['child.mjs', process.argv[2]], { stdio: 'inherit' });
-await parent.waitForProcess?.('child', { timeout: 10000 });
-for (let i = 0; ; i++) {
-  try { await parent.send('child', 'ping'); break; }
-  catch (e) { if (e.code !== 'NO_SUCH_PROCESS' || i > 200) throw e; await new Promise((r) => setTimeout(r, 25)); }
-}
+await parent.waitForProcess('child', { timeout: 10000 });
+await parent.send('child', 'ping');
 const reply = await parent.receive({ from: 'child', timeout: 10000 });
 const seg = Segment.create(${JSON.stringify(segment)}, { size: 4096 });
 new Uint8Array(seg.buffer)[7] = 42;
