@@ -79,6 +79,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.names.lookup(kind, name);
   }
 
+  cachedHolder(kind: NameKind, name: string): NameHolder | undefined {
+    return this.names.cached(kind, name);
+  }
+
   listNames(kind: NameKind): { name: string; holder: NameHolder }[] {
     return this.names.list(kind);
   }

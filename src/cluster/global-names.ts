@@ -126,6 +126,12 @@ export class GlobalNames {
     return holder !== undefined && this.live(holder) ? holder : undefined;
   }
 
+  /** Who holds `name` by the local mirror only (no round trip; may lag the server by a watch update). */
+  cached(kind: NameKind, name: string): NameHolder | undefined {
+    const m = this.mirror.get(nameKey(kind, name));
+    return m !== undefined && this.live(m.holder) ? m.holder : undefined;
+  }
+
   /** Every live name of a kind, from the mirror. */
   list(kind: NameKind): { name: string; holder: NameHolder }[] {
     const prefix = `${PREFIX[kind]}.`;

@@ -50,7 +50,10 @@ function right(v: unknown): RightKind {
 
 function mailboxNamed(k: Kernel, name: string): MailboxRecord {
   const rec = k.mailboxByName.get(name);
-  if (rec === undefined) throw new IpcError('NO_SUCH_MAILBOX', `no such mailbox: ${name}`);
+  if (rec === undefined) {
+    const missing = new IpcError('NO_SUCH_MAILBOX', `no such mailbox: ${name}`);
+    throw k.cluster?.notHere('mailbox', name, missing) ?? missing;
+  }
   return rec;
 }
 
@@ -62,7 +65,10 @@ function mailboxById(k: Kernel, id: unknown): MailboxRecord {
 
 function sessionNamed(k: Kernel, name: string): Session {
   const s = k.byName.get(name);
-  if (s === undefined) throw new IpcError('NO_SUCH_PROCESS', `no such process: ${name}`);
+  if (s === undefined || !s.ready) {
+    const missing = new IpcError('NO_SUCH_PROCESS', `no such process: ${name}`);
+    throw k.cluster?.notHere('process', name, missing) ?? missing;
+  }
   return s;
 }
 
@@ -122,6 +128,7 @@ export function kernelStatus(k: Kernel): KernelStatus {
     processes: [...k.sessions.values()].map((s) => describeProcess(k, s)),
     mailboxes: [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe()),
     segments: [...k.segments.values()].map((r) => r.describe()),
+    ...(k.cluster === undefined ? {} : { cluster: k.cluster.status() }),
   };
 }
 
@@ -266,8 +273,28 @@ export function handleCall(
 ): unknown {
   switch (method) {
     case 'mailbox.create': {
-      const rec = k.createMailbox(s, str(a, 'name'), (a.options ?? {}) as MailboxOptions);
-      return rec.describe();
+      const name = str(a, 'name');
+      const options = (a.options ?? {}) as MailboxOptions;
+      const cluster = k.cluster;
+      if (cluster === undefined) return k.createMailbox(s, name, options).describe();
+      // In a cluster the name is claimed across every kernel first; the answer comes after.
+      k.checkNewMailbox(name, options);
+      cluster
+        .claim('mailbox', name, { owner: s.name }, () => !s.closed)
+        .then(
+          (bound) => {
+            if (!bound) return;
+            try {
+              s.sendResult(reqId, k.createMailbox(s, name, options).describe());
+            } catch (e) {
+              cluster.release('mailbox', name);
+              s.sendError(reqId, e instanceof IpcError ? e.code : 'INVALID_ARGUMENT', (e as Error).message);
+            }
+          },
+          (e: unknown) =>
+            s.sendError(reqId, e instanceof IpcError ? e.code : 'CLUSTER_UNAVAILABLE', (e as Error).message),
+        );
+      return ANSWERED_SEPARATELY;
     }
     case 'mailbox.open': {
       const rec = mailboxNamed(k, str(a, 'name'));

@@ -1,5 +1,6 @@
 import { chmodSync, chownSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { type ClusterOptions, resolveClusterOptions } from '../cluster/cluster-options.js';
 import type { MailboxHooks } from '../core/mailbox-core.js';
 import { type MailboxOptions, resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
 import { IpcError, type IpcErrorCode } from '../errors.js';
@@ -17,6 +18,7 @@ import {
   PROTOCOL_VERSION,
 } from '../wire/protocol.js';
 import { defaultSocketPath } from '../wire/socket-path.js';
+import { ClusterLink } from './cluster-link.js';
 import { ANSWERED_SEPARATELY, describeProcess, handleCall } from './control.js';
 import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
 import { MailboxRecord } from './mailbox-record.js';
@@ -56,6 +58,11 @@ export interface KernelOptions {
    * native addon. Default: only the kernel's own user (socket 0600).
    */
   group?: string | number;
+  /**
+   * Join a cluster of kernels on NATS (docs/cluster.md): process and mailbox names become unique
+   * across every kernel of the cluster. Without it the kernel needs no NATS.
+   */
+  cluster?: ClusterOptions;
 }
 
 interface ResolvedKernelOptions {
@@ -68,6 +75,7 @@ interface ResolvedKernelOptions {
   maxConnections: number;
   maxHandshakes: number;
   group: number | undefined;
+  cluster: ClusterOptions | undefined;
 }
 
 /** A group name or gid as a gid, from /etc/group. */
@@ -85,6 +93,12 @@ function resolveGroup(g: string | number | undefined): number | undefined {
 function positiveInt(v: number, name: string, min = 1): number {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}`);
   return v;
+}
+
+/** Cluster options checked now (a bad one is a TypeError at construction), joined at listen(). */
+function checkedCluster(c: ClusterOptions | undefined): ClusterOptions | undefined {
+  if (c !== undefined) resolveClusterOptions(c);
+  return c;
 }
 
 function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
@@ -105,6 +119,7 @@ function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
     maxConnections: positiveInt(o.maxConnections ?? 1024, 'maxConnections'),
     maxHandshakes: positiveInt(o.maxHandshakes ?? 64, 'maxHandshakes'),
     group: resolveGroup(o.group),
+    cluster: checkedCluster(o.cluster),
   };
 }
 
@@ -145,6 +160,8 @@ export class Kernel {
   readonly path: MessagePath;
   /** `process.wait` calls parked until their name is bound (process-waits.ts). */
   readonly waits = new ProcessWaits((s) => describeProcess(this, s));
+  /** This kernel's side of its cluster, once `listen` joined it (cluster-link.ts). */
+  cluster: ClusterLink | undefined;
 
   constructor(options: KernelOptions = {}) {
     this.options = resolveKernelOptions(options);
@@ -178,6 +195,8 @@ export class Kernel {
       );
     }
     await claimSocketPath(this.options.socketPath, group);
+    // Join before listening: no client may bind a name before the cluster can check it.
+    if (this.options.cluster !== undefined) this.cluster = await ClusterLink.join(this.options.cluster);
     const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
     this.server = server;
     // The socket is created with no permission for anyone else: there is no window between
@@ -216,6 +235,8 @@ export class Kernel {
       // its connection close, so its pending operations reject KERNEL_UNAVAILABLE.
       for (const s of sessions) s.closed = true;
       for (const s of sessions) this.endSession(s, 'kernel-shutdown');
+      // Leaving frees this node's names across the cluster at once (no waiting for a timeout).
+      await this.cluster?.close().catch(() => undefined);
       if (server) {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         try {
@@ -341,6 +362,7 @@ export class Kernel {
   private dispatch(s: Session, f: Frame): void {
     if (!s.ready) {
       if (f.op !== Op.HELLO) return this.protocolError(s, `expected HELLO, got op ${f.op}`);
+      if (s.name !== '') return this.protocolError(s, 'a second HELLO before WELCOME');
       return this.hello(s, f);
     }
     switch (f.op) {
@@ -398,7 +420,8 @@ export class Kernel {
       s.socket.end();
       s.closed = true;
     };
-    if (name === '') name = `proc-${pid}`;
+    const assigned = name === '';
+    if (assigned) name = this.cluster === undefined ? `proc-${pid}` : `proc-${pid}.${this.cluster.node}`;
     else if (ASSIGNED_NAME.test(name)) {
       return refuse(
         'INVALID_ARGUMENT',
@@ -410,10 +433,37 @@ export class Kernel {
     } catch (e) {
       return refuse('INVALID_ARGUMENT', (e as Error).message);
     }
-    if (this.byName.has(name)) return refuse('NAME_TAKEN', `process name already taken: ${name}`);
+    if (this.byName.has(name) || this.cluster?.isPending('process', name))
+      return refuse('NAME_TAKEN', `process name already taken: ${name}`);
     if (inboxCap !== 0xffffffff && inboxCap > 0x7fffffff) {
       return refuse('INVALID_ARGUMENT', `inbox capacity ${inboxCap} is out of range`);
     }
+    const cluster = this.cluster;
+    if (cluster === undefined || assigned) return this.welcome(s, f.reqId, pid, name, inboxCap, version);
+    // Held until WELCOME: the name is claimed across the cluster first.
+    s.name = name;
+    cluster
+      .claim('process', name, { osPid: s.osPid }, () => !s.closed)
+      .then(
+        (bound) => {
+          if (bound) this.welcome(s, f.reqId, pid, name, inboxCap, version);
+        },
+        (e: unknown) => {
+          if (s.closed) return;
+          if (e instanceof IpcError) refuse(e.code, e.message);
+          else refuse('CLUSTER_UNAVAILABLE', `the cluster could not check the name ${name}: ${String(e)}`);
+        },
+      );
+  }
+
+  private welcome(
+    s: Session,
+    reqId: number,
+    pid: number,
+    name: string,
+    inboxCap: number,
+    version: number,
+  ): void {
     s.pid = pid;
     s.name = name;
     s.ready = true;
@@ -445,7 +495,7 @@ export class Kernel {
     body.writeUInt32LE(pid, 8);
     body.writeUInt32LE(inbox.id, 12);
     body.write(name, 16, 'utf8');
-    s.writer.frame(Op.WELCOME, 0, 0, 0, f.reqId, 0, 0, 0, 0, body);
+    s.writer.frame(Op.WELCOME, 0, 0, 0, reqId, 0, 0, 0, 0, body);
     this.markDirty(s);
     this.waits.bound(s);
   }
@@ -515,6 +565,14 @@ export class Kernel {
     rec.credits.drop(s);
   }
 
+  /** Throws what `createMailbox` would for a bad name, bad options or a name in use here. */
+  checkNewMailbox(name: string, options: MailboxOptions): void {
+    validateName('mailbox', name);
+    if (this.mailboxByName.has(name) || this.cluster?.isPending('mailbox', name))
+      throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
+    resolveMailboxOptions(options, this.options.maxMessageSize);
+  }
+
   createMailbox(s: Session, name: string, options: MailboxOptions): MailboxRecord {
     validateName('mailbox', name);
     if (this.mailboxByName.has(name)) throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
@@ -541,7 +599,10 @@ export class Kernel {
     if (rec.closed) return;
     rec.closed = true;
     this.mailboxes.delete(rec.id);
-    if (rec.kind === 'mailbox') this.mailboxByName.delete(rec.name);
+    if (rec.kind === 'mailbox') {
+      this.mailboxByName.delete(rec.name);
+      this.cluster?.release('mailbox', rec.name);
+    }
     const { senders, requests, dropped } = rec.core.close();
     const code: IpcErrorCode = 'MAILBOX_CLOSED';
     const text = `${rec.name} was closed: ${reason}`;
@@ -641,6 +702,7 @@ export class Kernel {
     if (!wasReady) return;
     this.sessions.delete(s.pid);
     this.byName.delete(s.name);
+    if (this.cluster !== undefined && !ASSIGNED_NAME.test(s.name)) this.cluster.release('process', s.name);
     this.waits.drop(s);
     // Its unanswered sends were never accepted (parked) or wait on a receiver; parked ones go.
     for (const w of s.pendingSends.values()) {

@@ -94,6 +94,8 @@ export interface KernelStatus {
   processes: ProcessInfo[];
   mailboxes: MailboxInfo[];
   segments: SegmentInfo[];
+  /** Present when the kernel is part of a cluster. */
+  cluster?: ClusterStatus;
 }
 
 /**
@@ -103,4 +105,25 @@ export interface KernelStatus {
 export interface PeekReply {
   count: number;
   more: boolean;
+}
+
+/** A kernel of the cluster, as `status` reports it. */
+export interface ClusterNodeInfo {
+  node: string;
+  host: string;
+  /** The kernel's OS pid on its host. */
+  pid: number;
+  /** When that kernel joined (ms since the epoch, its own clock). */
+  since: number;
+  /** This kernel (the one answering). */
+  self: boolean;
+}
+
+/** `status.cluster` of a kernel that is part of a cluster. */
+export interface ClusterStatus {
+  name: string;
+  node: string;
+  nodes: ClusterNodeInfo[];
+  /** Process and mailbox names held on other nodes. */
+  remote: { kind: 'process' | 'mailbox'; name: string; node: string }[];
 }

@@ -43,8 +43,8 @@ export const MAX_CONTROL_BODY = 1024 * 1024;
  * the kernel thinks it has, and neither side's table grows without bound.
  */
 export const PEER_NAMES = 131072;
-/** Process names of the form the kernel assigns (HELLO with an empty name); no client may claim one. */
-export const ASSIGNED_NAME = /^proc-\d+$/;
+/** Process names of the form the kernel assigns (HELLO with an empty name: `proc-<n>`, in a cluster `proc-<n>.<node>`); no client may claim one. */
+export const ASSIGNED_NAME = /^proc-\d+(?:\.[A-Za-z0-9_-]{1,64})?$/;
 /** Largest frame the kernel reads before HELLO: a handshake is small, a stranger gets no more. */
 export const MAX_HELLO_FRAME = 4096;
 

@@ -1,0 +1,116 @@
+/**
+ * The kernel's side of a cluster (src/cluster/): the names this kernel hands out are claimed
+ * cluster-wide before they are used, and released when they go; what lives on another node is told
+ * apart from what does not exist. The kernel knows nothing of NATS: only this file's methods.
+ *
+ * Invariants:
+ * - A process name is bound locally (WELCOME) only after its cluster claim succeeded; while the
+ *   claim is out the name is `pending` here, so a second local HELLO for it is refused at once.
+ * - A claim that completes after its session or mailbox is gone is released at once.
+ * - Kernel-assigned names carry the node (`proc-<n>.<node>`) and are unique without a claim.
+ */
+import { Cluster } from '../cluster/cluster.js';
+import type { ClusterOptions } from '../cluster/cluster-options.js';
+import type { NameKind } from '../cluster/global-names.js';
+import { IpcError } from '../errors.js';
+import type { ClusterStatus } from '../wire/info-types.js';
+
+export class ClusterLink {
+  /** Names with a claim in flight, by kind. */
+  private readonly pending: Record<NameKind, Set<string>> = { process: new Set(), mailbox: new Set() };
+
+  private constructor(private readonly cluster: Cluster) {
+    cluster.on('fenced', () => {
+      process.emitWarning(
+        `ipcbox kernel: another kernel took node name "${cluster.node}" while this one was cut off from NATS; ` +
+          'its names are no longer reserved across the cluster (restart this kernel)',
+      );
+    });
+  }
+
+  static async join(options: ClusterOptions): Promise<ClusterLink> {
+    return new ClusterLink(await Cluster.join(options));
+  }
+
+  get node(): string {
+    return this.cluster.node;
+  }
+
+  isPending(kind: NameKind, name: string): boolean {
+    return this.pending[kind].has(name);
+  }
+
+  /**
+   * Claim `name` across the cluster, then run `bind` (unless `stillWanted` says the requester went
+   * meanwhile, in which case the name is released). Rejects NAME_TAKEN / MAILBOX_EXISTS when another
+   * node holds it.
+   */
+  async claim(
+    kind: NameKind,
+    name: string,
+    info: Record<string, unknown>,
+    stillWanted: () => boolean,
+  ): Promise<boolean> {
+    this.pending[kind].add(name);
+    try {
+      await this.cluster.claimName(kind, name, info);
+    } catch (e) {
+      if (e instanceof IpcError && e.code === 'NAME_TAKEN' && kind === 'mailbox')
+        throw new IpcError('MAILBOX_EXISTS', e.message.replace(/^mailbox name/, 'mailbox'), { cause: e });
+      throw e;
+    } finally {
+      this.pending[kind].delete(name);
+    }
+    if (stillWanted()) return true;
+    void this.cluster.releaseName(kind, name);
+    return false;
+  }
+
+  release(kind: NameKind, name: string): void {
+    void this.cluster.releaseName(kind, name);
+  }
+
+  /** The node that holds `name`, if another node does (by the local mirror: no round trip). */
+  elsewhere(kind: NameKind, name: string): string | undefined {
+    const h = this.cluster.cachedHolder(kind, name);
+    return h !== undefined && h.node !== this.cluster.node ? h.node : undefined;
+  }
+
+  /**
+   * The error for a name that is not here: it lives on another node (which this kernel cannot reach
+   * yet: messaging between nodes is the cluster's next step), or it does not exist.
+   */
+  notHere(kind: NameKind, name: string, missing: IpcError): IpcError {
+    const node = this.elsewhere(kind, name);
+    if (node === undefined) return missing;
+    return new IpcError(
+      'NOT_SUPPORTED',
+      `${kind} ${name} lives on cluster node ${node}; operations across nodes are not available yet`,
+    );
+  }
+
+  status(): ClusterStatus {
+    const self = this.cluster.membership.self;
+    const remote: ClusterStatus['remote'] = [];
+    for (const kind of ['process', 'mailbox'] as const) {
+      for (const { name, holder } of this.cluster.listNames(kind))
+        if (holder.node !== self.node) remote.push({ kind, name, node: holder.node });
+    }
+    return {
+      name: this.cluster.options.name,
+      node: self.node,
+      nodes: this.cluster.nodes().map((n) => ({
+        node: n.node,
+        host: n.host,
+        pid: n.pid,
+        since: n.since,
+        self: n.incarnation === self.incarnation,
+      })),
+      remote,
+    };
+  }
+
+  close(): Promise<void> {
+    return this.cluster.close();
+  }
+}
