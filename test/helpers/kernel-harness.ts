@@ -175,3 +175,48 @@ export function runScript(
     child.once('exit', (code) => resolveRun({ code, stdout, stderr }));
   });
 }
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Run the CLI to completion with `input` on its stdin (empty if none) and extra environment; stdout as bytes. */
+export function runCliWith(
+  args: string[],
+  socketPath: string,
+  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliRun> {
+  const c = spawnCli(args, socketPath, options.env);
+  c.child.stdin!.on('error', () => {});
+  c.child.stdin!.end(options.input ?? '');
+  return c.exit.then(({ code, signal }) => ({ code, signal, stdout: c.stdout(), stderr: c.stderr() }));
+}
+
+export interface SpawnedCli {
+  child: ChildProcess;
+  /** Everything the CLI printed on stdout so far. */
+  stdout(): Buffer;
+  stderr(): string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Start the CLI (on `socketPath`) without waiting for it: stdin, stdout and stderr are pipes. */
+export function spawnCli(args: string[], socketPath: string, env: NodeJS.ProcessEnv = {}): SpawnedCli {
+  const child = spawn(process.execPath, [CLI, '--socket', socketPath, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('close', (code, signal) => r({ code, signal })),
+  );
+  return { child, stdout: () => Buffer.concat(out), stderr: () => err, exit };
+}
