@@ -25,6 +25,9 @@ const CODES: readonly IpcErrorCode[] = [
   'OWNER_DEAD',
   'INVALID_ARGUMENT',
   'SEGMENT_EXISTS',
+  'BROKEN_PIPE',
+  'OS_LIMIT',
+  'NO_SUCH_OBJECT',
 ];
 
 const NUMBERS = new Map<IpcErrorCode, number>(CODES.map((c, i) => [c, i]));

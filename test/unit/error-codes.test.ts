@@ -32,6 +32,9 @@ const WIRE = {
   OWNER_DEAD: 20,
   INVALID_ARGUMENT: 21,
   SEGMENT_EXISTS: 22,
+  BROKEN_PIPE: 23,
+  OS_LIMIT: 24,
+  NO_SUCH_OBJECT: 25,
 } as const satisfies Record<IpcErrorCode, number>;
 
 const CODES = Object.keys(WIRE) as IpcErrorCode[];
