@@ -5,7 +5,7 @@
  * Common mapping (each facility adds its own cases first, e.g. the message
  * queue limits): ENOENT → NO_SUCH_OBJECT, EACCES/EPERM → PERMISSION_DENIED,
  * EEXIST → NAME_TAKEN, EPIPE → BROKEN_PIPE, EMFILE/ENFILE → OS_LIMIT (open
- * files), ENOSYS → NOT_SUPPORTED, EINVAL/ENAMETOOLONG → INVALID_ARGUMENT.
+ * files), ENOSYS → NOT_SUPPORTED, EINVAL/EISDIR/ENAMETOOLONG → INVALID_ARGUMENT.
  * Anything else is returned unchanged (a Node errno error), as Segment does.
  */
 import { IpcError } from '../errors.js';
@@ -45,6 +45,8 @@ export function fromErrno(err: unknown, what: string): unknown {
       return new IpcError('NOT_SUPPORTED', `${what}: not supported on this system`, cause);
     case 'EINVAL':
       return new IpcError('INVALID_ARGUMENT', `invalid argument for ${what}`, cause);
+    case 'EISDIR':
+      return new IpcError('INVALID_ARGUMENT', `${what}: is a directory`, cause);
     case 'ENAMETOOLONG':
       return new IpcError('INVALID_ARGUMENT', `name too long: ${what}`, cause);
     default:
