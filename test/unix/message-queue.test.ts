@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { type IpcError, MessageQueue } from '../../src/index.js';
+import { type IpcError, listMessageQueues, MessageQueue } from '../../src/index.js';
 import {
   blockedInKernel,
   buildCPeer,
@@ -141,6 +141,8 @@ describe('POSIX message queues', () => {
     assert.throws(() => MessageQueue.open(`${q.name}-missing`), hasCode('NO_SUCH_OBJECT'));
     assert.throws(() => MessageQueue.open(q.name, { create: true, exclusive: true }), hasCode('NAME_TAKEN'));
     assert.throws(() => MessageQueue.open('/a/b'), hasCode('INVALID_ARGUMENT'));
+    if (existsSync('/dev/mqueue')) assert.ok(listMessageQueues().includes(q.name));
+    else assert.throws(() => listMessageQueues(), hasCode('NOT_SUPPORTED'));
     const again = MessageQueue.open(q.name.slice(1));
     assert.equal(again.messageSize, 256);
     again.close();

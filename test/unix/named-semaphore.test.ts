@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { type IpcError, NamedSemaphore } from '../../src/index.js';
+import { type IpcError, listNamedSemaphores, NamedSemaphore } from '../../src/index.js';
 import {
   blockedInKernel,
   buildCPeer,
@@ -79,6 +79,7 @@ describe('named POSIX semaphores', () => {
       hasCode('NAME_TAKEN'),
     );
     assert.throws(() => NamedSemaphore.open(`${sem.name}-missing`), hasCode('NO_SUCH_OBJECT'));
+    assert.ok(listNamedSemaphores().includes(sem.name), 'listed from /dev/shm/sem.*');
   });
 
   it('an async wait times out and aborts without taking a permit; a later post is still there', async () => {
