@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "ipcbox_shm",
-      "sources": ["ipcbox_shm.cc"],
+      "sources": ["ipcbox_shm.cc", "ipcbox_unix.cc"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-cast-function-type"],
       "cflags_cc!": ["-fno-exceptions"],
       "conditions": [

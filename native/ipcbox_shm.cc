@@ -12,6 +12,7 @@
 //   futexCancel(id) -> boolean, futexWake(sab, byteOffset, count) -> number
 //   getpid(), gettid(), isAlive(pid)
 //   peerCredentials(fd) -> {pid, uid, gid} of a connected Unix socket's peer
+//   and the exports of ipcbox_unix.cc (pipes, FIFOs, message queues, named semaphores, mapped files)
 // Failures of system calls throw (or reject with) an Error carrying .errno
 // (positive), .code ('EAGAIN'...) and .syscall.
 //
@@ -926,6 +927,11 @@ void PeerCredentials(const FunctionCallbackInfo<Value>& args) {
 
 }  // namespace
 
+// Pipes, FIFOs, message queues, named semaphores, file mappings: native/ipcbox_unix.cc.
+namespace ipcbox_unix {
+void RegisterUnix(Local<Object> exports, Local<Context> context);
+}
+
 NODE_MODULE_INIT(/* exports, module, context */) {
   Isolate* iso = context->GetIsolate();
   auto* holder = new std::shared_ptr<EnvState>(std::make_shared<EnvState>());
@@ -954,4 +960,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   set("gettid", GetTid);
   set("isAlive", IsAlive);
   set("peerCredentials", PeerCredentials);
+  ipcbox_unix::RegisterUnix(exports, context);
 }

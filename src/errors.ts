@@ -30,7 +30,14 @@ export type IpcErrorCode =
   | 'INVALID_ARGUMENT'
   | 'SEGMENT_EXISTS'
   /** The cluster's NATS cannot be reached (or a remote node did not answer in time). */
-  | 'CLUSTER_UNAVAILABLE';
+  | 'CLUSTER_UNAVAILABLE'
+  // The other end of a pipe or FIFO is gone (EPIPE): nobody will read what is written.
+  | 'BROKEN_PIPE'
+  // An OS limit refused the request (queue size, number of queues, open files); the message names
+  // the limit and how to raise it.
+  | 'OS_LIMIT'
+  // No OS object of that name or path (message queue, named semaphore, FIFO, file).
+  | 'NO_SUCH_OBJECT';
 
 export class IpcError extends Error {
   readonly code: IpcErrorCode;

@@ -80,3 +80,22 @@ export type {
 export type { CodecName } from './wire/protocol.js';
 export { MAX_PEEK_COUNT } from './wire/protocol.js';
 export { defaultSocketPath } from './wire/socket-path.js';
+// Unix IPC objects shared with any program: pipes, FIFOs, POSIX message queues, named semaphores, mapped files (docs/unix.md).
+export type { OpenFifoOptions } from './unix/fifo.js';
+export { mkfifo, openFifo, removeFifo, unlinkFifo } from './unix/fifo.js';
+export { listMessageQueues, listNamedSemaphores } from './unix/listing.js';
+export type { MappedFileOptions } from './unix/mapped-file.js';
+export { MappedFile } from './unix/mapped-file.js';
+export type {
+  MessageQueueAttributes,
+  MessageQueueOpenOptions,
+  QueueMessage,
+  QueueReceiveOptions,
+  QueueSendOptions,
+} from './unix/message-queue.js';
+export { MessageQueue, MQ_PRIO_MAX } from './unix/message-queue.js';
+export type { NamedSemaphoreOpenOptions } from './unix/named-semaphore.js';
+export { NamedSemaphore, SEM_VALUE_MAX } from './unix/named-semaphore.js';
+export type { PipeEnd } from './unix/pipe.js';
+export { createPipe, openPipeFd, Pipe } from './unix/pipe.js';
+export { PipeSocket } from './unix/pipe-socket.js';

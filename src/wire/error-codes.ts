@@ -26,6 +26,9 @@ const CODES: readonly IpcErrorCode[] = [
   'INVALID_ARGUMENT',
   'SEGMENT_EXISTS',
   'CLUSTER_UNAVAILABLE',
+  'BROKEN_PIPE',
+  'OS_LIMIT',
+  'NO_SUCH_OBJECT',
 ];
 
 const NUMBERS = new Map<IpcErrorCode, number>(CODES.map((c, i) => [c, i]));

@@ -71,10 +71,18 @@ describe('the packed package, installed without scripts or a compiler', () => {
     work = tempDir('ipcbox-pack-');
     const stage = join(work, 'stage');
     mkdirSync(stage);
-    for (const f of ['package.json', 'tsconfig.json', 'README.md', 'LICENSE', 'src', 'docs'])
+    for (const f of [
+      'package.json',
+      'tsconfig.json',
+      'tsconfig.package.json',
+      'README.md',
+      'LICENSE',
+      'src',
+      'docs',
+    ])
       cpSync(join(ROOT, f), join(stage, f), { recursive: true });
     mkdirSync(join(stage, 'native'));
-    for (const f of ['binding.gyp', 'ipcbox_shm.cc', 'install.mjs'])
+    for (const f of ['binding.gyp', 'ipcbox_shm.cc', 'ipcbox_unix.cc', 'install.mjs'])
       cpSync(join(ROOT, 'native', f), join(stage, 'native', f));
     symlinkSync(join(ROOT, 'node_modules'), join(stage, 'node_modules'));
     const packed = await run('npm', ['pack', '--json', '--pack-destination', work], { cwd: stage });
@@ -115,8 +123,9 @@ describe('the packed package, installed without scripts or a compiler', () => {
     }
   });
 
-  test('the tarball holds the library, its types, the prebuilt addon and its sources, and nothing else', () => {
+  test('the tarball holds the library, its types, the prebuilt addon and its sources, and nothing else', (t) => {
     const paths = pack.files.map((f) => f.path);
+    t.diagnostic(`tarball: ${pack.size} bytes packed, ${pack.unpackedSize} unpacked, ${paths.length} files`);
     assert.ok(pack.size < 300 * 1024, `tarball is ${pack.size} bytes, over 300 kB`);
     for (const p of [
       'package.json',
@@ -127,14 +136,21 @@ describe('the packed package, installed without scripts or a compiler', () => {
       'dist/src/cli/main.js',
       'native/binding.gyp',
       'native/ipcbox_shm.cc',
+      'native/ipcbox_unix.cc',
       'native/install.mjs',
       `native/prebuilds/${process.platform}-${process.arch}/node.abi${process.versions.modules}.glibc.node`,
     ])
       assert.ok(paths.includes(p), `the tarball has ${p}`);
+    // A compile at install (no prebuild fits) needs every source binding.gyp names.
+    const gyp = JSON.parse(readFileSync(join(ROOT, 'native', 'binding.gyp'), 'utf8')) as {
+      targets: { sources: string[] }[];
+    };
+    for (const src of gyp.targets.flatMap((t) => t.sources))
+      assert.ok(paths.includes(`native/${src}`), `the tarball has native/${src}, which binding.gyp builds`);
     const stray = paths.filter(
       (p) =>
         /^(dist\/(test|bench|examples)|test|bench|examples|src|\.ci|bench\/results)\//.test(p) ||
-        /\.map$|^biome\.json$|^tsconfig\.json$|native\/build\//.test(p),
+        /\.map$|^biome\.json$|^tsconfig(\.\w+)?\.json$|native\/build\//.test(p),
     );
     assert.deepEqual(stray, [], 'no tests, benchmarks, sources maps, build trees or tool configs');
   });

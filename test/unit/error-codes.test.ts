@@ -33,6 +33,9 @@ const WIRE = {
   INVALID_ARGUMENT: 21,
   SEGMENT_EXISTS: 22,
   CLUSTER_UNAVAILABLE: 23,
+  BROKEN_PIPE: 24,
+  OS_LIMIT: 25,
+  NO_SUCH_OBJECT: 26,
 } as const satisfies Record<IpcErrorCode, number>;
 
 const CODES = Object.keys(WIRE) as IpcErrorCode[];
