@@ -14,6 +14,7 @@ import { listSegments, removeSegments } from './commands/shm.js';
 import { signal } from './commands/signal.js';
 import { signals } from './commands/signals.js';
 import { status } from './commands/status.js';
+import { waitForProcesses } from './commands/wait.js';
 import { EXIT_CODES_HELP, ExitCode } from './exit-codes.js';
 import { reportFailure, UsageError } from './failure.js';
 import type { MessageSource } from './message-input.js';
@@ -210,12 +211,20 @@ program
 program
   .command('recv <target>')
   .description(
-    'receive from a mailbox, or as process @name receive its direct messages. Each message is acknowledged only once printed: one that cannot be printed (stdout closed, undecodable) stays in the mailbox',
+    'receive from a mailbox, or as process @name receive its direct messages. Each message is acknowledged only once printed: one that cannot be printed (stdout closed, undecodable) stays in the mailbox (not with @name: that inbox ends with the command)',
   )
   .addOption(timeout('waiting for a message'))
   .option('--nonblock', 'fail at once if no message is there (exit 4)')
   .addOption(
-    new Option('--count <n>', 'receive N messages (default 1)').argParser(integer(1)).conflicts('follow'),
+    new Option('--count <n>', 'receive N messages (default 1; with --peek at most 100)')
+      .argParser(integer(1))
+      .conflicts('follow'),
+  )
+  .addOption(
+    new Option(
+      '--peek',
+      'print copies of the first queued messages (--count) and leave them queued; nothing queued: exit 4',
+    ).conflicts(['follow', 'ack', 'timeout', 'nonblock']),
   )
   .option(
     '--follow',
@@ -228,6 +237,17 @@ program
   )
   .option('--json', 'one JSON object per message: mailbox, sender, priority, codec, data (see docs/cli.md)')
   .action((target: string, o) => run(() => recv(g(), target, o)));
+
+program
+  .command('wait <name...>')
+  .description(
+    'wait until a process of each NAME is connected (exit 0); a kernel-assigned name (proc-N) not connected fails at once (exit 5). Silent, or with --json one line per process',
+  )
+  .option('--timeout <ms>', 'give up after MS milliseconds (exit 3)', integer(0))
+  .addOption(json())
+  .action((names: string[], o: { timeout?: number; json?: boolean }) =>
+    run(() => waitForProcesses(g(), names, o)),
+  );
 
 program
   .command('signal <name> <type> [payload]')

@@ -2,7 +2,7 @@
  * The `ipcbox` CLI's administration and notices end to end: mailbox create
  * (sizes, --json, --owner process refused), rm of several names,
  * grant/revoke/transfer as `status --json` shows them, signals printed as
- * they arrive, errors as JSON objects, and what a rendezvous mailbox with
+ * they arrive, wait for a process, errors as JSON objects, and what a rendezvous mailbox with
  * no receiver says.
  */
 import assert from 'node:assert/strict';
@@ -133,6 +133,36 @@ describe('ipcbox CLI administration and signals', () => {
     const idle = await cli('signals', '--timeout', '100');
     assert.equal(idle.code, 3, idle.stderr);
     assert.match(idle.stderr, /TIMEOUT/);
+  });
+
+  test('wait NAME exits 0 once a process of that name connects; --timeout exit 3; an absent proc-<n> exit 5', async () => {
+    const c = spawnCli(['wait', 'adm-late', 'admin-test', '--timeout', '20000', '--json'], daemon.socketPath);
+    // The CLI is connected and parked on the wait before the process appears.
+    await waitFor(
+      async () => (await me.listProcesses()).some((p) => p.name.startsWith('proc-')),
+      15_000,
+      'the waiting CLI',
+    );
+    assert.equal(c.child.exitCode, null, 'still waiting');
+    const late = await connect({ socketPath: daemon.socketPath, name: 'adm-late' });
+    const { code } = await c.exit;
+    assert.equal(code, 0, c.stderr());
+    const lines = c
+      .stdout()
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { name: string });
+    assert.deepEqual(
+      lines.map((l) => l.name),
+      ['adm-late', 'admin-test'],
+    );
+    await late.close();
+    const none = await cli('wait', 'adm-never', '--timeout', '100');
+    assert.equal(none.code, 3, none.stderr);
+    assert.match(none.stderr, /TIMEOUT/);
+    const assigned = await cli('wait', 'proc-99999', '--timeout', '10000');
+    assert.equal(assigned.code, 5, assigned.stderr);
   });
 
   test('--json errors are one JSON object on stderr with the same exit status', async () => {

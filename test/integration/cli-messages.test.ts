@@ -3,7 +3,7 @@
  * (past the command line's 128 KiB, byte-exact with --codec bytes, up to the
  * kernel's limit and no further), structured-clone values printed
  * faithfully, acknowledgement only after printing (a closed or stalled
- * stdout loses nothing), and --follow ended by SIGINT.
+ * stdout loses nothing), --follow ended by SIGINT, and --peek.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -247,6 +247,40 @@ describe('ipcbox send and recv', () => {
     const r = await cli('recv', mb.name, '--follow', '--nonblock');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'x\ny\n');
+    await mb.delete();
+  });
+
+  test('recv --peek [--count N] prints queued messages in delivery order and leaves them queued', async () => {
+    const mb = await box();
+    await mb.send('low');
+    await mb.send('high', { priority: 7 });
+    await mb.send('low2');
+    const r = await cli('recv', mb.name, '--peek', '--count', '2', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { data: string; priority: number }).data),
+      ['high', 'low'],
+    );
+    const s = await mb.stat();
+    assert.equal(s.depth, 3, 'nothing was taken');
+    assert.equal(s.counters.received, 0);
+    const text = await cli('recv', mb.name, '--peek');
+    assert.equal(text.stdout, 'high\n');
+    assert.equal((await mb.receive({ timeout: 5000 })).data, 'high', 'the first is still first');
+    await mb.receive({ timeout: 5000 });
+    await mb.receive({ timeout: 5000 });
+    const empty = await cli('recv', mb.name, '--peek');
+    assert.equal(empty.code, 4, 'nothing queued: exit 4 as for recv --nonblock');
+    assert.match(empty.stderr, /no message is queued/);
+    assert.equal(
+      (await cli('recv', '@someone', '--peek')).code,
+      2,
+      '@name has no inbox to peek from the CLI',
+    );
+    assert.equal((await cli('recv', mb.name, '--peek', '--follow')).code, 2);
     await mb.delete();
   });
 

@@ -1,8 +1,10 @@
 import type { ReceiveOptions } from '../../client/connection.js';
 import type { Message } from '../../client/message.js';
 import { IpcError } from '../../errors.js';
+import { MAX_PEEK_COUNT } from '../../wire/protocol.js';
+import { UsageError } from '../failure.js';
 import { formatMessage } from '../message-format.js';
-import { writeOut } from '../output.js';
+import { writeErr, writeOut } from '../output.js';
 import { connectFromCli, type GlobalOptions, untilInterrupted } from './common.js';
 
 export interface RecvCliOptions {
@@ -12,6 +14,7 @@ export interface RecvCliOptions {
   follow?: boolean;
   /** false with --no-ack: take the message outright. Default (and --ack): acknowledge once printed. */
   ack?: boolean;
+  peek?: boolean;
   json?: boolean;
 }
 
@@ -46,12 +49,41 @@ async function printThenAck(m: Message, json: boolean): Promise<void> {
 }
 
 /**
+ * Print copies of the first --count (default 1, at most 100) queued messages,
+ * leaving them queued. Nothing queued is WOULD_BLOCK (exit 4), as for
+ * `recv --nonblock`. Fewer than asked while more are queued means the
+ * kernel's per-answer payload cap was reached: said on stderr (text mode).
+ */
+async function peek(g: GlobalOptions, target: string, o: RecvCliOptions): Promise<void> {
+  if (target.startsWith('@'))
+    throw new UsageError(
+      '--peek cannot look into @name: recv @name connects as that process, so it would see its own new, empty inbox',
+      'recv',
+    );
+  const count = o.count ?? 1;
+  if (count > MAX_PEEK_COUNT)
+    throw new UsageError(`--count with --peek is at most ${MAX_PEEK_COUNT}`, 'recv');
+  const p = await connectFromCli(g);
+  try {
+    const mb = await p.openMailbox(target);
+    const { messages, more } = await mb.peek({ count });
+    if (messages.length === 0) throw new IpcError('WOULD_BLOCK', `no message is queued in ${target}`);
+    for (const m of messages) await writeOut(formatMessage(m, o.json === true));
+    if (more && messages.length < count && !o.json)
+      writeErr(`ipcbox: ${messages.length} shown; more are queued than one peek answer carries\n`);
+  } finally {
+    await p.close();
+  }
+}
+
+/**
  * Receive from a mailbox, or with @name act as process `name` and receive its
- * direct messages (the name must be free). --follow receives until SIGINT or
+ * direct messages (the name must be free); --peek only looks. --follow receives until SIGINT or
  * SIGTERM (exit 0); with --timeout or --nonblock it also ends, with 0, once
  * no message comes in time.
  */
 export async function recv(g: GlobalOptions, target: string, o: RecvCliOptions): Promise<void> {
+  if (o.peek) return peek(g, target, o);
   const options: ReceiveOptions = { ack: o.ack !== false };
   if (o.timeout !== undefined) options.timeout = o.timeout;
   if (o.nonblock) options.nonblock = true;
