@@ -112,6 +112,16 @@ const TYPED_ARRAYS: Record<string, new (b: ArrayBuffer, offset: number, length: 
     DataView,
   };
 
+const ERRORS: Record<string, ErrorConstructor> = {
+  Error,
+  EvalError,
+  RangeError,
+  ReferenceError,
+  SyntaxError,
+  TypeError,
+  URIError,
+};
+
 function bytesOf(text: unknown, what: string): Buffer {
   if (typeof text !== 'string') throw new TypeError(`${what} must be a base64 string`);
   return Buffer.from(text, 'base64');
@@ -178,8 +188,11 @@ export function fromTaggedJson(value: unknown): unknown {
     }
     case '$error': {
       const e = v as { name?: unknown; message?: unknown } | null;
-      const err = new Error(typeof e?.message === 'string' ? e.message : '');
-      if (typeof e?.name === 'string') err.name = e.name;
+      const name = typeof e?.name === 'string' ? e.name : 'Error';
+      const make = ERRORS[name];
+      const err = new (make ?? Error)(typeof e?.message === 'string' ? e.message : '');
+      // The structured clone keeps only the standard error types; any other name rides along as a property.
+      if (make === undefined) err.name = name;
       return err;
     }
     default: // '$object'

@@ -172,6 +172,33 @@ describe('ipcbox send and recv', () => {
     await mb.delete();
   });
 
+  test('the tagged JSON of recv --json, sent back with --codec v8, gives the same value', async () => {
+    const mb = await box();
+    const buffer = new ArrayBuffer(4);
+    new Uint8Array(buffer).set([9, 8, 7, 6]);
+    const value = new Map<unknown, unknown>([
+      [1n, new Set([Number.NaN, -0, Number.POSITIVE_INFINITY, undefined])],
+      ['date', new Date(Date.UTC(2021, 5, 7))],
+      ['regexp', /a+b/gi],
+      ['bytes', new Uint8Array([1, 2, 255])],
+      ['floats', new Float64Array([1.5, -2])],
+      ['buffer', buffer],
+      ['error', new TypeError('boom')],
+      ['looks-tagged', { $bigint: 'not a tag' }],
+      ['nested', [{ a: [null, true, 'x'] }, new Map([['k', new Set(['v'])]])]],
+    ]);
+    await mb.send(value, { codec: 'v8' });
+    const printed = await cli('recv', mb.name, '--json');
+    assert.equal(printed.code, 0, printed.stderr);
+    const data = (JSON.parse(printed.stdout) as { data: unknown }).data;
+    const sent = await cli('send', mb.name, JSON.stringify(data), '--codec', 'v8');
+    assert.equal(sent.code, 0, sent.stderr);
+    const back = await mb.receive({ timeout: 5000 });
+    assert.equal(back.codec, 'v8');
+    assert.deepStrictEqual(back.data, value);
+    await mb.delete();
+  });
+
   test('recv into a closed pipe exits quietly and the message is not lost (recv | head -c 1)', async () => {
     const mb = await box();
     const c = spawnCli(['recv', mb.name], daemon.socketPath);
