@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { Channels, type HomeChannel, type OpenerChannel, type OpenerSink } from './channels.js';
 import {
   type ClusterOptions,
   type ResolvedClusterOptions,
@@ -17,6 +18,10 @@ import {
 import { GlobalNames, type NameHolder, type NameKind } from './global-names.js';
 import { Membership, type NodeDownReason, type NodeRecord } from './membership.js';
 import { connectNats } from './nats-connection.js';
+import { Pipes } from './pipes.js';
+
+/** What a node does with a channel another node opened to it (the kernel makes a proxy session). */
+export type ChannelHandler = (from: string, hello: Record<string, unknown>, channel: HomeChannel) => void;
 
 interface ClusterEvents {
   'node-up': [NodeRecord];
@@ -32,6 +37,10 @@ async function bucket(nc: NatsConnection, name: string): Promise<KV> {
 
 export class Cluster extends EventEmitter<ClusterEvents> {
   private closed = false;
+  private readonly pipes: Pipes;
+  private readonly channels: Channels;
+  /** Until the kernel says what to do with incoming channels, they are refused. */
+  private handler: ChannelHandler = (_from, _hello, ch) => ch.close('not ready');
 
   private constructor(
     readonly options: ResolvedClusterOptions,
@@ -40,9 +49,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     private readonly names: GlobalNames,
   ) {
     super();
+    this.pipes = new Pipes(nc, `ipcbox.${options.name}`, options.node, {
+      records: (from, records) => this.channels.records(from, records),
+      reset: (node) => this.channels.lost(node, 'reset'),
+    });
+    this.channels = new Channels(this.pipes, (from, hello, ch) => this.handler(from, hello, ch));
     membership.on('node-up', (r) => this.emit('node-up', r));
     membership.on('node-down', (r, why) => {
       void names.forget(r.node, r.incarnation);
+      this.pipes.forget(r.node);
+      this.channels.lost(r.node, 'node-down');
       this.emit('node-down', r, why);
     });
     membership.on('fenced', () => this.emit('fenced'));
@@ -87,6 +103,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.names.list(kind);
   }
 
+  /** Handle channels other nodes open to this one. */
+  onChannel(handler: ChannelHandler): void {
+    this.handler = handler;
+  }
+
+  /** Open a channel to `node` (it must be up: the caller looked the name up). */
+  openChannel(node: string, hello: Record<string, unknown>, sink: OpenerSink): OpenerChannel {
+    return this.channels.open(node, hello, sink);
+  }
+
   nodes(): NodeRecord[] {
     return this.membership.nodes();
   }
@@ -96,6 +122,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (this.closed) return;
     this.closed = true;
     this.names.close();
+    this.pipes.close();
     await this.names.releaseAll();
     await this.membership.leave();
     await this.nc.drain().catch(() => undefined);

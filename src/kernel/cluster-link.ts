@@ -9,7 +9,8 @@
  * - A claim that completes after its session or mailbox is gone is released at once.
  * - Kernel-assigned names carry the node (`proc-<n>.<node>`) and are unique without a claim.
  */
-import { Cluster } from '../cluster/cluster.js';
+import type { OpenerChannel, OpenerSink } from '../cluster/channels.js';
+import { type ChannelHandler, Cluster } from '../cluster/cluster.js';
 import type { ClusterOptions } from '../cluster/cluster-options.js';
 import type { NameKind } from '../cluster/global-names.js';
 import { IpcError } from '../errors.js';
@@ -87,6 +88,19 @@ export class ClusterLink {
       'NOT_SUPPORTED',
       `${kind} ${name} lives on cluster node ${node}; operations across nodes are not available yet`,
     );
+  }
+
+  /** Serve channels other nodes open here (proxy sessions of their processes). */
+  onChannel(handler: ChannelHandler): void {
+    this.cluster.onChannel(handler);
+  }
+
+  openChannel(node: string, hello: Record<string, unknown>, sink: OpenerSink): OpenerChannel {
+    return this.cluster.openChannel(node, hello, sink);
+  }
+
+  onNodeDown(listener: (node: string) => void): void {
+    this.cluster.on('node-down', (r) => listener(r.node));
   }
 
   status(): ClusterStatus {

@@ -1,5 +1,7 @@
 import { chmodSync, chownSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { HomeChannel } from '../cluster/channels.js';
 import { type ClusterOptions, resolveClusterOptions } from '../cluster/cluster-options.js';
 import type { MailboxHooks } from '../core/mailbox-core.js';
 import { type MailboxOptions, resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
@@ -26,6 +28,8 @@ import { MessagePath } from './message-path.js';
 import { MemoryBudget } from './message-store.js';
 import { peerCredentialsOf, peerCredentialsSupported } from './peer-credentials.js';
 import { ProcessWaits } from './process-waits.js';
+import { ProxySocket } from './proxy-socket.js';
+import { RemoteRoutes } from './remote-routes.js';
 import type { SegmentRecord } from './segment-record.js';
 import { type ExitReason, Session } from './session.js';
 import { claimSocketPath } from './socket-path.js';
@@ -162,6 +166,10 @@ export class Kernel {
   readonly waits = new ProcessWaits((s) => describeProcess(this, s));
   /** This kernel's side of its cluster, once `listen` joined it (cluster-link.ts). */
   cluster: ClusterLink | undefined;
+  /** What local processes use on other nodes (remote-routes.ts). */
+  private routes: RemoteRoutes | undefined;
+  /** The pid each remote process has here (its proxy session's, now or when it comes), by name. */
+  private readonly proxyPids = new Map<string, { node: string; pid: number }>();
 
   constructor(options: KernelOptions = {}) {
     this.options = resolveKernelOptions(options);
@@ -196,7 +204,15 @@ export class Kernel {
     }
     await claimSocketPath(this.options.socketPath, group);
     // Join before listening: no client may bind a name before the cluster can check it.
-    if (this.options.cluster !== undefined) this.cluster = await ClusterLink.join(this.options.cluster);
+    if (this.options.cluster !== undefined) {
+      const cluster = await ClusterLink.join(this.options.cluster);
+      this.cluster = cluster;
+      this.routes = new RemoteRoutes(this, cluster);
+      cluster.onChannel((from, hello, ch) => this.acceptProxy(from, hello, ch));
+      cluster.onNodeDown((node) => {
+        for (const [name, p] of this.proxyPids) if (p.node === node) this.proxyPids.delete(name);
+      });
+    }
     const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
     this.server = server;
     // The socket is created with no permission for anyone else: there is no window between
@@ -257,20 +273,10 @@ export class Kernel {
       return;
     }
     socket.setNoDelay?.(true);
-    let session!: Session;
-    session = new Session(
-      socket,
-      MAX_HELLO_FRAME,
-      (frame) => this.onFrame(session, frame),
-      (err) => this.protocolError(session, err.message),
-      (s) => this.markDirty(s),
-      this.budget,
-      (s) => this.unchoked(s),
-    );
+    const session = this.wire(socket, MAX_HELLO_FRAME);
     session.credentials = peerCredentialsOf(socket);
     session.uid = session.credentials?.uid ?? process.getuid?.();
     session.gid = session.credentials?.gid ?? process.getgid?.();
-    this.connections.add(session);
     this.handshaking.add(session);
     if (this.handshaking.size > this.options.maxHandshakes) {
       // Idle strangers must not lock everyone out: the oldest handshake goes first.
@@ -279,6 +285,63 @@ export class Kernel {
     }
     session.helloTimer = setTimeout(() => this.dropHandshake(session), this.options.helloTimeout);
     session.helloTimer.unref();
+  }
+
+  /**
+   * A process on node `from` uses this kernel: its proxy session is ready at once (its own kernel
+   * did the handshake and vouches for its name and uid; kernels of a cluster trust each other).
+   * It has no inbox and no name here: its name lives on its node.
+   */
+  private acceptProxy(from: string, hello: Record<string, unknown>, ch: HomeChannel): void {
+    const name = hello.name;
+    if (this.closing !== undefined || typeof name !== 'string' || name === '') return ch.close('refused');
+    if (this.connections.size >= this.options.maxConnections) return ch.close('too many connections');
+    const socket = new ProxySocket(ch);
+    const session = this.wire(socket, this.maxFrame);
+    const num = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : undefined);
+    session.remoteNode = from;
+    session.name = name;
+    session.uid = num(hello.uid);
+    session.gid = num(hello.gid);
+    session.osPid = num(hello.osPid) ?? 0;
+    let pid = this.proxyPid(name, from);
+    if (this.sessions.has(pid)) {
+      pid = this.nextPid++;
+      this.proxyPids.set(name, { node: from, pid });
+    }
+    session.pid = pid;
+    session.version = PROTOCOL_VERSION;
+    session.ready = true;
+    this.sessions.set(pid, session);
+    ch.accept({ pid }, { data: (b) => socket.deliver(b), closed: () => socket.ended() });
+  }
+
+  /** The pid remote process `name` of `node` has on this kernel (reserved until its proxy comes). */
+  proxyPid(name: string, node: string): number {
+    const p = this.proxyPids.get(name);
+    if (p !== undefined && p.node === node) return p.pid;
+    const pid = this.nextPid++;
+    this.proxyPids.set(name, { node, pid });
+    return pid;
+  }
+
+  newMailboxId(): number {
+    return this.nextMailboxId++;
+  }
+
+  /** A Session on `socket` with its frames, budget accounting and teardown wired. */
+  private wire(socket: Duplex, maxFrame: number): Session {
+    let session!: Session;
+    session = new Session(
+      socket,
+      maxFrame,
+      (frame) => this.onFrame(session, frame),
+      (err) => this.protocolError(session, err.message),
+      (s) => this.markDirty(s),
+      this.budget,
+      (s) => this.unchoked(s),
+    );
+    this.connections.add(session);
     // A large request SEND that cannot fit the budget is refused without its bytes ever being kept.
     session.decoder.admit = (h, length) =>
       !(h.op === Op.SEND && h.reqId !== 0 && !this.budget.fits(length) && session.ready);
@@ -305,6 +368,7 @@ export class Kernel {
       session.release();
       this.flushDirty();
     });
+    return session;
   }
 
   private dropHandshake(s: Session): void {
@@ -365,6 +429,7 @@ export class Kernel {
       if (s.name !== '') return this.protocolError(s, 'a second HELLO before WELCOME');
       return this.hello(s, f);
     }
+    if (this.routes !== undefined && s.remoteNode === undefined && this.routes.frame(s, f)) return;
     switch (f.op) {
       case Op.SEND:
         return this.path.onSend(s, f);
@@ -547,6 +612,10 @@ export class Kernel {
     if (typeof args !== 'object' || args === null || Array.isArray(args)) {
       return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL args must be an object');
     }
+    // A name on another node: the call goes to that node's kernel (proxies never route further).
+    if (this.routes !== undefined && s.remoteNode === undefined) {
+      if (this.routes.call(s, f.reqId, call.m, args as Record<string, unknown>)) return;
+    }
     try {
       const result = handleCall(this, s, f.reqId, call.m, args as Record<string, unknown>);
       if (result !== ANSWERED_SEPARATELY) s.sendResult(f.reqId, result);
@@ -701,8 +770,13 @@ export class Kernel {
     s.closed = true;
     if (!wasReady) return;
     this.sessions.delete(s.pid);
-    this.byName.delete(s.name);
-    if (this.cluster !== undefined && !ASSIGNED_NAME.test(s.name)) this.cluster.release('process', s.name);
+    if (s.remoteNode === undefined) {
+      this.byName.delete(s.name);
+      if (this.cluster !== undefined && !ASSIGNED_NAME.test(s.name)) this.cluster.release('process', s.name);
+      this.routes?.sessionEnded(s);
+    } else if (this.proxyPids.get(s.name)?.pid === s.pid) {
+      this.proxyPids.delete(s.name);
+    }
     this.waits.drop(s);
     // Its unanswered sends were never accepted (parked) or wait on a receiver; parked ones go.
     for (const w of s.pendingSends.values()) {

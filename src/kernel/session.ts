@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { IpcErrorCode } from '../errors.js';
 import { errorCodeToWire } from '../wire/error-codes.js';
 import { FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
@@ -75,6 +75,8 @@ export class Session {
   closed = false;
   inbox: MailboxRecord | undefined;
   credentials: PeerCredentials | undefined;
+  /** Set on a proxy session: the node of the remote process it serves (kernel/proxy-socket.ts). */
+  remoteNode: string | undefined;
   /** The peer's user id from SO_PEERCRED; without the addon, the kernel's own (only it can open a 0600 socket). */
   uid: number | undefined;
   gid: number | undefined;
@@ -107,7 +109,8 @@ export class Session {
   helloTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly socket: Socket,
+    /** A Unix socket connection, or a channel from another node (kernel/proxy-socket.ts). */
+    readonly socket: Duplex,
     maxFrame: number,
     onFrame: ConstructorParameters<typeof FrameDecoder>[1],
     onProtocolError: ConstructorParameters<typeof FrameDecoder>[2],

@@ -2,47 +2,14 @@
  * Kernels in one cluster (separate OS processes, one real nats-server) share one namespace: a
  * process or mailbox name held on one kernel is refused on another, and freed when its holder goes
  * — at once when it leaves, within the stated bound when its kernel is SIGKILLed. Status shows the
- * nodes and what lives where; operations on a name that lives on another node say so.
+ * nodes and what lives where; a mailbox that lives on another node says so (not reachable yet).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, IpcError, type IpcProcess } from '../../src/index.js';
-import { FIXTURES, tempDir, waitFor } from '../helpers/kernel-harness.js';
+import { type ClusterKernel, startClusterKernel } from '../helpers/cluster-harness.js';
+import { tempDir, waitFor } from '../helpers/kernel-harness.js';
 import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
-
-interface KernelProc {
-  child: ChildProcess;
-  socketPath: string;
-}
-
-async function startClusterKernel(
-  dir: string,
-  node: string,
-  servers: string,
-  extra: object = {},
-): Promise<KernelProc> {
-  const socketPath = join(dir, `${node}.sock`);
-  const child = spawn(
-    process.execPath,
-    [
-      join(FIXTURES, 'cluster-kernel.js'),
-      socketPath,
-      JSON.stringify({ servers, node, name: 'kn', ...extra }),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready\n')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`kernel ${node} exited ${code} before ready`)));
-  });
-  return { child, socketPath };
-}
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -57,10 +24,10 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 describe('names across the kernels of a cluster', () => {
   let nats: NatsServer;
   let dir: string;
-  let a: KernelProc;
-  let b: KernelProc;
+  let a: ClusterKernel;
+  let b: ClusterKernel;
   const clients: IpcProcess[] = [];
-  const on = async (k: KernelProc, name?: string) => {
+  const on = async (k: ClusterKernel, name?: string) => {
     const p = await connect({ socketPath: k.socketPath, ...(name === undefined ? {} : { name }) });
     clients.push(p);
     return p;
@@ -119,12 +86,13 @@ describe('names across the kernels of a cluster', () => {
     assert.equal(st.cluster?.nodes.find((n) => n.self)?.node, 'node-b');
   });
 
-  test('a name that lives on another node is NOT_SUPPORTED with the node named, an absent one NO_SUCH_*', async () => {
-    await on(a, 'dave');
+  test('a mailbox that lives on another node is NOT_SUPPORTED with the node named, an absent one NO_SUCH_*', async () => {
+    const pa = await on(a);
+    await pa.createMailbox('a-only');
     const pb = await on(b);
-    await waitFor(async () => (await codeOf(pb.send('dave', 'hi'))) !== 'NO_SUCH_PROCESS', 5000);
+    await waitFor(async () => (await codeOf(pb.openMailbox('a-only'))) !== 'NO_SUCH_MAILBOX', 5000);
     await assert.rejects(
-      pb.send('dave', 'hi'),
+      pb.openMailbox('a-only'),
       (e: IpcError) => e.code === 'NOT_SUPPORTED' && /node-a/.test(e.message),
     );
     assert.equal(await codeOf(pb.send('nobody-at-all', 'hi')), 'NO_SUCH_PROCESS');

@@ -1,0 +1,221 @@
+/**
+ * Channels: byte streams between a process's kernel (the opener) and another node (the home of
+ * what the process uses there), multiplexed over the two nodes' pipes (pipes.ts). The home runs a
+ * proxy session for the process; the channel carries that session's protocol frames both ways, so
+ * the home kernel's core decides everything about its own mailboxes and processes.
+ *
+ * Records (pipe record type, channel id chosen by the opener):
+ *   OPEN (opener → home: JSON hello), OPENED (home → opener: JSON), UP (opener → home bytes),
+ *   DOWN (home → opener bytes), CLOSE_UP / CLOSE_DOWN (JSON reason; the other side's end closes).
+ * Invariants:
+ * - A channel's bytes arrive in order and exactly once while both nodes' pipes last; a pipe reset
+ *   or the other node going down closes every channel between the two ('reset', 'node-down'),
+ *   like a broken connection: nothing is silently skipped.
+ * - Writes respect the pipe's window: `whenWritable` waits while the pipe to that node is full.
+ */
+import type { PipeRecord, Pipes } from './pipes.js';
+
+export enum ChannelRecord {
+  Open = 1,
+  Opened = 2,
+  Up = 3,
+  Down = 4,
+  CloseUp = 5,
+  CloseDown = 6,
+}
+
+/** What the opener's side is told. */
+export interface OpenerSink {
+  opened(info: Record<string, unknown>): void;
+  data(bytes: Buffer): void;
+  closed(reason: string): void;
+}
+
+/** What the home side is told once it accepted a channel. */
+export interface HomeSink {
+  data(bytes: Buffer): void;
+  closed(reason: string): void;
+}
+
+const json = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8');
+function parse(b: Buffer): Record<string, unknown> {
+  try {
+    const v = JSON.parse(b.toString('utf8')) as unknown;
+    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+abstract class ChannelEnd {
+  closed = false;
+  constructor(
+    protected readonly hub: Channels,
+    readonly node: string,
+    readonly id: number,
+  ) {}
+  protected abstract readonly dataType: ChannelRecord;
+  protected abstract readonly closeType: ChannelRecord;
+
+  write(bytes: Buffer): void {
+    if (!this.closed) this.hub.pipes.send(this.node, this.dataType, this.id, bytes);
+  }
+
+  whenWritable(cb: () => void): void {
+    this.hub.pipes.whenWritable(this.node, cb);
+  }
+
+  /** Close this end and tell the other side why. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.hub.pipes.send(this.node, this.closeType, this.id, json({ reason }));
+    this.hub.forgetEnd(this);
+  }
+
+  /** The other side closed, or the link broke. */
+  abstract ended(reason: string): void;
+}
+
+export class OpenerChannel extends ChannelEnd {
+  protected readonly dataType = ChannelRecord.Up;
+  protected readonly closeType = ChannelRecord.CloseUp;
+  constructor(
+    hub: Channels,
+    node: string,
+    id: number,
+    readonly sink: OpenerSink,
+  ) {
+    super(hub, node, id);
+  }
+  ended(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sink.closed(reason);
+  }
+}
+
+export class HomeChannel extends ChannelEnd {
+  protected readonly dataType = ChannelRecord.Down;
+  protected readonly closeType = ChannelRecord.CloseDown;
+  sink: HomeSink | undefined;
+  /** Bytes that came before the home accepted (the opener may write right after OPEN). */
+  private early: Buffer[] = [];
+
+  accept(info: Record<string, unknown>, sink: HomeSink): void {
+    this.hub.pipes.send(this.node, ChannelRecord.Opened, this.id, json(info));
+    this.sink = sink;
+    for (const b of this.early) sink.data(b);
+    this.early = [];
+  }
+
+  data(b: Buffer): void {
+    if (this.sink === undefined) this.early.push(b);
+    else this.sink.data(b);
+  }
+
+  ended(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.early = [];
+    this.sink?.closed(reason);
+  }
+}
+
+export type OnChannel = (from: string, hello: Record<string, unknown>, channel: HomeChannel) => void;
+
+export class Channels {
+  private nextId = 1;
+  /** Channels this node opened, by node then id. */
+  private readonly opened = new Map<string, Map<number, OpenerChannel>>();
+  /** Channels other nodes opened here, by node then id. */
+  private readonly homed = new Map<string, Map<number, HomeChannel>>();
+
+  constructor(
+    readonly pipes: Pipes,
+    private readonly onChannel: OnChannel,
+  ) {}
+
+  open(node: string, hello: Record<string, unknown>, sink: OpenerSink): OpenerChannel {
+    const id = this.nextId++;
+    const ch = new OpenerChannel(this, node, id, sink);
+    this.table(this.opened, node).set(id, ch);
+    this.pipes.send(node, ChannelRecord.Open, id, json(hello));
+    return ch;
+  }
+
+  private table<T>(m: Map<string, Map<number, T>>, node: string): Map<number, T> {
+    let t = m.get(node);
+    if (t === undefined) {
+      t = new Map();
+      m.set(node, t);
+    }
+    return t;
+  }
+
+  forgetEnd(end: ChannelEnd): void {
+    const m = end instanceof OpenerChannel ? this.opened : this.homed;
+    m.get(end.node)?.delete(end.id);
+  }
+
+  /** Records from a pipe (pipes.ts calls this in order). */
+  records(from: string, records: PipeRecord[]): void {
+    for (const r of records) {
+      switch (r.type) {
+        case ChannelRecord.Open: {
+          const ch = new HomeChannel(this, from, r.channel);
+          this.table(this.homed, from).set(r.channel, ch);
+          this.onChannel(from, parse(r.bytes), ch);
+          break;
+        }
+        case ChannelRecord.Up:
+          this.homed.get(from)?.get(r.channel)?.data(r.bytes);
+          break;
+        case ChannelRecord.CloseUp: {
+          const ch = this.homed.get(from)?.get(r.channel);
+          if (ch !== undefined) {
+            this.homed.get(from)?.delete(r.channel);
+            ch.ended(String(parse(r.bytes).reason ?? 'closed'));
+          }
+          break;
+        }
+        case ChannelRecord.Opened:
+          {
+            const ch = this.opened.get(from)?.get(r.channel);
+            if (ch !== undefined && !ch.closed) ch.sink.opened(parse(r.bytes));
+          }
+          break;
+        case ChannelRecord.Down: {
+          const ch = this.opened.get(from)?.get(r.channel);
+          if (ch !== undefined && !ch.closed) ch.sink.data(r.bytes);
+          break;
+        }
+        case ChannelRecord.CloseDown: {
+          const ch = this.opened.get(from)?.get(r.channel);
+          if (ch !== undefined) {
+            this.opened.get(from)?.delete(r.channel);
+            ch.ended(String(parse(r.bytes).reason ?? 'closed'));
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  /** Every channel with `node` ends (its pipe was reset, or the node is down). */
+  lost(node: string, reason: string): void {
+    for (const m of [this.opened, this.homed]) {
+      const t = m.get(node);
+      if (t === undefined) continue;
+      m.delete(node);
+      for (const ch of t.values()) ch.ended(reason);
+    }
+  }
+
+  /** How many channels are open with each node (status). */
+  count(): number {
+    let n = 0;
+    for (const m of [this.opened, this.homed]) for (const t of m.values()) n += t.size;
+    return n;
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The socket of a proxy session: what a process on another node does with this kernel's mailboxes
+ * and processes arrives over a cluster channel (src/cluster/channels.ts) and is served by an
+ * ordinary Session, so this kernel's core decides everything for remote callers exactly as for
+ * local ones. Writes wait while the pipe to that node is full, so the session's flow control
+ * (choke, pause) works across nodes as it does for a slow local reader.
+ */
+import { Duplex } from 'node:stream';
+import type { HomeChannel } from '../cluster/channels.js';
+
+export class ProxySocket extends Duplex {
+  constructor(private readonly channel: HomeChannel) {
+    super({ allowHalfOpen: false });
+  }
+
+  /** Bytes from the remote process's kernel. */
+  deliver(bytes: Buffer): void {
+    this.push(bytes);
+  }
+
+  /** The channel ended (the process left, its node went down, the link broke). */
+  ended(): void {
+    this.destroy();
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.channel.write(chunk);
+    this.channel.whenWritable(() => done());
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.channel.close(err === null ? 'closed' : err.message);
+    done(err);
+  }
+}

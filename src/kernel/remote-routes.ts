@@ -1,0 +1,349 @@
+/**
+ * Remote routes: a local process using something that lives on another node. For each (local
+ * session, node) pair there is one route: a cluster channel to a proxy session of this process on
+ * that node (proxy-socket.ts there), which carries the process's frames for that node's objects
+ * and their answers. The home node's kernel decides everything; this file only forwards frames and
+ * translates the ids that are per-kernel:
+ * - targets: a remote mailbox id is shown to the local process as an alias id from this kernel's
+ *   id space (`aliases`), and rewritten both ways;
+ * - pids: a remote process appears here under the pid its proxy session on this kernel has (or
+ *   will have: `Kernel.proxyPid`), so `receive({ from })` matches what it sends here;
+ * - request ids pass unchanged (they are the process's own); the ones in flight are remembered so
+ *   a route that breaks answers each of them.
+ *
+ * Supported across nodes in this step: process lookup, direct sends (request and credited, with
+ * the home's credits), signals, monitors (with `node-down` when the route dies with its node).
+ * Receiving from a mailbox on another node is refused NOT_SUPPORTED.
+ *
+ * Invariants:
+ * - Every request forwarded on a route is answered exactly once: by the home, or by this file with
+ *   CLUSTER_UNAVAILABLE when the route ends first.
+ * - A route that ends tells its process `mailbox-closed` for every alias it used, so the process
+ *   drops its credits and looks the name up again; credited sends already on their way are lost
+ *   with the route, as sends to a deleted mailbox are.
+ */
+import type { OpenerChannel } from '../cluster/channels.js';
+import { type Frame, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
+import { Op } from '../wire/protocol.js';
+import type { ClusterLink } from './cluster-link.js';
+import type { Kernel } from './kernel.js';
+import type { Session } from './session.js';
+
+interface Alias {
+  node: string;
+  remoteId: number;
+}
+
+type Rewrite = (result: Record<string, unknown>) => Record<string, unknown>;
+
+interface Forwarded {
+  /** Rewrites a RESULT's JSON (ids of the home kernel into this one's). */
+  rewrite: Rewrite | undefined;
+  /** Runs when the answer was a RESULT (monitor bookkeeping). */
+  onResult: (() => void) | undefined;
+}
+
+/** Frames a proxy may send back that mean nothing to forward (version 2 answers only). */
+const MAX_ROUTE_FRAME = 64 * 1024 * 1024;
+
+class Route {
+  readonly forwarded = new Map<number, Forwarded>();
+  readonly usedAliases = new Set<number>();
+  /** Names this process monitors through the route (to report `node-down`). */
+  readonly monitors = new Set<string>();
+  private readonly writer = new FrameWriter();
+  private readonly decoder: FrameDecoder;
+  private flushScheduled = false;
+  closed = false;
+  readonly channel: OpenerChannel;
+
+  constructor(
+    private readonly routes: RemoteRoutes,
+    readonly session: Session,
+    readonly node: string,
+  ) {
+    this.decoder = new FrameDecoder(
+      MAX_ROUTE_FRAME,
+      (f) => routes.fromHome(this, f),
+      (e) => this.end(`bad frame from node ${node}: ${e.message}`),
+    );
+    this.channel = routes.link.openChannel(
+      node,
+      { name: session.name, uid: session.uid ?? null, gid: session.gid ?? null, osPid: session.osPid },
+      {
+        opened: () => undefined,
+        data: (b) => this.decoder.push(b),
+        closed: (reason) => this.end(reason),
+      },
+    );
+  }
+
+  /** Forward a frame of the process as it came, with `target` in the home kernel's ids. */
+  up(f: Frame, target: number): void {
+    this.writer.frameFrom(
+      f.op,
+      f.flags,
+      f.priority,
+      f.codec,
+      f.reqId,
+      target,
+      0,
+      0,
+      0,
+      f.buf,
+      f.start,
+      f.end,
+    );
+    this.schedule();
+  }
+
+  upText(op: number, reqId: number, text: string): void {
+    this.writer.textFrame(op, reqId, 0, 0, 0, text);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const bytes = this.writer.take();
+      if (bytes !== undefined && !this.closed) this.channel.write(bytes);
+    });
+  }
+
+  /** The route is gone: answer what is in flight, tell the process its aliases are stale. */
+  end(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.channel.close(reason);
+    this.routes.ended(this, reason);
+  }
+}
+
+export class RemoteRoutes {
+  private readonly bySession = new Map<Session, Map<string, Route>>();
+  private readonly aliases = new Map<number, Alias>();
+  private readonly aliasIds = new Map<string, number>();
+
+  constructor(
+    private readonly k: Kernel,
+    readonly link: ClusterLink,
+  ) {}
+
+  /** This kernel's id for mailbox `remoteId` of `node` (made on first use). */
+  aliasFor(node: string, remoteId: number): number {
+    const key = `${node}/${remoteId}`;
+    let id = this.aliasIds.get(key);
+    if (id === undefined) {
+      id = this.k.newMailboxId();
+      this.aliasIds.set(key, id);
+      this.aliases.set(id, { node, remoteId });
+    }
+    return id;
+  }
+
+  private route(s: Session, node: string): Route {
+    let m = this.bySession.get(s);
+    if (m === undefined) {
+      m = new Map();
+      this.bySession.set(s, m);
+    }
+    let r = m.get(node);
+    if (r === undefined || r.closed) {
+      r = new Route(this, s, node);
+      m.set(node, r);
+    }
+    return r;
+  }
+
+  /** A frame from local session `s`: true if it was for another node (it is handled then). */
+  frame(s: Session, f: Frame): boolean {
+    switch (f.op) {
+      case Op.SEND:
+      case Op.CREDIT_RETURN: {
+        const a = this.aliases.get(f.target);
+        if (a === undefined) return false;
+        const r = this.route(s, a.node);
+        r.usedAliases.add(f.target);
+        if (f.op === Op.SEND && f.reqId !== 0)
+          r.forwarded.set(f.reqId, { rewrite: undefined, onResult: undefined });
+        r.up(f, a.remoteId);
+        return true;
+      }
+      case Op.RECV:
+      case Op.DEMAND: {
+        const a = this.aliases.get(f.target);
+        if (a === undefined) return false;
+        s.sendError(
+          f.reqId,
+          'NOT_SUPPORTED',
+          `receiving from a mailbox on cluster node ${a.node} is not available yet`,
+        );
+        return true;
+      }
+      case Op.CANCEL: {
+        for (const r of this.bySession.get(s)?.values() ?? []) {
+          if (r.forwarded.has(f.reqId)) {
+            r.up(f, 0);
+            return true;
+          }
+        }
+        return false;
+      }
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * A CALL of local session `s` that names something on another node: forwarded (true), or not
+   * for a remote name (false: the kernel handles it).
+   */
+  call(s: Session, reqId: number, method: string, args: Record<string, unknown>): boolean {
+    const key = method === 'signal' ? 'to' : 'name';
+    if (!['process.lookup', 'signal', 'monitor', 'demonitor'].includes(method)) return false;
+    const name = args[key];
+    if (typeof name !== 'string' || this.k.byName.has(name)) return false;
+    const node = this.link.elsewhere('process', name);
+    if (node === undefined) return false;
+    const r = this.route(s, node);
+    let rewrite: Rewrite | undefined;
+    let onResult: (() => void) | undefined;
+    if (method === 'process.lookup') {
+      rewrite = (v) => {
+        const inbox = typeof v.inbox === 'number' ? this.aliasFor(node, v.inbox) : 0;
+        r.usedAliases.add(inbox);
+        return { ...v, inbox, pid: this.k.proxyPid(name, node) };
+      };
+    } else if (method === 'monitor') {
+      rewrite = (v) => ({ ...v, pid: this.k.proxyPid(name, node) });
+      onResult = () => r.monitors.add(name);
+    } else if (method === 'demonitor') {
+      r.monitors.delete(name);
+    }
+    r.forwarded.set(reqId, { rewrite, onResult });
+    r.upText(Op.CALL, reqId, JSON.stringify({ m: method, a: args }));
+    return true;
+  }
+
+  /** A frame from the home of route `r`, for its process. */
+  fromHome(r: Route, f: Frame): void {
+    const s = r.session;
+    if (s.closed) return;
+    switch (f.op) {
+      case Op.SENT:
+      case Op.ERROR:
+      case Op.RESULT: {
+        if (f.reqId === 0)
+          return r.end(`the proxy on node ${r.node} broke the protocol: ${f.bodyFrom(8).toString()}`);
+        const fw = r.forwarded.get(f.reqId);
+        if (fw === undefined) return;
+        r.forwarded.delete(f.reqId);
+        if (f.op === Op.RESULT) {
+          fw.onResult?.();
+          if (fw.rewrite !== undefined) {
+            let v: unknown;
+            try {
+              v = JSON.parse(f.body.toString('utf8'));
+            } catch {
+              v = null;
+            }
+            const out = typeof v === 'object' && v !== null ? fw.rewrite(v as Record<string, unknown>) : v;
+            s.sendResult(f.reqId, out);
+            return;
+          }
+        }
+        s.writer.frameFrom(f.op, f.flags, f.priority, f.codec, f.reqId, 0, 0, 0, 0, f.buf, f.start, f.end);
+        this.k.markDirty(s);
+        return;
+      }
+      case Op.CREDIT:
+      case Op.REVOKE: {
+        const alias = this.aliasFor(r.node, f.target);
+        r.usedAliases.add(alias);
+        s.writer.frameFrom(
+          f.op,
+          f.flags,
+          f.priority,
+          f.codec,
+          f.reqId,
+          alias,
+          0,
+          0,
+          0,
+          f.buf,
+          f.start,
+          f.end,
+        );
+        this.k.markDirty(s);
+        return;
+      }
+      case Op.NOTICE:
+        return this.notice(r, f);
+      default:
+        return r.end(`unexpected op ${f.op} from the proxy on node ${r.node}`);
+    }
+  }
+
+  private notice(r: Route, f: Frame): void {
+    let n: Record<string, unknown>;
+    try {
+      n = JSON.parse(f.body.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    switch (n.kind) {
+      case 'mailbox-closed': {
+        const id = typeof n.id === 'number' ? this.aliasIds.get(`${r.node}/${n.id}`) : undefined;
+        if (id === undefined) return;
+        r.session.sendNotice({ ...n, id });
+        return;
+      }
+      case 'exit': {
+        const name = String(n.process);
+        r.monitors.delete(name);
+        r.session.sendNotice({ ...n, pid: this.k.proxyPid(name, r.node) });
+        return;
+      }
+      case 'kernel-shutdown':
+        return r.end(`node ${r.node} shut down`);
+      default:
+        // Deliveries' sender names ('peer') belong to receiving, which does not cross nodes yet.
+        return;
+    }
+  }
+
+  /** Route `r` ended (channel closed, node down): answer its requests, report its monitors. */
+  ended(r: Route, reason: string): void {
+    const s = r.session;
+    const m = this.bySession.get(s);
+    if (m?.get(r.node) === r) m.delete(r.node);
+    if (s.closed) return;
+    const text = `cluster node ${r.node} cannot be reached (${reason})`;
+    for (const reqId of r.forwarded.keys()) s.sendError(reqId, 'CLUSTER_UNAVAILABLE', text);
+    r.forwarded.clear();
+    for (const id of r.usedAliases) s.sendNotice({ kind: 'mailbox-closed', id, mailbox: '', reason: text });
+    const down = reason === 'node-down' || reason === 'reset';
+    for (const name of r.monitors)
+      s.sendNotice({
+        kind: 'exit',
+        process: name,
+        pid: this.k.proxyPid(name, r.node),
+        reason: down ? 'node-down' : 'lost',
+      });
+    r.monitors.clear();
+    this.k.markDirty(s);
+  }
+
+  /** Local session `s` ended: its routes close (the homes end its proxies). */
+  sessionEnded(s: Session): void {
+    const m = this.bySession.get(s);
+    if (m === undefined) return;
+    this.bySession.delete(s);
+    for (const r of m.values()) {
+      r.closed = true;
+      r.channel.close('process exited');
+    }
+  }
+}
