@@ -475,7 +475,7 @@ export class MessagePath {
     }
     let deliveryId = s.nextDelivery++;
     if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
-    while (s.inflight.has(deliveryId)) deliveryId = s.nextDelivery++;
+    while (s.inflight.has(deliveryId) || s.remoteDeliveries.has(deliveryId)) deliveryId = s.nextDelivery++;
     s.inflight.set(deliveryId, {
       record: rec,
       message: m,

@@ -11,9 +11,13 @@
  * - request ids pass unchanged (they are the process's own); the ones in flight are remembered so
  *   a route that breaks answers each of them.
  *
- * Supported across nodes in this step: process lookup, direct sends (request and credited, with
- * the home's credits), signals, monitors (with `node-down` when the route dies with its node).
- * Receiving from a mailbox on another node is refused NOT_SUPPORTED.
+ * - delivery ids: a delivery from a remote mailbox gets an id from the local session's space
+ *   (`Session.remoteDeliveries`), and CONSUMED / ACK / RELEASE of it go back to its route.
+ *
+ * Across nodes: process lookup, direct sends (request and credited, with the home's credits),
+ * signals, monitors (`node-down` when the route dies with its node), and mailboxes homed on another
+ * node: open, info, rights, transfer, delete, close, peek, send, receive (timed, non-blocking,
+ * abortable), iteration with prefetch, acknowledgement and redelivery.
  *
  * Invariants:
  * - Every request forwarded on a route is answered exactly once: by the home, or by this file with
@@ -23,8 +27,8 @@
  *   with the route, as sends to a deleted mailbox are.
  */
 import type { OpenerChannel } from '../cluster/channels.js';
-import { type Frame, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
-import { Op } from '../wire/protocol.js';
+import { type Frame, Frame as FrameClass, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
+import { DeliverFlag, Op } from '../wire/protocol.js';
 import type { ClusterLink } from './cluster-link.js';
 import type { Kernel } from './kernel.js';
 import type { Session } from './session.js';
@@ -35,6 +39,26 @@ interface Alias {
 }
 
 type Rewrite = (result: Record<string, unknown>) => Record<string, unknown>;
+
+/** A delivery from a remote mailbox, as its local session knows it. */
+interface RemoteDelivery {
+  route: Route;
+  remoteId: number;
+  /** It needs ACK (else CONSUMED finishes it). */
+  ack: boolean;
+}
+
+/** Calls that name a mailbox: forwarded when it lives on another node. */
+const MAILBOX_CALLS_BY_NAME = new Set([
+  'mailbox.open',
+  'mailbox.info',
+  'mailbox.delete',
+  'mailbox.grant',
+  'mailbox.revoke',
+  'mailbox.transfer',
+]);
+/** Calls that carry a mailbox id: forwarded when the id is an alias. */
+const MAILBOX_CALLS_BY_ID = new Set(['mailbox.close', 'mailbox.peek']);
 
 interface Forwarded {
   /** Rewrites a RESULT's JSON (ids of the home kernel into this one's). */
@@ -51,6 +75,12 @@ class Route {
   readonly usedAliases = new Set<number>();
   /** Names this process monitors through the route (to report `node-down`). */
   readonly monitors = new Set<string>();
+  /** Iterations (DEMAND request ids) attached through the route: ended with an error if it dies. */
+  readonly iterations = new Set<number>();
+  /** Local delivery id by the home's, for WITHDRAW. */
+  readonly byRemoteId = new Map<number, number>();
+  /** Sender names by the home kernel's pids (its NOTICE peer). */
+  readonly peerNames = new Map<number, string>();
   private readonly writer = new FrameWriter();
   private readonly decoder: FrameDecoder;
   private flushScheduled = false;
@@ -94,6 +124,12 @@ class Route {
       f.start,
       f.end,
     );
+    this.schedule();
+  }
+
+  /** A frame with only a body (CONSUMED, ACK, RELEASE). */
+  upFrame(op: number, body: Buffer): void {
+    this.writer.frame(op, 0, 0, 0, 0, 0, 0, 0, 0, body);
     this.schedule();
   }
 
@@ -175,13 +211,17 @@ export class RemoteRoutes {
       case Op.DEMAND: {
         const a = this.aliases.get(f.target);
         if (a === undefined) return false;
-        s.sendError(
-          f.reqId,
-          'NOT_SUPPORTED',
-          `receiving from a mailbox on cluster node ${a.node} is not available yet`,
-        );
+        const r = this.route(s, a.node);
+        r.usedAliases.add(f.target);
+        if (f.op === Op.RECV) r.forwarded.set(f.reqId, { rewrite: undefined, onResult: undefined });
+        else if (f.reqId !== 0) r.iterations.add(f.reqId);
+        r.up(f, a.remoteId);
         return true;
       }
+      case Op.CONSUMED:
+      case Op.ACK:
+      case Op.RELEASE:
+        return s.remoteDeliveries.size > 0 && this.deliveryIds(s, f);
       case Op.CANCEL: {
         for (const r of this.bySession.get(s)?.values() ?? []) {
           if (r.forwarded.has(f.reqId)) {
@@ -196,11 +236,68 @@ export class RemoteRoutes {
     }
   }
 
+  /** Delivery ids of remote deliveries go to their routes; the rest stay here (false if none remain). */
+  private deliveryIds(s: Session, f: Frame): boolean {
+    const n = f.bodyLength >>> 2;
+    const local: number[] = [];
+    const byRoute = new Map<Route, number[]>();
+    for (let i = 0; i < n; i++) {
+      const id = f.u32(i * 4);
+      const d = s.remoteDeliveries.get(id) as RemoteDelivery | undefined;
+      if (d === undefined) {
+        local.push(id);
+        continue;
+      }
+      let ids = byRoute.get(d.route);
+      if (ids === undefined) {
+        ids = [];
+        byRoute.set(d.route, ids);
+      }
+      ids.push(d.remoteId);
+      if (f.op !== Op.CONSUMED || !d.ack) {
+        s.remoteDeliveries.delete(id);
+        d.route.byRemoteId.delete(d.remoteId);
+      }
+    }
+    for (const [r, ids] of byRoute) {
+      const body = Buffer.allocUnsafe(ids.length * 4);
+      for (let i = 0; i < ids.length; i++) body.writeUInt32LE(ids[i] as number, i * 4);
+      r.upFrame(f.op, body);
+    }
+    if (byRoute.size === 0) return false;
+    if (local.length > 0) {
+      const rest = new FrameClass();
+      rest.op = f.op;
+      rest.buf = Buffer.allocUnsafe(local.length * 4);
+      for (let i = 0; i < local.length; i++) rest.buf.writeUInt32LE(local[i] as number, i * 4);
+      rest.start = 0;
+      rest.end = rest.buf.length;
+      this.k.path.onDeliveryIds(s, rest);
+    }
+    return true;
+  }
+
+  /** The pid a sender named `name` has for this kernel's processes (local, or its proxy's here). */
+  private localPid(name: string, via: string): number {
+    const local = this.k.byName.get(name);
+    if (local !== undefined && local.ready) return local.pid;
+    return this.k.proxyPid(name, this.link.elsewhere('process', name) ?? via);
+  }
+
   /**
    * A CALL of local session `s` that names something on another node: forwarded (true), or not
    * for a remote name (false: the kernel handles it).
    */
   call(s: Session, reqId: number, method: string, args: Record<string, unknown>): boolean {
+    if (MAILBOX_CALLS_BY_NAME.has(method)) return this.mailboxCall(s, reqId, method, args);
+    if (MAILBOX_CALLS_BY_ID.has(method)) {
+      const a = typeof args.id === 'number' ? this.aliases.get(args.id) : undefined;
+      if (a === undefined) return false;
+      const r = this.route(s, a.node);
+      r.forwarded.set(reqId, { rewrite: undefined, onResult: undefined });
+      r.upText(Op.CALL, reqId, JSON.stringify({ m: method, a: { ...args, id: a.remoteId } }));
+      return true;
+    }
     const key = method === 'signal' ? 'to' : 'name';
     if (!['process.lookup', 'signal', 'monitor', 'demonitor'].includes(method)) return false;
     const name = args[key];
@@ -225,6 +322,60 @@ export class RemoteRoutes {
     r.forwarded.set(reqId, { rewrite, onResult });
     r.upText(Op.CALL, reqId, JSON.stringify({ m: method, a: args }));
     return true;
+  }
+
+  private mailboxCall(s: Session, reqId: number, method: string, args: Record<string, unknown>): boolean {
+    const name = args.name;
+    if (typeof name !== 'string' || this.k.mailboxByName.has(name)) return false;
+    const node = this.link.elsewhere('mailbox', name);
+    if (node === undefined) return false;
+    const r = this.route(s, node);
+    const rewrite: Rewrite = (v) => {
+      if (typeof v.id !== 'number') return v;
+      const id = this.aliasFor(node, v.id);
+      r.usedAliases.add(id);
+      return { ...v, id };
+    };
+    r.forwarded.set(reqId, { rewrite, onResult: undefined });
+    r.upText(Op.CALL, reqId, JSON.stringify({ m: method, a: args }));
+    return true;
+  }
+
+  /** A remote mailbox's DELIVER: ids and sender pid into this kernel's, tracked until finished. */
+  private deliver(r: Route, f: Frame): void {
+    const s = r.session;
+    if (f.bodyLength < 8) return r.end(`a DELIVER without ids from node ${r.node}`);
+    const remoteId = f.u32(0);
+    const remotePid = f.u32(4);
+    const name = r.peerNames.get(remotePid);
+    const pid = name === undefined ? 0 : this.localPid(name, r.node);
+    if (name !== undefined) s.introduce(pid, name);
+    const peek = (f.flags & DeliverFlag.PEEK) !== 0;
+    let id = 0;
+    if (!peek) {
+      id = s.nextDelivery++;
+      if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
+      while (s.inflight.has(id) || s.remoteDeliveries.has(id)) id = s.nextDelivery++;
+      const d: RemoteDelivery = { route: r, remoteId, ack: (f.flags & DeliverFlag.ACK) !== 0 };
+      s.remoteDeliveries.set(id, d);
+      r.byRemoteId.set(remoteId, id);
+      if (f.reqId !== 0) r.forwarded.delete(f.reqId);
+    }
+    s.writer.frameFrom(
+      Op.DELIVER,
+      f.flags,
+      f.priority,
+      f.codec,
+      f.reqId,
+      this.aliasFor(r.node, f.target),
+      2,
+      id,
+      pid,
+      f.buf,
+      f.start + 8,
+      f.end,
+    );
+    this.k.markDirty(s);
   }
 
   /** A frame from the home of route `r`, for its process. */
@@ -281,6 +432,15 @@ export class RemoteRoutes {
       }
       case Op.NOTICE:
         return this.notice(r, f);
+      case Op.DELIVER:
+        return this.deliver(r, f);
+      case Op.WITHDRAW: {
+        const id = f.bodyLength >= 4 ? r.byRemoteId.get(f.u32(0)) : undefined;
+        if (id === undefined) return;
+        s.writer.frame(Op.WITHDRAW, 0, 0, 0, 0, 0, 1, id, 0, undefined);
+        this.k.markDirty(s);
+        return;
+      }
       default:
         return r.end(`unexpected op ${f.op} from the proxy on node ${r.node}`);
     }
@@ -306,10 +466,16 @@ export class RemoteRoutes {
         r.session.sendNotice({ ...n, pid: this.k.proxyPid(name, r.node) });
         return;
       }
+      case 'peer':
+        if (typeof n.pid === 'number' && typeof n.name === 'string') {
+          if (r.peerNames.size >= 65536) r.peerNames.clear();
+          r.peerNames.set(n.pid, n.name);
+        }
+        return;
       case 'kernel-shutdown':
         return r.end(`node ${r.node} shut down`);
       default:
-        // Deliveries' sender names ('peer') belong to receiving, which does not cross nodes yet.
+        r.session.sendNotice(n);
         return;
     }
   }
@@ -323,6 +489,11 @@ export class RemoteRoutes {
     const text = `cluster node ${r.node} cannot be reached (${reason})`;
     for (const reqId of r.forwarded.keys()) s.sendError(reqId, 'CLUSTER_UNAVAILABLE', text);
     r.forwarded.clear();
+    for (const reqId of r.iterations) s.sendError(reqId, 'CLUSTER_UNAVAILABLE', text);
+    r.iterations.clear();
+    // What it held unacknowledged goes back to the mailbox there (the home ended the proxy).
+    for (const id of r.byRemoteId.values()) s.remoteDeliveries.delete(id);
+    r.byRemoteId.clear();
     for (const id of r.usedAliases) s.sendNotice({ kind: 'mailbox-closed', id, mailbox: '', reason: text });
     const down = reason === 'node-down' || reason === 'reset';
     for (const name of r.monitors)

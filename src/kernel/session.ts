@@ -94,6 +94,11 @@ export class Session {
   readonly watchers = new Set<Session>();
   readonly watching = new Set<Session>();
   nextDelivery = 1;
+  /**
+   * Deliveries from mailboxes on other nodes, by the id this session knows them by (the value is
+   * remote-routes.ts's record). Local and remote deliveries share one id space.
+   */
+  readonly remoteDeliveries = new Map<number, unknown>();
   /** Sender pids whose names this session has been told (NOTICE peer). */
   readonly knownPeers = new Set<number>();
   readonly connectedAt = Date.now();
