@@ -69,20 +69,20 @@ export type { SegmentStat } from './shm/segment.js';
 // Shared memory (native addon; fails with NATIVE_UNAVAILABLE where it cannot load).
 export { Segment } from './shm/segment.js';
 export { Semaphore } from './shm/semaphore.js';
-export type {
-  KernelStatus,
-  MailboxCounters,
-  MailboxInfo,
-  ProcessInfo,
-  SegmentInfo,
-  SegmentRole,
-} from './wire/info-types.js';
-export type { CodecName } from './wire/protocol.js';
-export { MAX_PEEK_COUNT } from './wire/protocol.js';
-export { defaultSocketPath } from './wire/socket-path.js';
 // Unix IPC objects shared with any program: pipes, FIFOs, POSIX message queues, named semaphores, mapped files (docs/unix.md).
 export type { OpenFifoOptions } from './unix/fifo.js';
 export { mkfifo, openFifo, removeFifo, unlinkFifo } from './unix/fifo.js';
+export type {
+  HostListing,
+  HostListingNote,
+  HostObject,
+  HostObjectKind,
+  ListHostObjectsOptions,
+} from './unix/host-objects.js';
+// What `ipcbox ls` lists of the host: /dev/shm, queues, semaphores, and the FIFOs and files ipcbox knows of.
+export { listHostObjects } from './unix/host-objects.js';
+export type { KnownKind, KnownObject, KnownObjectsOptions } from './unix/known-objects.js';
+export { forgetObject, knownObjects, knownObjectsDirectory, rememberObject } from './unix/known-objects.js';
 export { listMessageQueues, listNamedSemaphores } from './unix/listing.js';
 export type { MappedFileOptions } from './unix/mapped-file.js';
 export { MappedFile } from './unix/mapped-file.js';
@@ -99,3 +99,14 @@ export { NamedSemaphore, SEM_VALUE_MAX } from './unix/named-semaphore.js';
 export type { PipeEnd } from './unix/pipe.js';
 export { createPipe, openPipeFd, Pipe } from './unix/pipe.js';
 export { PipeSocket } from './unix/pipe-socket.js';
+export type {
+  KernelStatus,
+  MailboxCounters,
+  MailboxInfo,
+  ProcessInfo,
+  SegmentInfo,
+  SegmentRole,
+} from './wire/info-types.js';
+export type { CodecName } from './wire/protocol.js';
+export { MAX_PEEK_COUNT } from './wire/protocol.js';
+export { defaultSocketPath } from './wire/socket-path.js';

@@ -7,8 +7,18 @@ import type { RightKind } from '../core/rights.js';
 import { CODEC_NAMES } from '../wire/protocol.js';
 import type { GlobalOptions } from './commands/common.js';
 import { daemon } from './commands/daemon.js';
+import { createFifos, removeFifos } from './commands/fifo.js';
+import { list } from './commands/ls.js';
 import { changeRights, createMailbox, removeMailboxes, transferMailbox } from './commands/mailbox.js';
+import { createQueue, listQueues, receiveFromQueue, removeQueues, sendToQueue } from './commands/mq.js';
 import { recv } from './commands/recv.js';
+import {
+  createSemaphore,
+  listSemaphores,
+  postSemaphore,
+  removeSemaphores,
+  waitSemaphore,
+} from './commands/sem.js';
 import { send } from './commands/send.js';
 import { listSegments, removeSegments } from './commands/shm.js';
 import { signal } from './commands/signal.js';
@@ -18,7 +28,7 @@ import { waitForProcesses } from './commands/wait.js';
 import { EXIT_CODES_HELP, ExitCode } from './exit-codes.js';
 import { reportFailure, UsageError } from './failure.js';
 import type { MessageSource } from './message-input.js';
-import { byteSize, integer, SIZE_HELP } from './option-parsers.js';
+import { byteSize, integer, octalMode, SIZE_HELP } from './option-parsers.js';
 import { StdoutClosedError } from './output.js';
 
 /**
@@ -54,7 +64,9 @@ async function run(f: () => Promise<unknown>): Promise<void> {
 const program = new Command();
 program
   .name('ipcbox')
-  .description('Inspect and drive ipcbox IPC objects: processes, mailboxes, segments, signals.')
+  .description(
+    "Inspect and drive ipcbox IPC objects: processes, mailboxes, segments, signals; and the host's FIFOs, message queues and named semaphores.",
+  )
   .version(packageVersion(), '-V, --version', 'print the version and exit')
   .option(
     '--socket <path>',
@@ -80,6 +92,26 @@ const timeout = (what: string) =>
   new Option('--timeout <ms>', `give up after MS milliseconds ${what} (exit 3)`)
     .argParser(integer(0))
     .conflicts('nonblock');
+const mode = () =>
+  new Option(
+    '--mode <mode>',
+    'permission bits in octal, exactly (the umask does not apply); default 0600',
+  ).argParser(octalMode);
+
+/** Where `send` and `mq send` take their message: MESSAGE, '-' (stdin) or --file, exactly one. */
+function messageSource(
+  message: string | undefined,
+  file: string | undefined,
+  command: string,
+): MessageSource {
+  if (file !== undefined) {
+    if (message !== undefined) throw new UsageError('give MESSAGE or --file, not both', command);
+    return { kind: 'file', path: file };
+  }
+  if (message === '-') return { kind: 'stdin' };
+  if (message !== undefined) return { kind: 'argument', text: message };
+  throw new UsageError("missing MESSAGE (or '-' to read it from stdin, or --file PATH)", command);
+}
 
 program
   .command('daemon')
@@ -102,9 +134,19 @@ program
 
 program
   .command('status')
-  .description('list processes, mailboxes and segments (like ipcs)')
+  .description(
+    "the kernel (exit 7 if it is not running), its processes, mailboxes and segments, and the host's objects as 'ls' lists them",
+  )
   .addOption(json())
   .action((o: { json?: boolean }) => run(() => status(g(), o)));
+
+program
+  .command('ls [path...]')
+  .description(
+    "list every IPC object ipcbox can see, like ipcs: the kernel's processes, mailboxes and segments (if it runs; else it says so and lists the rest), POSIX shared memory, message queues, named semaphores, and the FIFOs and mapped files ipcbox knows of (created with 'fifo create', or remembered by a program) or that PATH names",
+  )
+  .addOption(json())
+  .action((paths: string[], o: { json?: boolean }) => run(() => list(g(), paths, o)));
 
 const mailbox = program.command('mailbox').description('create, remove and administer mailboxes');
 mailbox
@@ -178,6 +220,110 @@ shm
   .addOption(json())
   .action((names: string[], o: { json?: boolean }) => run(() => removeSegments(g(), names, o)));
 
+const fifo = program.command('fifo').description('create and remove named FIFOs (no kernel needed)');
+fifo
+  .command('create <path...>')
+  .description(
+    "make FIFOs (like mkfifo -m) and record them so 'ipcbox ls' lists them. Every path is tried; the exit status is that of the first failure",
+  )
+  .addOption(mode())
+  .addOption(json())
+  .action((paths: string[], o: { mode?: number; json?: boolean }) => run(() => createFifos(g(), paths, o)));
+fifo
+  .command('rm <path...>')
+  .description(
+    'remove FIFOs (open ends keep working) and forget them. Every path is tried; the exit status is that of the first failure',
+  )
+  .addOption(json())
+  .action((paths: string[], o: { json?: boolean }) => run(() => removeFifos(g(), paths, o)));
+
+const mq = program
+  .command('mq')
+  .description('POSIX message queues: list, create, send, receive, remove (no kernel needed)');
+mq.command('ls')
+  .description('list the message queues ipcbox can see (all of them only where /dev/mqueue is mounted)')
+  .addOption(json())
+  .action((o: { json?: boolean }) => run(() => listQueues(g(), o)));
+mq.command('create <name>')
+  .description('create queue NAME ("jobs" is "/jobs"); an existing one is NAME_TAKEN (exit 1)')
+  .option(
+    '--max-messages <n>',
+    'capacity (default fs.mqueue.msg_default; above fs.mqueue.msg_max: OS_LIMIT, exit 9)',
+    integer(1),
+  )
+  .option(
+    '--message-size <size>',
+    `largest message (${SIZE_HELP}; default fs.mqueue.msgsize_default; above msgsize_max: exit 9)`,
+    byteSize,
+  )
+  .addOption(mode())
+  .addOption(json())
+  .action((name: string, o) => run(() => createQueue(g(), name, o)));
+mq.command('send <name> [message]')
+  .description(
+    "send MESSAGE's bytes to queue NAME; MESSAGE '-' reads them from stdin (or use --file), up to the queue's message size (more: exit 8). Silent on success",
+  )
+  .option('--file <path>', 'read the message from a file')
+  .option('--priority <p>', 'priority 0..32767 (higher first)', integer(0, 32767))
+  .addOption(timeout('waiting for room'))
+  .option('--nonblock', 'fail at once if the queue is full (exit 4)')
+  .addOption(json())
+  .action((name: string, message: string | undefined, o) =>
+    run(() => sendToQueue(name, messageSource(message, o.file, 'mq send'), o)),
+  );
+mq.command('recv <name>')
+  .description(
+    'receive messages from queue NAME, highest priority first, and print each followed by a newline',
+  )
+  .addOption(timeout('waiting for a message'))
+  .option('--nonblock', 'fail at once if the queue is empty (exit 4)')
+  .option('--count <n>', 'receive N messages (default 1)', integer(1))
+  .option('--raw', 'print the bytes only, no newline (byte-exact)')
+  .option('--json', 'one JSON object per message: queue, priority, size, text (null if not UTF-8), base64')
+  .action((name: string, o) => run(() => receiveFromQueue(name, o)));
+mq.command('rm <name...>')
+  .description(
+    'remove queues (like ipcrm -Q); open handles keep working. Every name is tried; the exit status is that of the first failure',
+  )
+  .addOption(json())
+  .action((names: string[], o: { json?: boolean }) => run(() => removeQueues(g(), names, o)));
+
+const sem = program
+  .command('sem')
+  .description('named POSIX semaphores: list, create, post, wait, remove (no kernel needed)');
+sem
+  .command('ls')
+  .description('list named semaphores (glibc keeps them in /dev/shm)')
+  .addOption(json())
+  .action((o: { json?: boolean }) => run(() => listSemaphores(g(), o)));
+sem
+  .command('create <name>')
+  .description('create semaphore NAME; an existing one is NAME_TAKEN (exit 1)')
+  .option('--value <n>', 'initial value (default 0)', integer(0, 0x7fffffff))
+  .addOption(mode())
+  .addOption(json())
+  .action((name: string, o) => run(() => createSemaphore(g(), name, o)));
+sem
+  .command('post <name>')
+  .addArgument(new Argument('[n]', 'permits to post (default 1)').argParser(integer(1)).default(1))
+  .description('post N permits to semaphore NAME. Silent on success')
+  .addOption(json())
+  .action((name: string, n: number, o: { json?: boolean }) => run(() => postSemaphore(name, n, o)));
+sem
+  .command('wait <name>')
+  .description('take one permit from semaphore NAME, waiting for one. Silent on success')
+  .addOption(timeout('waiting for a permit'))
+  .option('--nonblock', 'fail at once if the value is 0 (exit 4)')
+  .addOption(json())
+  .action((name: string, o) => run(() => waitSemaphore(name, o)));
+sem
+  .command('rm <name...>')
+  .description(
+    'remove semaphores; open handles keep working. Every name is tried; the exit status is that of the first failure',
+  )
+  .addOption(json())
+  .action((names: string[], o: { json?: boolean }) => run(() => removeSemaphores(g(), names, o)));
+
 program
   .command('send <target> [message]')
   .description(
@@ -196,16 +342,7 @@ program
   .option('--sync', 'return only when a receiver has taken the message')
   .addOption(json())
   .action((target: string, message: string | undefined, o) =>
-    run(async () => {
-      let src: MessageSource;
-      if (o.file !== undefined) {
-        if (message !== undefined) throw new UsageError('give MESSAGE or --file, not both', 'send');
-        src = { kind: 'file', path: o.file };
-      } else if (message === '-') src = { kind: 'stdin' };
-      else if (message !== undefined) src = { kind: 'argument', text: message };
-      else throw new UsageError("missing MESSAGE (or '-' to read it from stdin, or --file PATH)", 'send');
-      return send(g(), target, src, o);
-    }),
+    run(() => send(g(), target, messageSource(message, o.file, 'send'), o)),
   );
 
 program

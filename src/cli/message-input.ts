@@ -29,21 +29,27 @@ function describe(src: MessageSource): string {
   return src.kind === 'file' ? src.path : src.kind === 'stdin' ? 'stdin' : 'MESSAGE';
 }
 
-function tooLarge(src: MessageSource, limit: number): IpcError {
+/** The limit a message is read up to, and what to call it in the error ("the kernel's limit"). */
+interface MessageLimit {
+  bytes: number;
+  what: string;
+}
+
+function tooLarge(src: MessageSource, limit: MessageLimit): IpcError {
   return new IpcError(
     'MESSAGE_TOO_LARGE',
-    `the message from ${describe(src)} is larger than the kernel's limit of ${limit} bytes (${formatBytes(limit)})`,
+    `the message from ${describe(src)} is larger than ${limit.what} of ${limit.bytes} bytes (${formatBytes(limit.bytes)})`,
   );
 }
 
-async function readCapped(stream: Readable, src: MessageSource, limit: number): Promise<Buffer> {
+async function readCapped(stream: Readable, src: MessageSource, limit: MessageLimit): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
     for await (const chunk of stream) {
       const b = chunk as Buffer;
       size += b.length;
-      if (size > limit) throw tooLarge(src, limit);
+      if (size > limit.bytes) throw tooLarge(src, limit);
       chunks.push(b);
     }
   } finally {
@@ -52,8 +58,13 @@ async function readCapped(stream: Readable, src: MessageSource, limit: number): 
   return Buffer.concat(chunks, size);
 }
 
-/** The message's bytes (or, from the command line, its text). */
-export async function readMessage(src: MessageSource, limit: number): Promise<string | Buffer> {
+/** The message's bytes (or, from the command line, its text), read up to `limitBytes` (default wording: the kernel's limit). */
+export async function readMessage(
+  src: MessageSource,
+  limitBytes: number,
+  limitName = "the kernel's limit",
+): Promise<string | Buffer> {
+  const limit: MessageLimit = { bytes: limitBytes, what: limitName };
   switch (src.kind) {
     case 'argument':
       return src.text;
@@ -63,7 +74,7 @@ export async function readMessage(src: MessageSource, limit: number): Promise<st
       try {
         const st = await stat(src.path);
         // A regular file's size is known: refuse before reading. FIFOs and devices are read up to the cap.
-        if (st.isFile() && st.size > limit) throw tooLarge(src, limit);
+        if (st.isFile() && st.size > limit.bytes) throw tooLarge(src, limit);
         if (st.isDirectory()) throw new UsageError(`--file ${src.path} is a directory`);
         return await readCapped(createReadStream(src.path), src, limit);
       } catch (e) {

@@ -15,6 +15,18 @@ export function integer(min = 0, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** Permission bits in octal, as chmod takes them: 600, 0600 or 0o600. */
+export function octalMode(value: string): number {
+  const m = /^(?:0o?)?([0-7]{1,3})$/i.exec(value);
+  if (m === null) throw new InvalidArgumentError('expected permission bits in octal, such as 0600 or 644');
+  return Number.parseInt(m[1]!, 8);
+}
+
+/** Permission bits as `ls -l`'s numeric form: four octal digits. */
+export function formatMode(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
 const UNITS: Record<string, number> = {
   '': 1,
   k: 1024,

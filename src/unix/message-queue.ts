@@ -39,7 +39,7 @@
  * - Where the OS has no POSIX message queues (macOS) every call throws
  *   NOT_SUPPORTED.
  */
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import { IpcError, TimeoutError, WouldBlockError } from '../errors.js';
 import { deadlineAfter, remaining, throwIfAborted } from '../shm/futex.js';
 import { FdReadiness } from './fd-readiness.js';
@@ -241,6 +241,15 @@ export class MessageQueue {
     } catch (err) {
       throw fromErrno(err, `message queue ${this.name}`);
     }
+  }
+
+  /**
+   * Owner and permission bits (fstat of the queue descriptor, Linux): the only
+   * way to learn them where /dev/mqueue is not mounted.
+   */
+  stat(): { uid: number; gid: number; mode: number } {
+    const st = fstatSync(this.#open());
+    return { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
   }
 
   get closed(): boolean {

@@ -1,19 +1,9 @@
 import type { GranteesInfo } from '../../core/rights.js';
+import { listHostObjects } from '../../unix/host-objects.js';
 import type { KernelStatus } from '../../wire/info-types.js';
+import { formatHost, table } from '../object-tables.js';
 import { style, writeOut } from '../output.js';
-import { connectFromCli, type GlobalOptions } from './common.js';
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
+import { connectFromCli, type GlobalOptions, registryOf } from './common.js';
 
 function rights(v: GranteesInfo): string {
   if (v === 'everyone') return '*';
@@ -98,14 +88,16 @@ export function formatStatus(s: KernelStatus, self: string): string {
   return `${out.join('\n')}\n`;
 }
 
+/** Kernel status (processes, mailboxes, segments) and the host's objects: ipcs for ipcbox. Needs the kernel. */
 export async function status(g: GlobalOptions, o: { json?: boolean }): Promise<void> {
   const p = await connectFromCli(g);
   try {
     const s = await p.status();
+    const host = listHostObjects(registryOf(g));
     if (o.json) {
       s.processes = s.processes.filter((x) => x.name !== p.name);
-      await writeOut(`${JSON.stringify(s, null, 2)}\n`);
-    } else await writeOut(formatStatus(s, p.name));
+      await writeOut(`${JSON.stringify({ ...s, host }, null, 2)}\n`);
+    } else await writeOut(formatStatus(s, p.name) + formatHost(host));
   } finally {
     await p.close();
   }
