@@ -103,6 +103,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.names.list(kind);
   }
 
+  /** Told when another node claims a name (a process connected there, a mailbox was created). */
+  onNameClaimed(listener: (kind: NameKind, name: string, node: string) => void): void {
+    this.names.onClaimed = (kind, name, holder) => listener(kind, name, holder.node);
+  }
+
   /** Handle channels other nodes open to this one. */
   onChannel(handler: ChannelHandler): void {
     this.handler = handler;

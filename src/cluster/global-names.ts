@@ -56,6 +56,9 @@ export class GlobalNames {
   private readonly mine = new Map<string, number>();
   private watchStop: (() => void) | undefined;
 
+  /** Told of every name another node claims (as its claim shows up in the watch). */
+  onClaimed: ((kind: NameKind, name: string, holder: NameHolder) => void) | undefined;
+
   private constructor(
     private readonly kv: KV,
     private readonly membership: Membership,
@@ -73,8 +76,15 @@ export class GlobalNames {
 
   private observe(e: KvEntry): void {
     const holder = parseHolder(e);
-    if (holder === undefined) this.mirror.delete(e.key);
-    else this.mirror.set(e.key, { holder, revision: e.revision });
+    if (holder === undefined) {
+      this.mirror.delete(e.key);
+      return;
+    }
+    this.mirror.set(e.key, { holder, revision: e.revision });
+    if (holder.node === this.membership.self.node || this.onClaimed === undefined) return;
+    const dot = e.key.indexOf('.');
+    const kind: NameKind = e.key.slice(0, dot) === PREFIX.process ? 'process' : 'mailbox';
+    this.onClaimed(kind, Buffer.from(e.key.slice(dot + 1), 'base64url').toString('utf8'), holder);
   }
 
   private live(h: NameHolder): boolean {

@@ -99,6 +99,10 @@ export class ClusterLink {
     return this.cluster.openChannel(node, hello, sink);
   }
 
+  onNameClaimed(listener: (kind: 'process' | 'mailbox', name: string, node: string) => void): void {
+    this.cluster.onNameClaimed(listener);
+  }
+
   onNodeDown(listener: (node: string) => void): void {
     this.cluster.on('node-down', (r) => listener(r.node));
   }

@@ -209,6 +209,15 @@ export class Kernel {
       this.cluster = cluster;
       this.routes = new RemoteRoutes(this, cluster);
       cluster.onChannel((from, hello, ch) => this.acceptProxy(from, hello, ch));
+      // A wait for a name that has just connected on another node is answered by that node.
+      cluster.onNameClaimed((kind, name) => {
+        if (kind !== 'process') return;
+        for (const w of this.waits.takeAll(name)) {
+          if (!w.session.closed && !this.routes?.call(w.session, w.reqId, 'process.wait', { name }))
+            this.waits.park(w.session, w.reqId, name, undefined);
+        }
+        this.flushDirty();
+      });
       cluster.onNodeDown((node) => {
         for (const [name, p] of this.proxyPids) if (p.node === node) this.proxyPids.delete(name);
       });

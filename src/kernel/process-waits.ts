@@ -86,6 +86,18 @@ export class ProcessWaits {
     }
   }
 
+  /**
+   * A process of `name` connected on another node: its waits leave this kernel unanswered, for
+   * the caller to forward to that node (which answers at once).
+   */
+  takeAll(name: string): { session: Session; reqId: number }[] {
+    const waiting = this.byName.get(name);
+    if (waiting === undefined) return [];
+    const out = [...waiting].map((w) => ({ session: w.session, reqId: w.reqId }));
+    for (const w of [...waiting]) this.remove(w);
+    return out;
+  }
+
   /** CANCEL: withdraw a parked wait (answered ABORTED); false if `reqId` names none. */
   cancel(s: Session, reqId: number): boolean {
     const w = this.bySession.get(s)?.get(reqId);

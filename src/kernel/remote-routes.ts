@@ -299,7 +299,7 @@ export class RemoteRoutes {
       return true;
     }
     const key = method === 'signal' ? 'to' : 'name';
-    if (!['process.lookup', 'signal', 'monitor', 'demonitor'].includes(method)) return false;
+    if (!['process.lookup', 'process.wait', 'signal', 'monitor', 'demonitor'].includes(method)) return false;
     const name = args[key];
     if (typeof name !== 'string' || this.k.byName.has(name)) return false;
     const node = this.link.elsewhere('process', name);
@@ -307,7 +307,9 @@ export class RemoteRoutes {
     const r = this.route(s, node);
     let rewrite: Rewrite | undefined;
     let onResult: (() => void) | undefined;
-    if (method === 'process.lookup') {
+    if (method === 'process.wait') {
+      rewrite = (v) => ({ ...v, pid: this.k.proxyPid(name, node) });
+    } else if (method === 'process.lookup') {
       rewrite = (v) => {
         const inbox = typeof v.inbox === 'number' ? this.aliasFor(node, v.inbox) : 0;
         r.usedAliases.add(inbox);

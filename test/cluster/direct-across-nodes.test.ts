@@ -2,7 +2,7 @@
  * Direct naming across the kernels of a cluster (separate OS processes, a real nats-server): a
  * process's code does not change when its peer is on another node. send(P, m) reaches P with the
  * sender named; receive({ from }) picks one sender among local and remote ones; a stream keeps its
- * order; the home kernel's inbox decides blocking, timeouts and would-block; signals and monitors
+ * order; waitForProcess finds a process that connects on another node; the home kernel's inbox decides blocking, timeouts and would-block; signals and monitors
  * cross; a monitored process whose kernel is SIGKILLed is reported `node-down`.
  */
 import assert from 'node:assert/strict';
@@ -63,6 +63,19 @@ describe('direct naming across nodes', () => {
     const r = await alice.receive({ from: 'bob', timeout: 5000 });
     assert.equal(r.data, 'back from b');
     assert.equal(r.sender, 'bob');
+  });
+
+  test('waitForProcess finds a process on another node, connected already or later', async () => {
+    await on(b, 'early-bird');
+    const waiter = await on(a, 'waiter');
+    await seen(waiter, 'early-bird');
+    assert.equal((await waiter.waitForProcess('early-bird', { timeout: 5000 })).name, 'early-bird');
+    const late = waiter.waitForProcess('late-comer', { timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 200));
+    const comer = await on(b, 'late-comer');
+    assert.equal((await late).name, 'late-comer');
+    await waiter.send('late-comer', 'you made it');
+    assert.equal((await comer.receive({ timeout: 5000 })).data, 'you made it');
   });
 
   test('receive({ from }) picks one sender among a local and a remote one', async () => {
