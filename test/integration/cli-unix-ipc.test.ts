@@ -391,8 +391,8 @@ describe('ipcbox fifo, mq, sem and ls', () => {
         const r = await runCli(['ls'], daemon.socketPath);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /^kernel pid \d+ on /);
-        assert.match(r.stdout, /\nMailboxes\n[^]*\nls-mailbox\s/);
-        assert.match(r.stdout, new RegExp(`\\nSegments\\n[^]*\\n${o.seg}\\s+8192\\s+segment`));
+        assert.match(r.stdout, /\nMailboxes\n[\s\S]*\nls-mailbox\s/);
+        assert.match(r.stdout, new RegExp(`\\nSegments\\n[\\s\\S]*\\n${o.seg}\\s+8192\\s+segment`));
         assert.match(r.stdout, /\n\d+\s+ls-owner\s/, 'the connected process is listed');
         const j = await runCli(['ls', '--json'], daemon.socketPath);
         assert.equal(j.code, 0, j.stderr);
