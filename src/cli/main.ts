@@ -124,6 +124,18 @@ program
   )
   .option('--group <name>', 'let members of this group connect (socket 0660); rights are then held by uid')
   .option('--revoke-timeout <ms>', 'how long a credit holder may take to answer REVOKE', integer(0))
+  .option(
+    '--cluster <urls>',
+    'join the cluster of kernels on this NATS (nats://HOST:PORT or tls://HOST:PORT, comma-separated; docs/cluster.md)',
+  )
+  .option('--node <name>', "this kernel's node name in the cluster (default: the host name)")
+  .option('--cluster-name <name>', "kernels share one system only under one cluster name (default 'ipcbox')")
+  .option('--nats-ca <file>', 'CA certificate (PEM) the NATS servers must be signed by')
+  .option('--nats-cert <file>', 'client certificate (PEM) for NATS servers that verify clients')
+  .option('--nats-key <file>', 'key of --nats-cert (PEM)')
+  .option('--nats-token-file <file>', 'NATS token, read from this file')
+  .option('--nats-user <user>', 'NATS user (the password from $IPCBOX_NATS_PASS)')
+  .option('--nats-creds <file>', 'NATS credentials file (JWT + nkey seed)')
   .addOption(json())
   .action((o: Parameters<typeof daemon>[0]) => {
     const opts = { ...o };
@@ -456,7 +468,16 @@ async function main(): Promise<number> {
     await program.parseAsync(process.argv);
     return actionStatus;
   } catch (e) {
-    if (e instanceof CommanderError) return ExitCode.OK; // --help or --version
+    if (e instanceof CommanderError) {
+      if (['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(e.code))
+        return ExitCode.OK;
+      // A parser error that reached here unconverted (thrown by an action) is still a usage error.
+      return reportFailure(
+        new UsageError(e.message.replace(/^error: /, '')),
+        wantsJson(process.argv.slice(2)),
+        running,
+      );
+    }
     // The reader of stdout has had enough: end quietly, as Unix filters do.
     if (e instanceof StdoutClosedError) return ExitCode.OK;
     return reportFailure(e, wantsJson(process.argv.slice(2)), running);

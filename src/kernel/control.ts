@@ -103,6 +103,7 @@ export function describeProcess(k: Kernel, s: Session): ProcessInfo {
     connectedAt: s.connectedAt,
     owns,
     attached: [...s.attached.keys()].filter((r) => r.kind === 'mailbox').map((r) => r.name),
+    ...(k.cluster === undefined ? {} : { node: s.remoteNode ?? k.cluster.node }),
   };
 }
 

@@ -64,6 +64,11 @@ export interface ProcessInfo {
   connectedAt: number;
   owns: string[];
   attached: string[];
+  /**
+   * In a cluster: the node the process is connected to. A process of another node that uses this
+   * kernel's mailboxes or processes appears here too, with its node (it is served by a proxy).
+   */
+  node?: string;
 }
 
 export interface KernelStatus {

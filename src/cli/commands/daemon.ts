@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import type { ClusterOptions } from '../../cluster/cluster-options.js';
 import { startKernel } from '../../kernel/kernel.js';
+import { UsageError } from '../failure.js';
 
 export interface DaemonOptions {
   socket?: string;
@@ -6,7 +9,55 @@ export interface DaemonOptions {
   memoryBudget?: number;
   group?: string;
   revokeTimeout?: number;
+  cluster?: string;
+  node?: string;
+  clusterName?: string;
+  natsCa?: string;
+  natsCert?: string;
+  natsKey?: string;
+  natsTokenFile?: string;
+  natsUser?: string;
+  natsCreds?: string;
   json?: boolean;
+}
+
+/** The cluster options the flags spell, or undefined without --cluster (then no NATS is needed). */
+function clusterOptions(o: DaemonOptions): ClusterOptions | undefined {
+  const clusterOnly = [
+    o.node,
+    o.clusterName,
+    o.natsCa,
+    o.natsCert,
+    o.natsKey,
+    o.natsTokenFile,
+    o.natsUser,
+    o.natsCreds,
+  ];
+  if (o.cluster === undefined) {
+    if (clusterOnly.some((v) => v !== undefined))
+      throw new UsageError('--node, --cluster-name and the --nats-* options need --cluster', 'daemon');
+    return undefined;
+  }
+  const c: ClusterOptions = { servers: o.cluster };
+  if (o.node !== undefined) c.node = o.node;
+  if (o.clusterName !== undefined) c.name = o.clusterName;
+  if (o.natsCa !== undefined || o.natsCert !== undefined || o.natsKey !== undefined) {
+    c.tls = {};
+    if (o.natsCa !== undefined) c.tls.caFile = o.natsCa;
+    if (o.natsCert !== undefined) c.tls.certFile = o.natsCert;
+    if (o.natsKey !== undefined) c.tls.keyFile = o.natsKey;
+  }
+  const auths = [o.natsTokenFile, o.natsUser, o.natsCreds].filter((v) => v !== undefined);
+  if (auths.length > 1)
+    throw new UsageError('give one of --nats-token-file, --nats-user, --nats-creds', 'daemon');
+  if (o.natsTokenFile !== undefined) c.auth = { token: readFileSync(o.natsTokenFile, 'utf8').trim() };
+  else if (o.natsUser !== undefined) {
+    const pass = process.env.IPCBOX_NATS_PASS;
+    if (pass === undefined)
+      throw new UsageError('--nats-user needs the password in $IPCBOX_NATS_PASS', 'daemon');
+    c.auth = { user: o.natsUser, pass };
+  } else if (o.natsCreds !== undefined) c.auth = { credsFile: o.natsCreds };
+  return c;
 }
 
 /**
@@ -25,6 +76,8 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   if (o.memoryBudget !== undefined) options.memoryBudget = o.memoryBudget;
   if (o.group !== undefined) options.group = o.group;
   if (o.revokeTimeout !== undefined) options.revokeTimeout = o.revokeTimeout;
+  const cluster = clusterOptions(o);
+  if (cluster !== undefined) options.cluster = cluster;
   // Handlers first: a signal that arrives while the kernel starts must still stop it cleanly.
   let stopSignal: NodeJS.Signals | undefined;
   let wake: () => void = () => {};
@@ -37,10 +90,17 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   const kernel = await startKernel(options);
   const sock = kernel.socketPath;
   if (stopSignal === undefined) {
+    const joined =
+      cluster === undefined ? '' : ` as node ${kernel.cluster?.node} of cluster ${cluster.name ?? 'ipcbox'}`;
     announce(
       o.json === true,
-      `ipcbox kernel listening on ${sock} (pid ${process.pid})\ntry: IPCBOX_SOCKET=${sock} ipcbox status\n`,
-      { event: 'listening', socket: sock, pid: process.pid },
+      `ipcbox kernel listening on ${sock} (pid ${process.pid})${joined}\ntry: IPCBOX_SOCKET=${sock} ipcbox status\n`,
+      {
+        event: 'listening',
+        socket: sock,
+        pid: process.pid,
+        ...(cluster === undefined ? {} : { node: kernel.cluster?.node }),
+      },
     );
     await new Promise<void>((resolve) => {
       wake = resolve;

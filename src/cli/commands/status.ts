@@ -18,13 +18,32 @@ export function formatStatus(s: KernelStatus, self: string): string {
     `kernel pid ${k.pid} on ${k.socket}; memory ${k.memoryUsed}/${k.memoryBudget} bytes; max message ${k.maxMessageSize} bytes`,
   );
   out.push('');
+  const c = s.cluster;
+  if (c !== undefined) {
+    out.push(style.heading(`Cluster ${c.name}`));
+    const nr = [['NODE', 'HOST', 'PID', 'SINCE']];
+    for (const n of c.nodes)
+      nr.push([n.self ? `${n.node} (this)` : n.node, n.host, String(n.pid), new Date(n.since).toISOString()]);
+    out.push(table(nr));
+    if (c.remote.length > 0) {
+      const rr = [['KIND', 'NAME', 'NODE']];
+      for (const r of c.remote) rr.push([r.kind, r.name, r.node]);
+      out.push('');
+      out.push(table(rr));
+    }
+    out.push('');
+  }
   out.push(style.heading('Processes'));
   const procs = s.processes.filter((p) => p.name !== self);
-  const pr = [['PID', 'NAME', 'OS-PID', 'UID', 'INBOX', 'SENT', 'RECEIVED', 'OWNS']];
+  const clustered = s.cluster !== undefined;
+  const pr = [
+    ['PID', 'NAME', ...(clustered ? ['NODE'] : []), 'OS-PID', 'UID', 'INBOX', 'SENT', 'RECEIVED', 'OWNS'],
+  ];
   for (const p of procs) {
     pr.push([
       String(p.pid),
       p.name,
+      ...(clustered ? [p.node ?? '-'] : []),
       String(p.osPid),
       p.uid === null ? '-' : String(p.uid),
       String(p.inboxDepth),
