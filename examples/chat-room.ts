@@ -5,17 +5,20 @@
  * welcome, posts its lines. Every member reads until it has seen every line
  * posted (its own included, since it is a receiver too).
  *
- * Run: node dist/examples/chat-room.js [members=3] [lines=3]
+ * Run: node dist/examples/chat-room.js [members=3] [lines=3] [--cluster]
+ *
+ * With --cluster the room is homed on one kernel and half the members are connected to another,
+ * the two kernels one cluster over a private nats-server: the same code, across nodes.
  */
-import { connect, type Message } from '../src/index.js';
-import { roleOf, startParticipant, withKernel } from './example-kernel.js';
+import { connect, IpcError, type IpcProcess, type Mailbox, type Message } from '../src/index.js';
+import { roleOf, startParticipant, withKernel, withTwoNodes } from './example-kernel.js';
 
 const ROOM = 'room';
 const NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
 
 async function member(name: string, members: number, lines: number): Promise<void> {
   await using proc = await connect({ name });
-  const room = await proc.openMailbox(ROOM);
+  const room = await openRoom(proc);
   const incoming = room.messages();
   // The iteration attached us as a receiver; a control call answered after it proves the kernel has seen that.
   await room.stat();
@@ -38,6 +41,19 @@ async function member(name: string, members: number, lines: number): Promise<voi
   console.log(`${name} done: saw all ${expected} lines`);
 }
 
+/** The room, once this member's kernel knows it (on another node, its name takes a moment to arrive). */
+async function openRoom(proc: IpcProcess): Promise<Mailbox> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      return await proc.openMailbox(ROOM);
+    } catch (e) {
+      if (!(e instanceof IpcError) || e.code !== 'NO_SUCH_MAILBOX' || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
 /** Check the members' reports: each saw every line of every other member. */
 function missing(members: { name: string; lines: string[] }[], lines: number): string[] {
   const problems: string[] = [];
@@ -54,8 +70,10 @@ function missing(members: { name: string; lines: string[] }[], lines: number): s
 }
 
 async function main(): Promise<void> {
-  const count = Number(process.argv[2] ?? 3);
-  const lines = Number(process.argv[3] ?? 3);
+  const cluster = process.argv.includes('--cluster');
+  const args = process.argv.slice(2).filter((a) => a !== '--cluster');
+  const count = Number(args[0] ?? 3);
+  const lines = Number(args[1] ?? 3);
   if (
     !Number.isInteger(count) ||
     count < 2 ||
@@ -63,13 +81,19 @@ async function main(): Promise<void> {
     !Number.isInteger(lines) ||
     lines < 1
   ) {
-    throw new RangeError(`usage: chat-room.js [members 2..${NAMES.length}] [lines >= 1]`);
+    throw new RangeError(`usage: chat-room.js [members 2..${NAMES.length}] [lines >= 1] [--cluster]`);
   }
-  await withKernel(async (socketPath) => {
+  const run = async ([socketPath, other]: [string, string]) => {
     await using host = await connect({ name: 'host', socketPath });
     const room = await host.createMailbox(ROOM, { delivery: 'broadcast', capacity: 'unbounded' });
-    const members = NAMES.slice(0, count).map((n) =>
-      startParticipant(import.meta.url, n, ['member', n, String(count), String(lines)], socketPath),
+    // Every other member on the second node when there is one.
+    const members = NAMES.slice(0, count).map((n, i) =>
+      startParticipant(
+        import.meta.url,
+        n,
+        ['member', n, String(count), String(lines)],
+        i % 2 === 1 ? other : socketPath,
+      ),
     );
     await Promise.all(members.map((m) => m.ready));
     await room.send('welcome, everyone is here');
@@ -81,7 +105,9 @@ async function main(): Promise<void> {
       return;
     }
     console.log(`every one of ${count} members saw every other member's ${lines} lines`);
-  });
+  };
+  if (cluster) await withTwoNodes(run);
+  else await withKernel((socketPath) => run([socketPath, socketPath]));
 }
 
 switch (roleOf()) {

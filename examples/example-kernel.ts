@@ -16,6 +16,49 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startKernel } from '../src/index.js';
 
+/**
+ * Run `main` with the sockets of two kernels that are one cluster: a private `nats-server` (from
+ * PATH; Debian: apt-get install nats-server) on a free loopback port, and two kernels embedded here
+ * as nodes `east` and `west` of it, for as long as `main` runs. Their processes reach each other
+ * only through NATS.
+ */
+export async function withTwoNodes<T>(main: (sockets: [string, string]) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'ipcbox-example-'));
+  const nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', join(dir, 'js')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let log = '';
+      nats.once('error', (e) =>
+        reject(new Error(`cannot start nats-server (is it installed?): ${e.message}`)),
+      );
+      nats.stderr.on('data', (d: Buffer) => {
+        log += d.toString();
+        const port = /Listening for client connections on [^\s]+:(\d+)/.exec(log)?.[1];
+        if (port !== undefined && log.includes('Server is ready')) resolve(`nats://127.0.0.1:${port}`);
+      });
+      nats.once('exit', (code) => reject(new Error(`nats-server exited (${code}): ${log}`)));
+    });
+    const kernels = await Promise.all(
+      (['east', 'west'] as const).map((node) =>
+        startKernel({
+          socketPath: join(dir, `${node}.sock`),
+          cluster: { servers: url, node, name: 'example' },
+        }),
+      ),
+    );
+    try {
+      return await main([kernels[0]!.socketPath, kernels[1]!.socketPath]);
+    } finally {
+      await Promise.all(kernels.map((k) => k.close()));
+    }
+  } finally {
+    nats.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Run `main` with the socket of a kernel: $IPCBOX_SOCKET's, or one embedded for the duration. */
 export async function withKernel<T>(main: (socketPath: string) => Promise<T>): Promise<T> {
   const existing = process.env.IPCBOX_SOCKET;

@@ -2,12 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { linesOf, runExample } from './example-process.js';
 
-test('chat-room: over a broadcast mailbox every member sees every line of every member, each once and in posting order', async () => {
-  const members = ['alice', 'bob', 'carol', 'dave'];
-  const lines = 4;
-  const run = await runExample('chat-room', [String(members.length), String(lines)]);
+function checkChat(run: Awaited<ReturnType<typeof runExample>>, members: string[], lines: number): void {
   assert.equal(run.code, 0, run.stderr);
-
   for (const reader of members) {
     const seen = linesOf(run, reader)
       .map((l) => l.match(/^(\S+) saw (\S+): (.*)$/))
@@ -26,5 +22,21 @@ test('chat-room: over a broadcast mailbox every member sees every line of every 
   assert.equal(
     run.lines.at(-1),
     `every one of ${members.length} members saw every other member's ${lines} lines`,
+  );
+}
+
+test('chat-room: over a broadcast mailbox every member sees every line of every member, each once and in posting order', async () => {
+  const members = ['alice', 'bob', 'carol', 'dave'];
+  const lines = 4;
+  checkChat(await runExample('chat-room', [String(members.length), String(lines)]), members, lines);
+});
+
+test('chat-room --cluster: the same across two kernels and one NATS (bob and dave on the node without the room)', async () => {
+  const members = ['alice', 'bob', 'carol', 'dave'];
+  const lines = 4;
+  checkChat(
+    await runExample('chat-room', [String(members.length), String(lines), '--cluster']),
+    members,
+    lines,
   );
 });
