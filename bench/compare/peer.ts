@@ -1,7 +1,7 @@
 /**
  * One peer process of a comparison cell, for the transports where every
  * peer is its own OS process started by the runner (ipcbox, shared-memory
- * ring, raw socket, zeromq, node-ipc, NATS, Redis). Control on stdin/stdout
+ * ring, raw socket, POSIX message queue, FIFO, zeromq, node-ipc, NATS, Redis). Control on stdin/stdout
  * (see roles.ts).
  * Usage: node dist/bench/compare/peer.js <peer-index> <cell-json>
  */
@@ -14,6 +14,8 @@ export const LINKS: Record<string, LinkFactory> = {
   'ipcbox-shm-ring': async (c, m) => (await import('./transports/shm-ring.js')).shmRingLink(c, m),
   'ipcbox-shm-mailbox': async (c, m) => (await import('./transports/shm-mailbox.js')).shmMailboxLink(c, m),
   'net-socket': async (c, m) => (await import('./transports/net-socket.js')).netLink(c, m),
+  'posix-mq': async (c, m) => (await import('./transports/posix-mq.js')).posixMqLink(c, m),
+  fifo: async (c, m) => (await import('./transports/fifo.js')).fifoLink(c, m),
   zeromq: async (c, m) => (await import('./transports/zeromq.js')).zeromqLink(c, m),
   'node-ipc': async (c, m) => (await import('./transports/node-ipc.js')).nodeIpcLink(c, m),
   nats: async (c, m) => (await import('./transports/nats.js')).natsLink(c, m),

@@ -10,6 +10,9 @@ import type { PeerResult, RingResult, RttResult, Scenario, Stat, StreamResult } 
 import { stat } from './common.js';
 
 export const BASELINE = 'ipcbox-mailbox';
+/** The OS objects of issue 11, and what their section compares them with (ratios to each). */
+const UNIX_OBJECTS = ['posix-mq', 'fifo'];
+const UNIX_BASES = ['ipcbox-mailbox', 'ipcbox-shm-mailbox', 'net-socket'];
 
 export interface Summary {
   /** msgs/s (streams; fan-out: per receiver) or µs (round trip p50, ring per hop). */
@@ -223,6 +226,9 @@ const WHY: Record<string, string> = {
   redis:
     'the Redis list costs are paid in C by redis-server; BLMPOP fetches up to 256 messages per round trip.',
   'node-ipc': 'one socket hop, no broker.',
+  'posix-mq':
+    'one system call per message each way (mq_send, mq_receive) straight between the two processes, no daemon hop and no framing; a full or empty queue (10 messages deep) costs a poll wake-up.',
+  fifo: 'one pipe hop between the two processes, the same frames and writes as the raw socket; no daemon, no per-message header beyond 4 bytes.',
 };
 
 /** Known causes of failures, printed under the table of reasons. */
@@ -303,6 +309,51 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
       ]),
     ),
   );
+  const unix = UNIX_OBJECTS.filter((t) => r.transports.includes(t));
+  if (unix.length > 0) {
+    parts.push("## The OS's own objects: POSIX message queue and FIFO");
+    parts.push(
+      [
+        `- Through ipcbox's \`MessageQueue\` and \`openFifo\` (docs/unix.md), two processes, no kernel daemon. Message queue: as deep as the OS lets an unprivileged user make it (\`fs.mqueue.msg_max\`, 10 by default) with messages of the cell's size; \`fs.mqueue.msgsize_max\` (8 KiB by default) is why these objects run no larger cells. FIFO: the raw socket's length-prefixed frames and writes, over a pipe buffer (64 KiB) instead of a Unix socket.`,
+        `- Each figure with its ratio to ${UNIX_BASES.map(label).join(', ')} in the same run (throughput: > 1 is faster; latency: > 1 is slower).`,
+      ].join('\n'),
+    );
+    const cols: { head: string; scenario: Scenario; size: number; p99?: boolean }[] = [
+      ...params(r, 'one-way')
+        .filter((sz) =>
+          r.cells.some((c) => unix.includes(c.transport) && c.scenario === 'one-way' && c.param === sz),
+        )
+        .map((sz) => ({
+          head: `${fmtSize(sz)} one-way (msgs/s)`,
+          scenario: 'one-way' as Scenario,
+          size: sz,
+        })),
+      ...params(r, 'round-trip').flatMap((sz) => [
+        { head: `${fmtSize(sz)} round trip p50`, scenario: 'round-trip' as Scenario, size: sz },
+        { head: 'p99', scenario: 'round-trip' as Scenario, size: sz, p99: true },
+      ]),
+    ];
+    const figure = (t: string, col: (typeof cols)[number]): number | undefined => {
+      const sm = find(r, t, col.scenario, col.size)?.summary;
+      return col.p99 ? sm?.p99?.median : sm?.main.median;
+    };
+    parts.push(
+      table(
+        ['transport', ...cols.map((c) => c.head)],
+        unix.map((t) => [
+          label(t),
+          ...cols.map((col) => {
+            const c = find(r, t, col.scenario, col.size);
+            const v = figure(t, col);
+            if (c?.status !== 'ok' || v === undefined) return cellText(r, c, 'rate', notes);
+            const shown = col.scenario === 'one-way' ? fmtRate(v) : fmtUs(v);
+            const ratios = UNIX_BASES.map((b) => ratio(v, figure(b, col)).replace(' · ', '') || '–');
+            return `**${shown}** · ${ratios.join(' / ')}`;
+          }),
+        ]),
+      ),
+    );
+  }
   const fan = params(r, 'fan-out')[0] ?? 1024;
   parts.push(`## Fan-out and fan-in (${fmtSize(fan)} messages, msgs/s; higher is better)`);
   parts.push(

@@ -1,8 +1,10 @@
 /**
  * The comparison: ipcbox (kernel: direct and mailbox; shared memory: Ring)
  * against Node built-ins (child_process IPC json/advanced, worker_threads
- * copy/transfer, a raw Unix socket) and libraries/servers (zeromq ipc://,
- * node-ipc, NATS, Redis), in one run on one machine, same sizes.
+ * copy/transfer, a raw Unix socket), the OS's own objects through ipcbox
+ * (POSIX message queue, named FIFO: up to 8 KiB, see UNIX_OBJECTS) and
+ * libraries/servers (zeromq ipc://, node-ipc, NATS, Redis), in one run on
+ * one machine, same sizes.
  *
  * Scenarios: one-way throughput per size, round-trip latency, fan-out
  * (1 → 4), fan-in (4 → 1), process ring (N = 2, 8, 32). Every cell runs in
@@ -54,6 +56,8 @@ export const TRANSPORTS = [
   'worker-copy',
   'worker-transfer',
   'net-socket',
+  'posix-mq',
+  'fifo',
   'zeromq',
   'node-ipc',
   'nats',
@@ -71,6 +75,8 @@ export const LABELS: Record<Transport, string> = {
   'worker-copy': 'worker_threads postMessage (copy)',
   'worker-transfer': 'worker_threads postMessage (transfer)',
   'net-socket': 'raw Unix socket (length-prefixed)',
+  'posix-mq': 'POSIX message queue (mq_send/mq_receive)',
+  fifo: 'named FIFO (length-prefixed)',
   zeromq: 'zeromq (ipc://)',
   'node-ipc': 'node-ipc (Unix socket)',
   nats: 'NATS (nats-server, loopback)',
@@ -185,13 +191,30 @@ export interface CellPlan {
   param: number;
 }
 
+/**
+ * The Unix IPC objects (issue 11) run where they compare: one-way up to 8 KiB
+ * (a message queue's largest message by default, fs.mqueue.msgsize_max) and
+ * the round trip; no fan or ring cells. At 8 KiB, a size the other cells do
+ * not have, they are measured beside the kernel mailbox, the shm mailbox and
+ * the raw socket (not in --tiny, which keeps one size).
+ */
+const UNIX_OBJECTS: readonly Transport[] = ['posix-mq', 'fifo'];
+const UNIX_PEERS: readonly Transport[] = ['ipcbox-mailbox', 'ipcbox-shm-mailbox', 'net-socket'];
+const UNIX_SIZE = 8192;
+
 function cellsOf(plan: Plan, transports: readonly Transport[]): CellPlan[] {
   const cells: CellPlan[] = [];
+  const extra = plan.name !== 'tiny' && transports.some((t) => UNIX_OBJECTS.includes(t)) ? [UNIX_SIZE] : [];
   for (const t of transports) {
-    for (const s of plan.sizes) cells.push({ transport: t, scenario: 'one-way', param: s });
+    const unix = UNIX_OBJECTS.includes(t);
+    const sizes = unix
+      ? [...plan.sizes.filter((s) => s < UNIX_SIZE), ...extra]
+      : [...plan.sizes, ...(UNIX_PEERS.includes(t) ? extra : [])].sort((a, b) => a - b);
+    for (const s of sizes) cells.push({ transport: t, scenario: 'one-way', param: s });
     for (const s of plan.rttSizes.length > 0 ? plan.rttSizes : [plan.sizes[0]!]) {
       cells.push({ transport: t, scenario: 'round-trip', param: s });
     }
+    if (unix) continue;
     cells.push({ transport: t, scenario: 'fan-out', param: plan.fanSize });
     cells.push({ transport: t, scenario: 'fan-in', param: plan.fanSize });
     for (const n of PLANS.full.ringSizes) cells.push({ transport: t, scenario: 'ring', param: n });
@@ -388,6 +411,25 @@ async function skipReasons(
   } catch (e) {
     skip.set('ipcbox-shm-ring', `shared memory unavailable: ${(e as Error).message}`);
   }
+  try {
+    const { MessageQueue } = await import('../../src/index.js');
+    const name = `/ipcbox-cmp-probe-${process.pid}`;
+    MessageQueue.open(name, { create: true, maxMessages: 1, messageSize: 64 }).close();
+    MessageQueue.unlink(name);
+  } catch (e) {
+    skip.set('posix-mq', `POSIX message queues unavailable: ${(e as Error).message}`);
+  }
+  try {
+    const { mkfifo } = await import('../../src/index.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ipcbox-cmp-fifo-'));
+    try {
+      mkfifo(join(dir, 'probe'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  } catch (e) {
+    skip.set('fifo', `FIFOs unavailable: ${(e as Error).message}`);
+  }
   const shmMailbox = servers.kernel === undefined ? failed.get('kernel') : await shmMailboxSkip();
   if (shmMailbox !== undefined) skip.set('ipcbox-shm-mailbox', shmMailbox);
   for (const [t, pkg] of Object.entries(PACKAGES) as [Transport, string][]) {
@@ -554,6 +596,7 @@ async function main(): Promise<void> {
         bar.finish(describe(cell), `FAILED: ${reason}`);
       }
       rmSync(dir, { recursive: true, force: true });
+      if (cell.transport === 'posix-mq') await unlinkQueues(spec);
     }
     const report: Report = {
       generatedAt: new Date().toISOString(),
@@ -592,6 +635,19 @@ async function main(): Promise<void> {
   } finally {
     for (const s of Object.values(servers)) await s?.stop();
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** A peer that died before its close() leaves its queue behind; queues outlive processes. */
+async function unlinkQueues(spec: CellSpec): Promise<void> {
+  const { MessageQueue } = await import('../../src/index.js');
+  const { queueName } = await import('./transports/posix-mq.js');
+  for (const p of spec.peers) {
+    try {
+      MessageQueue.unlink(queueName(spec, p.index));
+    } catch {
+      // Unlinked by its peer, as it should be.
+    }
   }
 }
 

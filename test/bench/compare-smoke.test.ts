@@ -39,6 +39,8 @@ const TRANSPORTS = [
   'worker-copy',
   'worker-transfer',
   'net-socket',
+  'posix-mq',
+  'fifo',
   'zeromq',
   'node-ipc',
   'nats',
@@ -55,6 +57,8 @@ const MUST_MEASURE = [
   'worker-copy',
   'worker-transfer',
   'net-socket',
+  'posix-mq',
+  'fifo',
 ];
 
 test('bench/compare --tiny reports every transport, with figures or a reason', {
@@ -115,6 +119,11 @@ test('bench/compare --tiny reports every transport, with figures or a reason', {
     const md = readFileSync(join(dir, 'benchmarks.md'), 'utf8');
     assert.match(md, /One-way throughput/);
     assert.match(md, /×1\.00/);
+    // The message queue and the FIFO get their own section, with ratios to the mailbox, shm mailbox and socket.
+    assert.match(
+      md,
+      /## The OS's own objects: POSIX message queue and FIFO\n[^#]*\| POSIX message queue [^|]*\| \*\*[\d.]+ [kM]?\*\* · ×/,
+    );
     if (existsSync(join(dir, 'charts'))) {
       const svgs = readdirSync(join(dir, 'charts')).filter((f) => f.endsWith('.svg'));
       assert.ok(svgs.length > 0);

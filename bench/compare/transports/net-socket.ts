@@ -49,16 +49,45 @@ export class FrameCounter {
   }
 }
 
+/**
+ * Writes corked for the current tick: one writev per turn of the event loop.
+ * A write the stream cannot take returns a promise of 'drain' (backpressure).
+ * Shared with the FIFO transport, whose ends are sockets on the descriptor too.
+ */
+export class TickCorker {
+  private corked: Socket[] = [];
+
+  readonly uncorkAll = (): void => {
+    for (const s of this.corked) s.uncork();
+    this.corked = [];
+  };
+
+  write(sock: Socket, frame: Buffer): undefined | Promise<void> {
+    if (!sock.writableCorked) {
+      sock.cork();
+      if (this.corked.length === 0) process.nextTick(this.uncorkAll);
+      this.corked.push(sock);
+    }
+    if (sock.write(frame)) return undefined;
+    this.uncorkAll();
+    return new Promise<void>((r) => sock.once('drain', r));
+  }
+}
+
+/** A length-prefixed frame: u32 LE length, then the payload. */
+export function frameOf(size: number): Buffer {
+  const f = Buffer.allocUnsafe(4 + size);
+  f.writeUInt32LE(size, 0);
+  payloadOf(size).copy(f, 4);
+  return f;
+}
+
 export async function netLink(cell: CellSpec, me: PeerSpec): Promise<Link> {
   const path = (i: number): string => join(cell.dir, `net-p${i}.sock`);
   const out = new Map<number, Socket>();
   const accepted: Socket[] = [];
   let server: Server | undefined;
-  let corked: Socket[] = [];
-  const uncorkAll = (): void => {
-    for (const s of corked) s.uncork();
-    corked = [];
-  };
+  const writer = new TickCorker();
   return {
     async listen(onMessage) {
       if (me.sources.length === 0) return;
@@ -84,28 +113,13 @@ export async function netLink(cell: CellSpec, me: PeerSpec): Promise<Link> {
         out.set(t, sock);
       }
     },
-    prepare(size) {
-      const f = Buffer.allocUnsafe(4 + size);
-      f.writeUInt32LE(size, 0);
-      payloadOf(size).copy(f, 4);
-      return f;
-    },
-    send(target, payload) {
-      const sock = out.get(target)!;
-      if (!sock.writableCorked) {
-        sock.cork();
-        if (corked.length === 0) process.nextTick(uncorkAll);
-        corked.push(sock);
-      }
-      if (sock.write(payload as Buffer)) return undefined;
-      uncorkAll();
-      return new Promise<void>((r) => sock.once('drain', r));
-    },
+    prepare: frameOf,
+    send: (target, payload) => writer.write(out.get(target)!, payload as Buffer),
     async flush() {
-      uncorkAll();
+      writer.uncorkAll();
     },
     async close() {
-      uncorkAll();
+      writer.uncorkAll();
       await Promise.all([...out.values()].map((s) => new Promise<void>((r) => s.end(r))));
       for (const s of accepted) s.destroy();
       await new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())));
