@@ -39,6 +39,11 @@ export interface ClusterOptions {
    * (4 s of silence plus at most half a heartbeat for the sweep to notice).
    */
   deadAfterMs?: number;
+  /**
+   * Copies JetStream keeps of the cluster's KV buckets (names, membership). 1 for one nats-server;
+   * 3 on a NATS cluster of three or more, so the loss of a server loses no name. Default 1.
+   */
+  replicas?: number;
 }
 
 export interface ResolvedClusterOptions {
@@ -49,6 +54,7 @@ export interface ResolvedClusterOptions {
   auth: ClusterAuth | undefined;
   heartbeatMs: number;
   deadAfterMs: number;
+  replicas: number;
 }
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -104,5 +110,6 @@ export function resolveClusterOptions(o: ClusterOptions): ResolvedClusterOptions
     throw new RangeError(
       'cluster.deadAfterMs must be at least twice cluster.heartbeatMs (one lost heartbeat is not death)',
     );
-  return { servers, node, name, tls: o.tls, auth: o.auth, heartbeatMs, deadAfterMs };
+  const replicas = positive('replicas', o.replicas, 1, 1, 5);
+  return { servers, node, name, tls: o.tls, auth: o.auth, heartbeatMs, deadAfterMs, replicas };
 }

@@ -29,10 +29,10 @@ interface ClusterEvents {
   fenced: [];
 }
 
-async function bucket(nc: NatsConnection, name: string): Promise<KV> {
+async function bucket(nc: NatsConnection, name: string, replicas: number): Promise<KV> {
   const { Kvm } = await import('@nats-io/kv');
   // create() binds to the bucket when it exists with the same configuration.
-  return new Kvm(nc).create(name, { history: 1, storage: 'file' as never });
+  return new Kvm(nc).create(name, { history: 1, storage: 'file' as never, replicas });
 }
 
 export class Cluster extends EventEmitter<ClusterEvents> {
@@ -68,8 +68,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const o = resolveClusterOptions(options);
     const nc = await connectNats(o);
     try {
-      const nodes = await bucket(nc, `ipcbox_${o.name}_nodes`);
-      const namesKv = await bucket(nc, `ipcbox_${o.name}_names`);
+      const nodes = await bucket(nc, `ipcbox_${o.name}_nodes`, o.replicas);
+      const namesKv = await bucket(nc, `ipcbox_${o.name}_names`, o.replicas);
       const membership = await Membership.join(nodes, o.node, o);
       const names = await GlobalNames.open(namesKv, membership);
       return new Cluster(o, nc, membership, names);

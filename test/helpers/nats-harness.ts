@@ -76,3 +76,58 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
   };
   return server;
 }
+
+/** A free loopback TCP port (bound and released: good enough for a test's servers). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface NatsCluster {
+  servers: NatsServer[];
+  urls: string[];
+  /** Restart server `i` (after a kill) on its ports with its store. */
+  restart(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** `n` nats-servers routed into one NATS cluster with clustered JetStream (server names s0..). */
+export async function startNatsCluster(n: number): Promise<NatsCluster> {
+  const client = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const routes = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const args = (i: number) => [
+    '--server_name',
+    `s${i}`,
+    '--cluster_name',
+    'ipcbox-test',
+    '--cluster',
+    `nats://127.0.0.1:${routes[i]}`,
+    '--routes',
+    routes
+      .filter((_, j) => j !== i)
+      .map((p) => `nats://127.0.0.1:${p}`)
+      .join(','),
+  ];
+  const servers = await Promise.all(
+    Array.from({ length: n }, (_, i) => startNatsServer({ port: client[i] as number, args: args(i) })),
+  );
+  const cluster: NatsCluster = {
+    servers,
+    urls: client.map((p) => `nats://127.0.0.1:${p}`),
+    async restart(i) {
+      const old = servers[i] as NatsServer;
+      servers[i] = await startNatsServer({ port: old.port, storeDir: old.storeDir, args: args(i) });
+    },
+    async stop() {
+      await Promise.all(servers.map((s) => s.stop()));
+    },
+  };
+  return cluster;
+}
