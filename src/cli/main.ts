@@ -317,7 +317,7 @@ sem
   .action((name: string, o) => run(() => createSemaphore(g(), name, o)));
 sem
   .command('post <name>')
-  .addArgument(new Argument('[n]', 'permits to post (default 1)').argParser(integer(1)).default(1))
+  .addArgument(new Argument('[n]', 'permits to post').argParser(integer(1)).default(1))
   .description('post N permits to semaphore NAME. Silent on success')
   .addOption(json())
   .action((name: string, n: number, o: { json?: boolean }) => run(() => postSemaphore(name, n, o)));
