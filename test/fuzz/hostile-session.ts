@@ -69,7 +69,7 @@ const CLIENT_ONLY = new Set<number>([
   Op.BYE,
 ]);
 const KERNEL_OPS = new Set<number>(Object.values(Op).filter((op) => !CLIENT_ONLY.has(op)));
-const KNOWN_DELIVER_FLAGS = DeliverFlag.TRACKED | DeliverFlag.ACK;
+const KNOWN_DELIVER_FLAGS = DeliverFlag.TRACKED | DeliverFlag.ACK | DeliverFlag.PEEK;
 const OP_NAMES = new Map<number, string>(Object.entries(Op).map(([n, c]) => [c, n]));
 /** Largest delivery payload kept for give-backs. */
 const KEEP_PAYLOAD = 1024 * 1024;
@@ -251,6 +251,12 @@ class HostileConnection {
           this.violation(`DELIVER with priority ${f.priority} (the protocol allows 0..31)`);
         if (f.codec > 3) this.violation(`DELIVER with unknown payload codec ${f.codec}`);
         if ((f.flags & ~KNOWN_DELIVER_FLAGS) !== 0) this.violation(`DELIVER with unknown flags ${f.flags}`);
+        if ((f.flags & DeliverFlag.PEEK) !== 0) {
+          // A copy answering a mailbox.peek: never tracked, delivery id 0, nothing to answer.
+          if ((f.flags & DeliverFlag.TRACKED) !== 0 || f.u32(0) !== 0 || f.reqId === 0)
+            this.violation(`a PEEK DELIVER with flags ${f.flags}, delivery id ${f.u32(0)}, reqId ${f.reqId}`);
+          return this.bump('deliver');
+        }
         const payload = f.bodyFrom(8);
         this.k.delivered.push({
           deliveryId: f.u32(0),
