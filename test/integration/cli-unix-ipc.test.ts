@@ -25,7 +25,15 @@ import {
   rememberObject,
   Segment,
 } from '../../src/index.js';
-import { type Daemon, runCli, runCliWith, startDaemon, tempDir, waitFor } from '../helpers/kernel-harness.js';
+import {
+  type Daemon,
+  runCli,
+  runCliWith,
+  spawnCli,
+  startDaemon,
+  tempDir,
+  waitFor,
+} from '../helpers/kernel-harness.js';
 import { Cleanup, uniqueName } from '../unix/fixtures/peers.js';
 
 interface JsonError {
@@ -200,6 +208,27 @@ describe('ipcbox fifo, mq, sem and ls', () => {
     assert.match(waited.stderr, /\[TIMEOUT\]/);
     const both = await cli('mq', 'recv', name, '--timeout', '100', '--nonblock');
     assert.equal(both.code, 2, '--timeout and --nonblock conflict');
+  });
+
+  test('mq recv with a closed stdout sends the message back and exits 0 quietly; ls ends quietly too', async () => {
+    const name = queue('epipe');
+    assert.equal((await cli('mq', 'create', name)).code, 0);
+    assert.equal((await cli('mq', 'send', name, 'keep me', '--priority', '3')).code, 0);
+    const c = spawnCli(['mq', 'recv', name], noKernel);
+    c.child.stdout!.destroy();
+    assert.equal((await c.exit).code, 0, c.stderr());
+    assert.equal(c.stderr(), '');
+    const again = await cli('mq', 'recv', name, '--json', '--nonblock');
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(
+      [JSON.parse(again.stdout).text, JSON.parse(again.stdout).priority],
+      ['keep me', 3],
+      'the message is still there, with its priority',
+    );
+    const ls = spawnCli(['ls'], noKernel);
+    ls.child.stdout!.destroy();
+    assert.equal((await ls.exit).code, 0, ls.stderr());
+    assert.equal(ls.stderr(), '');
   });
 
   test('an unknown queue is exit 5 (text and JSON); mq rm of several reports the missing one and removes the rest', async () => {
