@@ -136,6 +136,13 @@ program
   .option('--nats-token-file <file>', 'NATS token, read from this file')
   .option('--nats-user <user>', 'NATS user (the password from $IPCBOX_NATS_PASS)')
   .option('--nats-creds <file>', 'NATS credentials file (JWT + nkey seed)')
+  .option(
+    '--http <[addr:]port>',
+    'serve the web dashboard and /metrics (default address 127.0.0.1; another needs --http-cert/--http-key and --http-token-file; docs/dashboard.md)',
+  )
+  .option('--http-token-file <file>', 'the dashboard token (default: generated and printed in the dashboard address)')
+  .option('--http-cert <file>', 'certificate (PEM): the dashboard speaks HTTPS')
+  .option('--http-key <file>', 'key of --http-cert (PEM)')
   .addOption(json())
   .action((o: Parameters<typeof daemon>[0]) => {
     const opts = { ...o };

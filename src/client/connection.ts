@@ -1,4 +1,5 @@
 import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { MAX_PRIORITY } from '../core/priority-queue.js';
 import {
   AbortError,
@@ -212,19 +213,28 @@ export class Connection implements DeliveryControl {
   }
 
   static async open(
-    path: string,
+    place: KernelPlace,
     name: string,
     inboxCapacity: number,
     timeoutMs: number,
   ): Promise<Connection> {
-    const place = checkSocketDirectory(path);
-    const socket = netConnect(path);
+    const where = place.kind === 'unix' ? place.path : `tls://${place.host}:${place.port}`;
+    const trust = place.kind === 'unix' ? checkSocketDirectory(place.path) : undefined;
+    const socket =
+      place.kind === 'unix'
+        ? netConnect(place.path)
+        : tlsConnect({
+            host: place.host,
+            port: place.port,
+            servername: /^[\d.:]+$/.test(place.host) ? undefined : place.host,
+            ...(place.ca === undefined ? {} : { ca: place.ca }),
+          });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new KernelUnavailableError(`no ipcbox kernel answered on ${path} within ${timeoutMs} ms`));
+        reject(new KernelUnavailableError(`no ipcbox kernel answered on ${where} within ${timeoutMs} ms`));
       }, timeoutMs);
-      socket.once('connect', () => {
+      socket.once(place.kind === 'unix' ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         resolve();
       });
@@ -232,20 +242,25 @@ export class Connection implements DeliveryControl {
         clearTimeout(timer);
         reject(
           new KernelUnavailableError(
-            `no ipcbox kernel is listening on ${path} (${err.code ?? err.message})`,
+            `no ipcbox kernel is listening on ${where} (${err.code ?? err.message})`,
             { cause: err },
           ),
         );
       });
     });
-    try {
-      checkKernelPeer(socket, path, place);
-    } catch (e) {
-      socket.destroy();
-      throw e;
+    if (place.kind === 'unix') {
+      try {
+        checkKernelPeer(socket, place.path, trust!);
+      } catch (e) {
+        socket.destroy();
+        throw e;
+      }
     }
     // The kernel's frame limit is unknown until WELCOME; accept up to 1 GiB until then.
     const conn = new Connection(socket, HEADER_REST + 1024 * 1024 * 1024 + 8);
+    // Over the network the token comes first; a wrong one is PERMISSION_DENIED, and the kernel hangs up.
+    if (place.kind === 'tls')
+      await conn.preHello(Op.AUTH, Buffer.from(place.token, 'utf8'), timeoutMs, where);
     const nameBytes = Buffer.from(name, 'utf8');
     const hello = Buffer.allocUnsafe(16 + nameBytes.length);
     hello.writeUInt32LE(MAGIC, 0);
@@ -261,7 +276,7 @@ export class Connection implements DeliveryControl {
       const timer = setTimeout(() => {
         conn.fail(
           new KernelUnavailableError(
-            `the ipcbox kernel on ${path} did not answer HELLO within ${timeoutMs} ms`,
+            `the ipcbox kernel on ${where} did not answer HELLO within ${timeoutMs} ms`,
           ),
         );
       }, timeoutMs);
@@ -277,6 +292,27 @@ export class Connection implements DeliveryControl {
     });
     conn.welcome = welcome;
     return conn;
+  }
+
+  /** One request answered before HELLO (AUTH on a network connection): rejects with the kernel's error. */
+  private preHello(op: number, body: Buffer, timeoutMs: number, where: string): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const reqId = this.nextReq++;
+      const timer = setTimeout(() => {
+        this.fail(
+          new KernelUnavailableError(`the ipcbox kernel on ${where} did not answer within ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      this.pending.set(reqId, {
+        resolve,
+        reject,
+        abandoned: false,
+        target: undefined,
+        cleanup: () => clearTimeout(timer),
+      });
+      this.writer.frame(op, 0, 0, 0, reqId, 0, 0, 0, 0, body);
+      this.flush();
+    });
   }
 
   get info(): Welcome {
@@ -903,6 +939,11 @@ export class Connection implements DeliveryControl {
     this.onLost(error);
   }
 }
+
+/** Where the kernel is: its Unix socket, or its TLS listener on another host (with its token). */
+export type KernelPlace =
+  | { kind: 'unix'; path: string }
+  | { kind: 'tls'; host: string; port: number; token: string; ca?: string | Buffer };
 
 export function validateWait(o: WaitOptions): void {
   if (o.timeout !== undefined && (!Number.isFinite(o.timeout) || o.timeout < 0)) {

@@ -8,6 +8,7 @@ import { MAX_TIMEOUT, peekCount } from '../wire/protocol.js';
 import { defaultSocketPath } from '../wire/socket-path.js';
 import {
   Connection,
+  type KernelPlace,
   type PeekOptions,
   type PeekResult,
   type ReceiveOptions,
@@ -28,6 +29,16 @@ export interface ConnectOptions {
   timeout?: number;
   /** Capacity of this process's own inbox (direct messages). Default 'unbounded'. */
   inboxCapacity?: number | 'unbounded';
+  /**
+   * A kernel on another host, by its TLS listener (`tls://HOST:PORT`, `ipcbox daemon --listen`),
+   * instead of a local socket. Needs `token`; `ca` if its certificate is not signed by a CA Node
+   * trusts. The process then acts with the daemon's user's rights.
+   */
+  url?: string;
+  /** The kernel's token (its `--token-file`), for `url`. */
+  token?: string;
+  /** CA certificate(s), PEM, that signed the kernel's certificate, for `url`. */
+  ca?: string | Buffer;
 }
 
 export interface SignalEvent {
@@ -147,12 +158,23 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       throw new RangeError('timeout must be a positive number of milliseconds');
     const cap = options.inboxCapacity ?? 'unbounded';
     const inboxCapacity = resolveMailboxOptions({ capacity: cap }, 1).capacity;
-    const conn = await Connection.open(
-      options.socketPath ?? defaultSocketPath(),
-      name,
-      inboxCapacity,
-      timeout,
-    );
+    let place: KernelPlace;
+    if (options.url !== undefined) {
+      const m = /^tls:\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(options.url);
+      if (m === null) throw new TypeError(`url must be tls://HOST:PORT, not ${options.url}`);
+      if (typeof options.token !== 'string' || options.token === '')
+        throw new TypeError("a url needs the kernel's token");
+      place = {
+        kind: 'tls',
+        host: (m[1] as string).replace(/^\[|\]$/g, ''),
+        port: Number(m[2]),
+        token: options.token,
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+      };
+    } else {
+      place = { kind: 'unix', path: options.socketPath ?? defaultSocketPath() };
+    }
+    const conn = await Connection.open(place, name, inboxCapacity, timeout);
     return new IpcProcess(conn);
   }
 

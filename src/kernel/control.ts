@@ -101,6 +101,7 @@ export function describeProcess(k: Kernel, s: Session): ProcessInfo {
     sent: s.sent,
     received: s.received,
     connectedAt: s.connectedAt,
+    rates: k.sampler.processRates(s),
     owns,
     attached: [...s.attached.keys()].filter((r) => r.kind === 'mailbox').map((r) => r.name),
     ...(k.cluster === undefined ? {} : { node: s.remoteNode ?? k.cluster.node }),

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { type ClusterOptions, resolveClusterOptions } from '../cluster/cluster-options.js';
+import { type DashboardOptions, resolveDashboardOptions } from '../dashboard/dashboard-options.js';
 import { IpcError } from '../errors.js';
 import { DEFAULT_MAX_MESSAGE } from '../wire/protocol.js';
 import { defaultSocketPath } from '../wire/socket-path.js';
@@ -42,6 +43,55 @@ export interface KernelOptions {
    * across every kernel of the cluster. Without it the kernel needs no NATS.
    */
   cluster?: ClusterOptions;
+  /**
+   * Serve the web dashboard and /metrics over HTTP from this kernel (docs/dashboard.md).
+   * Loopback by default; another address needs TLS and a token.
+   */
+  http?: DashboardOptions;
+  /**
+   * Also listen on TCP with TLS, for processes on hosts without a kernel of their own
+   * (`connect({ url: 'tls://HOST:PORT', token, ca })`). A client there must send the token before
+   * HELLO; it then acts with the daemon's uid. There is no plain-TCP listener.
+   */
+  listen?: NetworkListenOptions;
+}
+
+export interface NetworkListenOptions {
+  /** `tls://ADDR:PORT` (port 0: any free port; see `Kernel.networkAddress`). */
+  url: string;
+  /** Server certificate and key (PEM files). */
+  certFile: string;
+  keyFile: string;
+  /** File holding the token clients must present (whitespace around it is ignored). */
+  tokenFile: string;
+}
+
+export interface ResolvedListen {
+  host: string;
+  port: number;
+  cert: Buffer;
+  key: Buffer;
+  token: Buffer;
+}
+
+function resolveListen(l: NetworkListenOptions | undefined): ResolvedListen | undefined {
+  if (l === undefined) return undefined;
+  const m = typeof l.url === 'string' ? /^tls:\/\/(\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(l.url) : null;
+  if (m === null)
+    throw new TypeError(
+      `listen.url must be tls://ADDR:PORT (there is no plain-TCP listener), not ${String(l.url)}`,
+    );
+  const port = Number(m[2]);
+  if (port > 65535) throw new RangeError(`listen.url: port ${port} is out of range`);
+  const token = Buffer.from(readFileSync(l.tokenFile, 'utf8').trim(), 'utf8');
+  if (token.length < 16) throw new RangeError(`the token in ${l.tokenFile} is shorter than 16 bytes`);
+  return {
+    host: (m[1] as string).replace(/^\[|\]$/g, ''),
+    port,
+    cert: readFileSync(l.certFile),
+    key: readFileSync(l.keyFile),
+    token,
+  };
 }
 
 export interface ResolvedKernelOptions {
@@ -55,6 +105,8 @@ export interface ResolvedKernelOptions {
   maxHandshakes: number;
   group: number | undefined;
   cluster: ClusterOptions | undefined;
+  http: DashboardOptions | undefined;
+  listen: ResolvedListen | undefined;
 }
 
 /** A group name or gid as a gid, from /etc/group. */
@@ -80,6 +132,12 @@ function checkedCluster(c: ClusterOptions | undefined): ClusterOptions | undefin
   return c;
 }
 
+/** Dashboard options checked now (a non-loopback address without TLS and token is refused here), served at listen(). */
+function checkedHttp(h: DashboardOptions | undefined): DashboardOptions | undefined {
+  if (h !== undefined) resolveDashboardOptions(h);
+  return h;
+}
+
 export function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
   const maxMessageSize = o.maxMessageSize ?? DEFAULT_MAX_MESSAGE;
   if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1 || maxMessageSize > 1024 * 1024 * 1024) {
@@ -99,5 +157,7 @@ export function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
     maxHandshakes: positiveInt(o.maxHandshakes ?? 64, 'maxHandshakes'),
     group: resolveGroup(o.group),
     cluster: checkedCluster(o.cluster),
+    http: checkedHttp(o.http),
+    listen: resolveListen(o.listen),
   };
 }

@@ -1,9 +1,12 @@
+import { timingSafeEqual } from 'node:crypto';
 import { chmodSync, chownSync, unlinkSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { HomeChannel } from '../cluster/channels.js';
 import type { MailboxHooks } from '../core/mailbox-core.js';
 import { type MailboxOptions, resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
+import type { DashboardServer } from '../dashboard/dashboard-server.js';
 import { IpcError, type IpcErrorCode } from '../errors.js';
 import { Segment } from '../shm/segment.js';
 import type { Frame } from '../wire/frame-codec.js';
@@ -27,6 +30,7 @@ import { MemoryBudget } from './message-store.js';
 import { peerCredentialsOf, peerCredentialsSupported } from './peer-credentials.js';
 import { ProcessWaits } from './process-waits.js';
 import { ProxySocket } from './proxy-socket.js';
+import { RateSampler } from './rate-sampler.js';
 import { RemoteRoutes } from './remote-routes.js';
 import type { SegmentRecord } from './segment-record.js';
 import { type ExitReason, Session } from './session.js';
@@ -57,6 +61,8 @@ export class Kernel {
   readonly budget: MemoryBudget;
   readonly startedAt = Date.now();
   private server: Server | undefined;
+  /** The TLS listener for clients on other hosts (`options.listen`). */
+  private network: TlsServer | undefined;
   private readonly dirty = new Set<Session>();
   private flushScheduled = false;
   private nextPid = 1;
@@ -77,6 +83,10 @@ export class Kernel {
   private routes: RemoteRoutes | undefined;
   /** The pid each remote process has here (its proxy session's, now or when it comes), by name. */
   private readonly proxyPids = new Map<string, { node: string; pid: number }>();
+  /** Rates of every mailbox and process, sampled once a second (rate-sampler.ts). */
+  readonly sampler = new RateSampler(this.mailboxes, this.sessions);
+  /** The HTTP dashboard, when `http` was given (src/dashboard/). */
+  dashboard: DashboardServer | undefined;
 
   constructor(options: KernelOptions = {}) {
     this.options = resolveKernelOptions(options);
@@ -147,12 +157,48 @@ export class Kernel {
     }
     if (group !== undefined) chownSync(this.options.socketPath, process.getuid?.() ?? -1, group);
     chmodSync(this.options.socketPath, group === undefined ? 0o600 : 0o660);
+    this.sampler.start();
+    const http = this.options.http;
+    if (http !== undefined) {
+      // Loaded only when asked for: a kernel without a dashboard loads no HTTP server or prom-client.
+      const { DashboardServer } = await import('../dashboard/dashboard-server.js');
+      try {
+        this.dashboard = await DashboardServer.start(this, http);
+      } catch (e) {
+        await this.close();
+        throw e;
+      }
+    }
+    const l = this.options.listen;
+    if (l !== undefined) {
+      const tls = createTlsServer({ cert: l.cert, key: l.key, allowHalfOpen: false }, (socket) =>
+        this.accept(socket, true),
+      );
+      // A failed TLS handshake is that stranger's problem, never the kernel's.
+      tls.on('tlsClientError', () => undefined);
+      this.network = tls;
+      await new Promise<void>((resolve, reject) => {
+        tls.once('error', reject);
+        tls.listen(l.port, l.host, () => {
+          tls.off('error', reject);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Where the TLS listener listens (`options.listen`; port 0 there picks one), if there is one. */
+  get networkAddress(): { host: string; port: number } | undefined {
+    const a = this.network?.address() as AddressInfo | null | undefined;
+    return a == null ? undefined : { host: a.address, port: a.port };
   }
 
   /** Stop: every client is told and disconnected, the socket file removed. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
+      this.sampler.stop();
+      await this.dashboard?.close();
       const server = this.server;
       const sessions = [...this.connections];
       for (const s of sessions) {
@@ -169,6 +215,8 @@ export class Kernel {
       for (const s of sessions) this.endSession(s, 'kernel-shutdown');
       // Leaving frees this node's names across the cluster at once (no waiting for a timeout).
       await this.cluster?.close().catch(() => undefined);
+      const network = this.network;
+      if (network !== undefined) await new Promise<void>((resolve) => network.close(() => resolve()));
       if (server) {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         try {
@@ -183,16 +231,24 @@ export class Kernel {
 
   // ---------------------------------------------------------------- connections
 
-  private accept(socket: Socket): void {
+  /** A new connection: on the Unix socket, or (`network`) on the TLS listener, token first. */
+  private accept(socket: Socket, network = false): void {
     if (this.closing !== undefined || this.connections.size >= this.options.maxConnections) {
       socket.destroy();
       return;
     }
     socket.setNoDelay?.(true);
     const session = this.wire(socket, MAX_HELLO_FRAME);
-    session.credentials = peerCredentialsOf(socket);
-    session.uid = session.credentials?.uid ?? process.getuid?.();
-    session.gid = session.credentials?.gid ?? process.getgid?.();
+    if (network) {
+      // No peer credentials over TCP: the token proves the client is the daemon's user's.
+      session.needsToken = true;
+      session.uid = process.getuid?.();
+      session.gid = process.getgid?.();
+    } else {
+      session.credentials = peerCredentialsOf(socket);
+      session.uid = session.credentials?.uid ?? process.getuid?.();
+      session.gid = session.credentials?.gid ?? process.getgid?.();
+    }
     this.handshaking.add(session);
     if (this.handshaking.size > this.options.maxHandshakes) {
       // Idle strangers must not lock everyone out: the oldest handshake goes first.
@@ -341,6 +397,7 @@ export class Kernel {
 
   private dispatch(s: Session, f: Frame): void {
     if (!s.ready) {
+      if (s.needsToken) return this.authenticate(s, f);
       if (f.op !== Op.HELLO) return this.protocolError(s, `expected HELLO, got op ${f.op}`);
       if (s.name !== '') return this.protocolError(s, 'a second HELLO before WELCOME');
       return this.hello(s, f);
@@ -375,6 +432,23 @@ export class Kernel {
       default:
         return this.protocolError(s, `unknown op ${f.op}`);
     }
+  }
+
+  /** AUTH on a network connection: the token, compared in constant time; one try. */
+  private authenticate(s: Session, f: Frame): void {
+    if (f.op !== Op.AUTH)
+      return this.protocolError(s, `a network connection must send AUTH first, got op ${f.op}`);
+    const token = this.options.listen?.token;
+    const given = f.body;
+    if (token === undefined || given.length !== token.length || !timingSafeEqual(given, token)) {
+      s.sendError(f.reqId, 'PERMISSION_DENIED', 'wrong token');
+      s.flush();
+      s.socket.end();
+      s.closed = true;
+      return;
+    }
+    s.needsToken = false;
+    s.sendResult(f.reqId, null);
   }
 
   private hello(s: Session, f: Frame): void {

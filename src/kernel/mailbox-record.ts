@@ -11,6 +11,7 @@ import { MailboxRights, type Principal } from '../core/rights.js';
 import type { Chunk } from '../wire/frame-codec.js';
 import type { MailboxCounters, MailboxInfo } from '../wire/info-types.js';
 import { CreditBook, type CreditEnv } from './credits.js';
+import { MailboxStats } from './mailbox-stats.js';
 import type { Session } from './session.js';
 import type { Timer } from './timer.js';
 
@@ -28,6 +29,8 @@ export interface KernelMessage extends CoreMessage {
   readonly codec: number;
   /** Accept order across the kernel: redelivery puts a message back ahead of later ones. */
   readonly seq: number;
+  /** When it entered the queue (accepted, or put back for redelivery), on mailbox-stats' clock: its wait is measured from here. */
+  queuedAt: number;
   bytes: Buffer;
   offset: number;
   store: Chunk;
@@ -83,7 +86,9 @@ export class MailboxRecord {
   /** Non-blocking sends waiting for a revocation round to decide (room may be coming back). */
   readonly deferred = new Set<SendRequest>();
   closed = false;
-  readonly counters: MailboxCounters = { sent: 0, received: 0, blockedSends: 0, redelivered: 0 };
+  readonly counters: MailboxCounters = { sent: 0, received: 0, blockedSends: 0, redelivered: 0, acked: 0 };
+  /** Wait times and rates (mailbox-stats.ts). */
+  readonly stats = new MailboxStats();
   /** Most credits one sender may hold here: half the capacity, at most the kernel's window. */
   readonly creditWindow: number;
   /** A sender's credits are topped up when they fall to this. */
@@ -143,6 +148,7 @@ export class MailboxRecord {
       waitingReceivers: this.core.waitingReceivers,
       promised: this.core.promised,
       counters: { ...this.counters },
+      stats: this.stats.describe(),
     };
   }
 }

@@ -5,6 +5,7 @@ import type { Frame } from '../wire/frame-codec.js';
 import { DeliverFlag, Op, RecvFlag, SendFlag } from '../wire/protocol.js';
 import type { Kernel } from './kernel.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, SendRequest } from './mailbox-record.js';
+import { now } from './mailbox-stats.js';
 import type { Inflight, Session } from './session.js';
 import { startTimer } from './timer.js';
 
@@ -183,6 +184,7 @@ export class MessagePath {
       size,
       codec: f.codec,
       seq: this.nextSeq++,
+      queuedAt: now(),
       bytes: f.buf,
       offset: f.start + off,
       store: f.chunk,
@@ -492,6 +494,7 @@ export class MessagePath {
     }
     const flags = DeliverFlag.TRACKED | (ack ? DeliverFlag.ACK : 0);
     rec.counters.received++;
+    rec.stats.wait.record(now() - m.queuedAt);
     s.received++;
     s.introduce(m.sender, m.senderName);
     s.writer.frameFrom(
@@ -537,6 +540,7 @@ export class MessagePath {
         this.complete(e.message);
       }
       if (f.op === Op.ACK || !e.ack) {
+        if (e.ack) e.record.counters.acked++;
         s.inflight.delete(id);
         this.k.budget.finish(e.message);
       } else {
@@ -594,6 +598,7 @@ export class MessagePath {
       return;
     }
     rec.counters.redelivered++;
+    m.queuedAt = now();
     this.k.budget.compact(m);
     if (rec.options.capacity === 0) {
       if (c === undefined) {

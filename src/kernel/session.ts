@@ -75,6 +75,8 @@ export class Session {
   closed = false;
   inbox: MailboxRecord | undefined;
   credentials: PeerCredentials | undefined;
+  /** A connection on the TLS listener that has not shown the token yet (only AUTH is accepted). */
+  needsToken = false;
   /** Set on a proxy session: the node of the remote process it serves (kernel/proxy-socket.ts). */
   remoteNode: string | undefined;
   /** The peer's user id from SO_PEERCRED; without the addon, the kernel's own (only it can open a 0600 socket). */

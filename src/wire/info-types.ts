@@ -11,6 +11,25 @@ export interface MailboxCounters {
   received: number;
   blockedSends: number;
   redelivered: number;
+  /** Deliveries acknowledged (receives with `ack: true`). */
+  acked: number;
+}
+
+/** Messages per second, over the kernel's last sampling interval (1 s). */
+export interface RateInfo {
+  sent: number;
+  received: number;
+}
+
+/**
+ * What the kernel measures about a mailbox (kernel/mailbox-stats.ts): rates over
+ * the last second, and how long messages waited in its queue (enqueue to delivery)
+ * since it was created, as log2 buckets of microseconds (bucket 0: < 1 µs;
+ * bucket i: [2^(i-1), 2^i) µs; the last: all longer) with p50/p99 in ms read from them.
+ */
+export interface MailboxStatsInfo {
+  rates: RateInfo & { acked: number; redelivered: number };
+  wait: { count: number; sumMs: number; p50: number | null; p99: number | null; buckets: number[] };
 }
 
 /** What the kernel reports about a mailbox (status, open, create). */
@@ -32,6 +51,8 @@ export interface MailboxInfo {
   waitingReceivers: number;
   promised: number;
   counters: MailboxCounters;
+  /** Rates and wait times; absent where the mailbox is not this kernel's (the shm backend's own info). */
+  stats?: MailboxStatsInfo;
 }
 
 export type SegmentRole = 'send' | 'receive' | 'both' | 'attach';
@@ -62,6 +83,8 @@ export interface ProcessInfo {
   sent: number;
   received: number;
   connectedAt: number;
+  /** Messages per second over the kernel's last sampling interval. */
+  rates?: RateInfo;
   owns: string[];
   attached: string[];
   /**

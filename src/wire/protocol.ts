@@ -63,6 +63,8 @@ export const Op = {
   REQUEUE: 15,
   CREDIT_RETURN: 18,
   BYE: 20,
+  /** The first frame on a network (TLS) connection: the token, before HELLO. */
+  AUTH: 22,
   // kernel -> client
   WELCOME: 2,
   RESULT: 4,

@@ -67,6 +67,7 @@ const CLIENT_ONLY = new Set<number>([
   Op.REQUEUE,
   Op.CREDIT_RETURN,
   Op.BYE,
+  Op.AUTH,
 ]);
 const KERNEL_OPS = new Set<number>(Object.values(Op).filter((op) => !CLIENT_ONLY.has(op)));
 const KNOWN_DELIVER_FLAGS = DeliverFlag.TRACKED | DeliverFlag.ACK | DeliverFlag.PEEK;

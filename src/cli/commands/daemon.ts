@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import type { ClusterOptions } from '../../cluster/cluster-options.js';
 import { startKernel } from '../../kernel/kernel.js';
 import { UsageError } from '../failure.js';
+import { type HttpFlags, httpOptions } from '../http-address.js';
 
-export interface DaemonOptions {
+export interface DaemonOptions extends HttpFlags {
   socket?: string;
   maxMessageSize?: number;
   memoryBudget?: number;
@@ -78,6 +79,8 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   if (o.revokeTimeout !== undefined) options.revokeTimeout = o.revokeTimeout;
   const cluster = clusterOptions(o);
   if (cluster !== undefined) options.cluster = cluster;
+  const http = httpOptions(o);
+  if (http !== undefined) options.http = http;
   // Handlers first: a signal that arrives while the kernel starts must still stop it cleanly.
   let stopSignal: NodeJS.Signals | undefined;
   let wake: () => void = () => {};
@@ -92,14 +95,18 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   if (stopSignal === undefined) {
     const joined =
       cluster === undefined ? '' : ` as node ${kernel.cluster?.node} of cluster ${cluster.name ?? 'ipcbox'}`;
+    // A generated token is shown in the address (its fragment never reaches a server); a given one the user has.
+    const d = kernel.dashboard;
+    const page = d === undefined ? undefined : d.options.generatedToken ? d.urlWithToken : d.url;
     announce(
       o.json === true,
-      `ipcbox kernel listening on ${sock} (pid ${process.pid})${joined}\ntry: IPCBOX_SOCKET=${sock} ipcbox status\n`,
+      `ipcbox kernel listening on ${sock} (pid ${process.pid})${joined}\ntry: IPCBOX_SOCKET=${sock} ipcbox status\n${page === undefined ? '' : `dashboard: ${page}\n`}`,
       {
         event: 'listening',
         socket: sock,
         pid: process.pid,
         ...(cluster === undefined ? {} : { node: kernel.cluster?.node }),
+        ...(page === undefined ? {} : { dashboard: page }),
       },
     );
     await new Promise<void>((resolve) => {

@@ -1,0 +1,138 @@
+/**
+ * The kernel's TLS listener for processes on hosts without a kernel (`listen`, `--listen`): a
+ * client with the token and the right CA talks to local processes as one of them; a wrong token is
+ * PERMISSION_DENIED and the connection ends; a CA that did not sign the kernel is refused; plain
+ * TCP, or HELLO before AUTH, gets nothing — and the kernel serves everyone else throughout. There
+ * is no plain-TCP listener to configure.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { connect, type IpcError, type IpcProcess, type Kernel, startKernel } from '../../src/index.js';
+import { ROOT, tempDir } from '../helpers/kernel-harness.js';
+import { makeTestCerts, type TestCerts } from '../helpers/tls-certs.js';
+
+describe('the TLS listener', () => {
+  let certs: TestCerts;
+  let kernel: Kernel;
+  let url: string;
+  let token: string;
+  let dir: string;
+  let local: IpcProcess;
+
+  before(async () => {
+    certs = makeTestCerts();
+    dir = tempDir('ipcbox-tls-listen-');
+    token = randomBytes(24).toString('hex');
+    writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
+    kernel = await startKernel({
+      socketPath: join(dir, 'k.sock'),
+      listen: {
+        url: 'tls://127.0.0.1:0',
+        certFile: certs.cert,
+        keyFile: certs.key,
+        tokenFile: join(dir, 'token'),
+      },
+    });
+    url = `tls://127.0.0.1:${kernel.networkAddress?.port}`;
+    local = await connect({ socketPath: kernel.socketPath, name: 'on-the-server' });
+  });
+  after(async () => {
+    await local?.close();
+    await kernel?.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(certs.dir, { recursive: true, force: true });
+  });
+
+  test('a process in another OS process connects by url with the token and the CA, and talks to local ones', async () => {
+    const script = `
+      import { connect } from ${JSON.stringify(join(ROOT, 'dist', 'src', 'index.js'))};
+      import { readFileSync } from 'node:fs';
+      const p = await connect({ url: process.argv[1], token: process.argv[2], ca: readFileSync(process.argv[3]), name: 'laptop' });
+      await p.send('on-the-server', 'hello over TLS');
+      const m = await p.receive({ from: 'on-the-server', timeout: 5000 });
+      console.log(String(m.data));
+      await p.close();`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, url, token, certs.ca], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await local.waitForProcess('laptop', { timeout: 10_000 });
+    const m = await local.receive({ from: 'laptop', timeout: 10_000 });
+    assert.equal(m.data, 'hello over TLS');
+    assert.equal(m.sender, 'laptop');
+    await local.send('laptop', 'hello back');
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.equal(code, 0);
+    assert.equal(out.trim(), 'hello back');
+  });
+
+  test('a wrong token is PERMISSION_DENIED', async () => {
+    await assert.rejects(
+      connect({ url, token: `${token}x`, ca: readFileSync(certs.ca) }),
+      (e: IpcError) => e.code === 'PERMISSION_DENIED' && /token/.test(e.message),
+    );
+    await assert.rejects(connect({ url, token: 'short', ca: readFileSync(certs.ca) }), {
+      code: 'PERMISSION_DENIED',
+    });
+  });
+
+  test('a CA that did not sign the kernel is refused (KERNEL_UNAVAILABLE, naming why)', async () => {
+    await assert.rejects(
+      connect({ url, token, ca: readFileSync(certs.otherCa) }),
+      (e: IpcError) => e.code === 'KERNEL_UNAVAILABLE' && /CERT|certificate|verify/i.test(e.message),
+    );
+  });
+
+  test('plain TCP and HELLO before AUTH get nothing; the kernel serves everyone else', async () => {
+    const port = kernel.networkAddress?.port as number;
+    const plain = netConnect(port, '127.0.0.1');
+    plain.on('error', () => undefined);
+    plain.write(Buffer.from('this is not TLS at all\r\n'));
+    await new Promise((r) => plain.once('close', r));
+
+    const raw = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(certs.ca) });
+    await new Promise((r) => raw.once('secureConnect', r));
+    const hello = Buffer.alloc(4 + 12 + 16);
+    hello.writeUInt32LE(12 + 16, 0);
+    hello.writeUInt8(1, 4);
+    hello.writeUInt32LE(1, 8);
+    hello.writeUInt32LE(0x42435049, 16);
+    hello.writeUInt16LE(2, 20);
+    raw.write(hello);
+    const reply: Buffer[] = [];
+    raw.on('data', (d: Buffer) => reply.push(d));
+    await new Promise((r) => raw.once('close', r));
+    const all = Buffer.concat(reply);
+    assert.ok(all.length >= 16 && all.readUInt8(4) === 5, 'answered by an ERROR frame');
+    assert.equal(all.readUInt32LE(8), 0, 'a protocol error (request id 0), then the connection closed');
+
+    const other = await connect({ socketPath: kernel.socketPath, name: 'still-served' });
+    await other.send('still-served', 'fine');
+    assert.equal((await other.receive({ timeout: 5000 })).data, 'fine');
+    await other.close();
+  });
+
+  test('there is no plain-TCP listener: tcp:// is refused at construction', async () => {
+    await assert.rejects(
+      startKernel({
+        socketPath: join(dir, 'no.sock'),
+        listen: {
+          url: 'tcp://127.0.0.1:0',
+          certFile: certs.cert,
+          keyFile: certs.key,
+          tokenFile: join(dir, 'token'),
+        },
+      }),
+      (e: Error) => e instanceof TypeError && /tls:\/\//.test(e.message),
+    );
+  });
+});
