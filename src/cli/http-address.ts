@@ -35,7 +35,8 @@ export function httpOptions(o: HttpFlags): DashboardOptions | undefined {
   try {
     resolveDashboardOptions(h);
   } catch (e) {
-    if (e instanceof TypeError || e instanceof RangeError) throw new UsageError(`--http: ${e.message}`, 'daemon');
+    if (e instanceof TypeError || e instanceof RangeError)
+      throw new UsageError(`--http: ${e.message}`, 'daemon');
     throw e;
   }
   return h;

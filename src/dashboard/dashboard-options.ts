@@ -41,9 +41,11 @@ export function isLoopback(host: string): boolean {
 }
 
 export function resolveDashboardOptions(o: DashboardOptions): ResolvedDashboardOptions {
-  if (typeof o !== 'object' || o === null) throw new TypeError('http must be an object { port, host?, token?, tls? }');
+  if (typeof o !== 'object' || o === null)
+    throw new TypeError('http must be an object { port, host?, token?, tls? }');
   const { port } = o;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError('http.port must be an integer from 0 to 65535');
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new RangeError('http.port must be an integer from 0 to 65535');
   const host = o.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host === '') throw new TypeError('http.host must be a non-empty string');
   if (o.token !== undefined && (typeof o.token !== 'string' || o.token.length < 16)) {

@@ -1,6 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
@@ -10,7 +15,12 @@ import type { Kernel } from '../kernel/kernel.js';
 import { APP_CSS } from './assets/app-css.js';
 import { APP_JS } from './assets/app-js.js';
 import { INDEX_HTML } from './assets/index-html.js';
-import { type DashboardOptions, isLoopback, type ResolvedDashboardOptions, resolveDashboardOptions } from './dashboard-options.js';
+import {
+  type DashboardOptions,
+  isLoopback,
+  type ResolvedDashboardOptions,
+  resolveDashboardOptions,
+} from './dashboard-options.js';
 import { DashboardPrincipal } from './dashboard-principal.js';
 import { kernelMetrics } from './metrics.js';
 import { takeSnapshot } from './snapshot.js';
@@ -101,7 +111,8 @@ export class DashboardServer {
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.handle(req, res).catch((e: unknown) => this.fail(res, e));
     };
-    this.server = options.tls === undefined ? createHttpServer(handler) : createHttpsServer(options.tls, handler);
+    this.server =
+      options.tls === undefined ? createHttpServer(handler) : createHttpsServer(options.tls, handler);
   }
 
   /** Listen (the kernel is listening already: the principal connects to it). */
@@ -118,7 +129,11 @@ export class DashboardServer {
       });
     } catch (e) {
       await d.principal.close();
-      throw new IpcError('INVALID_ARGUMENT', `the dashboard cannot listen on ${d.options.host}:${d.options.port}: ${(e as Error).message}`, { cause: e });
+      throw new IpcError(
+        'INVALID_ARGUMENT',
+        `the dashboard cannot listen on ${d.options.host}:${d.options.port}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     return d;
   }
@@ -174,7 +189,8 @@ export class DashboardServer {
         case '/api/mailbox': {
           this.requireRead(req);
           const rec = this.kernel.mailboxByName.get(url.searchParams.get('name') ?? '');
-          if (rec === undefined) throw new IpcError('NO_SUCH_MAILBOX', `no such mailbox: ${url.searchParams.get('name')}`);
+          if (rec === undefined)
+            throw new IpcError('NO_SUCH_MAILBOX', `no such mailbox: ${url.searchParams.get('name')}`);
           return this.json(res, 200, rec.describe());
         }
         case '/api/session':
@@ -185,7 +201,8 @@ export class DashboardServer {
     }
     if (req.method === 'POST') {
       const principal = this.principal;
-      if (principal === undefined) throw new HttpRefusal(503, 'KERNEL_UNAVAILABLE', 'the dashboard is not connected');
+      if (principal === undefined)
+        throw new HttpRefusal(503, 'KERNEL_UNAVAILABLE', 'the dashboard is not connected');
       switch (path) {
         case '/api/peek': {
           this.requireToken(req);
@@ -199,8 +216,10 @@ export class DashboardServer {
           this.requireToken(req);
           const a = await body(req);
           const codec = a.codec ?? 'string';
-          if (codec !== 'string' && codec !== 'json') throw new IpcError('INVALID_ARGUMENT', "codec must be 'string' or 'json'");
-          if (typeof a.data !== 'string') throw new IpcError('INVALID_ARGUMENT', 'data must be a string (JSON text for the json codec)');
+          if (codec !== 'string' && codec !== 'json')
+            throw new IpcError('INVALID_ARGUMENT', "codec must be 'string' or 'json'");
+          if (typeof a.data !== 'string')
+            throw new IpcError('INVALID_ARGUMENT', 'data must be a string (JSON text for the json codec)');
           let value: unknown = a.data;
           if (codec === 'json') {
             try {
@@ -233,7 +252,12 @@ export class DashboardServer {
   }
 
   private requireToken(req: IncomingMessage): void {
-    if (!this.hasToken(req)) throw new HttpRefusal(401, 'UNAUTHORIZED', 'this needs the dashboard token (Authorization: Bearer <token>)');
+    if (!this.hasToken(req))
+      throw new HttpRefusal(
+        401,
+        'UNAUTHORIZED',
+        'this needs the dashboard token (Authorization: Bearer <token>)',
+      );
   }
 
   /** Names and counts: on loopback for a loopback Host, elsewhere with the token. */
@@ -309,7 +333,8 @@ function digest(s: string): Buffer {
 }
 
 function name(v: unknown, key: string): string {
-  if (typeof v !== 'string' || v === '') throw new IpcError('INVALID_ARGUMENT', `${key} must be a non-empty string`);
+  if (typeof v !== 'string' || v === '')
+    throw new IpcError('INVALID_ARGUMENT', `${key} must be a non-empty string`);
   return v;
 }
 
@@ -318,7 +343,8 @@ async function body(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   for await (const c of req as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > MAX_BODY) throw new HttpRefusal(413, 'TOO_LARGE', `the request body exceeds ${MAX_BODY} bytes`);
+    if (size > MAX_BODY)
+      throw new HttpRefusal(413, 'TOO_LARGE', `the request body exceeds ${MAX_BODY} bytes`);
     chunks.push(c);
   }
   let v: unknown;
@@ -327,6 +353,7 @@ async function body(req: IncomingMessage): Promise<Record<string, unknown>> {
   } catch {
     throw new IpcError('INVALID_ARGUMENT', 'the request body is not valid JSON');
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new IpcError('INVALID_ARGUMENT', 'the request body must be a JSON object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new IpcError('INVALID_ARGUMENT', 'the request body must be a JSON object');
   return v as Record<string, unknown>;
 }

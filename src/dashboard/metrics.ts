@@ -57,7 +57,11 @@ class KernelWaitHistogram extends Histogram<'mailbox'> {
       for (let i = 0; i < WAIT_BUCKETS; i++) {
         cumulative += w.buckets[i]!;
         const le = i === WAIT_BUCKETS - 1 ? '+Inf' : waitBucketBound(i);
-        values.push({ labels: { mailbox: rec.name, le }, value: cumulative, metricName: `${WAIT_NAME}_bucket` });
+        values.push({
+          labels: { mailbox: rec.name, le },
+          value: cumulative,
+          metricName: `${WAIT_NAME}_bucket`,
+        });
       }
       values.push({ labels: { mailbox: rec.name }, value: w.sumMs / 1000, metricName: `${WAIT_NAME}_sum` });
       values.push({ labels: { mailbox: rec.name }, value: w.count, metricName: `${WAIT_NAME}_count` });
@@ -80,7 +84,11 @@ export function kernelMetrics(k: Kernel): Registry {
   const mailboxes = () => [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox');
   const sessions = () => [...k.sessions.values()].filter((s) => s.ready);
 
-  const perMailbox = (name: string, help: string, read: (r: ReturnType<typeof mailboxes>[number]) => number | undefined) =>
+  const perMailbox = (
+    name: string,
+    help: string,
+    read: (r: ReturnType<typeof mailboxes>[number]) => number | undefined,
+  ) =>
     new Gauge({
       name,
       help,
@@ -95,7 +103,11 @@ export function kernelMetrics(k: Kernel): Registry {
       },
     });
   // A counter read from the kernel's own count: reset and set to it on each scrape.
-  const mailboxCounter = (name: string, help: string, read: (r: ReturnType<typeof mailboxes>[number]) => number) =>
+  const mailboxCounter = (
+    name: string,
+    help: string,
+    read: (r: ReturnType<typeof mailboxes>[number]) => number,
+  ) =>
     new Counter({
       name,
       help,
@@ -106,7 +118,11 @@ export function kernelMetrics(k: Kernel): Registry {
         for (const r of mailboxes()) this.inc({ mailbox: r.name }, read(r));
       },
     });
-  const processCounter = (name: string, help: string, read: (s: ReturnType<typeof sessions>[number]) => number) =>
+  const processCounter = (
+    name: string,
+    help: string,
+    read: (s: ReturnType<typeof sessions>[number]) => number,
+  ) =>
     new Counter({
       name,
       help,
@@ -132,12 +148,24 @@ export function kernelMetrics(k: Kernel): Registry {
     r.options.capacity === Number.POSITIVE_INFINITY ? undefined : r.options.capacity,
   );
   perMailbox('ipcbox_mailbox_bytes', 'Payload bytes queued in the mailbox', (r) => r.core.bytes);
-  perMailbox('ipcbox_mailbox_waiting_senders', 'Senders blocked on the full mailbox', (r) => r.core.waitingSenders);
-  perMailbox('ipcbox_mailbox_waiting_receivers', 'Receivers waiting on the empty mailbox', (r) => r.core.waitingReceivers);
+  perMailbox(
+    'ipcbox_mailbox_waiting_senders',
+    'Senders blocked on the full mailbox',
+    (r) => r.core.waitingSenders,
+  );
+  perMailbox(
+    'ipcbox_mailbox_waiting_receivers',
+    'Receivers waiting on the empty mailbox',
+    (r) => r.core.waitingReceivers,
+  );
   mailboxCounter('ipcbox_mailbox_sent_total', 'Messages accepted into the mailbox', (r) => r.counters.sent);
   mailboxCounter('ipcbox_mailbox_received_total', 'Deliveries from the mailbox', (r) => r.counters.received);
   mailboxCounter('ipcbox_mailbox_acked_total', 'Deliveries acknowledged', (r) => r.counters.acked);
-  mailboxCounter('ipcbox_mailbox_redelivered_total', 'Messages put back for redelivery', (r) => r.counters.redelivered);
+  mailboxCounter(
+    'ipcbox_mailbox_redelivered_total',
+    'Messages put back for redelivery',
+    (r) => r.counters.redelivered,
+  );
   new KernelWaitHistogram(registry, k);
   processCounter('ipcbox_process_sent_total', 'Messages the process sent', (s) => s.sent);
   processCounter('ipcbox_process_received_total', 'Messages delivered to the process', (s) => s.received);
@@ -154,6 +182,10 @@ export function kernelMetrics(k: Kernel): Registry {
   kernelGauge('ipcbox_kernel_memory_budget_bytes', 'Bytes the kernel may hold', () => k.options.memoryBudget);
   kernelGauge('ipcbox_kernel_memory_used_bytes', 'Bytes of the budget in use', () => k.budget.used);
   kernelGauge('ipcbox_kernel_connections', 'Processes connected', () => k.sessions.size);
-  kernelGauge('ipcbox_kernel_uptime_seconds', 'Seconds since the kernel started', () => (Date.now() - k.startedAt) / 1000);
+  kernelGauge(
+    'ipcbox_kernel_uptime_seconds',
+    'Seconds since the kernel started',
+    () => (Date.now() - k.startedAt) / 1000,
+  );
   return registry;
 }

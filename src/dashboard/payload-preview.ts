@@ -27,7 +27,11 @@ export function previewMessage(m: Message): MessagePreview {
     try {
       const v = m.data;
       const text =
-        m.codec === 'string' ? String(v) : m.codec === 'json' ? JSON.stringify(v, null, 2) : inspect(v, { depth: 4 });
+        m.codec === 'string'
+          ? String(v)
+          : m.codec === 'json'
+            ? JSON.stringify(v, null, 2)
+            : inspect(v, { depth: 4 });
       return { ...base, preview: text.slice(0, PREVIEW_BYTES), truncated: text.length > PREVIEW_BYTES };
     } catch {
       // Not what its codec says: shown as the bytes it is.

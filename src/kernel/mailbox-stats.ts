@@ -34,9 +34,9 @@ export class WaitHistogram {
   sumMs = 0;
 
   record(waitMs: number): void {
-    const us = waitMs < 0 ? 0 : (waitMs * 1000) >>> 0;
-    const i = 32 - Math.clz32(us);
-    this.buckets[i > LAST ? LAST : i]++;
+    // Waits past 2^32 µs (71 min) would wrap in `>>> 0`: they go to the last bucket anyway.
+    const us = waitMs <= 0 ? 0 : waitMs >= 4_294_967 ? 0xffffffff : (waitMs * 1000) >>> 0;
+    this.buckets[Math.min(32 - Math.clz32(us), LAST)]++;
     this.count++;
     this.sumMs += waitMs;
   }
