@@ -64,6 +64,8 @@ export interface CellSpec {
   id: string;
   /** Where servers listen: kernel socket, NATS / Redis port. */
   kernelSocket?: string;
+  /** The two kernels of the cross-node transports (one cluster over the run's nats-server). */
+  clusterSockets?: [string, string];
   port?: number;
 }
 

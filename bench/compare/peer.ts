@@ -11,6 +11,10 @@ import { type LinkFactory, runPeer, stdioControl } from './roles.js';
 export const LINKS: Record<string, LinkFactory> = {
   'ipcbox-direct': async (c, m) => (await import('./transports/ipcbox.js')).ipcboxLink(c, m, false),
   'ipcbox-mailbox': async (c, m) => (await import('./transports/ipcbox.js')).ipcboxLink(c, m, true),
+  'ipcbox-cluster-direct': async (c, m) =>
+    (await import('./transports/ipcbox.js')).ipcboxLink(c, m, false, true),
+  'ipcbox-cluster-mailbox': async (c, m) =>
+    (await import('./transports/ipcbox.js')).ipcboxLink(c, m, true, true),
   'ipcbox-shm-ring': async (c, m) => (await import('./transports/shm-ring.js')).shmRingLink(c, m),
   'ipcbox-shm-mailbox': async (c, m) => (await import('./transports/shm-mailbox.js')).shmMailboxLink(c, m),
   'net-socket': async (c, m) => (await import('./transports/net-socket.js')).netLink(c, m),

@@ -49,6 +49,8 @@ const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const TRANSPORTS = [
   'ipcbox-mailbox',
   'ipcbox-direct',
+  'ipcbox-cluster-mailbox',
+  'ipcbox-cluster-direct',
   'ipcbox-shm-ring',
   'ipcbox-shm-mailbox',
   'cp-json',
@@ -68,6 +70,8 @@ export type Transport = (typeof TRANSPORTS)[number];
 export const LABELS: Record<Transport, string> = {
   'ipcbox-mailbox': 'ipcbox mailbox (kernel)',
   'ipcbox-direct': 'ipcbox direct send (kernel)',
+  'ipcbox-cluster-mailbox': 'ipcbox mailbox across two kernels (NATS)',
+  'ipcbox-cluster-direct': 'ipcbox direct send across two kernels (NATS)',
   'ipcbox-shm-ring': 'ipcbox shm Ring (SPSC)',
   'ipcbox-shm-mailbox': 'ipcbox shm mailbox',
   'cp-json': "child_process IPC 'json'",
@@ -339,6 +343,10 @@ function specOf(plan: Plan, cell: CellPlan, id: string, dir: string, servers: Se
     dir,
     id,
     kernelSocket: servers.kernel?.address,
+    clusterSockets:
+      servers.nodeA !== undefined && servers.nodeB !== undefined
+        ? [servers.nodeA.address, servers.nodeB.address]
+        : undefined,
     port:
       cell.transport === 'nats'
         ? servers.nats?.port
@@ -354,6 +362,9 @@ interface ServerSet {
   kernel?: Server;
   nats?: Server;
   redis?: Server;
+  /** Two kernels that are one cluster over `nats` (the cross-node transports). */
+  nodeA?: Server;
+  nodeB?: Server;
 }
 
 function packageVersion(name: string): string | undefined {
@@ -437,6 +448,11 @@ async function skipReasons(
     if (why !== undefined) skip.set(t, why);
   }
   if (!skip.has('nats') && servers.nats === undefined) skip.set('nats', failed.get('nats')!);
+  for (const t of ['ipcbox-cluster-mailbox', 'ipcbox-cluster-direct'] as const) {
+    const why = failed.get('nats') ?? failed.get('nodeA') ?? failed.get('nodeB');
+    if (servers.nodeA === undefined || servers.nodeB === undefined)
+      skip.set(t, why ?? 'the two clustered kernels did not start');
+  }
   if (!skip.has('redis') && servers.redis === undefined) skip.set('redis', failed.get('redis')!);
   for (const t of [...skip.keys()]) if (!transports.includes(t)) skip.delete(t);
   return skip;
@@ -534,7 +550,7 @@ async function main(): Promise<void> {
     .version;
   const needs = (t: Transport): boolean => transports.includes(t);
   const progress = new Progress(0);
-  const tryStart = async (key: 'kernel' | 'nats' | 'redis', start: () => Promise<Server>): Promise<void> => {
+  const tryStart = async (key: keyof ServerSet, start: () => Promise<Server>): Promise<void> => {
     try {
       servers[key] = await start();
     } catch (e) {
@@ -545,7 +561,26 @@ async function main(): Promise<void> {
     if (needs('ipcbox-mailbox') || needs('ipcbox-direct') || needs('ipcbox-shm-mailbox')) {
       await tryStart('kernel', () => startKernel(CLI, join(work, 'kernel.sock'), version));
     }
-    if (needs('nats')) await tryStart('nats', () => startNats(work));
+    const acrossNodes = needs('ipcbox-cluster-mailbox') || needs('ipcbox-cluster-direct');
+    if (needs('nats') || acrossNodes) await tryStart('nats', () => startNats(work));
+    if (acrossNodes && servers.nats !== undefined) {
+      const url = `nats://127.0.0.1:${servers.nats.port}`;
+      for (const [key, node] of [
+        ['nodeA', 'bench-a'],
+        ['nodeB', 'bench-b'],
+      ] as const) {
+        await tryStart(key, () =>
+          startKernel(CLI, join(work, `${node}.sock`), version, [
+            '--cluster',
+            url,
+            '--node',
+            node,
+            '--cluster-name',
+            `bench-${process.pid}`,
+          ]),
+        );
+      }
+    }
     if (needs('redis')) await tryStart('redis', () => startRedis(work));
     const skip = await skipReasons(transports, servers, failed);
     const cells = cellsOf(plan, transports);

@@ -104,9 +104,13 @@ export function startNats(dir: string): Promise<Server> {
   // 1 MiB payloads need max_payload above the 1 MB default; a deep max_pending so a
   // bounded burst never trips the slow-consumer cut-off.
   writeFileSync(conf, 'max_payload: 8388608\nmax_pending: 1073741824\nwrite_deadline: "30s"\n');
-  return startTcp('nats-server', 'nats-server', (p) => ['-a', '127.0.0.1', '-p', String(p), '-c', conf], [
-    '--version',
-  ]);
+  // JetStream on (its own store here): the cross-node transports' kernels keep their names in KV.
+  return startTcp(
+    'nats-server',
+    'nats-server',
+    (p) => ['-a', '127.0.0.1', '-p', String(p), '-c', conf, '-js', '-sd', join(dir, 'jetstream')],
+    ['--version'],
+  );
 }
 
 export function startRedis(dir: string): Promise<Server> {
@@ -118,8 +122,13 @@ export function startRedis(dir: string): Promise<Server> {
   );
 }
 
-export async function startKernel(cli: string, socketPath: string, version: string): Promise<Server> {
-  const child = spawn(process.execPath, [cli, '--socket', socketPath, 'daemon'], {
+export async function startKernel(
+  cli: string,
+  socketPath: string,
+  version: string,
+  extraArgs: string[] = [],
+): Promise<Server> {
+  const child = spawn(process.execPath, [cli, '--socket', socketPath, 'daemon', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const t = tracked(child);

@@ -5,8 +5,12 @@
  * - `ipcbox-mailbox`: each receiver creates a bounded mailbox `<id>-mb<i>`
  *   (capacity 1024); fan-out with `broadcast` uses one broadcast mailbox
  *   created by the sender that every receiver attaches to.
+ * - `ipcbox-cluster-*`: the same across two kernels of one cluster (over the run's nats-server):
+ *   peers of even index on the first kernel, odd on the second, so every one-way and round-trip
+ *   message, and every hop of a ring, crosses nodes. A peer waits for its targets' names to reach
+ *   its kernel (waitForProcess, or opening until the mailbox is known) before it says CONNECTED.
  */
-import { connect, type IpcProcess, type Mailbox } from '../../../src/index.js';
+import { connect, IpcError, type IpcProcess, type Mailbox } from '../../../src/index.js';
 import type { CellSpec, PeerSpec } from '../common.js';
 import { payloadOf } from '../common.js';
 import type { Link } from '../roles.js';
@@ -14,11 +18,31 @@ import type { Link } from '../roles.js';
 const CAPACITY = 1024;
 const PREFETCH = 512;
 
-export async function ipcboxLink(cell: CellSpec, me: PeerSpec, useMailbox: boolean): Promise<Link> {
+/** Open a mailbox made on another node: its name takes a moment to reach this kernel. */
+async function openKnown(proc: IpcProcess, name: string): Promise<Mailbox> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await proc.openMailbox(name);
+    } catch (e) {
+      if (!(e instanceof IpcError) || e.code !== 'NO_SUCH_MAILBOX' || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+export async function ipcboxLink(
+  cell: CellSpec,
+  me: PeerSpec,
+  useMailbox: boolean,
+  acrossNodes = false,
+): Promise<Link> {
   const procName = (i: number): string => `${cell.id}-p${i}`;
   const mbName = (i: number): string => `${cell.id}-mb${i}`;
   const fanName = `${cell.id}-fan`;
-  const proc: IpcProcess = await connect({ name: procName(me.index), socketPath: cell.kernelSocket! });
+  const socketPath = acrossNodes ? cell.clusterSockets![me.index % 2]! : cell.kernelSocket!;
+  const proc: IpcProcess = await connect({ name: procName(me.index), socketPath });
+  const open = (name: string) => (acrossNodes ? openKnown(proc, name) : proc.openMailbox(name));
   const out = new Map<number, Mailbox>();
   let fan: Mailbox | undefined;
   let onMessage: (length: number) => void = () => {};
@@ -48,14 +72,16 @@ export async function ipcboxLink(cell: CellSpec, me: PeerSpec, useMailbox: boole
     },
     async connect() {
       if (broadcastReceiver) {
-        const mb = await proc.openMailbox(fanName);
+        const mb = await open(fanName);
         void consume(mb.messages({ prefetch: PREFETCH }));
         await mb.stat(); // a round trip: the kernel has attached us before we say CONNECTED
         return;
       }
       if (useMailbox && !broadcastSender) {
-        for (const t of me.targets) out.set(t, await proc.openMailbox(mbName(t)));
+        for (const t of me.targets) out.set(t, await open(mbName(t)));
       }
+      if (acrossNodes && !useMailbox)
+        for (const t of me.targets) await proc.waitForProcess(procName(t), { timeout: 10_000 });
     },
     prepare: (size) => payloadOf(size),
     send(target, payload) {
