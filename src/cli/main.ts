@@ -24,6 +24,7 @@ import { listSegments, removeSegments } from './commands/shm.js';
 import { signal } from './commands/signal.js';
 import { signals } from './commands/signals.js';
 import { status } from './commands/status.js';
+import { type TopOptions, top } from './commands/top.js';
 import { waitForProcesses } from './commands/wait.js';
 import { EXIT_CODES_HELP, ExitCode } from './exit-codes.js';
 import { reportFailure, UsageError } from './failure.js';
@@ -158,6 +159,17 @@ program
   )
   .addOption(json())
   .action((o: { json?: boolean }) => run(() => status(g(), o)));
+
+program
+  .command('top')
+  .description(
+    'a live view of the kernel like top: mailboxes and processes by depth or rate, redrawn in place (keys d, i, o, w sort; q quits); plain periodic output when stdout is not a terminal',
+  )
+  .option('--interval <ms>', 'time between refreshes (default 1000)', integer(100))
+  .option('--count <n>', 'stop after this many refreshes', integer(1))
+  .addOption(new Option('--sort <by>', 'initial order (default depth)').choices(['depth', 'in', 'out', 'wait']))
+  .addOption(json())
+  .action((o: TopOptions) => run(() => top(g(), o)));
 
 program
   .command('ls [path...]')

@@ -11,6 +11,12 @@ function rights(v: GranteesInfo): string {
   return v.length === 0 ? '-' : v.join(',');
 }
 
+/** A wait time in ms as status and top print it (us, ms or s). */
+export function waitMs(v: number | null | undefined): string {
+  if (v === null || v === undefined) return '-';
+  return v < 1 ? `${Math.round(v * 1000)}us` : v < 1000 ? `${v.toFixed(1)}ms` : `${(v / 1000).toFixed(1)}s`;
+}
+
 export function formatStatus(s: KernelStatus, self: string): string {
   const k = s.kernel;
   const out: string[] = [];
@@ -68,6 +74,10 @@ export function formatStatus(s: KernelStatus, self: string): string {
       'RECEIVERS',
       'SENT',
       'DELIVERED',
+      'IN/S',
+      'OUT/S',
+      'P50',
+      'P99',
       'WAIT-S',
       'WAIT-R',
     ],
@@ -85,6 +95,11 @@ export function formatStatus(s: KernelStatus, self: string): string {
       String(m.attached),
       String(m.counters.sent),
       String(m.counters.received),
+      // Rates over the kernel's last second; wait times (enqueue to delivery) since the mailbox was made.
+      String(m.stats?.rates.sent ?? '-'),
+      String(m.stats?.rates.received ?? '-'),
+      waitMs(m.stats?.wait.p50),
+      waitMs(m.stats?.wait.p99),
       String(m.waitingSenders),
       String(m.waitingReceivers),
     ]);
