@@ -33,7 +33,7 @@ import { ProxySocket } from './proxy-socket.js';
 import { RateSampler } from './rate-sampler.js';
 import { RemoteRoutes } from './remote-routes.js';
 import type { SegmentRecord } from './segment-record.js';
-import { type ExitReason, Session } from './session.js';
+import { type ExitReason, PUSH_BYTES_MAX, Session } from './session.js';
 import { claimSocketPath } from './socket-path.js';
 
 export type { KernelOptions } from './kernel-options.js';
@@ -99,7 +99,12 @@ export class Kernel {
       admitted: (waiter) => this.path.admitted(waiter as SendRequest),
       writable: (receiver) => {
         const s = this.sessions.get(receiver.id);
-        return s !== undefined && !s.choked && (s.attached.get(rec)?.draining ?? 0) === 0;
+        return (
+          s !== undefined &&
+          !s.choked &&
+          s.pushedBytes < PUSH_BYTES_MAX &&
+          (s.attached.get(rec)?.draining ?? 0) === 0
+        );
       },
       copied: (message, copies) => {
         message.pending += copies - 1;
@@ -364,7 +369,8 @@ export class Kernel {
   }
 
   /** A slow reader caught up: deliveries may flow to it again. */
-  private unchoked(s: Session): void {
+  /** A receiver may take deliveries again (it read its backlog, or took its prefetched messages). */
+  unchoked(s: Session): void {
     for (const rec of s.attached.keys()) if (!rec.closed) rec.core.pumpNow();
     this.flushDirty();
   }

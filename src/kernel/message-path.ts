@@ -6,7 +6,7 @@ import { DeliverFlag, Op, RecvFlag, SendFlag } from '../wire/protocol.js';
 import type { Kernel } from './kernel.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, SendRequest } from './mailbox-record.js';
 import { now } from './mailbox-stats.js';
-import type { Inflight, Session } from './session.js';
+import { type Inflight, PUSH_BYTES_MAX, type Session } from './session.js';
 import { startTimer } from './timer.js';
 
 /** Most budget bytes one sender holds as credit on one mailbox, and when it is topped up. */
@@ -486,7 +486,9 @@ export class MessagePath {
       stream: req === undefined ? reqId : 0,
       recv: req === undefined ? 0 : reqId,
       blocking: false,
+      pushed: req === undefined,
     });
+    if (req === undefined) s.pushedBytes += m.size;
     m.handed = true;
     if (m.completion !== undefined) {
       m.outAt ??= [];
@@ -514,6 +516,15 @@ export class MessagePath {
     this.k.markDirty(s);
   }
 
+  /** A push left the receiver's prefetch (taken, or given back): below the bound, pushes resume. */
+  private taken(s: Session, e: Inflight): void {
+    if (!e.pushed) return;
+    e.pushed = false;
+    const before = s.pushedBytes;
+    s.pushedBytes -= e.message.size;
+    if (before >= PUSH_BYTES_MAX && s.pushedBytes < PUSH_BYTES_MAX && !s.closed) this.k.unchoked(s);
+  }
+
   onDeliveryIds(s: Session, f: Frame): void {
     const n = f.bodyLength >>> 2;
     if (f.op === Op.RELEASE) {
@@ -528,7 +539,11 @@ export class MessagePath {
       }
       // Back in the queue first, then the drain may end: the next receive must find them there.
       this.requeueAll(s, back);
-      for (const e of back) if (!e.consumed) this.settledPush(s, e);
+      for (const e of back) {
+        if (e.consumed) continue;
+        this.settledPush(s, e);
+        this.taken(s, e);
+      }
       return;
     }
     for (let i = 0; i < n; i++) {
@@ -537,6 +552,7 @@ export class MessagePath {
       if (e === undefined) continue;
       if (!e.consumed) {
         this.settledPush(s, e);
+        this.taken(s, e);
         this.complete(e.message);
       }
       if (f.op === Op.ACK || !e.ack) {

@@ -22,7 +22,17 @@ export interface Inflight {
    * gets nothing else from the mailbox until it has.
    */
   blocking: boolean;
+  /** A prefetch push (not the answer to a RECV): counted in `Session.pushedBytes` until taken. */
+  pushed: boolean;
 }
+
+/**
+ * Most payload bytes pushed (prefetched) to one receiver and not yet taken by its application.
+ * Prefetch is counted in messages by the client; without a byte bound a receiver asking for 512
+ * messages of 1 MiB would have the kernel hold 512 MiB for it, and every sender would get
+ * KERNEL_FULL. Past it, pushes wait (the messages stay queued) until the application catches up.
+ */
+export const PUSH_BYTES_MAX = 8 * 1024 * 1024;
 
 /** How a session receives from one mailbox. */
 export interface Attachment {
@@ -108,6 +118,8 @@ export class Session {
   received = 0;
   /** Too many unread bytes queued to the peer: the core skips it as a receiver. */
   choked = false;
+  /** Payload bytes of prefetch pushes its application has not taken yet (see PUSH_BYTES_MAX). */
+  pushedBytes = 0;
   private paused = false;
   /** Unread bytes of this session counted in the budget's backlog. */
   private counted = 0;

@@ -3,7 +3,7 @@
  * - `ipcbox-direct`: each peer is a process named `<id>-p<i>`; sends go to the
  *   receiver's own inbox (`send(name, bytes)`), received with `messages({prefetch})`.
  * - `ipcbox-mailbox`: each receiver creates a bounded mailbox `<id>-mb<i>`
- *   (capacity 1024); fan-out with `broadcast` uses one broadcast mailbox
+ *   (capacity 1024, at most 64 MiB of messages); fan-out with `broadcast` uses one broadcast mailbox
  *   created by the sender that every receiver attaches to.
  * - `ipcbox-cluster-*`: the same across two kernels of one cluster (over the run's nats-server):
  *   peers of even index on the first kernel, odd on the second, so every one-way and round-trip
@@ -15,7 +15,13 @@ import type { CellSpec, PeerSpec } from '../common.js';
 import { payloadOf } from '../common.js';
 import type { Link } from '../roles.js';
 
-const CAPACITY = 1024;
+/**
+ * Messages a mailbox holds: 1024, but never more than 64 MiB of them, so a fast sender of large
+ * messages meets the mailbox's capacity (it blocks) long before the kernel's 256 MiB budget (which
+ * would fail its sends with KERNEL_FULL).
+ */
+const capacityFor = (size: number): number =>
+  Math.max(8, Math.min(1024, Math.floor((64 << 20) / Math.max(1, size))));
 const PREFETCH = 512;
 
 /** Open a mailbox made on another node: its name takes a moment to reach this kernel. */
@@ -59,12 +65,12 @@ export async function ipcboxLink(
     async listen(cb) {
       onMessage = cb;
       if (broadcastSender) {
-        fan = await proc.createMailbox(fanName, { capacity: CAPACITY, delivery: 'broadcast' });
+        fan = await proc.createMailbox(fanName, { capacity: capacityFor(cell.size), delivery: 'broadcast' });
         return;
       }
       if (me.sources.length === 0 || broadcastReceiver) return;
       if (useMailbox) {
-        const mb = await proc.createMailbox(mbName(me.index), { capacity: CAPACITY });
+        const mb = await proc.createMailbox(mbName(me.index), { capacity: capacityFor(cell.size) });
         void consume(mb.messages({ prefetch: PREFETCH }));
       } else {
         void consume(proc.messages({ prefetch: PREFETCH }));
