@@ -1,6 +1,6 @@
 import type { RateInfo } from '../wire/info-types.js';
-import { now, processRates, RateMeter } from './mailbox-stats.js';
 import type { MailboxRecord } from './mailbox-record.js';
+import { now, processRates, RateMeter } from './mailbox-stats.js';
 import type { Session } from './session.js';
 
 /** How often the kernel samples its counters into rates (ms). */
