@@ -141,9 +141,19 @@ program
     '--http <[addr:]port>',
     'serve the web dashboard and /metrics (default address 127.0.0.1; another needs --http-cert/--http-key and --http-token-file; docs/dashboard.md)',
   )
-  .option('--http-token-file <file>', 'the dashboard token (default: generated and printed in the dashboard address)')
+  .option(
+    '--http-token-file <file>',
+    'the dashboard token (default: generated and printed in the dashboard address)',
+  )
   .option('--http-cert <file>', 'certificate (PEM): the dashboard speaks HTTPS')
   .option('--http-key <file>', 'key of --http-cert (PEM)')
+  .option(
+    '--listen <url>',
+    'also accept processes of other hosts on tls://ADDR:PORT (needs --tls-cert, --tls-key, --token-file)',
+  )
+  .option('--tls-cert <file>', 'server certificate (PEM) of the --listen listener')
+  .option('--tls-key <file>', 'key of --tls-cert (PEM)')
+  .option('--token-file <file>', 'the token --listen clients must present (at least 16 bytes)')
   .addOption(json())
   .action((o: Parameters<typeof daemon>[0]) => {
     const opts = { ...o };
@@ -167,7 +177,9 @@ program
   )
   .option('--interval <ms>', 'time between refreshes (default 1000)', integer(100))
   .option('--count <n>', 'stop after this many refreshes', integer(1))
-  .addOption(new Option('--sort <by>', 'initial order (default depth)').choices(['depth', 'in', 'out', 'wait']))
+  .addOption(
+    new Option('--sort <by>', 'initial order (default depth)').choices(['depth', 'in', 'out', 'wait']),
+  )
   .addOption(json())
   .action((o: TopOptions) => run(() => top(g(), o)));
 
@@ -206,6 +218,10 @@ mailbox
   )
   .option('--max-size <size>', `largest message (${SIZE_HELP})`, byteSize)
   .option('--fixed-size <size>', `every message exactly this size (${SIZE_HELP})`, byteSize)
+  .option(
+    '--durable',
+    'keep its messages on disk (JetStream) until taken: needs a clustered kernel (docs/cluster.md)',
+  )
   .addOption(json())
   .action((name: string, o) => run(() => createMailbox(g(), name, o)));
 mailbox

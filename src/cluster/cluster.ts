@@ -15,6 +15,7 @@ import {
   type ResolvedClusterOptions,
   resolveClusterOptions,
 } from './cluster-options.js';
+import { DurableRegistry, DurableStore } from './durable-store.js';
 import { GlobalNames, type NameHolder, type NameKind } from './global-names.js';
 import { Membership, type NodeDownReason, type NodeRecord } from './membership.js';
 import { connectNats } from './nats-connection.js';
@@ -47,6 +48,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     private readonly nc: NatsConnection,
     readonly membership: Membership,
     private readonly names: GlobalNames,
+    /** Definitions of the cluster's durable mailboxes. */
+    readonly durables: DurableRegistry,
   ) {
     super();
     this.pipes = new Pipes(nc, `ipcbox.${options.name}`, options.node, {
@@ -72,7 +75,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const namesKv = await bucket(nc, `ipcbox_${o.name}_names`, o.replicas);
       const membership = await Membership.join(nodes, o.node, o);
       const names = await GlobalNames.open(namesKv, membership);
-      return new Cluster(o, nc, membership, names);
+      const durables = new DurableRegistry(await bucket(nc, `ipcbox_${o.name}_durable`, o.replicas));
+      return new Cluster(o, nc, membership, names, durables);
     } catch (e) {
       await nc.close().catch(() => undefined);
       throw e;
@@ -106,6 +110,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Told when another node claims a name (a process connected there, a mailbox was created). */
   onNameClaimed(listener: (kind: NameKind, name: string, node: string) => void): void {
     this.names.onClaimed = (kind, name, holder) => listener(kind, name, holder.node);
+  }
+
+  /** The JetStream store of durable mailbox `name` (made if need be). */
+  durableStore(name: string): Promise<DurableStore> {
+    return DurableStore.open(this.nc, this.options.name, name, this.options.replicas);
   }
 
   /** Handle channels other nodes open to this one. */

@@ -17,6 +17,12 @@ export interface MailboxOptions {
   senders?: Grantees;
   /** Who may receive. Default 'everyone'. */
   receivers?: Grantees;
+  /**
+   * Keep the messages on disk (JetStream) until they are finished, so they survive a crash and
+   * restart of the home kernel or of the whole host. Needs a clustered kernel; system-owned only.
+   * Default false.
+   */
+  durable?: boolean;
 }
 
 export interface ResolvedMailboxOptions {
@@ -27,6 +33,7 @@ export interface ResolvedMailboxOptions {
   fixedMessageSize: number | undefined;
   senders: Grantees;
   receivers: Grantees;
+  durable: boolean;
 }
 
 export const DEFAULT_CAPACITY = 1024;
@@ -75,7 +82,11 @@ export function resolveMailboxOptions(
   if (!isGrantees(senders)) throw new TypeError("senders must be 'everyone' or an array of process names");
   if (!isGrantees(receivers))
     throw new TypeError("receivers must be 'everyone' or an array of process names");
-  return { capacity, delivery, owner, maxMessageSize, fixedMessageSize: fixed, senders, receivers };
+  const durable = options.durable ?? false;
+  if (typeof durable !== 'boolean') throw new TypeError('durable must be a boolean');
+  if (durable && options.owner !== 'system')
+    throw new RangeError("a durable mailbox outlives every process: give it owner 'system'");
+  return { capacity, delivery, owner, maxMessageSize, fixedMessageSize: fixed, senders, receivers, durable };
 }
 
 /** Names of processes and mailboxes: 1..255 bytes, no whitespace or control characters, no leading '@'. */

@@ -12,6 +12,7 @@
 import type { OpenerChannel, OpenerSink } from '../cluster/channels.js';
 import { type ChannelHandler, Cluster } from '../cluster/cluster.js';
 import type { ClusterOptions } from '../cluster/cluster-options.js';
+import type { DurableRegistry, DurableStore } from '../cluster/durable-store.js';
 import type { NameKind } from '../cluster/global-names.js';
 import { IpcError } from '../errors.js';
 import type { ClusterStatus } from '../wire/info-types.js';
@@ -88,6 +89,15 @@ export class ClusterLink {
       'NOT_SUPPORTED',
       `${kind} ${name} lives on cluster node ${node}; operations across nodes are not available yet`,
     );
+  }
+
+  /** The cluster's durable mailboxes: their definitions, and each one's store. */
+  get durables(): DurableRegistry {
+    return this.cluster.durables;
+  }
+
+  durableStore(name: string): Promise<DurableStore> {
+    return this.cluster.durableStore(name);
   }
 
   /** Serve channels other nodes open here (proxy sessions of their processes). */

@@ -278,6 +278,12 @@ export function handleCall(
       const name = str(a, 'name');
       const options = (a.options ?? {}) as MailboxOptions;
       const cluster = k.cluster;
+      const durables = k.durables;
+      if (options.durable === true && (cluster === undefined || durables === undefined))
+        throw new IpcError(
+          'NOT_SUPPORTED',
+          'durable mailboxes keep their messages on NATS JetStream: start the kernel with a cluster (--cluster)',
+        );
       if (cluster === undefined) return k.createMailbox(s, name, options).describe();
       // In a cluster the name is claimed across every kernel first; the answer comes after.
       k.checkNewMailbox(name, options);
@@ -286,12 +292,21 @@ export function handleCall(
         .then(
           (bound) => {
             if (!bound) return;
-            try {
-              s.sendResult(reqId, k.createMailbox(s, name, options).describe());
-            } catch (e) {
-              cluster.release('mailbox', name);
-              s.sendError(reqId, e instanceof IpcError ? e.code : 'INVALID_ARGUMENT', (e as Error).message);
-            }
+            const made =
+              options.durable === true && durables !== undefined
+                ? durables.create(s, name, options)
+                : Promise.resolve().then(() => k.createMailbox(s, name, options));
+            made.then(
+              (rec) => {
+                s.sendResult(reqId, rec.describe());
+                k.flushLater();
+              },
+              (e: unknown) => {
+                cluster.release('mailbox', name);
+                s.sendError(reqId, e instanceof IpcError ? e.code : 'INVALID_ARGUMENT', (e as Error).message);
+                k.flushLater();
+              },
+            );
           },
           (e: unknown) =>
             s.sendError(reqId, e instanceof IpcError ? e.code : 'CLUSTER_UNAVAILABLE', (e as Error).message),

@@ -6,6 +6,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import type { HomeChannel } from '../cluster/channels.js';
 import type { MailboxHooks } from '../core/mailbox-core.js';
 import { type MailboxOptions, resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
+import type { Principal } from '../core/rights.js';
 import type { DashboardServer } from '../dashboard/dashboard-server.js';
 import { IpcError, type IpcErrorCode } from '../errors.js';
 import { Segment } from '../shm/segment.js';
@@ -22,6 +23,7 @@ import {
 } from '../wire/protocol.js';
 import { ClusterLink } from './cluster-link.js';
 import { ANSWERED_SEPARATELY, describeProcess, handleCall } from './control.js';
+import { DurableMailboxes } from './durable-mailboxes.js';
 import { type KernelOptions, type ResolvedKernelOptions, resolveKernelOptions } from './kernel-options.js';
 import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
 import { MailboxRecord } from './mailbox-record.js';
@@ -79,6 +81,8 @@ export class Kernel {
   readonly waits = new ProcessWaits((s) => describeProcess(this, s));
   /** This kernel's side of its cluster, once `listen` joined it (cluster-link.ts). */
   cluster: ClusterLink | undefined;
+  /** Durable mailboxes (durable-mailboxes.ts); only in a cluster (they live on JetStream). */
+  durables: DurableMailboxes | undefined;
   /** What local processes use on other nodes (remote-routes.ts). */
   private routes: RemoteRoutes | undefined;
   /** The pid each remote process has here (its proxy session's, now or when it comes), by name. */
@@ -130,6 +134,9 @@ export class Kernel {
       const cluster = await ClusterLink.join(this.options.cluster);
       this.cluster = cluster;
       this.routes = new RemoteRoutes(this, cluster);
+      this.durables = new DurableMailboxes(this, cluster);
+      // Before any client: the durable mailboxes this node homes are served again, with their messages.
+      await this.durables.restore();
       cluster.onChannel((from, hello, ch) => this.acceptProxy(from, hello, ch));
       // A wait for a name that has just connected on another node is answered by that node.
       cluster.onNameClaimed((kind, name) => {
@@ -306,6 +313,20 @@ export class Kernel {
     return this.nextMailboxId++;
   }
 
+  allocatePid(): number {
+    return this.nextPid++;
+  }
+
+  /** A system-owned mailbox made again at start (a durable one), owned by whom it was before. */
+  restoreMailbox(name: string, options: MailboxOptions, owner: Principal): MailboxRecord {
+    validateName('mailbox', name);
+    if (this.mailboxByName.has(name)) throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
+    const resolved = resolveMailboxOptions(options, this.options.maxMessageSize);
+    const rec = this.newRecord(name, 'mailbox', resolved, owner, undefined);
+    this.mailboxByName.set(name, rec);
+    return rec;
+  }
+
   /** A Session on `socket` with its frames, budget accounting and teardown wired. */
   private wire(socket: Duplex, maxFrame: number): Session {
     let session!: Session;
@@ -352,6 +373,14 @@ export class Kernel {
     if (!this.handshaking.delete(s)) return;
     s.closed = true;
     s.socket.destroy();
+  }
+
+  /** Flush what async work wrote (a stored durable send's answer), on the next turn. */
+  flushLater(): void {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushDirty());
+    }
   }
 
   markDirty(s: Session): void {
@@ -542,6 +571,7 @@ export class Kernel {
         fixedMessageSize: undefined,
         senders: 'everyone',
         receivers: [],
+        durable: false,
       },
       s,
       s,
@@ -565,7 +595,7 @@ export class Kernel {
     name: string,
     kind: 'mailbox' | 'inbox',
     options: ConstructorParameters<typeof MailboxRecord>[3],
-    owner: Session,
+    owner: Principal,
     ownerSession: Session | undefined,
   ): MailboxRecord {
     const rec = new MailboxRecord(
@@ -667,6 +697,7 @@ export class Kernel {
     if (rec.kind === 'mailbox') {
       this.mailboxByName.delete(rec.name);
       this.cluster?.release('mailbox', rec.name);
+      this.durables?.deleted(rec);
     }
     const { senders, requests, dropped } = rec.core.close();
     const code: IpcErrorCode = 'MAILBOX_CLOSED';

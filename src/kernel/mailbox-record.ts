@@ -1,3 +1,4 @@
+import type { DurableStore } from '../cluster/durable-store.js';
 import {
   type CoreMessage,
   type Ledger,
@@ -44,6 +45,8 @@ export interface KernelMessage extends CoreMessage {
   dropOnReturn?: boolean;
   /** While `completion` is set: the deliveries of this message, so an expiring send can ask for them back. */
   outAt?: Array<{ session: Session; deliveryId: number }>;
+  /** A durable mailbox's message: where it is stored, removed from there once finished. */
+  durable?: { store: DurableStore; seq: number };
 }
 
 /**
@@ -78,6 +81,16 @@ export interface PendingReceive extends ReceiveRequest {
 
 /** A mailbox (or a process's inbox) as the kernel keeps it: core semantics plus names, rights, owner, credits. */
 export class MailboxRecord {
+  /** Set for a durable mailbox (`durable: true`): its messages' store on JetStream. */
+  durable: DurableStore | undefined;
+  /** A durable mailbox's sends being stored, in arrival order (message-path.ts). */
+  readonly persisting: {
+    req: SendRequest;
+    sync: boolean;
+    timeout: number;
+    done: boolean;
+    error?: unknown;
+  }[] = [];
   readonly core: MailboxCore<KernelMessage>;
   readonly rights: MailboxRights;
   /** Sessions holding a handle (notified when it closes). */
@@ -149,6 +162,7 @@ export class MailboxRecord {
       promised: this.core.promised,
       counters: { ...this.counters },
       stats: this.stats.describe(),
+      durable: this.durable !== undefined,
     };
   }
 }

@@ -36,6 +36,11 @@ export class MessagePath {
 
   constructor(private readonly k: Kernel) {}
 
+  /** The next accept-order number (restored durable messages take theirs here too). */
+  nextMessageSeq(): number {
+    return this.nextSeq++;
+  }
+
   // ---------------------------------------------------------------- sending
 
   onSend(s: Session, f: Frame): void {
@@ -86,6 +91,65 @@ export class MessagePath {
     s.sent++;
     const sync = (f.flags & SendFlag.SYNC) !== 0 || rec.options.capacity === 0;
     if (sync) message.completion = req;
+    if (rec.durable !== undefined) return this.persistThenAdmit(rec, req, sync, timeout);
+    this.admitSend(rec, req, sync, timeout);
+  }
+
+  /**
+   * A durable mailbox's send is stored on disk first (JetStream), and only then goes through the
+   * core, so the SENT it earns means the message survives a crash. Stores complete in the order
+   * sends came; sends are admitted in that order too, whatever order the acks arrive in.
+   */
+  private persistThenAdmit(rec: MailboxRecord, req: SendRequest, sync: boolean, timeout: number): void {
+    const store = rec.durable!;
+    const m = req.message;
+    const entry: { req: SendRequest; sync: boolean; timeout: number; done: boolean; error?: unknown } = {
+      req,
+      sync,
+      timeout,
+      done: false,
+    };
+    rec.persisting.push(entry);
+    store
+      .append(m.bytes.subarray(m.offset, m.offset + m.size), m.priority, m.codec, m.senderName)
+      .then(
+        (seq) => {
+          m.durable = { store, seq };
+        },
+        (e: unknown) => {
+          entry.error = e;
+        },
+      )
+      .finally(() => {
+        entry.done = true;
+        while (rec.persisting.length > 0 && rec.persisting[0]!.done) {
+          const next = rec.persisting.shift()!;
+          const w = next.req;
+          const s = w.session!;
+          if (next.error !== undefined || rec.closed || s.closed) {
+            w.message.completion = undefined;
+            this.k.budget.finish(w.message);
+            if (next.error !== undefined && !s.closed)
+              s.sendError(
+                w.reqId,
+                'CLUSTER_UNAVAILABLE',
+                `${rec.name} could not store the message: ${String(next.error)}`,
+              );
+            else if (rec.closed && !s.closed)
+              s.sendError(w.reqId, 'MAILBOX_CLOSED', `${rec.name} was closed`);
+            continue;
+          }
+          this.admitSend(rec, w, next.sync, next.timeout);
+        }
+        this.k.flushLater();
+      });
+  }
+
+  private admitSend(rec: MailboxRecord, req: SendRequest, sync: boolean, timeout: number): void {
+    const s = req.session!;
+    const message = req.message;
+    const reqId = req.reqId;
+    const nonblock = req.nonblock;
     const outcome = rec.core.send(message, !nonblock);
     switch (outcome) {
       case 'queued':
@@ -300,7 +364,8 @@ export class MessagePath {
    * sends: all credit grants together stay within half of it.
    */
   private grantCredits(rec: MailboxRecord, s: Session): void {
-    if (rec.closed || s.closed || !rec.rights.may('send', s)) return;
+    // A durable mailbox answers each send after storing it: a credited send has no answer to wait for.
+    if (rec.closed || s.closed || rec.durable !== undefined || !rec.rights.may('send', s)) return;
     const room = this.k.options.memoryBudget / 2 - this.k.budget.used;
     rec.credits.grant(s, rec.creditWindow, rec.creditLowWater, CREDIT_BYTES, CREDIT_BYTES_LOW, room / 4);
   }

@@ -105,6 +105,8 @@ export class MemoryBudget {
       this.held -= MESSAGE_OVERHEAD;
       this.unref(m.store);
       this.sharing.delete(m);
+      // A durable mailbox's message is finished for good: it leaves the disk too.
+      if (m.durable !== undefined) void m.durable.store.remove(m.durable.seq);
     }
   }
 

@@ -39,6 +39,8 @@ export interface MailboxInfo {
   capacity: number | 'unbounded';
   delivery: string;
   ownership: 'process' | 'system';
+  /** Its messages are kept on disk (JetStream) until finished (docs/cluster.md). */
+  durable?: boolean;
   owner: string;
   maxMessageSize: number;
   fixedMessageSize: number | null;

@@ -61,6 +61,12 @@ describe('ipcbox daemon --cluster', () => {
     assert.match(text.stdout, /mailbox\s+shared-jobs\s+cli-a/);
   });
 
+  test('mailbox create --durable makes a durable mailbox (status --json says so)', async () => {
+    const made = await runCli(['mailbox', 'create', 'kept', '--durable', '--json'], sock('a'));
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal((JSON.parse(made.stdout) as { durable?: boolean }).durable, true);
+  });
+
   test('--node without --cluster is a usage error', async () => {
     const r = await runCli(['daemon', '--node', 'x'], join(dir, 'never.sock'));
     assert.equal(r.code, 2, r.stderr);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { connect, type IpcError, type IpcProcess, type Kernel, startKernel } from '../../src/index.js';
-import { ROOT, tempDir } from '../helpers/kernel-harness.js';
+import { ROOT, runCli, spawnDaemon, tempDir } from '../helpers/kernel-harness.js';
 import { makeTestCerts, type TestCerts } from '../helpers/tls-certs.js';
 
 describe('the TLS listener', () => {
@@ -119,6 +119,33 @@ describe('the TLS listener', () => {
     await other.send('still-served', 'fine');
     assert.equal((await other.receive({ timeout: 5000 })).data, 'fine');
     await other.close();
+  });
+
+  test('ipcbox daemon --listen: the daemon says where, and a client with the token connects there', async () => {
+    const d = await spawnDaemon(join(dir, 'cli.sock'), [
+      '--listen',
+      'tls://127.0.0.1:0',
+      '--tls-cert',
+      certs.cert,
+      '--tls-key',
+      certs.key,
+      '--token-file',
+      join(dir, 'token'),
+    ]);
+    try {
+      const where = /and on (tls:\/\/127\.0\.0\.1:\d+)/.exec(d.output())?.[1];
+      assert.ok(where !== undefined, d.output());
+      const p = await connect({ url: where, token, ca: readFileSync(certs.ca), name: 'via-cli-listener' });
+      await p.send('via-cli-listener', 'round');
+      assert.equal((await p.receive({ timeout: 5000 })).data, 'round');
+      await p.close();
+      const bad = await runCli(['daemon', '--listen', 'tls://127.0.0.1:0'], join(dir, 'never.sock'));
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /--listen needs --tls-cert, --tls-key and --token-file/);
+    } finally {
+      d.child.kill('SIGTERM');
+      await d.exit;
+    }
   });
 
   test('there is no plain-TCP listener: tcp:// is refused at construction', async () => {

@@ -19,6 +19,10 @@ export interface DaemonOptions extends HttpFlags {
   natsTokenFile?: string;
   natsUser?: string;
   natsCreds?: string;
+  listen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tokenFile?: string;
   json?: boolean;
 }
 
@@ -79,6 +83,13 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   if (o.revokeTimeout !== undefined) options.revokeTimeout = o.revokeTimeout;
   const cluster = clusterOptions(o);
   if (cluster !== undefined) options.cluster = cluster;
+  if (o.listen !== undefined) {
+    if (o.tlsCert === undefined || o.tlsKey === undefined || o.tokenFile === undefined)
+      throw new UsageError('--listen needs --tls-cert, --tls-key and --token-file', 'daemon');
+    options.listen = { url: o.listen, certFile: o.tlsCert, keyFile: o.tlsKey, tokenFile: o.tokenFile };
+  } else if (o.tlsCert !== undefined || o.tlsKey !== undefined || o.tokenFile !== undefined) {
+    throw new UsageError('--tls-cert, --tls-key and --token-file need --listen', 'daemon');
+  }
   const http = httpOptions(o);
   if (http !== undefined) options.http = http;
   // Handlers first: a signal that arrives while the kernel starts must still stop it cleanly.
@@ -95,16 +106,22 @@ export async function daemon(o: DaemonOptions): Promise<void> {
   if (stopSignal === undefined) {
     const joined =
       cluster === undefined ? '' : ` as node ${kernel.cluster?.node} of cluster ${cluster.name ?? 'ipcbox'}`;
+    const net = kernel.networkAddress;
+    const tls =
+      net === undefined
+        ? ''
+        : `; and on tls://${net.host.includes(':') ? `[${net.host}]` : net.host}:${net.port}`;
     // A generated token is shown in the address (its fragment never reaches a server); a given one the user has.
     const d = kernel.dashboard;
     const page = d === undefined ? undefined : d.options.generatedToken ? d.urlWithToken : d.url;
     announce(
       o.json === true,
-      `ipcbox kernel listening on ${sock} (pid ${process.pid})${joined}\ntry: IPCBOX_SOCKET=${sock} ipcbox status\n${page === undefined ? '' : `dashboard: ${page}\n`}`,
+      `ipcbox kernel listening on ${sock} (pid ${process.pid})${joined}${tls}\ntry: IPCBOX_SOCKET=${sock} ipcbox status\n${page === undefined ? '' : `dashboard: ${page}\n`}`,
       {
         event: 'listening',
         socket: sock,
         pid: process.pid,
+        ...(net === undefined ? {} : { tls: net }),
         ...(cluster === undefined ? {} : { node: kernel.cluster?.node }),
         ...(page === undefined ? {} : { dashboard: page }),
       },

@@ -12,6 +12,7 @@ export interface CreateOptions {
   owner?: 'system' | 'process';
   maxSize?: number;
   fixedSize?: number;
+  durable?: boolean;
   json?: boolean;
 }
 
@@ -38,13 +39,14 @@ export async function createMailbox(g: GlobalOptions, name: string, o: CreateOpt
   if (o.delivery !== undefined) options.delivery = o.delivery;
   if (o.maxSize !== undefined) options.maxMessageSize = o.maxSize;
   if (o.fixedSize !== undefined) options.fixedMessageSize = o.fixedSize;
+  if (o.durable === true) options.durable = true;
   const p = await connectFromCli(g);
   try {
     const { info } = await p.createMailbox(name, options);
     if (o.json) await writeJsonLine(info);
     else
       await writeOut(
-        `created mailbox ${info.name} (capacity ${capacityText(info.capacity)}, ${info.delivery}, max message ${info.maxMessageSize} bytes, ${info.ownership}-owned)\n`,
+        `created mailbox ${info.name} (capacity ${capacityText(info.capacity)}, ${info.delivery}, max message ${info.maxMessageSize} bytes, ${info.ownership}-owned${info.durable === true ? ', durable' : ''})\n`,
       );
   } finally {
     await p.close();
