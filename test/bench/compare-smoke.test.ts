@@ -32,6 +32,8 @@ interface Report {
 const TRANSPORTS = [
   'ipcbox-mailbox',
   'ipcbox-direct',
+  'ipcbox-cluster-mailbox',
+  'ipcbox-cluster-direct',
   'ipcbox-shm-ring',
   'ipcbox-shm-mailbox',
   'cp-json',

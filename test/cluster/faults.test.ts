@@ -24,8 +24,9 @@ describe('cluster faults', () => {
     let nats: NatsServer = await startNatsServer();
     const dir = tempDir('ipcbox-faults-');
     const [a, b]: ClusterKernel[] = await Promise.all([
-      startClusterKernel(dir, 'fa', nats.url),
-      startClusterKernel(dir, 'fb', nats.url),
+      // The outage must stay shorter than the time after which nodes count each other down.
+      startClusterKernel(dir, 'fa', nats.url, { deadAfterMs: 10_000 }),
+      startClusterKernel(dir, 'fb', nats.url, { deadAfterMs: 10_000 }),
     ]);
     cleanup.push(async () => {
       for (const k of [a, b]) k?.child.kill('SIGKILL');

@@ -23,6 +23,17 @@ function untyped(o: Record<string, unknown>): MailboxOptions {
   return o as MailboxOptions;
 }
 
+describe('resolveMailboxOptions: durable', () => {
+  it('a durable mailbox must be system-owned, and durable must be a boolean', () => {
+    throwsNaming(() => resolveMailboxOptions({ durable: true }, KERNEL_MAX), RangeError, 'system');
+    throwsNaming(
+      () => resolveMailboxOptions(untyped({ durable: 'yes', owner: 'system' }), KERNEL_MAX),
+      TypeError,
+      'durable',
+    );
+  });
+});
+
 describe('resolveMailboxOptions: defaults', () => {
   it('fills every default from an empty object', () => {
     assert.deepEqual(resolveMailboxOptions({}, KERNEL_MAX), {
@@ -33,6 +44,7 @@ describe('resolveMailboxOptions: defaults', () => {
       fixedMessageSize: undefined,
       senders: 'everyone',
       receivers: 'everyone',
+      durable: false,
     });
     assert.equal(DEFAULT_CAPACITY, 1024);
   });
@@ -47,6 +59,7 @@ describe('resolveMailboxOptions: defaults', () => {
         fixedMessageSize: 100,
         senders: ['a', 'b'],
         receivers: ['c'],
+        durable: true,
       },
       KERNEL_MAX,
     );
@@ -58,6 +71,7 @@ describe('resolveMailboxOptions: defaults', () => {
       fixedMessageSize: 100,
       senders: ['a', 'b'],
       receivers: ['c'],
+      durable: true,
     });
   });
 
