@@ -122,7 +122,7 @@ describe('pipes over NATS core', () => {
     b = await end(nats.url, 'p3', 'b');
     ends.push(b);
     a.pipes.send('b', 7, 0, payload(10));
-    await waitFor(() => a.resets.includes('b'), 10_000, 'the sender hears the reset');
+    await waitFor(() => a.resets.includes('b'), 20_000, 'the sender hears the reset');
     assert.equal(b.got.length, 0, 'the new receiver got nothing of the old epoch');
     a.pipes.send('b', 7, 0, payload(0));
     await waitFor(() => b.got.length === 1, 10_000, 'a new epoch starts cleanly');
