@@ -20,8 +20,9 @@
  * abortable), iteration with prefetch, acknowledgement and redelivery.
  *
  * Invariants:
- * - Every request forwarded on a route is answered exactly once: by the home, or by this file with
- *   CLUSTER_UNAVAILABLE when the route ends first.
+ * - Every request forwarded on a route is answered exactly once: by the home, or by this file when
+ *   the route ends first — MAILBOX_CLOSED for a send or receive whose home node is gone (its
+ *   mailboxes went with it), CLUSTER_UNAVAILABLE otherwise.
  * - A route that ends tells its process `mailbox-closed` for every alias it used, so the process
  *   drops its credits and looks the name up again; credited sends already on their way are lost
  *   with the route, as sends to a deleted mailbox are.
@@ -65,6 +66,8 @@ interface Forwarded {
   rewrite: Rewrite | undefined;
   /** Runs when the answer was a RESULT (monitor bookkeeping). */
   onResult: (() => void) | undefined;
+  /** A SEND or RECV on a mailbox there (a dead home closes it: MAILBOX_CLOSED), not a call. */
+  onMailbox?: boolean;
 }
 
 /** Frames a proxy may send back that mean nothing to forward (version 2 answers only). */
@@ -203,7 +206,7 @@ export class RemoteRoutes {
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
         if (f.op === Op.SEND && f.reqId !== 0)
-          r.forwarded.set(f.reqId, { rewrite: undefined, onResult: undefined });
+          r.forwarded.set(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true });
         r.up(f, a.remoteId);
         return true;
       }
@@ -213,7 +216,8 @@ export class RemoteRoutes {
         if (a === undefined) return false;
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
-        if (f.op === Op.RECV) r.forwarded.set(f.reqId, { rewrite: undefined, onResult: undefined });
+        if (f.op === Op.RECV)
+          r.forwarded.set(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true });
         else if (f.reqId !== 0) r.iterations.add(f.reqId);
         r.up(f, a.remoteId);
         return true;
@@ -489,15 +493,21 @@ export class RemoteRoutes {
     if (m?.get(r.node) === r) m.delete(r.node);
     if (s.closed) return;
     const text = `cluster node ${r.node} cannot be reached (${reason})`;
-    for (const reqId of r.forwarded.keys()) s.sendError(reqId, 'CLUSTER_UNAVAILABLE', text);
+    const down = reason === 'node-down' || reason === 'reset';
+    // A home that is gone took its mailboxes with it: what waited on one fails as on a closed mailbox.
+    for (const [reqId, fw] of r.forwarded) {
+      if (down && fw.onMailbox === true)
+        s.sendError(reqId, 'MAILBOX_CLOSED', `${text}: its mailboxes are gone`);
+      else s.sendError(reqId, 'CLUSTER_UNAVAILABLE', text);
+    }
     r.forwarded.clear();
-    for (const reqId of r.iterations) s.sendError(reqId, 'CLUSTER_UNAVAILABLE', text);
+    for (const reqId of r.iterations)
+      s.sendError(reqId, down ? 'MAILBOX_CLOSED' : 'CLUSTER_UNAVAILABLE', text);
     r.iterations.clear();
     // What it held unacknowledged goes back to the mailbox there (the home ended the proxy).
     for (const id of r.byRemoteId.values()) s.remoteDeliveries.delete(id);
     r.byRemoteId.clear();
     for (const id of r.usedAliases) s.sendNotice({ kind: 'mailbox-closed', id, mailbox: '', reason: text });
-    const down = reason === 'node-down' || reason === 'reset';
     for (const name of r.monitors)
       s.sendNotice({
         kind: 'exit',

@@ -131,6 +131,24 @@ describe('direct naming across nodes', () => {
     assert.equal((await small.receive({ timeout: 5000 })).data, 4, 'a blocked sender went in when room came');
   });
 
+  test('a receive waiting on a mailbox whose home kernel is SIGKILLed fails MAILBOX_CLOSED', async () => {
+    const c = await startClusterKernel(dir, 'dd', nats.url);
+    const owner = await connect({ socketPath: c.socketPath, name: 'mb-owner' });
+    await owner.createMailbox('doomed-box', { owner: 'system' });
+    const reader = await on(a, 'doomed-reader');
+    let box: Awaited<ReturnType<IpcProcess['openMailbox']>> | undefined;
+    await waitFor(async () => {
+      box = await reader.openMailbox('doomed-box').catch(() => undefined);
+      return box !== undefined;
+    }, 5000);
+    const waiting = box!.receive({ timeout: 20_000 });
+    waiting.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    owner.removeAllListeners();
+    c.child.kill('SIGKILL');
+    await assert.rejects(waiting, (e: IpcError) => e.code === 'MAILBOX_CLOSED' && /dd/.test(e.message));
+  });
+
   test('signals cross nodes; a monitor sees a normal exit, and node-down when the kernel is killed', async () => {
     const watcher = await on(a, 'watcher');
     const target = await on(b, 'target');
