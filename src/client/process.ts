@@ -127,12 +127,32 @@ interface ProcessEvents {
  * Events: 'signal', 'exit' (a monitored process ended), 'mailbox-closed',
  * 'ownership' (a mailbox was passed to us), 'disconnect' (kernel gone).
  */
+/** Signals kept for a process that has no 'signal' listener yet (beyond it, the oldest are kept). */
+const MAX_EARLY_SIGNALS = 1024;
+
 export class IpcProcess extends EventEmitter<ProcessEvents> {
   private readonly inbox: Target;
   private readonly links = new Map<string, Promise<Target>>();
+  /**
+   * Signals that came before anyone listened (a peer may signal the moment it sees this process
+   * connected, before `connect()` has even returned): kept, at most MAX_EARLY_SIGNALS, and handed to
+   * the first 'signal' listener.
+   */
+  private early: SignalEvent[] | undefined = [];
 
   private constructor(private readonly conn: Connection) {
     super();
+    // 'newListener' is Node's, not one of ours: the typed emitter does not list it.
+    (this as unknown as EventEmitter).on('newListener', (event: string | symbol) => {
+      if (event !== 'signal' || this.early === undefined) return;
+      const early = this.early;
+      this.early = undefined;
+      // After the listener is in place (newListener runs before it is added).
+      if (early.length > 0)
+        queueMicrotask(() => {
+          for (const e of early) this.emit('signal', e);
+        });
+    });
     const w = conn.info;
     this.inbox = {
       id: w.inbox,
@@ -409,9 +429,12 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
 
   private onNotice(n: Record<string, unknown>): void {
     switch (n.kind) {
-      case 'signal':
-        this.emit('signal', { from: String(n.from), type: String(n.type), payload: n.payload });
+      case 'signal': {
+        const e: SignalEvent = { from: String(n.from), type: String(n.type), payload: n.payload };
+        if (this.early === undefined) this.emit('signal', e);
+        else if (this.early.length < MAX_EARLY_SIGNALS) this.early.push(e);
         return;
+      }
       case 'exit':
         this.links.delete(String(n.process));
         this.emit('exit', { process: String(n.process), pid: Number(n.pid), reason: String(n.reason) });

@@ -336,7 +336,17 @@ export function handleCall(
       const rec = mailboxNamed(k, str(a, 'name'));
       if (!(a.force === true && isAdministrator(s))) requireOwner(rec, s, 'delete');
       k.deleteMailbox(rec, `deleted by ${s.name}`);
-      return null;
+      // A durable one is deleted once its definition and stream are gone too: no restart revives it.
+      const removal = k.durables?.removal(rec.name);
+      if (removal === undefined) return null;
+      removal
+        .then(
+          () => s.sendResult(reqId, null),
+          (e: unknown) =>
+            s.sendError(reqId, 'CLUSTER_UNAVAILABLE', `deleted here, but its store: ${String(e)}`),
+        )
+        .finally(() => k.flushLater());
+      return ANSWERED_SEPARATELY;
     }
     case 'mailbox.list':
       return [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe());

@@ -83,11 +83,26 @@ export class DurableMailboxes {
     return restored;
   }
 
-  /** A durable mailbox was deleted: its stream and definition go. */
+  /** Removals of deleted durable mailboxes still on their way to JetStream, by name. */
+  private readonly removing = new Map<string, Promise<void>>();
+
+  /** A durable mailbox was deleted: its stream and definition go (see `removal`). */
   deleted(rec: MailboxRecord): void {
     const store = rec.durable;
     if (store === undefined) return;
-    void store.destroy();
-    void this.link.durables.remove(rec.name);
+    const name = rec.name;
+    // The definition first: once it is gone, no restart brings the mailbox back.
+    const done = this.link.durables
+      .remove(name)
+      .then(() => store.destroy())
+      .finally(() => {
+        if (this.removing.get(name) === done) this.removing.delete(name);
+      });
+    this.removing.set(name, done);
+  }
+
+  /** The removal of deleted durable mailbox `name` (a `mailbox.delete` answers once it is done). */
+  removal(name: string): Promise<void> | undefined {
+    return this.removing.get(name);
   }
 }
