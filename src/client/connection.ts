@@ -184,7 +184,20 @@ export class Connection implements DeliveryControl {
   private readonly writing = new Set<Batch>();
   private lost: IpcError | undefined;
   private welcome: Welcome | undefined;
-  onNotice: NoticeHandler = () => {};
+  private noticeHandler: NoticeHandler | undefined;
+  /**
+   * Notices that came before anyone took them: right after WELCOME, in the same read, before the
+   * process object exists (a peer may signal a process the moment it connects). At most 1024 kept.
+   */
+  private earlyNotices: Record<string, unknown>[] = [];
+
+  /** Who gets the notices (the process object); the ones that came before it are handed over. */
+  set onNotice(h: NoticeHandler) {
+    this.noticeHandler = h;
+    const early = this.earlyNotices;
+    this.earlyNotices = [];
+    for (const n of early) h(n);
+  }
   onLost: (error: IpcError) => void = () => {};
 
   private constructor(
@@ -906,8 +919,13 @@ export class Connection implements DeliveryControl {
         t.byteCredits = 0;
       }
     }
+    const handler = this.noticeHandler;
+    if (handler === undefined) {
+      if (this.earlyNotices.length < 1024) this.earlyNotices.push(notice);
+      return;
+    }
     try {
-      this.onNotice(notice);
+      handler(notice);
     } catch (e) {
       // A listener's exception is the application's: surface it as uncaught, as an event
       // listener's would be, without leaving this connection's frame handling half done.
