@@ -47,7 +47,13 @@ export async function ipcboxLink(
   const mbName = (i: number): string => `${cell.id}-mb${i}`;
   const fanName = `${cell.id}-fan`;
   const socketPath = acrossNodes ? cell.clusterSockets![me.index % 2]! : cell.kernelSocket!;
-  const proc: IpcProcess = await connect({ name: procName(me.index), socketPath });
+  // A direct receiver's inbox is bounded like a mailbox: unbounded, a fast sender of large
+  // messages would fill the kernel's budget (KERNEL_FULL) instead of waiting.
+  const proc: IpcProcess = await connect({
+    name: procName(me.index),
+    socketPath,
+    inboxCapacity: capacityFor(cell.size),
+  });
   const open = (name: string) => (acrossNodes ? openKnown(proc, name) : proc.openMailbox(name));
   const out = new Map<number, Mailbox>();
   let fan: Mailbox | undefined;
