@@ -28,6 +28,8 @@ interface ClusterEvents {
   'node-up': [NodeRecord];
   'node-down': [NodeRecord, NodeDownReason];
   fenced: [];
+  /** Names this node held that other nodes took while it was counted down (see Membership 'resumed'). */
+  'names-lost': [{ kind: NameKind; name: string; node: string }[]];
 }
 
 async function bucket(nc: NatsConnection, name: string, replicas: number): Promise<KV> {
@@ -65,6 +67,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.emit('node-down', r, why);
     });
     membership.on('fenced', () => this.emit('fenced'));
+    membership.on('resumed', () => {
+      void names.reclaim().then((lost) => {
+        if (lost.length > 0) this.emit('names-lost', lost);
+      });
+    });
   }
 
   static async join(options: ClusterOptions): Promise<Cluster> {

@@ -54,6 +54,8 @@ export class GlobalNames {
   private readonly mirror = new Map<string, Mirrored>();
   /** Names this node holds: key → the revision it wrote. */
   private readonly mine = new Map<string, number>();
+  /** What it wrote for each, to claim it again after a silence (`reclaim`). */
+  private readonly claims = new Map<string, { kind: NameKind; name: string; value: Uint8Array }>();
   private watchStop: (() => void) | undefined;
 
   /** Told of every name another node claims (as its claim shows up in the watch). */
@@ -99,6 +101,7 @@ export class GlobalNames {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         this.mine.set(key, await this.kv.create(key, value));
+        this.claims.set(key, { kind, name, value });
         return;
       } catch {
         const held = await this.kv.get(key);
@@ -108,6 +111,7 @@ export class GlobalNames {
           throw new IpcError('NAME_TAKEN', `${kind} name "${name}" is taken (on node ${holder.node})`);
         try {
           this.mine.set(key, await this.kv.update(key, value, held.revision));
+          this.claims.set(key, { kind, name, value });
           return;
         } catch {
           // Another claimant replaced the stale holder first: look again.
@@ -123,6 +127,7 @@ export class GlobalNames {
     const revision = this.mine.get(key);
     if (revision === undefined) return;
     this.mine.delete(key);
+    this.claims.delete(key);
     await this.kv.delete(key, { previousSeq: revision }).catch(() => undefined);
   }
 
@@ -164,10 +169,49 @@ export class GlobalNames {
     }
   }
 
+  /**
+   * After a silence in which the others counted this node down: claim every name it held again.
+   * A name still at our revision, or freed, is ours again; one a live node took meanwhile is lost,
+   * and returned so its holder here can be told.
+   */
+  async reclaim(): Promise<{ kind: NameKind; name: string; node: string }[]> {
+    const lost: { kind: NameKind; name: string; node: string }[] = [];
+    for (const [key, c] of [...this.claims]) {
+      const rev = this.mine.get(key);
+      if (rev === undefined) continue;
+      try {
+        this.mine.set(key, await this.kv.update(key, c.value, rev));
+        continue;
+      } catch {}
+      try {
+        this.mine.set(key, await this.kv.create(key, c.value));
+        continue;
+      } catch {}
+      const held = await this.kv.get(key).catch(() => null);
+      const holder = held === null ? undefined : parseHolder(held);
+      if (
+        holder !== undefined &&
+        holder.incarnation !== this.membership.self.incarnation &&
+        this.live(holder)
+      ) {
+        this.mine.delete(key);
+        this.claims.delete(key);
+        lost.push({ kind: c.kind, name: c.name, node: holder.node });
+      } else if (held !== null) {
+        // Held by a node that is down (or a stale entry): take it back.
+        try {
+          this.mine.set(key, await this.kv.update(key, c.value, held.revision));
+        } catch {}
+      }
+    }
+    return lost;
+  }
+
   /** Release every name this node holds (leaving the cluster). */
   async releaseAll(): Promise<void> {
     const held = [...this.mine];
     this.mine.clear();
+    this.claims.clear();
     await Promise.all(
       held.map(([key, rev]) => this.kv.delete(key, { previousSeq: rev }).catch(() => undefined)),
     );

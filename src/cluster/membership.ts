@@ -42,6 +42,12 @@ interface MembershipEvents {
   'node-down': [NodeRecord, NodeDownReason];
   /** Another kernel took this node's name while it was cut off: it must stop acting for the cluster. */
   fenced: [];
+  /**
+   * This node's heartbeats went through again after a silence longer than deadAfter (it was paused
+   * or cut off): the others have counted it down and may have taken its names. It must claim them
+   * again (global-names.ts `reclaim`).
+   */
+  resumed: [silentMs: number];
 }
 
 interface Seen {
@@ -98,6 +104,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private watchStop: (() => void) | undefined;
   private closed = false;
   private beating = false;
+  /** performance.now() of the last heartbeat NATS took. */
+  private lastBeat = performance.now();
 
   private constructor(
     private readonly kv: KV,
@@ -193,6 +201,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
         enc.encode(JSON.stringify(this.self)),
         this.revision,
       );
+      const now = performance.now();
+      const silent = now - this.lastBeat;
+      this.lastBeat = now;
+      if (silent > this.timing.deadAfterMs && !this.closed) this.emit('resumed', silent);
     } catch (e) {
       // A CAS failure means the key changed under us: another kernel holds this node name now.
       // Anything else (NATS unreachable) is retried by the next beat.

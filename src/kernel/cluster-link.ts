@@ -113,6 +113,11 @@ export class ClusterLink {
     this.cluster.onNameClaimed(listener);
   }
 
+  /** Names this node's processes or mailboxes held that another node took while this one was cut off. */
+  onNamesLost(listener: (lost: { kind: NameKind; name: string; node: string }[]) => void): void {
+    this.cluster.on('names-lost', listener);
+  }
+
   onNodeDown(listener: (node: string) => void): void {
     this.cluster.on('node-down', (r) => listener(r.node));
   }

@@ -147,6 +147,25 @@ export class Kernel {
         }
         this.flushDirty();
       });
+      // Cut off long enough to be counted down, this node may have lost names to others: their
+      // holders here must not go on as duplicates.
+      cluster.onNamesLost((lost) => {
+        for (const l of lost) {
+          const why = `the name ${l.name} was taken on cluster node ${l.node} while this kernel was cut off`;
+          if (l.kind === 'process') {
+            const s = this.byName.get(l.name);
+            if (s === undefined || s.closed) continue;
+            s.sendError(0, 'NAME_TAKEN', why);
+            s.flush();
+            s.socket.end();
+            this.endSession(s, 'lost');
+          } else {
+            const rec = this.mailboxByName.get(l.name);
+            if (rec !== undefined) this.deleteMailbox(rec, why);
+          }
+        }
+        this.flushDirty();
+      });
       cluster.onNodeDown((node) => {
         for (const [name, p] of this.proxyPids) if (p.node === node) this.proxyPids.delete(name);
       });

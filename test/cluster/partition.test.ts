@@ -1,0 +1,80 @@
+/**
+ * A kernel cut off (SIGSTOPped) longer than deadAfter is counted down by the others, who may take its
+ * names. When it comes back it claims its names again: the ones nobody took are its own again; a
+ * process name another node took meanwhile is not kept twice — its holder here is disconnected with
+ * NAME_TAKEN — and a mailbox name taken elsewhere closes the mailbox here.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { connect, type IpcError, type IpcProcess } from '../../src/index.js';
+import { type ClusterKernel, startClusterKernel } from '../helpers/cluster-harness.js';
+import { tempDir, waitFor } from '../helpers/kernel-harness.js';
+import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
+
+const timing = { heartbeatMs: 200, deadAfterMs: 1000 };
+let nats: NatsServer;
+let a: ClusterKernel;
+let b: ClusterKernel;
+const open: IpcProcess[] = [];
+before(async () => {
+  nats = await startNatsServer();
+  const dir = tempDir('ipcbox-partition-');
+  [a, b] = await Promise.all([
+    startClusterKernel(dir, 'pa', nats.url, timing),
+    startClusterKernel(dir, 'pb', nats.url, timing),
+  ]);
+});
+after(async () => {
+  for (const p of open) await p.close().catch(() => undefined);
+  for (const k of [a, b]) {
+    k?.child.kill('SIGCONT');
+    k?.child.kill('SIGKILL');
+  }
+  await nats?.stop();
+});
+
+test('a kernel back from a pause longer than deadAfter keeps its free names and gives up the taken ones', async () => {
+  const keeper = await connect({ socketPath: a.socketPath, name: 'keeper' });
+  const dupA = await connect({ socketPath: a.socketPath, name: 'dup' });
+  open.push(keeper, dupA);
+  await keeper.createMailbox('a-box', { owner: 'system' });
+  const lost: IpcError[] = [];
+  dupA.on('disconnect', (e) => lost.push(e));
+  const watcher = await connect({ socketPath: b.socketPath, name: 'watcher' });
+  open.push(watcher);
+  const remote = async () => (await watcher.status()).cluster?.remote ?? [];
+  await waitFor(async () => (await remote()).some((r) => r.name === 'dup'), 5000, 'B sees dup on pa');
+
+  a.child.kill('SIGSTOP');
+  await waitFor(
+    async () => !(await watcher.status()).cluster?.nodes.some((n) => n.node === 'pa'),
+    10_000,
+    'B counts pa down',
+  );
+  const dupB = await connect({ socketPath: b.socketPath, name: 'dup' });
+  open.push(dupB);
+  await watcher.createMailbox('a-box', { owner: 'system' });
+
+  a.child.kill('SIGCONT');
+  await waitFor(() => lost.length > 0, 10_000, 'the duplicate on pa is disconnected');
+  assert.equal(lost[0]?.code, 'NAME_TAKEN', lost[0]?.message);
+  assert.match(lost[0]?.message ?? '', /pb/);
+  // keeper's name was free: it is keeper's again, and reachable from B.
+  await waitFor(
+    async () =>
+      await watcher.send('keeper', 'welcome back').then(
+        () => true,
+        () => false,
+      ),
+    10_000,
+    'keeper reachable from pb again',
+  );
+  assert.equal((await keeper.receive({ timeout: 5000 })).data, 'welcome back');
+  // a-box is pb's now; pa closed its own.
+  await waitFor(
+    async () => !(await keeper.status()).mailboxes.some((m) => m.name === 'a-box'),
+    5000,
+    'pa closed a-box',
+  );
+  assert.equal(await dupB.status().then(() => 'alive'), 'alive', 'the name’s new holder is untouched');
+});
