@@ -21,13 +21,11 @@ export class ClusterLink {
   /** Names with a claim in flight, by kind. */
   private readonly pending: Record<NameKind, Set<string>> = { process: new Set(), mailbox: new Set() };
 
-  private constructor(private readonly cluster: Cluster) {
-    cluster.on('fenced', () => {
-      process.emitWarning(
-        `ipcbox kernel: another kernel took node name "${cluster.node}" while this one was cut off from NATS; ` +
-          'its names are no longer reserved across the cluster (restart this kernel)',
-      );
-    });
+  private constructor(private readonly cluster: Cluster) {}
+
+  /** Another kernel took this node's name while this one was cut off (membership.ts 'fenced'). */
+  onFenced(listener: () => void): void {
+    this.cluster.on('fenced', listener);
   }
 
   static async join(options: ClusterOptions): Promise<ClusterLink> {

@@ -85,6 +85,9 @@ export class Kernel {
   durables: DurableMailboxes | undefined;
   /** What local processes use on other nodes (remote-routes.ts). */
   private routes: RemoteRoutes | undefined;
+  /** Settles if the kernel stops by itself (its cluster node name was taken): with why. */
+  readonly stoppedByItself: Promise<string>;
+  private stopItself: (why: string) => void = () => {};
   /** The pid each remote process has here (its proxy session's, now or when it comes), by name. */
   private readonly proxyPids = new Map<string, { node: string; pid: number }>();
   /** Rates of every mailbox and process, sampled once a second (rate-sampler.ts). */
@@ -93,6 +96,9 @@ export class Kernel {
   dashboard: DashboardServer | undefined;
 
   constructor(options: KernelOptions = {}) {
+    this.stoppedByItself = new Promise((resolve) => {
+      this.stopItself = resolve;
+    });
     this.options = resolveKernelOptions(options);
     this.budget = new MemoryBudget(this.options.memoryBudget);
     this.path = new MessagePath(this);
@@ -165,6 +171,16 @@ export class Kernel {
           }
         }
         this.flushDirty();
+      });
+      // Another kernel holds this node's name now: two kernels must never act as one node, so this
+      // one stops, telling its processes why (they reconnect to a kernel that is part of the cluster).
+      cluster.onFenced(() => {
+        const why = `another kernel took this kernel's cluster node name ${cluster.node} while it was cut off; this kernel stops`;
+        process.emitWarning(`ipcbox kernel: ${why}`);
+        for (const s of this.sessions.values())
+          if (s.remoteNode === undefined) s.sendError(0, 'NAME_TAKEN', why);
+        this.flushDirty();
+        void this.close().then(() => this.stopItself(why));
       });
       cluster.onNodeDown((node) => {
         for (const [name, p] of this.proxyPids) if (p.node === node) this.proxyPids.delete(name);

@@ -78,3 +78,23 @@ test('a kernel back from a pause longer than deadAfter keeps its free names and 
   );
   assert.equal(await dupB.status().then(() => 'alive'), 'alive', 'the name’s new holder is untouched');
 });
+
+test('a kernel whose node name another kernel took while it was paused stops, telling its processes NAME_TAKEN', async () => {
+  const dir = tempDir('ipcbox-fenced-');
+  const c = await startClusterKernel(dir, 'px', nats.url, timing);
+  const p = await connect({ socketPath: c.socketPath, name: 'on-the-fenced' });
+  const lost: IpcError[] = [];
+  p.on('disconnect', (e) => lost.push(e));
+  c.child.kill('SIGSTOP');
+  // Its last heartbeat is older than deadAfter by the server's clock: a new kernel takes the name.
+  await new Promise((r) => setTimeout(r, timing.deadAfterMs + 500));
+  const d = await startClusterKernel(tempDir('ipcbox-fenced-2-'), 'px', nats.url, timing);
+  c.child.kill('SIGCONT');
+  await waitFor(() => lost.length > 0, 10_000, 'the fenced kernel tells its process');
+  assert.equal(lost[0]?.code, 'NAME_TAKEN', lost[0]?.message);
+  assert.match(lost[0]?.message ?? '', /px/);
+  const q = await connect({ socketPath: d.socketPath, name: 'on-the-new-px' });
+  assert.equal((await q.status()).cluster?.node, 'px', 'the new kernel is node px');
+  await q.close();
+  for (const k of [c, d]) k.child.kill('SIGKILL');
+});

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ClusterOptions } from '../../cluster/cluster-options.js';
+import { IpcError } from '../../errors.js';
 import { startKernel } from '../../kernel/kernel.js';
 import { UsageError } from '../failure.js';
 import { type HttpFlags, httpOptions } from '../http-address.js';
@@ -126,9 +127,19 @@ export async function daemon(o: DaemonOptions): Promise<void> {
         ...(page === undefined ? {} : { dashboard: page }),
       },
     );
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-    });
+    let fenced: string | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        wake = resolve;
+      }),
+      kernel.stoppedByItself.then((why) => {
+        fenced = why;
+      }),
+    ]);
+    if (fenced !== undefined) {
+      announce(o.json === true, `ipcbox kernel stopped: ${fenced}\n`, { event: 'stopped', reason: fenced });
+      throw new IpcError('NAME_TAKEN', fenced);
+    }
   }
   announce(o.json === true, `ipcbox kernel stopping (${stopSignal})\n`, {
     event: 'stopping',
