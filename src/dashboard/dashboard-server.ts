@@ -7,8 +7,8 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { IpcError } from '../errors.js';
 import type { Kernel } from '../kernel/kernel.js';

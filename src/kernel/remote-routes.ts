@@ -284,7 +284,7 @@ export class RemoteRoutes {
   /** The pid a sender named `name` has for this kernel's processes (local, or its proxy's here). */
   private localPid(name: string, via: string): number {
     const local = this.k.byName.get(name);
-    if (local !== undefined && local.ready) return local.pid;
+    if (local?.ready) return local.pid;
     return this.k.proxyPid(name, this.link.elsewhere('process', name) ?? via);
   }
 

@@ -41,13 +41,13 @@ describe('ipcbox top', () => {
         10_000,
         'top to show the mailbox with depth 3',
       );
-      assert.match(out, /\x1b\[\?1049h/, 'the alternate screen');
+      assert.ok(out.includes('\x1b[?1049h'), 'the alternate screen');
       const draws = () => out.split('\x1b[H\x1b[2J').length - 1;
       await waitFor(() => draws() >= 2, 5000, 'a second draw in place');
       child.stdin.write('q');
       const code = await Promise.race([exit, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000))]);
       assert.equal(code, 0);
-      assert.match(out, /\x1b\[\?1049l/, 'the screen restored');
+      assert.ok(out.includes('\x1b[?1049l'), 'the screen restored');
     } finally {
       child.kill('SIGKILL');
     }
@@ -56,7 +56,7 @@ describe('ipcbox top', () => {
   test('when stdout is not a terminal it prints plain snapshots, --count of them', async () => {
     const r = await runCli(['top', '--count', '2', '--interval', '100'], d.socketPath);
     assert.equal(r.code, 0, r.stderr);
-    assert.doesNotMatch(r.stdout, /\x1b/);
+    assert.ok(!r.stdout.includes('\x1b'), 'no escape codes on a pipe');
     assert.equal(r.stdout.match(/^ipcbox top - kernel pid/gm)?.length, 2);
     assert.match(r.stdout, /queue-under-watch\s+3\s+1024\s/);
     assert.match(r.stdout, /^top-test\s/m);

@@ -11,8 +11,8 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, type IpcProcess, type Mailbox } from '../../src/index.js';
-import { type Daemon, runCli, startDaemon, tempDir, waitFor } from '../helpers/kernel-harness.js';
 import { dashboardUrl } from '../helpers/dashboard-harness.js';
+import { type Daemon, runCli, startDaemon, tempDir, waitFor } from '../helpers/kernel-harness.js';
 import { makeTestCerts } from '../helpers/tls-certs.js';
 
 /** Parse the Prometheus text format: sample name{labels} -> value. */
