@@ -72,6 +72,8 @@ interface Forwarded {
 
 /** Frames a proxy may send back that mean nothing to forward (version 2 answers only). */
 const MAX_ROUTE_FRAME = 64 * 1024 * 1024;
+/** Most requests one route may have in flight (as a session may have pending locally): beyond, KERNEL_FULL. */
+const MAX_FORWARDED = 65536;
 
 class Route {
   readonly forwarded = new Map<number, Forwarded>();
@@ -89,6 +91,24 @@ class Route {
   private flushScheduled = false;
   closed = false;
   readonly channel: OpenerChannel;
+
+  /**
+   * Remember a request going to the home, to answer it if the route dies; false (and refused
+   * KERNEL_FULL) when this process already has MAX_FORWARDED in flight here, so a client that never
+   * waits for answers cannot make the kernel keep unbounded state for it.
+   */
+  track(reqId: number, fw: Forwarded): boolean {
+    if (this.forwarded.size >= MAX_FORWARDED && !this.forwarded.has(reqId)) {
+      this.session.sendError(
+        reqId,
+        'KERNEL_FULL',
+        `${MAX_FORWARDED} requests in flight to node ${this.node}`,
+      );
+      return false;
+    }
+    this.forwarded.set(reqId, fw);
+    return true;
+  }
 
   constructor(
     private readonly routes: RemoteRoutes,
@@ -205,8 +225,9 @@ export class RemoteRoutes {
         if (a === undefined) return false;
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
-        if (f.op === Op.SEND && f.reqId !== 0)
-          r.forwarded.set(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true });
+        if (f.op === Op.SEND && f.reqId !== 0) {
+          if (!r.track(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true })) return true;
+        }
         r.up(f, a.remoteId);
         return true;
       }
@@ -216,9 +237,15 @@ export class RemoteRoutes {
         if (a === undefined) return false;
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
-        if (f.op === Op.RECV)
-          r.forwarded.set(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true });
-        else if (f.reqId !== 0) r.iterations.add(f.reqId);
+        if (f.op === Op.RECV) {
+          if (!r.track(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true })) return true;
+        } else if (f.reqId !== 0) {
+          if (r.iterations.size >= MAX_FORWARDED && !r.iterations.has(f.reqId)) {
+            s.sendError(f.reqId, 'KERNEL_FULL', `${MAX_FORWARDED} iterations on node ${a.node}`);
+            return true;
+          }
+          r.iterations.add(f.reqId);
+        }
         r.up(f, a.remoteId);
         return true;
       }
@@ -298,7 +325,7 @@ export class RemoteRoutes {
       const a = typeof args.id === 'number' ? this.aliases.get(args.id) : undefined;
       if (a === undefined) return false;
       const r = this.route(s, a.node);
-      r.forwarded.set(reqId, { rewrite: undefined, onResult: undefined });
+      if (!r.track(reqId, { rewrite: undefined, onResult: undefined })) return true;
       r.upText(Op.CALL, reqId, JSON.stringify({ m: method, a: { ...args, id: a.remoteId } }));
       return true;
     }
@@ -325,7 +352,7 @@ export class RemoteRoutes {
     } else if (method === 'demonitor') {
       r.monitors.delete(name);
     }
-    r.forwarded.set(reqId, { rewrite, onResult });
+    if (!r.track(reqId, { rewrite, onResult })) return true;
     r.upText(Op.CALL, reqId, JSON.stringify({ m: method, a: args }));
     return true;
   }
@@ -342,7 +369,7 @@ export class RemoteRoutes {
       r.usedAliases.add(id);
       return { ...v, id };
     };
-    r.forwarded.set(reqId, { rewrite, onResult: undefined });
+    if (!r.track(reqId, { rewrite, onResult: undefined })) return true;
     r.upText(Op.CALL, reqId, JSON.stringify({ m: method, a: args }));
     return true;
   }

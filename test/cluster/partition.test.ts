@@ -98,3 +98,37 @@ test('a kernel whose node name another kernel took while it was paused stops, te
   await q.close();
   for (const k of [c, d]) k.child.kill('SIGKILL');
 });
+
+test('requests in flight to a node that does not answer are bounded per process: beyond 65,536, KERNEL_FULL', async () => {
+  const dir = tempDir('ipcbox-bound-');
+  const home = await startClusterKernel(dir, 'slow', nats.url, { heartbeatMs: 500, deadAfterMs: 20_000 });
+  const target = await connect({ socketPath: home.socketPath, name: 'far-target' });
+  const caller = await connect({ socketPath: b.socketPath, name: 'eager-caller' });
+  open.push(target, caller);
+  await caller.waitForProcess('far-target', { timeout: 10_000 });
+  await caller.signal('far-target', 'warm-up');
+  home.child.kill('SIGSTOP');
+  // A call the home answers itself (a signal would also fill the target's socket, and the home refuses
+  // signals to a target that does not read).
+  const calls = Array.from({ length: 65_536 + 50 }, () => caller.waitForProcess('far-target'));
+  const refused = await Promise.race([
+    (async () => {
+      let n = 0;
+      for (const c of calls.slice(65_536)) await c.catch((e: IpcError) => e.code === 'KERNEL_FULL' && n++);
+      return n;
+    })(),
+    new Promise<number>((r) => setTimeout(() => r(-1), 30_000)),
+  ]);
+  assert.equal(refused, 50, 'the calls past the bound are refused at once; the others wait for the node');
+  home.child.kill('SIGCONT');
+  const settled = await Promise.allSettled(calls.slice(0, 65_536));
+  const failures = settled.flatMap((r) =>
+    r.status === 'rejected' ? [String((r.reason as Error).message)] : [],
+  );
+  assert.deepEqual(
+    failures.slice(0, 3),
+    [],
+    `the node answers the rest when it is back (${failures.length} failed)`,
+  );
+  home.child.kill('SIGKILL');
+});
