@@ -10,7 +10,7 @@
  * With --cluster the room is homed on one kernel and half the members are connected to another,
  * the two kernels one cluster over a private nats-server: the same code, across nodes.
  */
-import { connect, IpcError, type IpcProcess, type Mailbox, type Message } from '../src/index.js';
+import { connect, type Message } from '../src/index.js';
 import { roleOf, startParticipant, withKernel, withTwoNodes } from './example-kernel.js';
 
 const ROOM = 'room';
@@ -18,7 +18,7 @@ const NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi
 
 async function member(name: string, members: number, lines: number): Promise<void> {
   await using proc = await connect({ name });
-  const room = await openRoom(proc);
+  const room = await proc.openMailbox(ROOM);
   const incoming = room.messages();
   // The iteration attached us as a receiver; a control call answered after it proves the kernel has seen that.
   await room.stat();
@@ -39,19 +39,6 @@ async function member(name: string, members: number, lines: number): Promise<voi
     if (seen === expected) break;
   }
   console.log(`${name} done: saw all ${expected} lines`);
-}
-
-/** The room, once this member's kernel knows it (on another node, its name takes a moment to arrive). */
-async function openRoom(proc: IpcProcess): Promise<Mailbox> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    try {
-      return await proc.openMailbox(ROOM);
-    } catch (e) {
-      if (!(e instanceof IpcError) || e.code !== 'NO_SUCH_MAILBOX' || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
 }
 
 /** Check the members' reports: each saw every line of every other member. */

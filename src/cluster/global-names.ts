@@ -138,6 +138,8 @@ export class GlobalNames {
     if (m !== undefined && this.live(m.holder)) return m.holder;
     const e = await this.kv.get(key);
     const holder = e === null ? undefined : parseHolder(e);
+    // The server knew it before our watch did: the mirror learns it now (the watch brings the same entry).
+    if (e !== null && holder !== undefined) this.mirror.set(key, { holder, revision: e.revision });
     return holder !== undefined && this.live(holder) ? holder : undefined;
   }
 

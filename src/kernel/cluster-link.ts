@@ -70,6 +70,11 @@ export class ClusterLink {
     void this.cluster.releaseName(kind, name);
   }
 
+  /** Ask the server who holds `name` (the mirror learns the answer): for a name the mirror lacks. */
+  async confirm(kind: NameKind, name: string): Promise<void> {
+    await this.cluster.lookup(kind, name).catch(() => undefined);
+  }
+
   /** The node that holds `name`, if another node does (by the local mirror: no round trip). */
   elsewhere(kind: NameKind, name: string): string | undefined {
     const h = this.cluster.cachedHolder(kind, name);

@@ -40,6 +40,9 @@ import { claimSocketPath } from './socket-path.js';
 
 export type { KernelOptions } from './kernel-options.js';
 
+/** Calls about names unknown here one session may have waiting for the cluster's answer. */
+const MAX_CONFIRMING = 1024;
+
 /**
  * The kernel: owns process names, mailboxes, links and the memory budget.
  * It listens on a Unix socket; each connection is a Session. Message frames
@@ -673,17 +676,39 @@ export class Kernel {
     if (typeof args !== 'object' || args === null || Array.isArray(args)) {
       return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL args must be an object');
     }
+    const a = args as Record<string, unknown>;
+    const routes = this.routes;
+    const cluster = this.cluster;
     // A name on another node: the call goes to that node's kernel (proxies never route further).
-    if (this.routes !== undefined && s.remoteNode === undefined) {
-      if (this.routes.call(s, f.reqId, call.m, args as Record<string, unknown>)) return;
+    if (routes !== undefined && cluster !== undefined && s.remoteNode === undefined) {
+      if (routes.call(s, f.reqId, call.m, a)) return;
+      const unknown = routes.unknownName(call.m, a);
+      // Bounded: past it a client's calls about unknown names are answered from the mirror alone.
+      if (unknown !== undefined && s.confirming < MAX_CONFIRMING) {
+        const reqId = f.reqId;
+        const method = call.m;
+        s.confirming++;
+        void cluster.confirm(unknown.kind, unknown.name).then(() => {
+          s.confirming--;
+          if (s.closed) return;
+          if (!routes.call(s, reqId, method, a)) this.answerCall(s, reqId, method, a);
+          this.flushDirty();
+        });
+        return;
+      }
     }
+    this.answerCall(s, f.reqId, call.m, a);
+  }
+
+  /** Run a control call here and answer it (RESULT, or ERROR with its code). */
+  private answerCall(s: Session, reqId: number, method: string, args: Record<string, unknown>): void {
     try {
-      const result = handleCall(this, s, f.reqId, call.m, args as Record<string, unknown>);
-      if (result !== ANSWERED_SEPARATELY) s.sendResult(f.reqId, result);
+      const result = handleCall(this, s, reqId, method, args);
+      if (result !== ANSWERED_SEPARATELY) s.sendResult(reqId, result);
     } catch (e) {
-      if (e instanceof IpcError) s.sendError(f.reqId, e.code, e.message);
+      if (e instanceof IpcError) s.sendError(reqId, e.code, e.message);
       else if (e instanceof TypeError || e instanceof RangeError)
-        s.sendError(f.reqId, 'INVALID_ARGUMENT', e.message);
+        s.sendError(reqId, 'INVALID_ARGUMENT', e.message);
       else throw e;
     }
   }

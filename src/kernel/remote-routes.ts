@@ -28,6 +28,7 @@
  *   with the route, as sends to a deleted mailbox are.
  */
 import type { OpenerChannel } from '../cluster/channels.js';
+import type { NameKind } from '../cluster/global-names.js';
 import { type Frame, Frame as FrameClass, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
 import { DeliverFlag, Op } from '../wire/protocol.js';
 import type { ClusterLink } from './cluster-link.js';
@@ -58,6 +59,8 @@ const MAILBOX_CALLS_BY_NAME = new Set([
   'mailbox.revoke',
   'mailbox.transfer',
 ]);
+/** Calls that name a process: forwarded when it is connected to another node. */
+const PROCESS_CALLS = new Set(['process.lookup', 'process.wait', 'signal', 'monitor', 'demonitor']);
 /** Calls that carry a mailbox id: forwarded when the id is an alias. */
 const MAILBOX_CALLS_BY_ID = new Set(['mailbox.close', 'mailbox.peek']);
 
@@ -330,7 +333,7 @@ export class RemoteRoutes {
       return true;
     }
     const key = method === 'signal' ? 'to' : 'name';
-    if (!['process.lookup', 'process.wait', 'signal', 'monitor', 'demonitor'].includes(method)) return false;
+    if (!PROCESS_CALLS.has(method)) return false;
     const name = args[key];
     if (typeof name !== 'string' || this.k.byName.has(name)) return false;
     const node = this.link.elsewhere('process', name);
@@ -355,6 +358,25 @@ export class RemoteRoutes {
     if (!r.track(reqId, { rewrite, onResult })) return true;
     r.upText(Op.CALL, reqId, JSON.stringify({ m: method, a: args }));
     return true;
+  }
+
+  /**
+   * The name a CALL is about, when it names a process or mailbox that is neither here nor in the
+   * names mirror: a name claimed elsewhere a moment ago may not have reached the mirror yet, so the
+   * kernel asks the server before it answers "no such" (see Kernel.onCall).
+   */
+  unknownName(method: string, args: Record<string, unknown>): { kind: NameKind; name: string } | undefined {
+    const kind: NameKind | undefined = MAILBOX_CALLS_BY_NAME.has(method)
+      ? 'mailbox'
+      : PROCESS_CALLS.has(method)
+        ? 'process'
+        : undefined;
+    if (kind === undefined) return undefined;
+    const name = args[method === 'signal' ? 'to' : 'name'];
+    if (typeof name !== 'string' || name === '') return undefined;
+    const local = kind === 'mailbox' ? this.k.mailboxByName.has(name) : this.k.byName.has(name);
+    if (local || this.link.elsewhere(kind, name) !== undefined) return undefined;
+    return { kind, name };
   }
 
   private mailboxCall(s: Session, reqId: number, method: string, args: Record<string, unknown>): boolean {

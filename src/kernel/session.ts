@@ -85,6 +85,8 @@ export class Session {
   closed = false;
   inbox: MailboxRecord | undefined;
   credentials: PeerCredentials | undefined;
+  /** Its CALLs about names unknown here that wait for the cluster's answer (Kernel.onCall). */
+  confirming = 0;
   /** A connection on the TLS listener that has not shown the token yet (only AUTH is accepted). */
   needsToken = false;
   /** Set on a proxy session: the node of the remote process it serves (kernel/proxy-socket.ts). */

@@ -3,31 +3,14 @@
  * processes under test are connected to kernel B (separate OS processes, one real nats-server), so
  * each send, receive, wait, acknowledgement and redelivery crosses the cluster. Mailboxes are
  * created by a process on A as system-owned (so the processes on B, of the same user, may delete
- * them) and opened from B.
+ * them) and opened from B at once: kernel B asks the cluster about a name its mirror does not know yet.
  */
 import { rmSync } from 'node:fs';
-import { connect, IpcError, type IpcProcess } from '../../src/index.js';
+import { connect, type IpcProcess } from '../../src/index.js';
 import { type ClusterKernel, startClusterKernel } from '../helpers/cluster-harness.js';
 import { tempDir } from '../helpers/kernel-harness.js';
 import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
-import {
-  type ConformanceMailbox,
-  type ConformanceProcess,
-  runMailboxConformance,
-} from './mailbox-conformance.js';
-
-/** Open `name` from `p`, waiting for the cluster's names mirror on B to learn it. */
-async function openWhenKnown(p: IpcProcess, name: string): Promise<ConformanceMailbox> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    try {
-      return await p.openMailbox(name);
-    } catch (e) {
-      if (!(e instanceof IpcError) || e.code !== 'NO_SUCH_MAILBOX' || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-}
+import { type ConformanceProcess, runMailboxConformance } from './mailbox-conformance.js';
 
 runMailboxConformance({
   name: 'remote (mailbox on kernel A, processes on kernel B)',
@@ -47,7 +30,7 @@ runMailboxConformance({
         return {
           async createMailbox(name, options) {
             await homer.createMailbox(name, { ...options, owner: 'system' });
-            return openWhenKnown(p, name);
+            return p.openMailbox(name);
           },
           openMailbox: (name) => p.openMailbox(name),
           deleteMailbox: (name) => p.deleteMailbox(name),

@@ -8,9 +8,9 @@
  * - `ipcbox-cluster-*`: the same across two kernels of one cluster (over the run's nats-server):
  *   peers of even index on the first kernel, odd on the second, so every one-way and round-trip
  *   message, and every hop of a ring, crosses nodes. A peer waits for its targets' names to reach
- *   its kernel (waitForProcess, or opening until the mailbox is known) before it says CONNECTED.
+ *   its kernel (waitForProcess) before it says CONNECTED.
  */
-import { connect, IpcError, type IpcProcess, type Mailbox } from '../../../src/index.js';
+import { connect, type IpcProcess, type Mailbox } from '../../../src/index.js';
 import type { CellSpec, PeerSpec } from '../common.js';
 import { payloadOf } from '../common.js';
 import type { Link } from '../roles.js';
@@ -23,19 +23,6 @@ import type { Link } from '../roles.js';
 const capacityFor = (size: number): number =>
   Math.max(8, Math.min(1024, Math.floor((64 << 20) / Math.max(1, size))));
 const PREFETCH = 512;
-
-/** Open a mailbox made on another node: its name takes a moment to reach this kernel. */
-async function openKnown(proc: IpcProcess, name: string): Promise<Mailbox> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      return await proc.openMailbox(name);
-    } catch (e) {
-      if (!(e instanceof IpcError) || e.code !== 'NO_SUCH_MAILBOX' || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-}
 
 export async function ipcboxLink(
   cell: CellSpec,
@@ -54,7 +41,6 @@ export async function ipcboxLink(
     socketPath,
     inboxCapacity: capacityFor(cell.size),
   });
-  const open = (name: string) => (acrossNodes ? openKnown(proc, name) : proc.openMailbox(name));
   const out = new Map<number, Mailbox>();
   let fan: Mailbox | undefined;
   let onMessage: (length: number) => void = () => {};
@@ -84,13 +70,13 @@ export async function ipcboxLink(
     },
     async connect() {
       if (broadcastReceiver) {
-        const mb = await open(fanName);
+        const mb = await proc.openMailbox(fanName);
         void consume(mb.messages({ prefetch: PREFETCH }));
         await mb.stat(); // a round trip: the kernel has attached us before we say CONNECTED
         return;
       }
       if (useMailbox && !broadcastSender) {
-        for (const t of me.targets) out.set(t, await open(mbName(t)));
+        for (const t of me.targets) out.set(t, await proc.openMailbox(mbName(t)));
       }
       if (acrossNodes && !useMailbox)
         for (const t of me.targets) await proc.waitForProcess(procName(t), { timeout: 10_000 });
