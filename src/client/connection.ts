@@ -273,7 +273,12 @@ export class Connection implements DeliveryControl {
     const conn = new Connection(socket, HEADER_REST + 1024 * 1024 * 1024 + 8);
     // Over the network the token comes first; a wrong one is PERMISSION_DENIED, and the kernel hangs up.
     if (place.kind === 'tls')
-      await conn.preHello(Op.AUTH, Buffer.from(place.token, 'utf8'), timeoutMs, where);
+      await conn.handshake(
+        Op.AUTH,
+        Buffer.from(place.token, 'utf8'),
+        timeoutMs,
+        `${where} did not answer AUTH`,
+      );
     const nameBytes = Buffer.from(name, 'utf8');
     const hello = Buffer.allocUnsafe(16 + nameBytes.length);
     hello.writeUInt32LE(MAGIC, 0);
@@ -282,39 +287,26 @@ export class Connection implements DeliveryControl {
     hello.writeUInt32LE(process.pid, 8);
     hello.writeUInt32LE(inboxCapacity === Number.POSITIVE_INFINITY ? 0xffffffff : inboxCapacity, 12);
     nameBytes.copy(hello, 16);
-    // The timeout covers the whole handshake: something that accepts but never answers HELLO
-    // (a wedged or foreign listener) must not hang connect() forever.
-    const welcome = await new Promise<Welcome>((resolve, reject) => {
-      const reqId = conn.nextReq++;
-      const timer = setTimeout(() => {
-        conn.fail(
-          new KernelUnavailableError(
-            `the ipcbox kernel on ${where} did not answer HELLO within ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      conn.pending.set(reqId, {
-        resolve: (v) => resolve(v as Welcome),
-        reject,
-        abandoned: false,
-        target: undefined,
-        cleanup: () => clearTimeout(timer),
-      });
-      conn.writer.frame(Op.HELLO, 0, 0, 0, reqId, 0, 0, 0, 0, hello);
-      conn.flush();
-    });
+    const welcome = (await conn.handshake(
+      Op.HELLO,
+      hello,
+      timeoutMs,
+      `${where} did not answer HELLO`,
+    )) as Welcome;
     conn.welcome = welcome;
     return conn;
   }
 
-  /** One request answered before HELLO (AUTH on a network connection): rejects with the kernel's error. */
-  private preHello(op: number, body: Buffer, timeoutMs: number, where: string): Promise<unknown> {
+  /**
+   * A request of the handshake (AUTH on a network connection, then HELLO): rejects with the kernel's
+   * error; the timeout covers it, so something that accepts but never answers (a wedged or foreign
+   * listener) cannot hang connect() forever.
+   */
+  private handshake(op: number, body: Buffer, timeoutMs: number, silence: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const reqId = this.nextReq++;
       const timer = setTimeout(() => {
-        this.fail(
-          new KernelUnavailableError(`the ipcbox kernel on ${where} did not answer within ${timeoutMs} ms`),
-        );
+        this.fail(new KernelUnavailableError(`the ipcbox kernel on ${silence} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(reqId, {
         resolve,
