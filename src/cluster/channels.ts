@@ -5,8 +5,9 @@
  * the home kernel's core decides everything about its own mailboxes and processes.
  *
  * Records (pipe record type, channel id chosen by the opener):
- *   OPEN (opener → home: JSON hello), OPENED (home → opener: JSON), UP (opener → home bytes),
- *   DOWN (home → opener bytes), CLOSE_UP / CLOSE_DOWN (JSON reason; the other side's end closes).
+ *   OPEN (opener → home: JSON hello), UP (opener → home bytes), DOWN (home → opener bytes),
+ *   CLOSE_UP / CLOSE_DOWN (JSON reason; the other side's end closes). The opener may write right
+ *   after OPEN: the home holds what comes before it has accepted.
  * Invariants:
  * - A channel's bytes arrive in order and exactly once while both nodes' pipes last; a pipe reset
  *   or the other node going down closes every channel between the two ('reset', 'node-down'),
@@ -17,7 +18,6 @@ import type { PipeRecord, Pipes } from './pipes.js';
 
 export enum ChannelRecord {
   Open = 1,
-  Opened = 2,
   Up = 3,
   Down = 4,
   CloseUp = 5,
@@ -26,7 +26,6 @@ export enum ChannelRecord {
 
 /** What the opener's side is told. */
 export interface OpenerSink {
-  opened(info: Record<string, unknown>): void;
   data(bytes: Buffer): void;
   closed(reason: string): void;
 }
@@ -102,8 +101,7 @@ export class HomeChannel extends ChannelEnd {
   /** Bytes that came before the home accepted (the opener may write right after OPEN). */
   private early: Buffer[] = [];
 
-  accept(info: Record<string, unknown>, sink: HomeSink): void {
-    this.hub.pipes.send(this.node, ChannelRecord.Opened, this.id, json(info));
+  accept(sink: HomeSink): void {
     this.sink = sink;
     for (const b of this.early) sink.data(b);
     this.early = [];
@@ -171,35 +169,27 @@ export class Channels {
         case ChannelRecord.Up:
           this.homed.get(from)?.get(r.channel)?.data(r.bytes);
           break;
-        case ChannelRecord.CloseUp: {
-          const ch = this.homed.get(from)?.get(r.channel);
-          if (ch !== undefined) {
-            this.homed.get(from)?.delete(r.channel);
-            ch.ended(String(parse(r.bytes).reason ?? 'closed'));
-          }
-          break;
-        }
-        case ChannelRecord.Opened:
-          {
-            const ch = this.opened.get(from)?.get(r.channel);
-            if (ch !== undefined && !ch.closed) ch.sink.opened(parse(r.bytes));
-          }
+        case ChannelRecord.CloseUp:
+          this.closedBy(this.homed, from, r);
           break;
         case ChannelRecord.Down: {
           const ch = this.opened.get(from)?.get(r.channel);
           if (ch !== undefined && !ch.closed) ch.sink.data(r.bytes);
           break;
         }
-        case ChannelRecord.CloseDown: {
-          const ch = this.opened.get(from)?.get(r.channel);
-          if (ch !== undefined) {
-            this.opened.get(from)?.delete(r.channel);
-            ch.ended(String(parse(r.bytes).reason ?? 'closed'));
-          }
+        case ChannelRecord.CloseDown:
+          this.closedBy(this.opened, from, r);
           break;
-        }
       }
     }
+  }
+
+  /** The other side closed channel `r.channel` of `from`: it leaves `m` and ends with the reason given. */
+  private closedBy(m: Map<string, Map<number, ChannelEnd>>, from: string, r: PipeRecord): void {
+    const ch = m.get(from)?.get(r.channel);
+    if (ch === undefined) return;
+    m.get(from)?.delete(r.channel);
+    ch.ended(String(parse(r.bytes).reason ?? 'closed'));
   }
 
   /** Every channel with `node` ends (its pipe was reset, or the node is down). */

@@ -335,7 +335,7 @@ export class Kernel {
     session.version = PROTOCOL_VERSION;
     session.ready = true;
     this.sessions.set(pid, session);
-    ch.accept({ pid }, { data: (b) => socket.deliver(b), closed: () => socket.ended() });
+    ch.accept({ data: (b) => socket.deliver(b), closed: () => socket.ended() });
   }
 
   /** The pid remote process `name` of `node` has on this kernel (reserved until its proxy comes). */

@@ -127,7 +127,6 @@ class Route {
       node,
       { name: session.name, uid: session.uid ?? null, gid: session.gid ?? null, osPid: session.osPid },
       {
-        opened: () => undefined,
         data: (b) => this.decoder.push(b),
         closed: (reason) => this.end(reason),
       },
