@@ -101,16 +101,22 @@ class Route {
    * waits for answers cannot make the kernel keep unbounded state for it.
    */
   track(reqId: number, fw: Forwarded): boolean {
-    if (this.forwarded.size >= MAX_FORWARDED && !this.forwarded.has(reqId)) {
-      this.session.sendError(
-        reqId,
-        'KERNEL_FULL',
-        `${MAX_FORWARDED} requests in flight to node ${this.node}`,
-      );
-      return false;
-    }
+    if (!this.room(this.forwarded, reqId, 'requests in flight')) return false;
     this.forwarded.set(reqId, fw);
     return true;
+  }
+
+  /** The same bound for iterations attached through the route (DEMAND request ids). */
+  trackIteration(reqId: number): boolean {
+    if (!this.room(this.iterations, reqId, 'iterations')) return false;
+    this.iterations.add(reqId);
+    return true;
+  }
+
+  private room(held: Map<number, unknown> | Set<number>, reqId: number, what: string): boolean {
+    if (held.size < MAX_FORWARDED || held.has(reqId)) return true;
+    this.session.sendError(reqId, 'KERNEL_FULL', `${MAX_FORWARDED} ${what} to node ${this.node}`);
+    return false;
   }
 
   constructor(
@@ -242,11 +248,7 @@ export class RemoteRoutes {
         if (f.op === Op.RECV) {
           if (!r.track(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true })) return true;
         } else if (f.reqId !== 0) {
-          if (r.iterations.size >= MAX_FORWARDED && !r.iterations.has(f.reqId)) {
-            s.sendError(f.reqId, 'KERNEL_FULL', `${MAX_FORWARDED} iterations on node ${a.node}`);
-            return true;
-          }
-          r.iterations.add(f.reqId);
+          if (!r.trackIteration(f.reqId)) return true;
         }
         r.up(f, a.remoteId);
         return true;
