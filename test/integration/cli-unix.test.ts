@@ -140,7 +140,8 @@ describe('ipcbox CLI as a Unix tool', () => {
       return;
     }
     const esc = new RegExp(`${String.fromCharCode(0x1b)}\\[`);
-    const { NO_COLOR: _, NODE_DISABLE_COLORS: __, FORCE_COLOR: ___, ...base } = process.env;
+    // Node's hasColors() also says no under CI=… (a CI runner not on its list), so the probe drops that too.
+    const { NO_COLOR: _, NODE_DISABLE_COLORS: __, FORCE_COLOR: ___, CI: ____, ...base } = process.env;
     const onTty = (env: NodeJS.ProcessEnv, args: string) =>
       spawnSync(
         'script',
