@@ -30,6 +30,7 @@ import {
 } from '../wire/protocol.js';
 import { checkKernelPeer, checkSocketDirectory } from './kernel-trust.js';
 import { type DeliveryControl, Message } from './message.js';
+import { type Batch, newBatch } from './write-batch.js';
 
 /** Options every operation that can wait accepts. */
 export interface WaitOptions {
@@ -137,29 +138,6 @@ const BYTE_CREDIT_LOW_WATER = 1024 * 1024;
 /** Resolve after one full turn of the event loop, including its I/O poll phase. */
 function yieldThroughPoll(): Promise<void> {
   return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
-}
-
-/**
- * Credited sends written into one batch: they resolve together once the
- * batch is in the OS socket buffer (the kernel reads it even if this process
- * dies right after), or reject if the connection fails first.
- */
-interface Batch {
-  promise: Promise<void>;
-  resolve(): void;
-  reject(e: IpcError): void;
-}
-
-function newBatch(): Batch {
-  let resolve!: () => void;
-  let reject!: (e: IpcError) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // A send whose caller never awaits must not become an unhandled rejection when the kernel goes.
-  promise.catch(() => {});
-  return { promise, resolve, reject };
 }
 
 /**

@@ -21,8 +21,8 @@ export class Message<T = unknown> {
   constructor(
     /** The payload bytes, untouched. */
     readonly bytes: Buffer,
-    /** The codec byte from the wire. */
-    private readonly codecId: number,
+    /** @internal The codec byte from the wire. */
+    readonly codecId: number,
     readonly priority: number,
     /** Name of the sending process. */
     readonly sender: string,

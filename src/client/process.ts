@@ -3,7 +3,9 @@ import type { MailboxOptions } from '../core/mailbox-options.js';
 import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
 import type { Grantees } from '../core/rights.js';
 import type { IpcError, IpcErrorCode } from '../errors.js';
+import { peerCredentialsSupported } from '../shm/peer-credentials.js';
 import type { KernelStatus, MailboxInfo, ProcessInfo, SegmentInfo, SegmentRole } from '../wire/info-types.js';
+import type { LinkOffer } from '../wire/link-protocol.js';
 import { MAX_TIMEOUT, peekCount } from '../wire/protocol.js';
 import { defaultSocketPath } from '../wire/socket-path.js';
 import {
@@ -16,6 +18,9 @@ import {
   type Target,
   validateWait,
 } from './connection.js';
+import { LinkListener } from './link-listener.js';
+import { LinkSender } from './link-sender.js';
+import { LocalInbox } from './local-inbox.js';
 import { Mailbox } from './mailbox.js';
 import type { Message } from './message.js';
 import { type IterateOptions, MessageStream } from './message-stream.js';
@@ -39,7 +44,19 @@ export interface ConnectOptions {
   token?: string;
   /** CA certificate(s), PEM, that signed the kernel's certificate, for `url`. */
   ca?: string | Buffer;
+  /**
+   * One-hop links for direct naming (docs/architecture.md, "Which path a message takes"): direct
+   * messages between two processes of one host go over a Unix socket between them, not through
+   * the kernel. Default true; used where both ends can (Linux, the native addon, a local kernel,
+   * an unbounded inbox at the receiving end). false keeps every message on the kernel path.
+   */
+  links?: boolean;
 }
+
+/** Where direct sends to one process go: its kernel inbox, or a one-hop link to it. */
+type Route =
+  | { kind: 'kernel'; target: Target; pid: number }
+  | { kind: 'link'; link: LinkSender; pid: number };
 
 export interface SignalEvent {
   from: string;
@@ -132,7 +149,12 @@ const MAX_EARLY_SIGNALS = 1024;
 
 export class IpcProcess extends EventEmitter<ProcessEvents> {
   private readonly inbox: Target;
-  private readonly links = new Map<string, Promise<Target>>();
+  private readonly links = new Map<string, Promise<Route>>();
+  /** The inbox served here (one-hop links and the kernel's pushes meet in it), where links are on. */
+  private local: LocalInbox | undefined;
+  private listener: LinkListener | undefined;
+  private linksOut = false;
+  private iterating = false;
   /**
    * Signals that came before anyone listened (a peer may signal the moment it sees this process
    * connected, before `connect()` has even returned): kept, at most MAX_EARLY_SIGNALS, and handed to
@@ -195,7 +217,28 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       place = { kind: 'unix', path: options.socketPath ?? defaultSocketPath() };
     }
     const conn = await Connection.open(place, name, inboxCapacity, timeout);
-    return new IpcProcess(conn);
+    const p = new IpcProcess(conn);
+    if (options.links !== false && place.kind === 'unix' && peerCredentialsSupported()) {
+      p.linksOut = true;
+      if (inboxCapacity === Number.POSITIVE_INFINITY) await p.listenForLinks();
+    }
+    return p;
+  }
+
+  /**
+   * Serve the inbox here and listen for links. The kernel offers links to this
+   * process only after `link.listen`, so a failure here just keeps the kernel path.
+   */
+  private async listenForLinks(): Promise<void> {
+    this.local = new LocalInbox(this.conn, this.inbox);
+    const listener = await LinkListener.open(this.local, this.inbox.name, this.maxMessageSize);
+    if (listener === undefined) return;
+    try {
+      await this.conn.call('link.listen', { address: listener.address });
+      this.listener = listener;
+    } catch {
+      listener.close();
+    }
   }
 
   get name(): string {
@@ -215,8 +258,9 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
 
   /** Send to a process by name (direct naming). The link is set up on first use. */
   async send(to: string, value: unknown, options?: SendOptions): Promise<void> {
-    const target = await this.link(to);
-    return this.conn.send(target, value, options);
+    const route = await this.link(to);
+    if (route.kind === 'link') return route.link.send(value, options ?? {});
+    return this.conn.send(route.target, value, options);
   }
 
   trySend(
@@ -230,10 +274,13 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   /** Receive a direct message: from anyone (the message names its sender) or, with `from`, from one process. */
   async receive(options: ReceiveFromOptions = {}): Promise<Message> {
     const { from, ...rest } = options;
-    if (from === undefined) return this.conn.receive(this.inbox, rest);
+    const local = this.local;
+    if (from === undefined)
+      return local === undefined ? this.conn.receive(this.inbox, rest) : local.receive(rest);
     const bare = bareName(from);
     // A sender that has already exited may still have messages queued here: use the pid we learned.
-    const pid = this.conn.knownPid(bare) ?? ((await this.link(bare)) as Target & { pid: number }).pid;
+    const pid = this.conn.knownPid(bare) ?? this.listener?.pidOf(bare) ?? (await this.link(bare)).pid;
+    if (local !== undefined) return local.receive({ ...rest, from: pid });
     return this.conn.receive(this.inbox, { ...rest, from: pid });
   }
 
@@ -249,10 +296,25 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
    */
   peek(options: PeekOptions = {}): Promise<PeekResult> {
     try {
-      return this.conn.peek(this.inbox, peekCount(options.count));
+      const count = peekCount(options.count);
+      if (this.local === undefined) return this.conn.peek(this.inbox, count);
+      return this.peekBoth(count);
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** What is here first (receive() takes it first), then what the kernel still holds. */
+  private async peekBoth(count: number): Promise<PeekResult> {
+    const here = this.local!.peekLocal(count);
+    if (here.length === count)
+      return { messages: here, more: this.local!.depth > count || (await this.kernelHolds()) };
+    const there = await this.conn.peek(this.inbox, count - here.length);
+    return { messages: [...here, ...there.messages], more: there.more };
+  }
+
+  private async kernelHolds(): Promise<boolean> {
+    return (await this.conn.peek(this.inbox, 1)).messages.length > 0;
   }
 
   /**
@@ -278,11 +340,51 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
 
   /** Iterate over direct messages from anyone. */
   messages(options: IterateOptions = {}): AsyncIterableIterator<Message> {
+    if (this.local !== undefined) return this.localStream(options);
     if (this.inbox.consumer !== undefined) throw new TypeError('the inbox is already being iterated');
     return new MessageStream(this.conn, this.inbox, options);
   }
 
-  private link(name: string): Promise<Target> {
+  /** Iteration over an inbox served here: each step is a local receive (no prefetch needed). */
+  private localStream(options: IterateOptions): AsyncIterableIterator<Message> {
+    if (this.iterating) throw new TypeError('the inbox is already being iterated');
+    if (
+      options.prefetch !== undefined &&
+      (!Number.isInteger(options.prefetch) || options.prefetch < 1 || options.prefetch > 65536)
+    )
+      throw new RangeError('prefetch must be an integer from 1 to 65536');
+    this.iterating = true;
+    const local = this.local!;
+    const o: ReceiveOptions = {};
+    if (options.ack !== undefined) o.ack = options.ack;
+    if (options.signal !== undefined) o.signal = options.signal;
+    let done = false;
+    const finish = () => {
+      if (!done) {
+        done = true;
+        this.iterating = false;
+      }
+    };
+    const it: AsyncIterableIterator<Message> = {
+      [Symbol.asyncIterator]: () => it,
+      next: async () => {
+        if (done) return { value: undefined, done: true };
+        try {
+          return { value: await local.receive(o), done: false };
+        } catch (e) {
+          finish();
+          throw e;
+        }
+      },
+      return: async () => {
+        finish();
+        return { value: undefined, done: true };
+      },
+    };
+    return it;
+  }
+
+  private link(name: string): Promise<Route> {
     const bare = bareName(name);
     let t = this.links.get(bare);
     if (t === undefined) {
@@ -293,9 +395,21 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
           inbox: number;
           capacity: number | 'unbounded';
           maxMessageSize: number;
-        }>('process.lookup', { name: bare })
-        .then((r) => {
-          const target: Target & { pid: number } = {
+          link?: LinkOffer | null;
+        }>('process.lookup', this.linksOut ? { name: bare, link: true } : { name: bare })
+        .then(async (r): Promise<Route> => {
+          if (r.link !== undefined && r.link !== null) {
+            try {
+              const link = await LinkSender.open(r.link, r.name, r.maxMessageSize);
+              link.onClose = () => {
+                if (this.links.get(bare) === t) this.links.delete(bare);
+              };
+              return { kind: 'link', link, pid: r.pid };
+            } catch {
+              // Nothing went over it: the kernel path keeps every promise too.
+            }
+          }
+          const target: Target = {
             id: r.inbox,
             name: `@${r.name}`,
             kind: 'inbox',
@@ -306,13 +420,15 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
             byteCredits: 0,
             closed: undefined,
             consumer: undefined,
-            pid: r.pid,
           };
           if (target.id !== this.inbox.id) this.conn.registerTarget(target);
-          return target;
+          return { kind: 'kernel', target, pid: r.pid };
         });
-      t.catch(() => this.links.delete(bare));
-      this.links.set(bare, t);
+      const p = t;
+      p.catch(() => {
+        if (this.links.get(bare) === p) this.links.delete(bare);
+      });
+      this.links.set(bare, p);
     }
     return t;
   }
@@ -419,6 +535,13 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
 
   /** Leave: the kernel removes this process, its inbox and the mailboxes it owns. */
   close(): Promise<void> {
+    this.listener?.close();
+    this.local?.close();
+    for (const r of this.links.values())
+      r.then(
+        (x) => x.kind === 'link' && x.link.close(),
+        () => {},
+      );
     this.conn.bye();
     return Promise.resolve();
   }
@@ -459,6 +582,9 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
           osPid: Number(n.osPid),
           role: n.role as SegmentRole,
         });
+        return;
+      case 'link':
+        this.listener?.expect(n);
         return;
       case 'kernel-shutdown':
         return;

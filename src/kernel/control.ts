@@ -5,6 +5,7 @@ import { Segment } from '../shm/segment.js';
 import type { KernelStatus, ProcessInfo, SegmentRole } from '../wire/info-types.js';
 import { ASSIGNED_NAME, MAX_TIMEOUT, peekCount } from '../wire/protocol.js';
 import type { Kernel } from './kernel.js';
+import { listenAt, offerLink } from './link-broker.js';
 import type { MailboxRecord } from './mailbox-record.js';
 import { answerPeek } from './peek.js';
 import { SegmentRecord } from './segment-record.js';
@@ -86,6 +87,20 @@ function requireOwner(rec: MailboxRecord, s: Session, what: string): void {
   }
 }
 
+/**
+ * Messages the kernel holds for a process: queued in its inbox, and pushed to
+ * it but not yet taken by its application (an inbox served in the process,
+ * client/local-inbox.ts, has its kernel messages pushed ahead). Messages that
+ * came over one-hop links never pass the kernel and are not counted.
+ */
+function inboxDepth(s: Session): number {
+  const inbox = s.inbox;
+  if (inbox === undefined) return 0;
+  let pushed = 0;
+  for (const e of s.inflight.values()) if (e.record === inbox && !e.consumed) pushed++;
+  return inbox.core.depth() + pushed;
+}
+
 export function describeProcess(k: Kernel, s: Session): ProcessInfo {
   const owns: string[] = [];
   for (const rec of k.mailboxes.values())
@@ -97,13 +112,14 @@ export function describeProcess(k: Kernel, s: Session): ProcessInfo {
     uid: s.uid ?? null,
     gid: s.gid ?? null,
     inbox: s.inbox?.id ?? 0,
-    inboxDepth: s.inbox?.core.depth() ?? 0,
+    inboxDepth: inboxDepth(s),
     sent: s.sent,
     received: s.received,
     connectedAt: s.connectedAt,
     rates: k.sampler.processRates(s),
     owns,
     attached: [...s.attached.keys()].filter((r) => r.kind === 'mailbox').map((r) => r.name),
+    links: [...s.linksTo].map((t) => t.name),
     ...(k.cluster === undefined ? {} : { node: s.remoteNode ?? k.cluster.node }),
   };
 }
@@ -383,8 +399,12 @@ export function handleCall(
         inbox: inbox.id,
         capacity: inbox.options.capacity === Number.POSITIVE_INFINITY ? 'unbounded' : inbox.options.capacity,
         maxMessageSize: inbox.options.maxMessageSize,
+        ...(a.link === true ? { link: offerLink(s, t) ?? null } : {}),
       };
     }
+    case 'link.listen':
+      listenAt(s, a.address);
+      return null;
     case 'process.wait': {
       const name = validateName('process', a.name);
       const timeout = optionalTimeout(a.timeout);

@@ -9,6 +9,7 @@ import { type MailboxOptions, resolveMailboxOptions, validateName } from '../cor
 import type { Principal } from '../core/rights.js';
 import type { DashboardServer } from '../dashboard/dashboard-server.js';
 import { IpcError, type IpcErrorCode } from '../errors.js';
+import { peerCredentialsOf, peerCredentialsSupported } from '../shm/peer-credentials.js';
 import { Segment } from '../shm/segment.js';
 import type { Frame } from '../wire/frame-codec.js';
 import {
@@ -25,11 +26,11 @@ import { ClusterLink } from './cluster-link.js';
 import { ANSWERED_SEPARATELY, describeProcess, handleCall } from './control.js';
 import { DurableMailboxes } from './durable-mailboxes.js';
 import { type KernelOptions, type ResolvedKernelOptions, resolveKernelOptions } from './kernel-options.js';
+import { forgetLinks } from './link-broker.js';
 import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
 import { MailboxRecord } from './mailbox-record.js';
 import { MessagePath } from './message-path.js';
 import { MemoryBudget } from './message-store.js';
-import { peerCredentialsOf, peerCredentialsSupported } from './peer-credentials.js';
 import { ProcessWaits } from './process-waits.js';
 import { ProxySocket } from './proxy-socket.js';
 import { RateSampler } from './rate-sampler.js';
@@ -900,6 +901,7 @@ export class Kernel {
     for (const t of s.watching) t.watchers.delete(s);
     s.watchers.clear();
     s.watching.clear();
+    forgetLinks(s);
   }
 }
 

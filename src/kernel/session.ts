@@ -107,6 +107,11 @@ export class Session {
   readonly attached = new Map<MailboxRecord, Attachment>();
   readonly watchers = new Set<Session>();
   readonly watching = new Set<Session>();
+  /** Where this process listens for one-hop links (kernel/link-broker.ts), if it does. */
+  linkAddress: string | undefined;
+  /** Processes the kernel gave a link to this one, and those it gave this one a link to. */
+  readonly linksTo = new Set<Session>();
+  readonly linksFrom = new Set<Session>();
   nextDelivery = 1;
   /**
    * Deliveries from mailboxes on other nodes, by the id this session knows them by (the value is

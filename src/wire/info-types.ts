@@ -81,6 +81,7 @@ export interface ProcessInfo {
   uid: number | null;
   gid: number | null;
   inbox: number;
+  /** Messages the kernel holds for it: queued, or pushed and not yet taken (one-hop link messages are not counted). */
   inboxDepth: number;
   sent: number;
   received: number;
@@ -89,6 +90,11 @@ export interface ProcessInfo {
   rates?: RateInfo;
   owns: string[];
   attached: string[];
+  /**
+   * Processes this one sends to over a one-hop link (a Unix socket between the two; the kernel
+   * brokered it but does not carry its messages, so `sent`/`received` count kernel-path messages only).
+   */
+  links?: string[];
   /**
    * In a cluster: the node the process is connected to. A process of another node that uses this
    * kernel's mailboxes or processes appears here too, with its node (it is served by a proxy).

@@ -1,6 +1,5 @@
 import type { Socket } from 'node:net';
-import { native } from '../shm/native.js';
-import type { PeerCredentials } from './session.js';
+import { native, type PeerCredentials } from './native.js';
 
 /**
  * The OS identity of the process at the other end of an accepted Unix socket

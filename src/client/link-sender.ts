@@ -1,0 +1,347 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { Deque } from '../core/deque.js';
+import { MAX_PRIORITY } from '../core/priority-queue.js';
+import {
+  AbortError,
+  IpcError,
+  MessageTooLargeError,
+  NoSuchProcessError,
+  TimeoutError,
+  WouldBlockError,
+} from '../errors.js';
+import { peerCredentialsOf } from '../shm/peer-credentials.js';
+import { type Frame, FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
+import { LinkFlag, type LinkOffer, LinkOp } from '../wire/link-protocol.js';
+import { codecId, encodePayload, inferCodec } from '../wire/payload-codec.js';
+import { HEADER_REST } from '../wire/protocol.js';
+import { type SendOptions, validateWait } from './connection.js';
+import { type Batch, newBatch } from './write-batch.js';
+
+/**
+ * The sending end of a one-hop link (wire/link-protocol.ts): direct sends to
+ * one process on this host, written to a Unix socket that process reads.
+ *
+ * Contract (the kernel path's, kept):
+ * - A send resolves once its bytes are in the OS socket buffer: from then on
+ *   the receiver gets it even if this process dies at once. It rejects (and
+ *   was not delivered) if the link fails first.
+ * - FIFO: sends complete, and arrive, in call order. While one waits for room
+ *   the later ones wait behind it, and a non-blocking send finds WOULD_BLOCK.
+ * - Room: at most SEND_BYTES_MAX bytes wait in this process for the socket
+ *   (the receiver stops reading while it holds LOCAL_BYTES_MAX unread, so a
+ *   receiver that does not read makes its senders block, never grow). A
+ *   blocking send waits for room, honouring `timeout` (TIMEOUT) and `signal`
+ *   (ABORTED), and nothing is sent if it gives up.
+ * - `sync: true` resolves when the receiving application has taken the
+ *   message; on timeout or abort the sender withdraws it and fails only once
+ *   the receiver confirms it was removed untaken (else it resolves: taken).
+ * - When the receiver exits, the link closes: waiting and later sends fail
+ *   NO_SUCH_PROCESS, as they would through the kernel, and `onClose` lets the
+ *   owner look the name up afresh.
+ */
+
+/** Bytes that may wait in this process for the link's socket before sends block. */
+const SEND_BYTES_MAX = 4 * 1024 * 1024;
+/** How long connecting and the receiver's ACCEPT may take before the sender keeps to the kernel path. */
+const OPEN_TIMEOUT = 5000;
+
+interface Waiting {
+  payload: Uint8Array;
+  codec: number;
+  priority: number;
+  sync: boolean;
+  resolve(): void;
+  reject(e: IpcError): void;
+  cleanup(): void;
+  /** Settled: written, or given up (timer, signal) before it was. */
+  done: boolean;
+  /** Date.now() by which a sync send must be taken (its timeout runs from the call). */
+  deadline: number | undefined;
+  signal: AbortSignal | undefined;
+}
+
+interface SyncSend {
+  resolve(): void;
+  reject(e: IpcError): void;
+  /** Set once the sender gave up and asked to withdraw: the error to fail with if WITHDRAWN. */
+  giveUp: IpcError | undefined;
+  cleanup(): void;
+}
+
+export class LinkSender {
+  private readonly writer = new FrameWriter();
+  private batch: Batch | undefined;
+  private flushScheduled = false;
+  private readonly waiting = new Deque<Waiting>();
+  private readonly syncs = new Map<number, SyncSend>();
+  private nextSync = 1;
+  private closedWith: IpcError | undefined;
+  /** Runs once when the link ends. */
+  onClose: (() => void) | undefined;
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly peer: string,
+    private readonly maxMessageSize: number,
+  ) {
+    socket.on('drain', () => this.admitWaiting());
+  }
+
+  /**
+   * Connect to the receiver named by the kernel's offer and be accepted.
+   * Rejects if the listener is not the OS process the kernel named, or does
+   * not accept in time: the caller then sends through the kernel.
+   */
+  static open(offer: LinkOffer, peer: string, maxMessageSize: number): Promise<LinkSender> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect(offer.address);
+      let link: LinkSender | undefined;
+      const fail = (why: string) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(new IpcError('KERNEL_UNAVAILABLE', `link to ${peer} not opened: ${why}`));
+      };
+      const timer = setTimeout(() => fail('no answer in time'), OPEN_TIMEOUT);
+      socket.once('error', (e) => fail(String(e)));
+      socket.once('connect', () => {
+        socket.setNoDelay?.(true);
+        const creds = peerCredentialsOf(socket);
+        if (creds === undefined || creds.pid !== offer.osPid) return fail('the listener is not that process');
+        const hello = new FrameWriter();
+        hello.frame(LinkOp.HELLO, 0, 0, 0, 0, 0, 0, 0, 0, Buffer.from(offer.token, 'latin1'));
+        writeParts(socket, hello.takeParts()!);
+      });
+      const decoder = new FrameDecoder(
+        HEADER_REST + 16,
+        (f) => {
+          if (link !== undefined) return link.onFrame(f);
+          if (f.op !== LinkOp.ACCEPT) return fail(`unexpected op ${f.op}`);
+          clearTimeout(timer);
+          socket.removeAllListeners('error');
+          link = new LinkSender(socket, peer, maxMessageSize);
+          socket.on('error', () => {});
+          socket.on('close', () => link!.ended());
+          resolve(link);
+        },
+        (e) => (link === undefined ? fail(e.message) : socket.destroy()),
+      );
+      socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+      socket.once('close', () => {
+        if (link === undefined) fail('closed by the receiver');
+      });
+    });
+  }
+
+  get closed(): IpcError | undefined {
+    return this.closedWith;
+  }
+
+  send(value: unknown, options: SendOptions): Promise<void> {
+    try {
+      if (this.closedWith !== undefined) throw this.closedWith;
+      const priority = options.priority ?? 0;
+      if (!Number.isInteger(priority) || priority < 0 || priority > MAX_PRIORITY) {
+        throw new RangeError(`priority must be an integer from 0 to ${MAX_PRIORITY}`);
+      }
+      const codec = options.codec === undefined ? inferCodec(value) : codecId(options.codec);
+      const payload = encodePayload(value, codec);
+      if (payload.byteLength > this.maxMessageSize)
+        throw new MessageTooLargeError(payload.byteLength, this.maxMessageSize);
+      validateWait(options);
+      if (options.signal?.aborted) throw new AbortError();
+      const sync = options.sync === true;
+      if (this.waiting.length === 0 && this.hasRoom()) {
+        if (!sync) return this.write(payload, codec, priority);
+        return this.writeSync(payload, codec, priority, deadlineOf(options.timeout), options.signal);
+      }
+      if (options.nonblock) throw new WouldBlockError(`the link to ${this.peer} is full`);
+      return this.wait(payload, codec, priority, sync, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Close: what was sent is in the socket; what waits for room fails. */
+  close(): void {
+    this.socket.end();
+    this.ended(new IpcError('KERNEL_UNAVAILABLE', 'the process closed its connection'));
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /** Room for more: few enough bytes wait for the socket (an empty link always takes one, however large). */
+  private hasRoom(): boolean {
+    const queued = this.socket.writableLength + this.writer.pending;
+    return queued === 0 || queued < SEND_BYTES_MAX;
+  }
+
+  private write(payload: Uint8Array, codec: number, priority: number, flags = 0, reqId = 0): Promise<void> {
+    this.writer.frame(LinkOp.DATA, flags, priority, codec, reqId, 0, 0, 0, 0, payload);
+    this.batch ??= newBatch();
+    const written = this.batch.promise;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+    return written;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const parts = this.writer.takeParts();
+    const batch = this.batch;
+    this.batch = undefined;
+    if (batch === undefined) return;
+    if (this.closedWith !== undefined || parts === undefined) {
+      if (this.closedWith !== undefined) batch.reject(this.closedWith);
+      else batch.resolve();
+      return;
+    }
+    writeParts(this.socket, parts, (err) => {
+      if (err) batch.reject(this.closedWith ?? new NoSuchProcessError(this.peer));
+      else batch.resolve();
+    });
+    // Written through at once (the usual case): the bytes are the OS's now, no need to wait a tick.
+    if (this.socket.writableLength === 0 && !this.socket.destroyed) batch.resolve();
+  }
+
+  private writeSync(
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    deadline: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const id = this.nextSync++;
+    if (this.nextSync > 0xffffffff) this.nextSync = 1;
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const giveUp = (e: IpcError) => {
+        const s = this.syncs.get(id);
+        if (s === undefined || s.giveUp !== undefined) return;
+        s.giveUp = e;
+        this.writer.frame(LinkOp.WITHDRAW, 0, 0, 0, id, 0, 0, 0, 0, undefined);
+        this.batch ??= newBatch();
+        if (!this.flushScheduled) {
+          this.flushScheduled = true;
+          queueMicrotask(() => this.flush());
+        }
+      };
+      const onAbort = () => giveUp(new AbortError('send aborted'));
+      this.syncs.set(id, {
+        resolve,
+        reject,
+        giveUp: undefined,
+        cleanup: () => {
+          if (timer !== undefined) clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      });
+      if (deadline !== undefined)
+        timer = setTimeout(
+          () => giveUp(new TimeoutError('send timed out')),
+          Math.max(0, deadline - Date.now()),
+        );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.write(payload, codec, priority, LinkFlag.SYNC, id).catch((e: IpcError) => this.settleSync(id, e));
+    });
+  }
+
+  private settleSync(id: number, error: IpcError | undefined): void {
+    const s = this.syncs.get(id);
+    if (s === undefined) return;
+    this.syncs.delete(id);
+    s.cleanup();
+    if (error === undefined) s.resolve();
+    else s.reject(error);
+  }
+
+  // ---------------------------------------------------------------- waiting for room
+
+  private wait(
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    sync: boolean,
+    options: SendOptions,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const signal = options.signal;
+      const giveUp = (e: IpcError) => {
+        if (w.done) return;
+        w.done = true;
+        w.cleanup();
+        this.waiting.remove(w);
+        reject(e);
+        // The head may have been the one blocking others that now fit.
+        this.admitWaiting();
+      };
+      const onAbort = () => giveUp(new AbortError('send aborted'));
+      const w: Waiting = {
+        payload,
+        codec,
+        priority,
+        sync,
+        resolve,
+        reject,
+        done: false,
+        deadline: deadlineOf(options.timeout),
+        signal,
+        cleanup: () => {
+          if (timer !== undefined) clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      if (options.timeout !== undefined && options.timeout <= 0x7fffffff)
+        timer = setTimeout(() => giveUp(new TimeoutError('send timed out')), options.timeout);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(w);
+    });
+  }
+
+  /** Room came back: write waiting sends, oldest first, while it lasts. */
+  private admitWaiting(): void {
+    while (this.waiting.length > 0 && this.hasRoom() && this.closedWith === undefined) {
+      const w = this.waiting.shift()!;
+      w.done = true;
+      w.cleanup();
+      const p = w.sync
+        ? this.writeSync(w.payload, w.codec, w.priority, w.deadline, w.signal)
+        : this.write(w.payload, w.codec, w.priority);
+      p.then(w.resolve, w.reject);
+    }
+  }
+
+  // ---------------------------------------------------------------- from the receiver
+
+  private onFrame(f: Frame): void {
+    if (f.op === LinkOp.TAKEN) return this.settleSync(f.reqId, undefined);
+    if (f.op === LinkOp.WITHDRAWN) {
+      const s = this.syncs.get(f.reqId);
+      return this.settleSync(f.reqId, s?.giveUp ?? new IpcError('PROTOCOL', 'withdrawn unasked'));
+    }
+    this.socket.destroy();
+  }
+
+  private ended(error: IpcError = new NoSuchProcessError(this.peer)): void {
+    if (this.closedWith !== undefined) return;
+    this.closedWith = error;
+    this.batch?.reject(error);
+    this.batch = undefined;
+    for (;;) {
+      const w = this.waiting.shift();
+      if (w === undefined) break;
+      w.done = true;
+      w.cleanup();
+      w.reject(error);
+    }
+    for (const id of [...this.syncs.keys()]) this.settleSync(id, error);
+    this.onClose?.();
+  }
+}
+
+/** A timeout as a Date.now() deadline; none past what a timer holds (~24.8 days), as on the wire. */
+function deadlineOf(timeout: number | undefined): number | undefined {
+  return timeout === undefined || timeout > 0x7fffffff ? undefined : Date.now() + timeout;
+}

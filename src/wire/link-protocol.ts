@@ -1,0 +1,67 @@
+/**
+ * The one-hop link protocol: direct messages between two processes on one
+ * host, over a Unix socket between them, with the kernel out of the data
+ * path. docs/protocol.md ("One-hop links") is the full description.
+ *
+ * Setup (the kernel keeps names and identity; the link carries data only):
+ * 1. The receiver listens on an abstract Unix socket and tells its kernel the
+ *    address (CALL `link.listen`).
+ * 2. A sender asks `process.lookup` with `link: true`. When both ends may use
+ *    a link, the kernel gives the receiver a NOTICE `link` (a fresh token, the
+ *    sender's pid, name and OS pid) and then answers the sender with the
+ *    address, the same token and the receiver's OS pid.
+ * 3. The sender connects, checks with SO_PEERCRED that the listener is the
+ *    receiver's OS pid, and sends HELLO carrying the token. The receiver
+ *    checks the token and that the connecting OS pid is the one the kernel
+ *    named, and answers ACCEPT. No message goes over a link before ACCEPT; a
+ *    refused link leaves the sender on the kernel path, with nothing sent.
+ *
+ * Frames use the kernel protocol's header (frame-codec.ts: length, op,
+ * flags, priority, codec, reqId, target) with these ops; `target` is 0:
+ * - HELLO (sender → receiver): body = the token (ASCII).
+ * - ACCEPT (receiver → sender): empty.
+ * - DATA (sender → receiver): body = the payload; priority and codec as in
+ *   SEND. Flag SYNC: reqId is the sender's id for it, and the receiver
+ *   answers TAKEN(reqId) when its application takes the message.
+ * - TAKEN (receiver → sender): reqId names a SYNC message that was taken.
+ * - WITHDRAW (sender → receiver): the SYNC message reqId gave up (timeout,
+ *   abort); the receiver answers WITHDRAWN if it still held it untaken, else
+ *   it has already sent TAKEN.
+ * - WITHDRAWN (receiver → sender): reqId was removed untaken.
+ *
+ * Per link, messages arrive in the order they were sent (one stream socket);
+ * within a priority the receiver keeps that order.
+ */
+
+export const LinkOp = {
+  HELLO: 101,
+  ACCEPT: 102,
+  DATA: 103,
+  TAKEN: 104,
+  WITHDRAW: 105,
+  WITHDRAWN: 106,
+} as const;
+
+/** DATA flags. */
+export const LinkFlag = {
+  /** The sender waits for TAKEN (a synchronous send). */
+  SYNC: 2,
+} as const;
+
+/** A link token: 16 random bytes as hex. */
+export const LINK_TOKEN = /^[0-9a-f]{32}$/;
+
+/** Largest frame a receiver reads before ACCEPT: HELLO only. */
+export const MAX_LINK_HELLO_FRAME = 256;
+
+/** Abstract socket names this library listens on: NUL, then this prefix, then the rest. */
+export const LINK_ADDRESS = /^\0ipcbox-link\/[0-9A-Za-z._-]{1,90}$/;
+
+/** What the kernel answers a sender about a link it may open (in `process.lookup` with `link: true`). */
+export interface LinkOffer {
+  /** The receiver's listening address (an abstract Unix socket name, starting with NUL). */
+  address: string;
+  token: string;
+  /** The receiver's OS pid, as the kernel saw it through SO_PEERCRED. */
+  osPid: number;
+}
