@@ -10,6 +10,8 @@ import { type LinkFactory, runPeer, stdioControl } from './roles.js';
 
 export const LINKS: Record<string, LinkFactory> = {
   'ipcbox-direct': async (c, m) => (await import('./transports/ipcbox.js')).ipcboxLink(c, m, false),
+  'ipcbox-direct-kernel': async (c, m) =>
+    (await import('./transports/ipcbox.js')).ipcboxLink(c, m, false, false, false),
   'ipcbox-mailbox': async (c, m) => (await import('./transports/ipcbox.js')).ipcboxLink(c, m, true),
   'ipcbox-cluster-direct': async (c, m) =>
     (await import('./transports/ipcbox.js')).ipcboxLink(c, m, false, true),

@@ -49,6 +49,7 @@ const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const TRANSPORTS = [
   'ipcbox-mailbox',
   'ipcbox-direct',
+  'ipcbox-direct-kernel',
   'ipcbox-cluster-mailbox',
   'ipcbox-cluster-direct',
   'ipcbox-shm-ring',
@@ -69,7 +70,8 @@ export type Transport = (typeof TRANSPORTS)[number];
 
 export const LABELS: Record<Transport, string> = {
   'ipcbox-mailbox': 'ipcbox mailbox (kernel)',
-  'ipcbox-direct': 'ipcbox direct send (kernel)',
+  'ipcbox-direct': 'ipcbox direct send (one-hop link)',
+  'ipcbox-direct-kernel': 'ipcbox direct send (kernel path, links off)',
   'ipcbox-cluster-mailbox': 'ipcbox mailbox across two kernels (NATS)',
   'ipcbox-cluster-direct': 'ipcbox direct send across two kernels (NATS)',
   'ipcbox-shm-ring': 'ipcbox shm Ring (SPSC)',
@@ -415,6 +417,7 @@ async function skipReasons(
   if (servers.kernel === undefined) {
     skip.set('ipcbox-mailbox', failed.get('kernel')!);
     skip.set('ipcbox-direct', failed.get('kernel')!);
+    skip.set('ipcbox-direct-kernel', failed.get('kernel')!);
   }
   try {
     const { Segment } = await import('../../src/index.js');
@@ -560,7 +563,12 @@ async function main(): Promise<void> {
     }
   };
   try {
-    if (needs('ipcbox-mailbox') || needs('ipcbox-direct') || needs('ipcbox-shm-mailbox')) {
+    if (
+      needs('ipcbox-mailbox') ||
+      needs('ipcbox-direct') ||
+      needs('ipcbox-direct-kernel') ||
+      needs('ipcbox-shm-mailbox')
+    ) {
       await tryStart('kernel', () => startKernel(CLI, join(work, 'kernel.sock'), version));
     }
     const acrossNodes = needs('ipcbox-cluster-mailbox') || needs('ipcbox-cluster-direct');

@@ -1,8 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
+import { Deque } from '../core/deque.js';
+import { MAX_PRIORITY } from '../core/priority-queue.js';
 import { peerCredentialsOf } from '../shm/peer-credentials.js';
+import { Ring, RingConsumer } from '../shm/ring.js';
+import { Segment } from '../shm/segment.js';
 import { type Frame, FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
-import { LINK_TOKEN, LinkFlag, LinkOp, MAX_LINK_HELLO_FRAME } from '../wire/link-protocol.js';
+import {
+  AcceptFlag,
+  LINK_TOKEN,
+  LinkFlag,
+  LinkOp,
+  LinkRing,
+  MAX_LINK_HELLO_FRAME,
+} from '../wire/link-protocol.js';
 import { HEADER_REST } from '../wire/protocol.js';
 import type { LinkOrigin, LocalInbox } from './local-inbox.js';
 import { Message } from './message.js';
@@ -60,6 +71,9 @@ export class LinkListener {
     private readonly maxMessageSize: number,
   ) {
     server.on('connection', (socket) => this.knock(socket));
+    inbox.pollLinks = () => {
+      for (const l of this.links) l.poll();
+    };
   }
 
   /** Listen on a fresh abstract address; undefined where this cannot be done (then no links come here). */
@@ -129,6 +143,7 @@ export class LinkListener {
     }
     this.strangers++;
     let token = '';
+    let ringName: string | undefined;
     let done = false;
     // One deadline for the HELLO and, if its token is not known yet, for the kernel's notice.
     const end = (admit: boolean) => {
@@ -138,7 +153,7 @@ export class LinkListener {
       clearTimeout(timer);
       if (token !== '' && this.knocking.get(token)?.socket === socket) this.knocking.delete(token);
       socket.removeListener('data', onData);
-      if (admit) this.admit(socket, creds.pid, token);
+      if (admit) this.admit(socket, creds.pid, token, ringName);
       else socket.destroy();
     };
     const timer = setTimeout(() => end(false), HELLO_TIMEOUT);
@@ -147,9 +162,10 @@ export class LinkListener {
       MAX_LINK_HELLO_FRAME,
       (f) => {
         if (done || token !== '') return end(false);
-        const t = f.op === LinkOp.HELLO ? f.body.toString('latin1') : '';
-        if (!LINK_TOKEN.test(t) || this.knocking.has(t)) return end(false);
+        const [t = '', seg, extra] = f.op === LinkOp.HELLO ? f.body.toString('latin1').split(' ') : [];
+        if (!LINK_TOKEN.test(t) || this.knocking.has(t) || extra !== undefined) return end(false);
         token = t;
+        ringName = seg;
         // Nothing more may come before ACCEPT; stop reading until then.
         socket.pause();
         if (this.offers.has(t)) return end(true);
@@ -163,7 +179,7 @@ export class LinkListener {
     socket.on('close', () => end(false));
   }
 
-  private admit(socket: Socket, osPid: number, token: string): void {
+  private admit(socket: Socket, osPid: number, token: string, ringName: string | undefined): void {
     const offer = this.offers.get(token);
     if (offer === undefined || offer.osPid !== osPid || socket.destroyed) {
       socket.destroy();
@@ -181,17 +197,62 @@ export class LinkListener {
       this.mailboxName,
       this.maxMessageSize,
       this.inbox,
+      ringName === undefined ? undefined : mapRing(ringName, osPid),
     );
     this.links.add(link);
     socket.on('close', () => this.links.delete(link));
   }
 }
 
-/** One accepted link: DATA in, TAKEN and WITHDRAWN out. */
+/**
+ * The sender's ring, if it is one this receiver may trust with the link: its
+ * name carries the connecting OS pid, so no sender can hand over another
+ * link's ring, and it has the size and the Ring a link's has. Undefined
+ * otherwise (the link then carries everything over the socket).
+ */
+function mapRing(name: string, osPid: number): Segment | undefined {
+  const m = LinkRing.NAME.exec(name);
+  if (m === null || Number(m[1]) !== osPid) return undefined;
+  try {
+    const seg = Segment.open(name);
+    if (seg.size !== LinkRing.HEADER_BYTES + Ring.bytesFor(LinkRing.RING_BYTES)) {
+      seg.close();
+      return undefined;
+    }
+    return seg;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Most ring records handled in one turn of the event loop before yielding to other work. */
+const RECORDS_PER_TURN = 4096;
+
+/**
+ * One accepted link: messages in from its ring and its socket, TAKEN,
+ * WITHDRAWN and DOORBELL out. The ring is drained in the event loop: when it
+ * is empty the link sets SLEEPING and the sender's next record rings the
+ * DOORBELL over the socket; when the sender found it full (WAITING), the link
+ * rings back once it has made room. What the ring holds when the sender dies
+ * is still read: a resolved send is in it.
+ */
 class InboundLink implements LinkOrigin {
   private readonly writer = new FrameWriter();
   private flushing = false;
   private readonly decoder: FrameDecoder;
+  private readonly ring: RingConsumer | undefined;
+  private readonly flags: Int32Array | undefined;
+  /** The inbox is full: stop taking from the ring and the socket until it has room. */
+  private paused = false;
+  /** A ring marker said the next message is on the socket, and it has not come yet. */
+  private awaitingSocket = false;
+  /** Socket DATA frames that came before their ring marker was read. */
+  private readonly early = new Deque<[Message, number]>();
+  private draining = false;
+  private ended = false;
+  /** The sender broke the protocol: nothing more is taken from it. */
+  private broken = false;
+  private segment: Segment | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -200,6 +261,7 @@ class InboundLink implements LinkOrigin {
     private readonly mailboxName: string,
     maxMessageSize: number,
     private readonly inbox: LocalInbox,
+    segment: Segment | undefined,
   ) {
     socket.setNoDelay?.(true);
     this.decoder = new FrameDecoder(
@@ -207,16 +269,44 @@ class InboundLink implements LinkOrigin {
       (f) => this.onFrame(f),
       () => socket.destroy(),
     );
+    if (segment !== undefined) {
+      try {
+        this.ring = new RingConsumer(segment.buffer, LinkRing.HEADER_BYTES);
+        this.flags = new Int32Array(segment.buffer, 0, 2);
+        this.segment = segment;
+      } catch {
+        segment.close();
+      }
+    }
     socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
-    this.writer.frame(LinkOp.ACCEPT, 0, 0, 0, 0, 0, 0, 0, 0, undefined);
+    socket.on('close', () => {
+      this.ended = true;
+      // What the ring holds is the sender's resolved sends: read it all, even with the sender gone.
+      this.drain();
+    });
+    this.writer.frame(
+      LinkOp.ACCEPT,
+      this.ring === undefined ? 0 : AcceptFlag.RING,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      undefined,
+    );
     this.flush();
     socket.resume();
+    this.drain();
   }
 
   private onFrame(f: Frame): void {
+    if (f.op === LinkOp.DOORBELL) return this.drain();
     if (f.op === LinkOp.DATA) {
       const sync = (f.flags & LinkFlag.SYNC) !== 0 ? f.reqId : 0;
-      if ((f.flags & LinkFlag.SYNC) !== 0 && sync === 0) return void this.socket.destroy();
+      if (((f.flags & LinkFlag.SYNC) !== 0 && sync === 0) || f.priority > MAX_PRIORITY)
+        return this.violation();
       const m = new Message(
         f.body,
         f.codec,
@@ -229,16 +319,131 @@ class InboundLink implements LinkOrigin {
         false,
         this.inbox,
       );
-      if (!this.inbox.pushLink(m, this, sync)) this.socket.pause();
+      if (this.ring === undefined) return this.deliver(m, sync);
+      // With a ring, a socket message is one a ring marker announced: in order once the marker is read.
+      if (this.awaitingSocket) {
+        this.awaitingSocket = false;
+        this.deliver(m, sync);
+        return this.drain();
+      }
+      this.early.push([m, sync]);
       return;
     }
     if (f.op === LinkOp.WITHDRAW && f.reqId !== 0) {
-      const op = this.inbox.withdrawLink(this, f.reqId) ? LinkOp.WITHDRAWN : 0;
-      if (op !== 0) this.answer(op, f.reqId);
+      // The message may still be in the ring: bring everything in first (the ring bounds it).
+      this.drain(true);
+      if (this.inbox.withdrawLink(this, f.reqId)) this.answer(LinkOp.WITHDRAWN, f.reqId);
       return;
     }
-    // Anything else breaks the link protocol: the link ends, what it delivered stays.
+    this.violation();
+  }
+
+  /** The sender broke the link protocol: the link ends, what it delivered stays. */
+  private violation(): void {
+    this.broken = true;
     this.socket.destroy();
+  }
+
+  private deliver(m: Message, sync: number): void {
+    if (!this.inbox.pushLink(m, this, sync)) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  /**
+   * Take what the ring holds into the inbox, until it is empty, the inbox is
+   * full (`all` ignores that: a WITHDRAW must see every message), a marker
+   * waits for its socket message, or this turn's share is used up.
+   */
+  private drain(all = false): void {
+    const ring = this.ring;
+    if (ring === undefined || this.draining || this.segment === undefined) return;
+    this.draining = true;
+    try {
+      let n = 0;
+      for (;;) {
+        if (this.broken) {
+          this.release();
+          break;
+        }
+        if ((this.paused && !all) || this.awaitingSocket) break;
+        if (n >= RECORDS_PER_TURN && !all) {
+          setImmediate(() => this.drain());
+          break;
+        }
+        if (ring.readBatch((r) => this.onRecord(r), 1) === 1) {
+          n++;
+          continue;
+        }
+        if (this.ended) {
+          this.release();
+          break;
+        }
+        // Empty: sleep until the sender rings, but look once more after saying so.
+        Atomics.store(this.flags!, LinkRing.SLEEPING, 1);
+        if (ring.readBatch((r) => this.onRecord(r), 1) === 1) {
+          Atomics.store(this.flags!, LinkRing.SLEEPING, 0);
+          n++;
+          continue;
+        }
+        break;
+      }
+      if (
+        n > 0 &&
+        Atomics.load(this.flags!, LinkRing.WAITING) !== 0 &&
+        Atomics.exchange(this.flags!, LinkRing.WAITING, 0) !== 0
+      )
+        this.answer(LinkOp.DOORBELL, 0);
+    } catch {
+      this.violation();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private onRecord(r: Uint8Array): void {
+    if (r.length < LinkRing.RECORD_HEADER) return this.violation();
+    const flags = r[0]!;
+    const priority = r[1]!;
+    if (priority > MAX_PRIORITY) return this.violation();
+    const sync =
+      (flags & LinkFlag.SYNC) !== 0 ? (r[4]! | (r[5]! << 8) | (r[6]! << 16) | (r[7]! << 24)) >>> 0 : 0;
+    if ((flags & LinkFlag.SYNC) !== 0 && sync === 0) return this.violation();
+    if ((flags & LinkFlag.ON_SOCKET) !== 0) {
+      const e = this.early.shift();
+      if (e === undefined) {
+        // After the sender's death no such message can come: its send never resolved.
+        if (!this.ended) this.awaitingSocket = true;
+        return;
+      }
+      return this.deliver(e[0], e[1]);
+    }
+    const bytes = Buffer.allocUnsafe(r.length - LinkRing.RECORD_HEADER);
+    bytes.set(r.subarray(LinkRing.RECORD_HEADER));
+    const m = new Message(
+      bytes,
+      r[2]!,
+      priority,
+      this.name,
+      this.pid,
+      this.mailboxName,
+      false,
+      0,
+      false,
+      this.inbox,
+    );
+    this.deliver(m, sync);
+  }
+
+  private release(): void {
+    this.segment?.close();
+    this.segment = undefined;
+  }
+
+  /** Take in what the ring holds now (a receive found nothing queued). */
+  poll(): void {
+    this.drain();
   }
 
   taken(syncId: number): void {
@@ -246,7 +451,9 @@ class InboundLink implements LinkOrigin {
   }
 
   resume(): void {
-    this.socket.resume();
+    this.paused = false;
+    if (!this.socket.destroyed) this.socket.resume();
+    this.drain();
   }
 
   private answer(op: number, reqId: number): void {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { Deque } from '../core/deque.js';
 import { MAX_PRIORITY } from '../core/priority-queue.js';
@@ -10,8 +11,10 @@ import {
   WouldBlockError,
 } from '../errors.js';
 import { peerCredentialsOf } from '../shm/peer-credentials.js';
+import { Ring, RingProducer } from '../shm/ring.js';
+import { Segment } from '../shm/segment.js';
 import { type Frame, FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
-import { LinkFlag, type LinkOffer, LinkOp } from '../wire/link-protocol.js';
+import { AcceptFlag, LinkFlag, type LinkOffer, LinkOp, LinkRing } from '../wire/link-protocol.js';
 import { codecId, encodePayload, inferCodec } from '../wire/payload-codec.js';
 import { HEADER_REST } from '../wire/protocol.js';
 import { type SendOptions, validateWait } from './connection.js';
@@ -19,19 +22,22 @@ import { type Batch, newBatch } from './write-batch.js';
 
 /**
  * The sending end of a one-hop link (wire/link-protocol.ts): direct sends to
- * one process on this host, written to a Unix socket that process reads.
+ * one process on this host, written into the link's ring (shared memory) or,
+ * when too large for it or where there is no ring, to the Unix socket the
+ * receiver reads.
  *
  * Contract (the kernel path's, kept):
- * - A send resolves once its bytes are in the OS socket buffer: from then on
- *   the receiver gets it even if this process dies at once. It rejects (and
- *   was not delivered) if the link fails first.
- * - FIFO: sends complete, and arrive, in call order. While one waits for room
- *   the later ones wait behind it, and a non-blocking send finds WOULD_BLOCK.
- * - Room: at most SEND_BYTES_MAX bytes wait in this process for the socket
- *   (the receiver stops reading while it holds LOCAL_BYTES_MAX unread, so a
- *   receiver that does not read makes its senders block, never grow). A
- *   blocking send waits for room, honouring `timeout` (TIMEOUT) and `signal`
- *   (ABORTED), and nothing is sent if it gives up.
+ * - A send resolves once its bytes are in the ring or in the OS socket
+ *   buffer: from then on the receiver gets it even if this process dies at
+ *   once. It rejects (and was not delivered) if the link fails first.
+ * - FIFO: sends complete, and arrive, in call order (a large message leaves a
+ *   marker in the ring, so it keeps its place). While one waits for room the
+ *   later ones wait behind it, and a non-blocking send finds WOULD_BLOCK.
+ * - Room: the ring's free space, and at most SEND_BYTES_MAX bytes waiting in
+ *   this process for the socket. The receiver stops reading while it holds
+ *   LOCAL_BYTES_MAX unread, so a receiver that does not read makes its
+ *   senders block, never grow. A blocking send waits for room, honouring
+ *   `timeout` (TIMEOUT) and `signal` (ABORTED); nothing is sent if it gives up.
  * - `sync: true` resolves when the receiving application has taken the
  *   message; on timeout or abort the sender withdraws it and fails only once
  *   the receiver confirms it was removed untaken (else it resolves: taken).
@@ -44,6 +50,7 @@ import { type Batch, newBatch } from './write-batch.js';
 const SEND_BYTES_MAX = 4 * 1024 * 1024;
 /** How long connecting and the receiver's ACCEPT may take before the sender keeps to the kernel path. */
 const OPEN_TIMEOUT = 5000;
+const RESOLVED = Promise.resolve();
 
 interface Waiting {
   payload: Uint8Array;
@@ -72,10 +79,15 @@ export class LinkSender {
   private readonly writer = new FrameWriter();
   private batch: Batch | undefined;
   private flushScheduled = false;
+  private bellScheduled = false;
   private readonly waiting = new Deque<Waiting>();
   private readonly syncs = new Map<number, SyncSend>();
   private nextSync = 1;
   private closedWith: IpcError | undefined;
+  /** Ring mode: the producer end, the link's flags, and the record being built. */
+  private readonly ring: RingProducer | undefined;
+  private readonly flags: Int32Array | undefined;
+  private readonly record: Buffer | undefined;
   /** Runs once when the link ends. */
   onClose: (() => void) | undefined;
 
@@ -83,8 +95,14 @@ export class LinkSender {
     private readonly socket: Socket,
     readonly peer: string,
     private readonly maxMessageSize: number,
+    segment: Segment | undefined,
   ) {
     socket.on('drain', () => this.admitWaiting());
+    if (segment !== undefined) {
+      this.ring = new RingProducer(segment.buffer, LinkRing.HEADER_BYTES);
+      this.flags = new Int32Array(segment.buffer, 0, 2);
+      this.record = Buffer.allocUnsafe(LinkRing.RECORD_HEADER + LinkRing.RING_PAYLOAD_MAX);
+    }
   }
 
   /**
@@ -96,9 +114,21 @@ export class LinkSender {
     return new Promise((resolve, reject) => {
       const socket = netConnect(offer.address);
       let link: LinkSender | undefined;
+      let segment: Segment | undefined;
+      // The name is needed only until the receiver has mapped the ring (or declined it).
+      const unlink = () => {
+        if (segment === undefined) return;
+        try {
+          Segment.unlink(segment.name);
+        } catch {
+          // Already gone.
+        }
+      };
       const fail = (why: string) => {
         clearTimeout(timer);
         socket.destroy();
+        unlink();
+        segment?.close();
         reject(new IpcError('KERNEL_UNAVAILABLE', `link to ${peer} not opened: ${why}`));
       };
       const timer = setTimeout(() => fail('no answer in time'), OPEN_TIMEOUT);
@@ -107,8 +137,10 @@ export class LinkSender {
         socket.setNoDelay?.(true);
         const creds = peerCredentialsOf(socket);
         if (creds === undefined || creds.pid !== offer.osPid) return fail('the listener is not that process');
+        segment = ringSegment();
+        const body = segment === undefined ? offer.token : `${offer.token} ${segment.name.slice(1)}`;
         const hello = new FrameWriter();
-        hello.frame(LinkOp.HELLO, 0, 0, 0, 0, 0, 0, 0, 0, Buffer.from(offer.token, 'latin1'));
+        hello.frame(LinkOp.HELLO, 0, 0, 0, 0, 0, 0, 0, 0, Buffer.from(body, 'latin1'));
         writeParts(socket, hello.takeParts()!);
       });
       const decoder = new FrameDecoder(
@@ -118,7 +150,10 @@ export class LinkSender {
           if (f.op !== LinkOp.ACCEPT) return fail(`unexpected op ${f.op}`);
           clearTimeout(timer);
           socket.removeAllListeners('error');
-          link = new LinkSender(socket, peer, maxMessageSize);
+          unlink();
+          const ring = segment !== undefined && (f.flags & AcceptFlag.RING) !== 0 ? segment : undefined;
+          if (ring === undefined) segment?.close();
+          link = new LinkSender(socket, peer, maxMessageSize, ring);
           socket.on('error', () => {});
           socket.on('close', () => link!.ended());
           resolve(link);
@@ -136,6 +171,11 @@ export class LinkSender {
     return this.closedWith;
   }
 
+  /** Whether small messages go through shared memory (else all go over the socket). */
+  get usesRing(): boolean {
+    return this.ring !== undefined;
+  }
+
   send(value: unknown, options: SendOptions): Promise<void> {
     try {
       if (this.closedWith !== undefined) throw this.closedWith;
@@ -150,9 +190,9 @@ export class LinkSender {
       validateWait(options);
       if (options.signal?.aborted) throw new AbortError();
       const sync = options.sync === true;
-      if (this.waiting.length === 0 && this.hasRoom()) {
-        if (!sync) return this.write(payload, codec, priority);
-        return this.writeSync(payload, codec, priority, deadlineOf(options.timeout), options.signal);
+      if (this.waiting.length === 0) {
+        const now = this.tryNow(payload, codec, priority, sync, deadlineOf(options.timeout), options.signal);
+        if (now !== undefined) return now;
       }
       if (options.nonblock) throw new WouldBlockError(`the link to ${this.peer} is full`);
       return this.wait(payload, codec, priority, sync, options);
@@ -161,7 +201,7 @@ export class LinkSender {
     }
   }
 
-  /** Close: what was sent is in the socket; what waits for room fails. */
+  /** Close: what was sent is in the ring or the socket; what waits for room fails. */
   close(): void {
     this.socket.end();
     this.ended(new IpcError('KERNEL_UNAVAILABLE', 'the process closed its connection'));
@@ -169,21 +209,111 @@ export class LinkSender {
 
   // ---------------------------------------------------------------- writing
 
-  /** Room for more: few enough bytes wait for the socket (an empty link always takes one, however large). */
-  private hasRoom(): boolean {
+  /** Send now if there is room: the send's promise, or undefined (no room; nothing was written). */
+  private tryNow(
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    sync: boolean,
+    deadline: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> | undefined {
+    const flags = sync ? LinkFlag.SYNC : 0;
+    if (this.ring !== undefined) {
+      const small = payload.byteLength <= LinkRing.RING_PAYLOAD_MAX;
+      if (!small && !this.socketHasRoom()) return undefined;
+      const id = sync ? this.syncId() : 0;
+      if (
+        !this.ringWrite(
+          small ? payload : undefined,
+          codec,
+          priority,
+          small ? flags : flags | LinkFlag.ON_SOCKET,
+          id,
+        )
+      )
+        return undefined;
+      if (small) return sync ? this.awaitTaken(id, deadline, signal, undefined) : RESOLVED;
+      const written = this.write(payload, codec, priority, flags, id);
+      return sync ? this.awaitTaken(id, deadline, signal, written) : written;
+    }
+    if (!this.socketHasRoom()) return undefined;
+    const id = sync ? this.syncId() : 0;
+    const written = this.write(payload, codec, priority, flags, id);
+    return sync ? this.awaitTaken(id, deadline, signal, written) : written;
+  }
+
+  /** Room on the socket: few enough bytes wait for it (an empty link always takes one, however large). */
+  private socketHasRoom(): boolean {
     const queued = this.socket.writableLength + this.writer.pending;
     return queued === 0 || queued < SEND_BYTES_MAX;
   }
 
-  private write(payload: Uint8Array, codec: number, priority: number, flags = 0, reqId = 0): Promise<void> {
+  /** One record into the ring; false if it is full (the receiver then rings once it has made room). */
+  private ringWrite(
+    payload: Uint8Array | undefined,
+    codec: number,
+    priority: number,
+    flags: number,
+    id: number,
+  ): boolean {
+    const rec = this.record!;
+    const len = payload?.byteLength ?? 0;
+    rec[0] = flags;
+    rec[1] = priority;
+    rec[2] = codec;
+    rec[3] = 0;
+    rec.writeUInt32LE(id, 4);
+    if (payload !== undefined) rec.set(payload, LinkRing.RECORD_HEADER);
+    const view = rec.subarray(0, LinkRing.RECORD_HEADER + len);
+    const ring = this.ring!;
+    const f = this.flags!;
+    if (!ring.tryWrite(view)) {
+      Atomics.store(f, LinkRing.WAITING, 1);
+      // Room may have come between the try and the flag: the receiver rings only after seeing it.
+      if (!ring.tryWrite(view)) return false;
+    }
+    if (Atomics.load(f, LinkRing.SLEEPING) !== 0 && Atomics.exchange(f, LinkRing.SLEEPING, 0) !== 0)
+      this.ringBell();
+    return true;
+  }
+
+  /** A DOORBELL for a receiver that fell asleep: one per burst, at the end of this job. */
+  private ringBell(): void {
+    if (this.bellScheduled) return;
+    this.bellScheduled = true;
+    queueMicrotask(() => {
+      this.bellScheduled = false;
+      if (this.closedWith !== undefined) return;
+      this.writer.frame(LinkOp.DOORBELL, 0, 0, 0, 0, 0, 0, 0, 0, undefined);
+      this.scheduleFlush();
+    });
+  }
+
+  private syncId(): number {
+    const id = this.nextSync++;
+    if (this.nextSync > 0xffffffff) this.nextSync = 1;
+    return id;
+  }
+
+  private write(
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    flags: number,
+    reqId: number,
+  ): Promise<void> {
     this.writer.frame(LinkOp.DATA, flags, priority, codec, reqId, 0, 0, 0, 0, payload);
     this.batch ??= newBatch();
     const written = this.batch.promise;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(() => this.flush());
-    }
+    this.scheduleFlush();
     return written;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => this.flush());
   }
 
   private flush(): void {
@@ -191,10 +321,13 @@ export class LinkSender {
     const parts = this.writer.takeParts();
     const batch = this.batch;
     this.batch = undefined;
-    if (batch === undefined) return;
     if (this.closedWith !== undefined || parts === undefined) {
-      if (this.closedWith !== undefined) batch.reject(this.closedWith);
-      else batch.resolve();
+      if (this.closedWith !== undefined) batch?.reject(this.closedWith);
+      else batch?.resolve();
+      return;
+    }
+    if (batch === undefined) {
+      writeParts(this.socket, parts);
       return;
     }
     writeParts(this.socket, parts, (err) => {
@@ -205,27 +338,27 @@ export class LinkSender {
     if (this.socket.writableLength === 0 && !this.socket.destroyed) batch.resolve();
   }
 
-  private writeSync(
-    payload: Uint8Array,
-    codec: number,
-    priority: number,
+  // ---------------------------------------------------------------- synchronous sends
+
+  /**
+   * Synchronous send `id` is on its way (`written`: its socket write, if it
+   * went that way): resolve when the receiver says TAKEN; on timeout or abort
+   * ask it to withdraw, and fail only if it confirms (WITHDRAWN).
+   */
+  private awaitTaken(
+    id: number,
     deadline: number | undefined,
     signal: AbortSignal | undefined,
+    written: Promise<void> | undefined,
   ): Promise<void> {
-    const id = this.nextSync++;
-    if (this.nextSync > 0xffffffff) this.nextSync = 1;
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const giveUp = (e: IpcError) => {
         const s = this.syncs.get(id);
-        if (s === undefined || s.giveUp !== undefined) return;
+        if (s === undefined || s.giveUp !== undefined || this.closedWith !== undefined) return;
         s.giveUp = e;
         this.writer.frame(LinkOp.WITHDRAW, 0, 0, 0, id, 0, 0, 0, 0, undefined);
-        this.batch ??= newBatch();
-        if (!this.flushScheduled) {
-          this.flushScheduled = true;
-          queueMicrotask(() => this.flush());
-        }
+        this.scheduleFlush();
       };
       const onAbort = () => giveUp(new AbortError('send aborted'));
       this.syncs.set(id, {
@@ -242,8 +375,9 @@ export class LinkSender {
           () => giveUp(new TimeoutError('send timed out')),
           Math.max(0, deadline - Date.now()),
         );
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.write(payload, codec, priority, LinkFlag.SYNC, id).catch((e: IpcError) => this.settleSync(id, e));
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+      written?.catch((e: IpcError) => this.settleSync(id, e));
     });
   }
 
@@ -274,7 +408,7 @@ export class LinkSender {
         w.cleanup();
         this.waiting.remove(w);
         reject(e);
-        // The head may have been the one blocking others that now fit.
+        // It may have been the head that held back others.
         this.admitWaiting();
       };
       const onAbort = () => giveUp(new AbortError('send aborted'));
@@ -293,22 +427,23 @@ export class LinkSender {
           signal?.removeEventListener('abort', onAbort);
         },
       };
-      if (options.timeout !== undefined && options.timeout <= 0x7fffffff)
+      if (w.deadline !== undefined)
         timer = setTimeout(() => giveUp(new TimeoutError('send timed out')), options.timeout);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(w);
     });
   }
 
-  /** Room came back: write waiting sends, oldest first, while it lasts. */
+  /** Room came back (socket drained, or the receiver rang): write waiting sends, oldest first, while it lasts. */
   private admitWaiting(): void {
-    while (this.waiting.length > 0 && this.hasRoom() && this.closedWith === undefined) {
-      const w = this.waiting.shift()!;
+    while (this.waiting.length > 0 && this.closedWith === undefined) {
+      const w = this.waiting.peek()!;
+      // Its wait for room ends here; a sync send's wait for TAKEN keeps the deadline and the signal.
+      const p = this.tryNow(w.payload, w.codec, w.priority, w.sync, w.deadline, w.signal);
+      if (p === undefined) return;
+      this.waiting.shift();
       w.done = true;
       w.cleanup();
-      const p = w.sync
-        ? this.writeSync(w.payload, w.codec, w.priority, w.deadline, w.signal)
-        : this.write(w.payload, w.codec, w.priority);
       p.then(w.resolve, w.reject);
     }
   }
@@ -316,6 +451,7 @@ export class LinkSender {
   // ---------------------------------------------------------------- from the receiver
 
   private onFrame(f: Frame): void {
+    if (f.op === LinkOp.DOORBELL) return this.admitWaiting();
     if (f.op === LinkOp.TAKEN) return this.settleSync(f.reqId, undefined);
     if (f.op === LinkOp.WITHDRAWN) {
       const s = this.syncs.get(f.reqId);
@@ -344,4 +480,16 @@ export class LinkSender {
 /** A timeout as a Date.now() deadline; none past what a timer holds (~24.8 days), as on the wire. */
 function deadlineOf(timeout: number | undefined): number | undefined {
   return timeout === undefined || timeout > 0x7fffffff ? undefined : Date.now() + timeout;
+}
+
+/** A fresh ring for a link, named with this OS pid; undefined where shared memory is not to be had. */
+function ringSegment(): Segment | undefined {
+  const name = `ipcbox-link-${process.pid}-${randomBytes(8).toString('hex')}`;
+  try {
+    const seg = Segment.create(name, { size: LinkRing.HEADER_BYTES + Ring.bytesFor(LinkRing.RING_BYTES) });
+    Ring.init(seg.buffer, LinkRing.HEADER_BYTES, LinkRing.RING_BYTES);
+    return seg;
+  } catch {
+    return undefined;
+  }
 }

@@ -52,16 +52,9 @@ export interface LinkOrigin {
   resume(): void;
 }
 
-interface LinkEntry {
-  origin: LinkOrigin;
-  syncId: number;
-}
-
 export class LocalInbox implements PrefetchConsumer, DeliveryControl {
   readonly reqId: number;
   private readonly queue = new PriorityQueue<Message>();
-  /** Link messages by what their link needs to hear (bytes charged, sync ids); kernel ones are absent. */
-  private readonly fromLinks = new Map<Message, LinkEntry>();
   private readonly waiters = new Deque<Waiter>();
   private outstanding = 0;
   private linkBytes = 0;
@@ -70,6 +63,12 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
   private readonly unacked = new Map<number, Message>();
   private nextLocal = 1;
   private error: IpcError | undefined;
+  /**
+   * Take in what the links' rings hold now (link-listener.ts). A message in a
+   * ring was sent (its send resolved), so a receive or peek that finds nothing
+   * here looks there first, as one through the kernel would see what it had.
+   */
+  pollLinks: () => void = () => {};
 
   constructor(
     private readonly conn: Connection,
@@ -100,7 +99,8 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
    */
   pushLink(message: Message, origin: LinkOrigin, syncId: number): boolean {
     if (this.error !== undefined) return true;
-    this.fromLinks.set(message, { origin, syncId });
+    message.origin = origin;
+    message.syncId = syncId;
     this.linkBytes += message.bytes.length;
     this.arrive(message);
     if (this.linkBytes < LOCAL_BYTES_MAX) return true;
@@ -124,7 +124,7 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
 
   /** PrefetchConsumer: the sender of a kernel push gave up; remove it if nobody took it. */
   withdraw(deliveryId: number): Message | undefined {
-    const m = this.queue.takeFirst((x) => x.deliveryId === deliveryId && !this.fromLinks.has(x));
+    const m = this.queue.takeFirst((x) => x.deliveryId === deliveryId && x.origin === undefined);
     return m;
   }
 
@@ -133,10 +133,7 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
    * still here (now removed, never to be received).
    */
   withdrawLink(origin: LinkOrigin, syncId: number): boolean {
-    const m = this.queue.takeFirst((x) => {
-      const e = this.fromLinks.get(x);
-      return e !== undefined && e.origin === origin && e.syncId === syncId;
-    });
+    const m = this.queue.takeFirst((x) => x.origin === origin && x.syncId === syncId);
     if (m === undefined) return false;
     this.settleLink(m, false);
     return true;
@@ -164,7 +161,11 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
     if (options.signal?.aborted) return Promise.reject(new AbortError('receive aborted'));
     const from = options.from;
     const ack = options.ack === true;
-    const here = from === undefined ? this.queue.shift() : this.queue.takeFirst((m) => m.senderPid === from);
+    let here = this.take1(from);
+    if (here === undefined) {
+      this.pollLinks();
+      here = this.take1(from);
+    }
     if (here !== undefined) return Promise.resolve(this.take(here, ack));
     if (this.error !== undefined) return Promise.reject(this.error);
     if (options.nonblock) return Promise.reject(new WouldBlockError('no message in the inbox'));
@@ -192,6 +193,10 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
     });
   }
 
+  private take1(from: number | undefined): Message | undefined {
+    return from === undefined ? this.queue.shift() : this.queue.takeFirst((m) => m.senderPid === from);
+  }
+
   private giveUp(w: Waiter, error: IpcError): void {
     if (w.done) return;
     w.done = true;
@@ -204,6 +209,7 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
    * Copies of the first `count` messages here, in the order receive() takes them.
    */
   peekLocal(count: number): Message[] {
+    this.pollLinks();
     const out: Message[] = [];
     for (const m of this.queue) {
       if (out.length >= count) break;
@@ -218,7 +224,7 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
 
   /** The application takes `m`: the kernel or the link hears of it, and demand is topped up. */
   private take(m: Message, ack: boolean): Message {
-    if (this.fromLinks.has(m)) this.settleLink(m, true);
+    if (m.origin !== undefined) this.settleLink(m, true);
     else {
       if (m.tracked) this.conn.markConsumed(m.deliveryId);
       const want = KERNEL_WINDOW - this.outstanding;
@@ -236,10 +242,10 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
 
   /** A link message leaves: `taken` by the application (its sync sender hears so), or withdrawn. */
   private settleLink(m: Message, taken: boolean): void {
-    const e = this.fromLinks.get(m)!;
-    this.fromLinks.delete(m);
+    const origin = m.origin as LinkOrigin;
+    m.origin = undefined;
     this.linkBytes -= m.bytes.length;
-    if (taken && e.syncId !== 0) e.origin.taken(e.syncId);
+    if (taken && m.syncId !== 0) origin.taken(m.syncId);
     if (this.linkBytes < LOCAL_BYTES_MAX / 2 && this.pausedLinks.size > 0) {
       const paused = [...this.pausedLinks];
       this.pausedLinks.clear();

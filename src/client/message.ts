@@ -15,6 +15,10 @@ export interface DeliveryControl {
  */
 export class Message<T = unknown> {
   private decoded = false;
+  /** @internal The one-hop link that brought it, while it waits in a LocalInbox (local-inbox.ts). */
+  origin: object | undefined = undefined;
+  /** @internal With `origin`: the sender's id of a synchronous send (0 if none). */
+  syncId = 0;
   private value: unknown;
   private settled = false;
 

@@ -40,12 +40,51 @@ export const LinkOp = {
   TAKEN: 104,
   WITHDRAW: 105,
   WITHDRAWN: 106,
+  /** Either way, empty: "look at the ring" (receiver: records came while you slept; sender: room). */
+  DOORBELL: 107,
 } as const;
 
-/** DATA flags. */
+/** DATA flags (and ring record flags). */
 export const LinkFlag = {
   /** The sender waits for TAKEN (a synchronous send). */
   SYNC: 2,
+  /** Ring record only: this message is the next DATA frame on the socket (too large for the ring). */
+  ON_SOCKET: 8,
+} as const;
+
+/** ACCEPT flags. */
+export const AcceptFlag = {
+  /** The receiver mapped the sender's ring: small messages go through it. */
+  RING: 1,
+} as const;
+
+/**
+ * The ring of a link: a shared-memory segment the sender creates, names in
+ * HELLO (`<token> <segment>`) and unlinks once answered, so only the two
+ * mappings keep it. Its name carries the sender's OS pid, which the receiver
+ * checks against SO_PEERCRED: nobody can hand a receiver another link's ring.
+ *
+ *   +0    SLEEPING  i32  1: the receiver found the ring empty and waits for a DOORBELL
+ *                        (set by the receiver, cleared by whoever rings)
+ *   +4    WAITING   i32  1: the sender found the ring full and waits for a DOORBELL
+ *   +256  a Ring (shm/ring.ts) of RING_BYTES data bytes, sender → receiver. Its
+ *         futex words are not used: the doorbells go over the socket, so both
+ *         ends wait in their event loops.
+ * Record payload: +0 u8 flags (LinkFlag), +1 u8 priority, +2 u8 codec, +3 0,
+ * +4 u32 sync id (SYNC), +8 the message payload (none for ON_SOCKET).
+ * Why no lost wake-up: a side stores its position (seq-cst, in the Ring) and
+ * then reads the other's flag; a side about to wait stores its flag and then
+ * looks at the ring again.
+ */
+export const LinkRing = {
+  SLEEPING: 0,
+  WAITING: 1,
+  HEADER_BYTES: 256,
+  RING_BYTES: 1 << 20,
+  RECORD_HEADER: 8,
+  /** Payloads up to this go through the ring; larger ones over the socket. */
+  RING_PAYLOAD_MAX: 64 * 1024,
+  NAME: /^\/?ipcbox-link-(\d+)-[0-9a-f]{16}$/,
 } as const;
 
 /** A link token: 16 random bytes as hex. */

@@ -1,7 +1,11 @@
 /**
  * ipcbox through the kernel daemon.
- * - `ipcbox-direct`: each peer is a process named `<id>-p<i>`; sends go to the
- *   receiver's own inbox (`send(name, bytes)`), received with `messages({prefetch})`.
+ * - `ipcbox-direct`: each peer is a process named `<id>-p<i>`; `send(name, bytes)` to the
+ *   receiver, received with `messages({prefetch})`. On one host that goes over a one-hop link
+ *   (a Unix socket between the two, the kernel only brokers it); the receiver's inbox is left
+ *   unbounded, as a link needs (the link's own backpressure bounds memory).
+ * - `ipcbox-direct-kernel`: the same with `links: false`: every message through the kernel, to a
+ *   bounded inbox (capacity as for a mailbox).
  * - `ipcbox-mailbox`: each receiver creates a bounded mailbox `<id>-mb<i>`
  *   (capacity 1024, at most 64 MiB of messages); fan-out with `broadcast` uses one broadcast mailbox
  *   created by the sender that every receiver attaches to.
@@ -29,17 +33,20 @@ export async function ipcboxLink(
   me: PeerSpec,
   useMailbox: boolean,
   acrossNodes = false,
+  links = true,
 ): Promise<Link> {
   const procName = (i: number): string => `${cell.id}-p${i}`;
   const mbName = (i: number): string => `${cell.id}-mb${i}`;
   const fanName = `${cell.id}-fan`;
   const socketPath = acrossNodes ? cell.clusterSockets![me.index % 2]! : cell.kernelSocket!;
-  // A direct receiver's inbox is bounded like a mailbox: unbounded, a fast sender of large
-  // messages would fill the kernel's budget (KERNEL_FULL) instead of waiting.
+  // Through the kernel, a direct receiver's inbox is bounded like a mailbox: unbounded, a fast sender
+  // of large messages would fill the kernel's budget (KERNEL_FULL) instead of waiting.
+  const oneHop = links && !acrossNodes && !useMailbox;
   const proc: IpcProcess = await connect({
     name: procName(me.index),
     socketPath,
-    inboxCapacity: capacityFor(cell.size),
+    links,
+    ...(oneHop ? {} : { inboxCapacity: capacityFor(cell.size) }),
   });
   const out = new Map<number, Mailbox>();
   let fan: Mailbox | undefined;
