@@ -67,6 +67,7 @@ import {
   readLayout,
   SLAB_REF_BYTES,
 } from './mailbox-layout.js';
+import { QueueEngine, type QueueSendJob } from './queue-engine.js';
 import { SendQueue } from './send-queue.js';
 import { ShmMessage } from './shm-message.js';
 import { Slab } from './slab.js';
@@ -92,13 +93,39 @@ export interface SegmentRegistry {
   off(event: 'segment-removed', listener: (e: { name: string; reason: string }) => void): unknown;
 }
 
-export type ShmDelivery = 'round-robin' | 'arbitrary' | 'exclusive';
+export type ShmDelivery = 'round-robin' | 'arbitrary' | 'exclusive' | 'broadcast';
+
+/**
+ * The message store, chosen per mailbox at creation. 'priority' (default):
+ * a priority queue under a robust process-shared lock, the whole contract.
+ * 'ring': the lock-free MPMC ring, the fast path — capacity 1 .. 2^24,
+ * priority 0, competing receivers without rotation, no ack, no sync send.
+ */
+export type ShmQueueKind = 'priority' | 'ring';
 
 export interface ShmMailboxOptions {
-  /** Messages the mailbox holds, 1 .. 2^24. Default 256. 0 and 'unbounded' are NOT_SUPPORTED. */
+  /** The message store (see ShmQueueKind). Default 'priority'. */
+  queue?: ShmQueueKind;
+  /**
+   * Messages the mailbox holds: 1 .. 2^24, or (queue 'priority' only) 0 for
+   * a rendezvous or 'unbounded' (bounded by `budget`). Default 256.
+   */
   capacity?: number | 'unbounded';
-  /** 'round-robin' / 'arbitrary' (competing receivers; identical here) or 'exclusive'. Default 'round-robin'. */
-  delivery?: ShmDelivery | 'broadcast';
+  /**
+   * Queue 'priority', capacity 0 or 'unbounded': message slots in the
+   * segment — senders waiting in a rendezvous (default 64), or the most
+   * messages an unbounded mailbox holds before a send rejects KERNEL_FULL
+   * (default 16384).
+   */
+  budget?: number;
+  /**
+   * 'round-robin' (waiting receivers served in rotation), 'arbitrary'
+   * (competing receivers), 'exclusive' (one receiver), or 'broadcast'
+   * (every receiver reads every message; queue 'priority' only).
+   * Default 'round-robin'. On the ring, 'round-robin' and 'arbitrary' both
+   * mean competing receivers without rotation.
+   */
+  delivery?: ShmDelivery;
   /** 'process': removed when the creating process exits; 'system': lives until removed. Default 'process'. */
   owner?: 'process' | 'system';
   /** Largest payload, bytes (up to 1 GiB). Default 1 MiB. */
@@ -121,10 +148,10 @@ export interface ShmSendOptions {
   timeout?: number;
   nonblock?: boolean;
   signal?: AbortSignal;
-  /** Only 0 is supported. */
+  /** 0..31, higher first (queue 'priority'; the ring takes only 0). Default 0. */
   priority?: number;
   codec?: CodecName;
-  /** Not supported. */
+  /** Resolve only once a receiver has taken the message (queue 'priority'). */
   sync?: boolean;
 }
 
@@ -132,7 +159,10 @@ export interface ShmReceiveOptions {
   timeout?: number;
   nonblock?: boolean;
   signal?: AbortSignal;
-  /** Not supported. */
+  /**
+   * Keep the message until `message.ack()`: if this handle closes or its
+   * process dies first, it is delivered again (queue 'priority', not broadcast).
+   */
   ack?: boolean;
   /** Copy a slab message into private memory and release its chunk at once. */
   copy?: boolean;
@@ -142,6 +172,11 @@ export const DEFAULT_SHM_CAPACITY = 256;
 export const DEFAULT_SHM_MAX_MESSAGE = 1024 * 1024;
 export const DEFAULT_MAP_THRESHOLD = 4096;
 const MAX_SHM_CAPACITY = 2 ** 24;
+const DEFAULT_RENDEZVOUS_BUDGET = 64;
+const DEFAULT_UNBOUNDED_BUDGET = 16384;
+const MAX_PRIORITY = 31;
+/** How long a non-blocking send on the priority queue may wait for its lock before WOULD_BLOCK (ms). */
+const NONBLOCK_LOCK_MS = 50;
 const MAX_SHM_MESSAGE = 2 ** 30;
 
 /** A snapshot of a shared-memory mailbox (see `ShmMailbox.stat()`). */
@@ -181,14 +216,42 @@ interface Resolved {
 }
 
 function resolve(o: ShmMailboxOptions): Resolved {
-  if (o.capacity === 0) throw notSupported('capacity 0 (rendezvous)');
-  if (o.capacity === 'unbounded') throw notSupported('unbounded capacity');
-  if (o.delivery === 'broadcast') throw notSupported('broadcast delivery');
-  const capacity = intIn(o.capacity ?? DEFAULT_SHM_CAPACITY, 1, MAX_SHM_CAPACITY, 'capacity');
+  const kind = o.queue ?? 'priority';
+  if (kind !== 'priority' && kind !== 'ring') throw new RangeError("queue must be 'priority' or 'ring'");
+  const ring = kind === 'ring';
+  if (ring && o.capacity === 0) throw notSupported("capacity 0 (rendezvous) with queue 'ring'");
+  if (ring && o.capacity === 'unbounded') throw notSupported("unbounded capacity with queue 'ring'");
+  if (ring && o.delivery === 'broadcast') throw notSupported("broadcast delivery with queue 'ring'");
+  const capacity =
+    o.capacity === 'unbounded'
+      ? Number.POSITIVE_INFINITY
+      : intIn(o.capacity ?? DEFAULT_SHM_CAPACITY, 0, MAX_SHM_CAPACITY, 'capacity');
   const delivery = o.delivery ?? 'round-robin';
-  if (delivery !== 'round-robin' && delivery !== 'arbitrary' && delivery !== 'exclusive') {
-    throw new RangeError("delivery must be 'round-robin', 'arbitrary' or 'exclusive'");
+  if (
+    delivery !== 'round-robin' &&
+    delivery !== 'arbitrary' &&
+    delivery !== 'exclusive' &&
+    delivery !== 'broadcast'
+  ) {
+    throw new RangeError("delivery must be 'round-robin', 'arbitrary', 'exclusive' or 'broadcast'");
   }
+  if (delivery === 'broadcast' && capacity === 0) {
+    throw new RangeError('capacity 0 (rendezvous) is not supported with broadcast delivery');
+  }
+  const bounded = capacity > 0 && capacity !== Number.POSITIVE_INFINITY;
+  if (bounded && o.budget !== undefined) {
+    throw new RangeError('budget applies to capacity 0 or unbounded only (capacity N is the budget)');
+  }
+  const queueSlots = ring
+    ? 0
+    : bounded
+      ? capacity
+      : intIn(
+          o.budget ?? (capacity === 0 ? DEFAULT_RENDEZVOUS_BUDGET : DEFAULT_UNBOUNDED_BUDGET),
+          1,
+          MAX_SHM_CAPACITY,
+          'budget',
+        );
   const owner = o.owner ?? 'process';
   if (owner !== 'process' && owner !== 'system') throw new RangeError("owner must be 'process' or 'system'");
   const maxMessageSize = intIn(
@@ -207,7 +270,7 @@ function resolve(o: ShmMailboxOptions): Resolved {
   );
   const needSlab = maxMessageSize > mapThreshold;
   const slabChunks = needSlab
-    ? intIn(o.slabChunks ?? Math.min(capacity, 8), 1, MAX_SHM_CAPACITY, 'slabChunks')
+    ? intIn(o.slabChunks ?? Math.max(1, Math.min(capacity, 8)), 1, MAX_SHM_CAPACITY, 'slabChunks')
     : 0;
   const mode = o.mode ?? 0o600;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o777)
@@ -216,7 +279,16 @@ function resolve(o: ShmMailboxOptions): Resolved {
   if (role !== 'send' && role !== 'receive' && role !== 'both')
     throw new RangeError("role must be 'send', 'receive' or 'both'");
   return {
-    layout: layoutFor({ capacity, maxMessageSize, mapThreshold, fixedMessageSize: fixed, slabChunks }),
+    layout: layoutFor({
+      kind: ring ? 'ring' : 'queue',
+      capacity,
+      broadcast: delivery === 'broadcast',
+      queueSlots,
+      maxMessageSize,
+      mapThreshold,
+      fixedMessageSize: fixed,
+      slabChunks,
+    }),
     delivery,
     owner,
     senders: o.senders ?? 'everyone',
@@ -231,10 +303,7 @@ interface MailboxEvents {
 }
 
 /** A send waiting its turn in this handle's queue: the payload, already encoded and checked. */
-interface PendingSend {
-  readonly payload: Uint8Array;
-  readonly codec: number;
-}
+type PendingSend = QueueSendJob;
 
 /**
  * A handle on a shared-memory mailbox. Any number of sends and receives may
@@ -247,7 +316,10 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   readonly #proc: SegmentRegistry;
   readonly #segment: Segment;
   readonly #flags: Int32Array;
-  readonly #ring: MpmcRing;
+  /** The ring kind's message ring (undefined for the queue kind). */
+  readonly #ringOrNone: MpmcRing | undefined;
+  /** The queue kind's engine (undefined for the ring kind). */
+  readonly #engine: QueueEngine | undefined;
   readonly #slab: Slab | undefined;
   readonly #sends: SendQueue<PendingSend>;
   readonly #onRemoved: (e: { name: string; reason: string }) => void;
@@ -286,10 +358,27 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     const buffer = segment.buffer;
     this.layout = readLayout(buffer, name);
     this.#flags = new Int32Array(buffer, 0, HEADER_BYTES / 4);
-    this.#ring = new MpmcRing(buffer, this.layout.ringOffset);
     this.#slab = this.layout.slabChunks > 0 ? new Slab(buffer, this.layout) : undefined;
+    if (this.layout.kind === 'ring') {
+      this.#ringOrNone = new MpmcRing(buffer, this.layout.ringOffset);
+      this.#engine = undefined;
+    } else {
+      this.#ringOrNone = undefined;
+      this.#engine = new QueueEngine(
+        name,
+        buffer,
+        this.layout,
+        this.#slab,
+        proc.pid,
+        () => this.closed,
+        role !== 'send',
+      );
+    }
     this.#sends = new SendQueue<PendingSend>({
-      run: (job, deadline, signal) => this.#sendWaiting(job, deadline, signal),
+      run: (job, deadline, signal) =>
+        this.#engine === undefined
+          ? this.#sendWaiting(job, deadline, signal)
+          : this.#queueSendWaiting(this.#engine, job, deadline, signal),
       timedOut: () => new TimeoutError(`${this.name}: operation timed out`),
       aborted: (signal) => new AbortError(`${this.name}: operation aborted`, { cause: signal.reason }),
     });
@@ -315,7 +404,12 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
         size: r.layout.totalBytes,
         kind: 'mailbox',
         ownership: r.owner,
-        meta: { backend: 'shm', delivery: r.delivery, capacity: r.layout.capacity },
+        meta: {
+          backend: 'shm',
+          queue: r.layout.kind === 'ring' ? 'ring' : 'priority',
+          delivery: r.delivery,
+          capacity: r.layout.capacity === Number.POSITIVE_INFINITY ? 'unbounded' : r.layout.capacity,
+        },
         senders: r.senders,
         receivers: r.receivers,
         role: r.role,
@@ -366,9 +460,14 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     return this.layout.maxMessageSize;
   }
 
+  /** 'priority' or 'ring' (the message store chosen at creation). */
+  get queue(): ShmQueueKind {
+    return this.layout.kind === 'ring' ? 'ring' : 'priority';
+  }
+
   /** Messages queued now (a snapshot). */
   get depth(): number {
-    return this.#ring.size;
+    return this.#engine?.depth ?? this.#ring.size;
   }
 
   get closed(): boolean {
@@ -382,6 +481,14 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
    * parked leaves the count one too high.
    */
   stat(): ShmMailboxStat {
+    const e = this.#engine;
+    if (e !== undefined) {
+      return {
+        depth: e.depth,
+        waitingSenders: e.waitingSenders + (this.#slab?.waitingForChunk ?? 0) + this.#sends.waiting,
+        waitingReceivers: e.waitingReceivers,
+      };
+    }
     return {
       depth: this.#ring.size,
       waitingSenders: this.#ring.waitingProducers + (this.#slab?.waitingForChunk ?? 0) + this.#sends.waiting,
@@ -392,8 +499,14 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   // ------------------------------------------------------------------ sending
 
   async send(value: unknown, options: ShmSendOptions = {}): Promise<void> {
-    if (options.priority !== undefined && options.priority !== 0) throw notSupported('priorities');
-    if (options.sync === true) throw notSupported('sync send');
+    const priority = options.priority ?? 0;
+    const sync = options.sync === true;
+    if (this.#engine === undefined) {
+      if (priority !== 0) throw notSupported("priorities with queue 'ring'");
+      if (sync) throw notSupported("sync send with queue 'ring'");
+    } else {
+      intIn(priority, 0, MAX_PRIORITY, 'priority');
+    }
     this.#checkRole('send');
     this.#throwIfClosed();
     if (options.signal?.aborted) throw new AbortError('send aborted', { cause: options.signal.reason });
@@ -409,6 +522,9 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
       );
     }
     const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
+    if (this.#engine !== undefined) {
+      return this.#queueSend(this.#engine, { payload, codec, priority, sync }, options, deadline);
+    }
     if (this.#sends.idle) {
       let sent: boolean;
       try {
@@ -425,7 +541,7 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
           : `${this.name}: earlier sends of this handle are waiting`,
       );
     }
-    await this.#sends.push({ payload, codec }, deadline, options.signal);
+    await this.#sends.push({ payload, codec, priority: 0, sync: false }, deadline, options.signal);
   }
 
   /** Send only if it can complete now; WOULD_BLOCK otherwise. */
@@ -436,11 +552,27 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   // ------------------------------------------------------------------ receiving
 
   async receive(options: ShmReceiveOptions = {}): Promise<ShmMessage> {
-    if (options.ack === true) throw notSupported('acknowledged receive (ack/redelivery)');
+    if (options.ack === true && this.#engine === undefined) {
+      throw notSupported("acknowledged receive (ack/redelivery) with queue 'ring'");
+    }
     this.#checkRole('receive');
     this.#throwIfClosed();
     if (options.signal?.aborted) throw new AbortError('receive aborted', { cause: options.signal.reason });
     const copy = options.copy === true;
+    if (this.#engine !== undefined) {
+      const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
+      try {
+        return await this.#engine.receive({
+          ack: options.ack === true,
+          copy,
+          nonblock: options.nonblock === true,
+          deadline,
+          signal: this.#waitOptions(options.signal, deadline).signal,
+        });
+      } catch (err) {
+        throw this.#mapError(err, options.signal);
+      }
+    }
     const take = (view: Uint8Array): ShmMessage => this.#take(view, copy);
     let msg: ShmMessage | null;
     try {
@@ -502,6 +634,8 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     if (this.#detached) return;
     this.#detach();
     this.#closedError ??= new MailboxClosedError(`handle on ${this.name} closed`);
+    // Unacknowledged and handed-over messages go back before the handle's waits end.
+    if (!this.closed) this.#engine?.close();
     this.#sends.fail(this.#closedError);
     this.#local.abort(this.#closedError);
     this.#segment.close();
@@ -516,6 +650,72 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** The ring (ring kind only: every caller has checked #engine first). */
+  get #ring(): MpmcRing {
+    return this.#ringOrNone as MpmcRing;
+  }
+
+  /**
+   * A send on the priority queue: now if this handle has nothing queued and
+   * the lock, room (and a chunk, for a slab payload) are there; else behind
+   * the handle's earlier sends. A synchronous (or rendezvous) send then
+   * waits until a receiver takes its message.
+   */
+  async #queueSend(
+    engine: QueueEngine,
+    job: PendingSend,
+    options: ShmSendOptions,
+    deadline: number,
+  ): Promise<void> {
+    const nonblock = options.nonblock === true;
+    try {
+      let sent = false;
+      if (this.#sends.idle) {
+        let chunk = -1;
+        const len = job.payload.byteLength;
+        const slab = len > this.layout.mapThreshold;
+        if (slab) {
+          chunk = (this.#slab as Slab).tryAcquire();
+          if (chunk >= 0) (this.#slab as Slab).view(chunk, len).set(job.payload);
+        }
+        try {
+          if (!slab || chunk >= 0)
+            sent = engine.trySend(job, chunk, nonblock, nonblock ? NONBLOCK_LOCK_MS : 0);
+        } finally {
+          if (!sent && chunk >= 0) (this.#slab as Slab).release(chunk);
+        }
+      }
+      if (!sent) {
+        if (nonblock) {
+          throw new WouldBlockError(
+            this.#sends.idle
+              ? `${this.name} has no room (or no free slab chunk)`
+              : `${this.name}: earlier sends of this handle are waiting`,
+          );
+        }
+        await this.#sends.push(job, deadline, options.signal);
+      }
+      if (job.sync || this.layout.capacity === 0) {
+        await engine.awaitTaken(job, deadline, this.#waitOptions(options.signal, deadline).signal);
+      }
+    } catch (err) {
+      throw this.#mapError(err, options.signal);
+    }
+  }
+
+  #queueSendWaiting(
+    engine: QueueEngine,
+    job: PendingSend,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    return engine
+      .sendWaiting(job, deadline, this.#waitOptions(signal, deadline).signal)
+      .catch((err: unknown) => {
+        throw this.#mapError(err, signal);
+      });
+  }
 
   #take(view: Uint8Array, copy: boolean): ShmMessage {
     // A record taken after removal is dropped: the mailbox and its queue are gone.
@@ -672,7 +872,8 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     this.#markedClosed = true;
     this.#closedError ??= new MailboxClosedError(reason);
     Atomics.or(this.#flags, H_FLAGS, FLAG_CLOSED);
-    this.#ring.close();
+    this.#ringOrNone?.close();
+    this.#engine?.wakeAll();
     this.#slab?.close();
     this.#sends.fail(this.#closedError);
     this.emit('closed', this.#closedError);

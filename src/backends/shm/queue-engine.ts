@@ -1,0 +1,480 @@
+/**
+ * QueueEngine: sending and receiving on a shared-memory mailbox of the
+ * queue kind (`queue: 'priority'`), the whole mailbox contract of
+ * core/mailbox-core.ts over SharedQueue (shared-queue.ts): every operation
+ * is a short critical section under the queue's robust mutex, and every
+ * wait is a futex wait off the event loop that honours the caller's
+ * deadline and AbortSignal.
+ *
+ * Contract:
+ * - Capacity N: N slots; a sender waits for a free one (room). Capacity 0
+ *   (rendezvous): a send completes when a receive takes the message; a
+ *   non-blocking one only if a receive is waiting already. 'unbounded':
+ *   senders never wait; the segment's slots are the budget, and a send
+ *   finding none free rejects at once with KERNEL_FULL.
+ * - Priorities 0..31, highest first, FIFO within a priority (accept order).
+ * - Competing delivery: a message goes to the receive that has waited
+ *   longest (rotation over waiting receivers, as the kernel does), else it
+ *   is queued and the next receive takes it. Broadcast: every subscribed
+ *   handle (each handle that may receive subscribes when it opens) reads
+ *   each message; it is freed when all have; capacity bounds the messages
+ *   some subscriber has not read yet. Sent with nobody subscribed, a
+ *   message waits for the first subscriber.
+ * - `ack`: the message stays HELD by this handle until `message.ack()`;
+ *   closing the handle or the death of its process (found by a sweep every
+ *   LIVENESS_MS by any waiting party) redelivers it, ahead of messages
+ *   accepted after it. A message handed to a receive that dies before it
+ *   took it is redelivered the same way. Not with broadcast (NOT_SUPPORTED).
+ * - `sync`: the send resolves once a receive has taken the message (handed
+ *   over counts); on timeout, abort or close it is withdrawn if still queued
+ *   and the send rejects — if it was taken first, the send resolves.
+ * - Races: a receive whose timeout or abort comes after a message was
+ *   handed to it resolves with that message (nothing handed over is lost).
+ */
+import { IpcError, MailboxClosedError, TimeoutError, WouldBlockError } from '../../errors.js';
+import { futexWaitAsync, remaining } from '../../shm/futex.js';
+import { codecName } from '../../wire/payload-codec.js';
+import type { MailboxLayout } from './mailbox-layout.js';
+import { type Holder, SharedQueue, SLOT_SLAB, SLOT_SYNC } from './shared-queue.js';
+import { ShmMessage } from './shm-message.js';
+import type { Slab } from './slab.js';
+
+/** How often waiting parties look for dead holders, waiters and subscribers (ms). */
+export const LIVENESS_MS = 100;
+
+let nextToken = 1;
+
+export interface QueueSendJob {
+  readonly payload: Uint8Array;
+  readonly codec: number;
+  readonly priority: number;
+  readonly sync: boolean;
+  /** Set once the message is in the queue: its slot and the slot's gen then. */
+  slot?: number;
+  gen?: number;
+  /** True if it was handed to a waiting receive already (taken). */
+  taken?: boolean;
+}
+
+export interface QueueReceiveOptions {
+  ack: boolean;
+  copy: boolean;
+  nonblock: boolean;
+  deadline: number;
+  signal: AbortSignal;
+}
+
+export class QueueEngine {
+  readonly #name: string;
+  readonly #layout: MailboxLayout;
+  readonly #q: SharedQueue;
+  readonly #slab: Slab | undefined;
+  readonly #sender: number;
+  readonly #isClosed: () => boolean;
+  readonly #me: Holder;
+  readonly #broadcast: boolean;
+  #subscriber = -1;
+  #lastSweep = 0;
+
+  constructor(
+    name: string,
+    buffer: SharedArrayBuffer,
+    layout: MailboxLayout,
+    slab: Slab | undefined,
+    sender: number,
+    isClosed: () => boolean,
+    receives: boolean,
+  ) {
+    this.#name = name;
+    this.#layout = layout;
+    this.#slab = slab;
+    this.#sender = sender;
+    this.#isClosed = isClosed;
+    this.#me = { pid: process.pid, token: nextToken++ };
+    this.#broadcast = layout.broadcast;
+    this.#q = new SharedQueue(buffer, layout.ringOffset, layout.queueSlots, layout.mapThreshold);
+    if (slab !== undefined) this.#q.releaseChunk = (chunk) => slab.release(chunk);
+    if (this.#broadcast && receives) {
+      this.#lockSync();
+      try {
+        this.#subscribe();
+      } finally {
+        this.#q.mutex.unlock();
+      }
+    }
+  }
+
+  /** Messages queued (rendezvous: not counting those whose sender still waits). */
+  get depth(): number {
+    const q = this.#q;
+    return this.#layout.capacity === 0 ? q.queued - q.syncPending : q.queued;
+  }
+
+  /** Senders parked for room plus synchronous senders waiting for a receiver, in every process. */
+  get waitingSenders(): number {
+    return this.#q.roomWaiters + this.#q.syncPending;
+  }
+
+  get waitingReceivers(): number {
+    return this.#q.waitingReceivers;
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  /**
+   * Queue `job` now if the lock is free and there is room (and, for a slab
+   * payload, the chunk `chunk` holds it already): true if queued. False:
+   * try again with sendWaiting. When the lock is held, wait up to
+   * `lockWaitMs` for it, blocking the thread (critical sections are short). Throws WOULD_BLOCK for a non-blocking
+   * rendezvous send nobody waits for, KERNEL_FULL for an unbounded mailbox
+   * out of slots.
+   */
+  trySend(job: QueueSendJob, chunk: number, nonblock: boolean, lockWaitMs: number): boolean {
+    const m = this.#q.mutex;
+    let r = m.tryLock();
+    if (r === null && lockWaitMs > 0) {
+      try {
+        r = m.lockSync(lockWaitMs);
+      } catch (err) {
+        if (!(err instanceof TimeoutError)) throw err;
+      }
+    }
+    if (r === null) return false;
+    if (r.ownerDied) this.#q.repair();
+    try {
+      this.#throwIfClosed();
+      return this.#enqueueLocked(job, chunk, nonblock);
+    } finally {
+      this.#q.mutex.unlock();
+    }
+  }
+
+  /** Queue `job`, waiting for the lock, a slab chunk and room as `deadline` and `signal` allow. */
+  async sendWaiting(job: QueueSendJob, deadline: number, signal: AbortSignal): Promise<void> {
+    let chunk = -1;
+    const slab = this.#slab;
+    try {
+      if (job.payload.byteLength > this.#layout.mapThreshold) {
+        const s = slab as Slab;
+        chunk = await s.acquire({ timeout: remaining(deadline), signal });
+        s.view(chunk, job.payload.byteLength).set(job.payload);
+      }
+      const [room, at] = this.#q.roomWord();
+      for (;;) {
+        await this.#lock(deadline, signal);
+        let seen: number;
+        try {
+          this.#throwIfClosed();
+          this.#sweepIfDue();
+          if (this.#enqueueLocked(job, chunk, false)) {
+            chunk = -1;
+            return;
+          }
+          seen = Atomics.load(room, at);
+          this.#q.roomWaiting(1);
+        } finally {
+          this.#q.mutex.unlock();
+        }
+        try {
+          const left = remaining(deadline);
+          if (left === 0) throw new TimeoutError(`${this.#name}: operation timed out`);
+          await futexWaitAsync(room, at, seen, { timeout: Math.min(left, LIVENESS_MS), signal });
+        } finally {
+          this.#q.roomWaiting(-1);
+        }
+      }
+    } finally {
+      if (chunk >= 0) slab?.release(chunk);
+    }
+  }
+
+  /**
+   * A synchronous send's message is queued (job.slot): wait until a receive
+   * takes it. On timeout, abort or close, withdraw it if it is still queued
+   * and reject; if a receive took it first, resolve.
+   */
+  async awaitTaken(job: QueueSendJob, deadline: number, signal: AbortSignal): Promise<void> {
+    if (job.taken === true) return;
+    const slot = job.slot as number;
+    const gen = job.gen as number;
+    const [w, at] = this.#q.genWord(slot);
+    for (;;) {
+      if (Atomics.load(w, at) !== gen) return;
+      let failure: unknown;
+      if (this.#isClosed()) failure = new MailboxClosedError(`mailbox ${this.#name} is closed`);
+      else {
+        const left = remaining(deadline);
+        if (left === 0) failure = new TimeoutError(`${this.#name}: operation timed out`);
+        else {
+          try {
+            await futexWaitAsync(w, at, gen, { timeout: Math.min(left, LIVENESS_MS), signal });
+            continue;
+          } catch (err) {
+            failure = err;
+          }
+        }
+      }
+      if (Atomics.load(w, at) !== gen) return;
+      this.#lockSync();
+      let withdrawn: boolean;
+      try {
+        withdrawn = this.#q.withdraw(slot, gen);
+      } finally {
+        this.#q.mutex.unlock();
+      }
+      if (withdrawn) throw failure;
+      return;
+    }
+  }
+
+  // ------------------------------------------------------------------ receiving
+
+  async receive(o: QueueReceiveOptions): Promise<ShmMessage> {
+    if (this.#broadcast) {
+      if (o.ack) {
+        throw new IpcError('NOT_SUPPORTED', 'acknowledged receive is not supported with broadcast delivery');
+      }
+      return this.#receiveBroadcast(o);
+    }
+    const q = this.#q;
+    await this.#lock(o.deadline, o.signal);
+    let entry: number;
+    let order: number;
+    try {
+      this.#throwIfClosed();
+      if (q.taken > 0) this.#sweepIfDue();
+      const i = q.takeNext();
+      if (i >= 0) return this.#consume(i, o);
+      if (o.nonblock) throw new WouldBlockError(`${this.#name} is empty`);
+      entry = q.addWaiter(this.#me);
+      if (entry < 0) throw new IpcError('KERNEL_FULL', `${this.#name}: too many receives waiting`);
+      order = q.entryOrder(entry);
+    } finally {
+      q.mutex.unlock();
+    }
+    const [w, at] = q.wakeWord(entry);
+    for (;;) {
+      let interrupted: unknown;
+      const left = remaining(o.deadline);
+      if (left > 0 && !this.#isClosed()) {
+        try {
+          await futexWaitAsync(w, at, 0, { timeout: Math.min(left, LIVENESS_MS), signal: o.signal });
+        } catch (err) {
+          interrupted = err;
+        }
+      }
+      await this.#lockAlways();
+      try {
+        const out = q.entryOutcome(entry, this.#me, order);
+        if (out >= 0) {
+          q.removeWaiter(entry);
+          return this.#consume(out, o);
+        }
+        if (out === -2) throw new MailboxClosedError(`handle on ${this.#name} closed`);
+        if (this.#isClosed() || interrupted !== undefined || remaining(o.deadline) === 0) {
+          q.removeWaiter(entry);
+          this.#throwIfClosed();
+          throw interrupted ?? new TimeoutError(`${this.#name}: operation timed out`);
+        }
+        this.#sweepIfDue();
+      } finally {
+        q.mutex.unlock();
+      }
+    }
+  }
+
+  async #receiveBroadcast(o: QueueReceiveOptions): Promise<ShmMessage> {
+    const q = this.#q;
+    const [w, at] = q.arrivalWord();
+    for (;;) {
+      await this.#lock(o.deadline, o.signal);
+      let seen: number;
+      let b: number;
+      try {
+        this.#throwIfClosed();
+        this.#sweepIfDue();
+        b = this.#subscribe();
+        const i = q.findFor(b);
+        if (i >= 0) {
+          const r = q.read(i);
+          const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
+          q.clearBit(i, b);
+          return new ShmMessage(
+            bytes,
+            codecName(r.codec),
+            r.sender,
+            this.#name,
+            false,
+            undefined,
+            r.priority,
+          );
+        }
+        if (o.nonblock) throw new WouldBlockError(`${this.#name} is empty`);
+        seen = Atomics.load(w, at);
+        q.subscriberWaiting(b, 1);
+      } finally {
+        q.mutex.unlock();
+      }
+      try {
+        const left = remaining(o.deadline);
+        if (left === 0) throw new TimeoutError(`${this.#name}: operation timed out`);
+        await futexWaitAsync(w, at, seen, { timeout: Math.min(left, LIVENESS_MS), signal: o.signal });
+      } finally {
+        q.subscriberWaiting(b, -1);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** This handle leaves: its unacknowledged and handed-over messages are redelivered, its subscription dropped. */
+  close(): void {
+    this.#lockSync();
+    try {
+      this.#q.release(this.#me, this.#broadcast);
+    } finally {
+      this.#q.mutex.unlock();
+    }
+  }
+
+  /** The mailbox closed (CLOSED is set): wake every waiter in every process. */
+  wakeAll(): void {
+    this.#q.wakeAll();
+  }
+
+  // ------------------------------------------------------------------ internals (lock held)
+
+  #enqueueLocked(job: QueueSendJob, chunk: number, nonblock: boolean): boolean {
+    const q = this.#q;
+    const l = this.#layout;
+    const i = q.alloc();
+    if (i < 0) {
+      if (l.capacity === Number.POSITIVE_INFINITY) {
+        throw new IpcError(
+          'KERNEL_FULL',
+          `${this.#name}: the unbounded mailbox's budget of ${l.queueSlots} messages is full`,
+        );
+      }
+      return false;
+    }
+    const len = job.payload.byteLength;
+    const slab = chunk >= 0;
+    if (slab) (this.#slab as Slab).markQueued(chunk);
+    else q.inline(i, len).set(job.payload);
+    const rendezvous = l.capacity === 0;
+    const sync = job.sync || rendezvous;
+    const mask = this.#broadcast ? q.subscribers : 0;
+    const gen = q.write(
+      i,
+      {
+        priority: job.priority,
+        sender: this.#sender,
+        codec: job.codec,
+        flags: (slab ? SLOT_SLAB : 0) | (sync ? SLOT_SYNC : 0),
+        length: len,
+        chunk: slab ? chunk : 0,
+      },
+      mask,
+    );
+    job.slot = i;
+    job.gen = gen;
+    if (this.#broadcast) {
+      if (q.waitingReceivers > 0) q.announceArrival();
+      return true;
+    }
+    job.taken = q.giveToWaiter(i);
+    if (rendezvous && nonblock && !job.taken) {
+      // Nobody was waiting: the message is withdrawn (its chunk goes back with the slot).
+      q.withdraw(i, gen);
+      throw new WouldBlockError(`${this.#name}: no receiver is waiting (rendezvous)`);
+    }
+    return true;
+  }
+
+  /** Take slot `i` (unlinked or handed to us) for this receive. */
+  #consume(i: number, o: QueueReceiveOptions): ShmMessage {
+    const q = this.#q;
+    const r = q.read(i);
+    const codec = codecName(r.codec);
+    if (o.ack) {
+      q.hold(i, this.#me);
+      const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
+      return new ShmMessage(bytes, codec, r.sender, this.#name, false, undefined, r.priority, () =>
+        this.#ack(i),
+      );
+    }
+    if ((r.flags & SLOT_SLAB) === 0 || o.copy) {
+      const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
+      q.free(i);
+      return new ShmMessage(bytes, codec, r.sender, this.#name, false, undefined, r.priority);
+    }
+    const slab = this.#slab as Slab;
+    slab.lease(r.chunk);
+    q.detachChunk(i);
+    q.free(i);
+    const chunk = r.chunk;
+    return new ShmMessage(
+      slab.lend(chunk, r.length),
+      codec,
+      r.sender,
+      this.#name,
+      true,
+      () => slab.release(chunk),
+      r.priority,
+    );
+  }
+
+  #payload(i: number, flags: number, chunk: number, length: number): Uint8Array {
+    return (flags & SLOT_SLAB) !== 0 ? (this.#slab as Slab).view(chunk, length) : this.#q.inline(i, length);
+  }
+
+  #ack(i: number): void {
+    this.#lockSync();
+    try {
+      if (this.#q.heldBy(i, this.#me)) this.#q.free(i);
+    } finally {
+      this.#q.mutex.unlock();
+    }
+  }
+
+  /** This handle's subscriber bit (subscribing again if a sweep dropped it). */
+  #subscribe(): number {
+    const q = this.#q;
+    if (this.#subscriber >= 0 && q.subscriberIs(this.#subscriber, this.#me)) return this.#subscriber;
+    const b = q.subscribe(this.#me);
+    if (b < 0) throw new IpcError('KERNEL_FULL', `${this.#name}: every broadcast receiver place is taken`);
+    this.#subscriber = b;
+    return b;
+  }
+
+  #sweepIfDue(): void {
+    const now = performance.now();
+    if (now - this.#lastSweep < LIVENESS_MS) return;
+    this.#lastSweep = now;
+    this.#q.sweep(this.#broadcast);
+  }
+
+  #throwIfClosed(): void {
+    if (this.#isClosed()) throw new MailboxClosedError(`mailbox ${this.#name} is closed`);
+  }
+
+  // ------------------------------------------------------------------ the lock
+
+  async #lock(deadline: number, signal: AbortSignal): Promise<void> {
+    const m = this.#q.mutex;
+    const r = m.tryLock() ?? (await m.lock({ timeout: remaining(deadline), signal }));
+    if (r.ownerDied) this.#q.repair();
+  }
+
+  /** The lock for cleanup after a wait: no deadline or signal (critical sections are short). */
+  async #lockAlways(): Promise<void> {
+    const m = this.#q.mutex;
+    const r = m.tryLock() ?? (await m.lock());
+    if (r.ownerDied) this.#q.repair();
+  }
+
+  #lockSync(): void {
+    const r = this.#q.mutex.lockSync();
+    if (r.ownerDied) this.#q.repair();
+  }
+}
