@@ -300,16 +300,16 @@ describe('bad input', () => {
     }
   });
 
-  test('unsupported features fail with NOT_SUPPORTED', async () => {
+  test("queue 'ring': what the ring lacks fails with NOT_SUPPORTED", async () => {
     for (const options of [
-      { capacity: 0 },
-      { capacity: 'unbounded' as const },
-      { delivery: 'broadcast' as const },
+      { queue: 'ring' as const, capacity: 0 },
+      { queue: 'ring' as const, capacity: 'unbounded' as const },
+      { queue: 'ring' as const, delivery: 'broadcast' as const },
     ]) {
       await assert.rejects(ShmMailbox.create(proc, uniqueName('ns'), options), hasCode('NOT_SUPPORTED'));
     }
     const name = uniqueName('mbx');
-    const mb = await ShmMailbox.create(proc, name, { capacity: 1 });
+    const mb = await ShmMailbox.create(proc, name, { queue: 'ring', capacity: 1 });
     await assert.rejects(mb.send('x', { priority: 3 }), hasCode('NOT_SUPPORTED'));
     await assert.rejects(mb.send('x', { sync: true }), hasCode('NOT_SUPPORTED'));
     await assert.rejects(mb.receive({ ack: true }), hasCode('NOT_SUPPORTED'));

@@ -33,6 +33,7 @@
  */
 import { IpcError, MailboxClosedError, TimeoutError, WouldBlockError } from '../../errors.js';
 import { futexWaitAsync, remaining } from '../../shm/futex.js';
+import { currentThreadId } from '../../shm/holder-liveness.js';
 import { codecName } from '../../wire/payload-codec.js';
 import type { MailboxLayout } from './mailbox-layout.js';
 import { type Holder, SharedQueue, SLOT_SLAB, SLOT_SYNC } from './shared-queue.js';
@@ -94,14 +95,7 @@ export class QueueEngine {
     this.#broadcast = layout.broadcast;
     this.#q = new SharedQueue(buffer, layout.ringOffset, layout.queueSlots, layout.mapThreshold);
     if (slab !== undefined) this.#q.releaseChunk = (chunk) => slab.release(chunk);
-    if (this.#broadcast && receives) {
-      this.#lockSync();
-      try {
-        this.#subscribe();
-      } finally {
-        this.#q.mutex.unlock();
-      }
-    }
+    if (this.#broadcast && receives) this.#withLock(() => this.#subscribe());
   }
 
   /** Messages queued (rendezvous: not counting those whose sender still waits). */
@@ -131,16 +125,16 @@ export class QueueEngine {
    */
   trySend(job: QueueSendJob, chunk: number, nonblock: boolean, lockWaitMs: number): boolean {
     const m = this.#q.mutex;
-    let r = m.tryLock();
-    if (r === null && lockWaitMs > 0) {
+    let locked = this.#tryLock();
+    if (!locked && lockWaitMs > 0 && m.owner !== this.#ownerTag()) {
       try {
-        r = m.lockSync(lockWaitMs);
+        if (m.lockSync(lockWaitMs).ownerDied) this.#q.repair();
+        locked = true;
       } catch (err) {
         if (!(err instanceof TimeoutError)) throw err;
       }
     }
-    if (r === null) return false;
-    if (r.ownerDied) this.#q.repair();
+    if (!locked) return false;
     try {
       this.#throwIfClosed();
       return this.#enqueueLocked(job, chunk, nonblock);
@@ -161,7 +155,7 @@ export class QueueEngine {
       }
       const [room, at] = this.#q.roomWord();
       for (;;) {
-        await this.#lock(deadline, signal);
+        if (!this.#tryLock()) await this.#lockSlow(deadline, signal);
         let seen: number;
         try {
           this.#throwIfClosed();
@@ -215,7 +209,7 @@ export class QueueEngine {
         }
       }
       if (Atomics.load(w, at) !== gen) return;
-      this.#lockSync();
+      if (!this.#tryLock()) await this.#lockSlow(Number.POSITIVE_INFINITY, undefined);
       let withdrawn: boolean;
       try {
         withdrawn = this.#q.withdraw(slot, gen);
@@ -237,7 +231,7 @@ export class QueueEngine {
       return this.#receiveBroadcast(o);
     }
     const q = this.#q;
-    await this.#lock(o.deadline, o.signal);
+    if (!this.#tryLock()) await this.#lockSlow(o.deadline, o.signal);
     let entry: number;
     let order: number;
     try {
@@ -263,7 +257,7 @@ export class QueueEngine {
           interrupted = err;
         }
       }
-      await this.#lockAlways();
+      if (!this.#tryLock()) await this.#lockSlow(Number.POSITIVE_INFINITY, undefined);
       try {
         const out = q.entryOutcome(entry, this.#me, order);
         if (out >= 0) {
@@ -287,7 +281,7 @@ export class QueueEngine {
     const q = this.#q;
     const [w, at] = q.arrivalWord();
     for (;;) {
-      await this.#lock(o.deadline, o.signal);
+      if (!this.#tryLock()) await this.#lockSlow(o.deadline, o.signal);
       let seen: number;
       let b: number;
       try {
@@ -329,12 +323,7 @@ export class QueueEngine {
 
   /** This handle leaves: its unacknowledged and handed-over messages are redelivered, its subscription dropped. */
   close(): void {
-    this.#lockSync();
-    try {
-      this.#q.release(this.#me, this.#broadcast);
-    } finally {
-      this.#q.mutex.unlock();
-    }
+    this.#withLock(() => this.#q.release(this.#me, this.#broadcast));
   }
 
   /** The mailbox closed (CLOSED is set): wake every waiter in every process. */
@@ -429,12 +418,9 @@ export class QueueEngine {
   }
 
   #ack(i: number): void {
-    this.#lockSync();
-    try {
+    this.#withLock(() => {
       if (this.#q.heldBy(i, this.#me)) this.#q.free(i);
-    } finally {
-      this.#q.mutex.unlock();
-    }
+    });
   }
 
   /** This handle's subscriber bit (subscribing again if a sweep dropped it). */
@@ -459,22 +445,55 @@ export class QueueEngine {
   }
 
   // ------------------------------------------------------------------ the lock
+  //
+  // The lock is never held across an await: a critical section is
+  // synchronous, and an async acquisition (lock()) resumes holding it with
+  // the section following at once. tryLock first, so an uncontended
+  // operation takes it without yielding.
 
-  async #lock(deadline: number, signal: AbortSignal): Promise<void> {
-    const m = this.#q.mutex;
-    const r = m.tryLock() ?? (await m.lock({ timeout: remaining(deadline), signal }));
+  #tryLock(): boolean {
+    const r = this.#q.mutex.tryLock();
+    if (r === null) return false;
+    if (r.ownerDied) this.#q.repair();
+    return true;
+  }
+
+  async #lockSlow(deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const o: { timeout: number; signal?: AbortSignal } = { timeout: remaining(deadline) };
+    if (signal !== undefined) o.signal = signal;
+    const r = await this.#q.mutex.lock(o);
     if (r.ownerDied) this.#q.repair();
   }
 
-  /** The lock for cleanup after a wait: no deadline or signal (critical sections are short). */
-  async #lockAlways(): Promise<void> {
+  /**
+   * Run `fn` under the lock: now if it can be had (waiting for another
+   * process's short critical section, blocking the thread); later, if an
+   * async acquisition of this same thread is just resuming with it.
+   */
+  #withLock(fn: () => void): void {
     const m = this.#q.mutex;
-    const r = m.tryLock() ?? (await m.lock());
-    if (r.ownerDied) this.#q.repair();
+    if (!this.#tryLock()) {
+      if (m.owner === this.#ownerTag()) {
+        void this.#lockSlow(Number.POSITIVE_INFINITY, undefined).then(() => {
+          try {
+            fn();
+          } finally {
+            m.unlock();
+          }
+        });
+        return;
+      }
+      const r = m.lockSync();
+      if (r.ownerDied) this.#q.repair();
+    }
+    try {
+      fn();
+    } finally {
+      m.unlock();
+    }
   }
 
-  #lockSync(): void {
-    const r = this.#q.mutex.lockSync();
-    if (r.ownerDied) this.#q.repair();
+  #ownerTag(): number {
+    return currentThreadId() & 0x3fffffff;
   }
 }
