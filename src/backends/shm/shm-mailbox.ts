@@ -4,37 +4,50 @@
  * and cleanup of the segment (its segment registry); message data goes
  * through the segment only, never through the kernel process.
  *
- * Contract:
- * - Capacity N (1 .. 2^24): at most N messages are queued; a sender waits
- *   for room (blocking, `nonblock` → WOULD_BLOCK, `timeout` → TIMEOUT,
- *   `signal` → ABORTED; nothing is sent then). Receives wait the same way.
+ * Two message stores, chosen per mailbox at creation (`queue`):
+ * - 'priority' (default): the whole contract, over a priority queue of
+ *   message slots under one robust process-shared mutex (shared-queue.ts,
+ *   driven by queue-engine.ts, where its contract is written out):
+ *   capacity N, 0 (rendezvous) or 'unbounded' (within `budget` slots, then
+ *   KERNEL_FULL at once); priorities 0..31, highest first, FIFO within one;
+ *   round-robin = the longest-waiting receive gets the next message
+ *   (rotation, as the kernel does); broadcast (every handle that may
+ *   receive reads every message); `receive({ack})` with redelivery when the
+ *   receiving handle closes or its process dies; `send({sync})`, which
+ *   resolves once a receiver took the message (withdrawn on timeout/abort).
+ * - 'ring': the lock-free MPMC ring (shm/mpmc-ring.ts), the fast path:
+ *   capacity 1 .. 2^24, priority 0, competing receivers with no rotation
+ *   (`round-robin` and `arbitrary` both mean this), no ack, no sync send
+ *   (those fail NOT_SUPPORTED).
+ *
+ * Common to both:
+ * - Waits: blocking, `nonblock` → WOULD_BLOCK, `timeout` → TIMEOUT, `signal`
+ *   → ABORTED; nothing is sent or taken when they reject.
  * - FIFO per sender handle: sends from one handle complete, and are
- *   delivered, in call order, whatever each waits for (room, a slab chunk):
- *   while one of them waits the later ones queue behind it in the handle
- *   (send-queue.ts), and a non-blocking send finds WOULD_BLOCK. Across
- *   handles, the order in which their writes claimed a place in the ring.
- *   Priority 0 only.
- * - Competing receivers (`round-robin` and `arbitrary` both mean this): each
- *   message goes to exactly one receiver, whichever takes it next; there is
- *   no rotation. `exclusive`: the kernel lets one receiver attach.
- * - Payloads up to `mapThreshold` bytes are copied through the ring (the
- *   receiver gets a private copy). Larger ones are written once into a slab
- *   chunk and the receiver gets a view of shared memory (`message.mapped`):
- *   read-only by contract, lent until `message.release()` (or dispose) or
- *   until no view of it is reachable (shm-message.ts); `message.copy()`
- *   makes a private one, and `message.data` is always private.
- * - No place and no chunk is lost to a process that dies while it waits:
- *   capacity is the message ring's own claim check (nothing is taken before
- *   a cell is claimed), and chunks held by dead processes are reclaimed
- *   (slab.ts). Only a death inside a ring operation's few instructions
- *   between claiming a cell and publishing or freeing it stops the mailbox.
+ *   delivered (within one priority), in call order, whatever each waits for
+ *   (room, a slab chunk): while one of them waits the later ones queue
+ *   behind it in the handle (send-queue.ts), and a non-blocking send finds
+ *   WOULD_BLOCK.
+ * - `exclusive`: the kernel lets one receiver attach.
+ * - Payloads up to `mapThreshold` bytes are copied (the receiver gets a
+ *   private copy). Larger ones are written once into a slab chunk and the
+ *   receiver gets a view of shared memory (`message.mapped`): read-only by
+ *   contract, lent until `message.release()` (or dispose) or until no view
+ *   of it is reachable (shm-message.ts); `message.copy()` makes a private
+ *   one, and `message.data` is always private. (Received with `ack`, or
+ *   from a broadcast, a payload is always copied: the slot keeps it.)
+ * - Processes that die: a sender that dies while it waits holds no place,
+ *   and chunks held by dead processes are reclaimed (slab.ts). On the ring,
+ *   only a death inside a ring operation's few instructions between
+ *   claiming a cell and publishing or freeing it stops the mailbox. On the
+ *   priority queue, a death while holding the lock is taken over by the
+ *   next locker, which rebuilds the lists from the slot states: at most the
+ *   message being sent then is lost (its send never resolved).
  * - Closing: when the kernel removes the segment (owner removed it or the
  *   owning process exited), every attached process sets CLOSED in the
- *   header (the closed word, idempotent) and closes the rings, which wakes
- *   every futex waiter in every process; pending and later operations
- *   reject with MAILBOX_CLOSED.
- * - Not supported (NOT_SUPPORTED): capacity 0 (rendezvous) and unbounded,
- *   broadcast delivery, priorities other than 0, ack/redelivery, sync send.
+ *   header (the closed word, idempotent) and wakes every waiter of the
+ *   store in every process; pending and later operations reject with
+ *   MAILBOX_CLOSED.
  */
 
 import { EventEmitter } from 'node:events';
