@@ -146,6 +146,31 @@ describe('rendezvous', () => {
     await mb.delete();
   });
 
+  test('a refused non-blocking rendezvous send of a slab payload gives its chunk back exactly once', async () => {
+    const name = uniqueName('rdvslab');
+    const mb = await ShmMailbox.create(proc, name, { capacity: 0, maxMessageSize: 65536, slabChunks: 1 });
+    await assert.rejects(mb.send(Buffer.alloc(10_000, 1), { nonblock: true }), hasCode('WOULD_BLOCK'));
+    const first = mb.receive({ timeout: 10_000 });
+    await waitFor(() => mb.stat().waitingReceivers === 1, 10_000, 'the receiver to wait');
+    await mb.send(Buffer.alloc(10_000, 2), { nonblock: true });
+    const held = await first;
+    assert.equal(held.mapped, true);
+    const second = mb.receive({ timeout: 10_000 });
+    await waitFor(() => mb.stat().waitingReceivers === 1, 10_000, 'the receiver to wait');
+    await assert.rejects(
+      mb.send(Buffer.alloc(10_000, 3), { nonblock: true }),
+      hasCode('WOULD_BLOCK'),
+      'the only chunk is lent to the held message',
+    );
+    assert.equal(held.bytes[0], 2, 'the held view is unchanged');
+    held.release();
+    await mb.send(Buffer.alloc(10_000, 4), { nonblock: true });
+    const m = await second;
+    assert.equal(m.bytes[0], 4);
+    m.release();
+    await mb.delete();
+  });
+
   test('a synchronous send that times out is withdrawn; one taken in time resolves', async () => {
     const name = uniqueName('sync');
     const mb = await ShmMailbox.create(proc, name, { capacity: 4 });

@@ -373,7 +373,9 @@ export class QueueEngine {
     }
     job.taken = q.giveToWaiter(i);
     if (rendezvous && nonblock && !job.taken) {
-      // Nobody was waiting: the message is withdrawn (its chunk goes back with the slot).
+      // Nobody was waiting: the message is withdrawn; a slab chunk stays the
+      // caller's (it gives it back once, on the WOULD_BLOCK).
+      if (slab) q.detachChunk(i);
       q.withdraw(i, gen);
       throw new WouldBlockError(`${this.#name}: no receiver is waiting (rendezvous)`);
     }
