@@ -36,12 +36,15 @@ import { futexWaitAsync, remaining } from '../../shm/futex.js';
 import { currentThreadId } from '../../shm/holder-liveness.js';
 import { codecName } from '../../wire/payload-codec.js';
 import type { MailboxLayout } from './mailbox-layout.js';
-import { type Holder, SharedQueue, SLOT_SLAB, SLOT_SYNC } from './shared-queue.js';
+import { type Holder, SharedQueue, SLOT_SLAB, SLOT_SYNC, type SlotRecord } from './shared-queue.js';
 import { ShmMessage } from './shm-message.js';
 import type { Slab } from './slab.js';
 
 /** How often waiting parties look for dead holders, waiters and subscribers (ms). */
 export const LIVENESS_MS = 100;
+
+/** Loads of the lock word before an acquisition gives up spinning (each a few ns). */
+const LOCK_SPIN = 2000;
 
 let nextToken = 1;
 
@@ -76,6 +79,9 @@ export class QueueEngine {
   readonly #broadcast: boolean;
   #subscriber = -1;
   #lastSweep = 0;
+  /** Scratch records for the slot being written / read (only inside one critical section). */
+  readonly #out: SlotRecord = { priority: 0, sender: 0, codec: 0, flags: 0, length: 0, chunk: 0 };
+  readonly #in: SlotRecord = { priority: 0, sender: 0, codec: 0, flags: 0, length: 0, chunk: 0 };
 
   constructor(
     name: string,
@@ -164,8 +170,8 @@ export class QueueEngine {
             chunk = -1;
             return;
           }
-          seen = Atomics.load(room, at);
           this.#q.roomWaiting(1);
+          seen = Atomics.load(room, at);
         } finally {
           this.#q.mutex.unlock();
         }
@@ -290,7 +296,7 @@ export class QueueEngine {
         b = this.#subscribe();
         const i = q.findFor(b);
         if (i >= 0) {
-          const r = q.read(i);
+          const r = q.read(i, this.#in);
           const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
           q.clearBit(i, b);
           return new ShmMessage(
@@ -353,18 +359,14 @@ export class QueueEngine {
     const rendezvous = l.capacity === 0;
     const sync = job.sync || rendezvous;
     const mask = this.#broadcast ? q.subscribers : 0;
-    const gen = q.write(
-      i,
-      {
-        priority: job.priority,
-        sender: this.#sender,
-        codec: job.codec,
-        flags: (slab ? SLOT_SLAB : 0) | (sync ? SLOT_SYNC : 0),
-        length: len,
-        chunk: slab ? chunk : 0,
-      },
-      mask,
-    );
+    const r = this.#out;
+    r.priority = job.priority;
+    r.sender = this.#sender;
+    r.codec = job.codec;
+    r.flags = (slab ? SLOT_SLAB : 0) | (sync ? SLOT_SYNC : 0);
+    r.length = len;
+    r.chunk = slab ? chunk : 0;
+    const gen = q.write(i, r, mask);
     job.slot = i;
     job.gen = gen;
     if (this.#broadcast) {
@@ -385,7 +387,7 @@ export class QueueEngine {
   /** Take slot `i` (unlinked or handed to us) for this receive. */
   #consume(i: number, o: QueueReceiveOptions): ShmMessage {
     const q = this.#q;
-    const r = q.read(i);
+    const r = q.read(i, this.#in);
     const codec = codecName(r.codec);
     if (o.ack) {
       q.hold(i, this.#me);
@@ -453,11 +455,22 @@ export class QueueEngine {
   // the section following at once. tryLock first, so an uncontended
   // operation takes it without yielding.
 
+  /**
+   * Take the lock if it can be had within a short spin: a held lock is
+   * watched with plain loads (a tryLock on a held lock checks the holder's
+   * liveness, a syscall), and tried again once it reads free. Critical
+   * sections last about a microsecond, so this mostly beats parking.
+   */
   #tryLock(): boolean {
-    const r = this.#q.mutex.tryLock();
-    if (r === null) return false;
-    if (r.ownerDied) this.#q.repair();
-    return true;
+    const m = this.#q.mutex;
+    for (let k = 0; k < LOCK_SPIN; k++) {
+      if (k > 0 && m.owner !== 0) continue;
+      const r = m.tryLock();
+      if (r === null) continue;
+      if (r.ownerDied) this.#q.repair();
+      return true;
+    }
+    return false;
   }
 
   async #lockSlow(deadline: number, signal: AbortSignal | undefined): Promise<void> {

@@ -20,6 +20,10 @@
  *                        freed; senders waiting for room park on it
  *   +132   ROOM_WAITERS i32 senders parked on F_ROOM (Atomics.add; a process
  *                        killed while parked leaves it one too high)
+ *   +136   ROOM_WANTED i32 1 once a sender is about to park on F_ROOM (stored
+ *                        under the lock); the next free() exchanges it to 0
+ *                        and wakes them all — one wake syscall per parking,
+ *                        not one per slot freed while they are waking up
  *   +192   F_ARRIVAL i32 futex word, bumped on every broadcast send
  *   +256   heads    i32 × 32   first slot of priority p's list (-1: empty)
  *   +384   tails    i32 × 32   last slot of priority p's list
@@ -83,6 +87,7 @@ const C_WAITING = 6;
 const C_SUBS = 7;
 const F_ROOM = 128 / 4;
 const ROOM_WAITERS = 132 / 4;
+const ROOM_WANTED = 136 / 4;
 const F_ARRIVAL = 192 / 4;
 const HEADS = 256 / 4;
 const TAILS = 384 / 4;
@@ -262,19 +267,18 @@ export class SharedQueue {
     return Atomics.load(w, at + S_GEN);
   }
 
-  /** What slot `i` holds. */
-  read(i: number): SlotRecord {
+  /** What slot `i` holds, into `into` (a caller's scratch record: no allocation per message). */
+  read(i: number, into: SlotRecord): SlotRecord {
     const w = this.#w;
     const at = this.#slotWord(i);
     const meta = w[at + S_META] as number;
-    return {
-      priority: w[at + S_PRIO] as number,
-      sender: w[at + S_SENDER] as number,
-      codec: meta & 0xff,
-      flags: meta >>> 8,
-      length: w[at + S_LEN] as number,
-      chunk: w[at + S_CHUNK] as number,
-    };
+    into.priority = w[at + S_PRIO] as number;
+    into.sender = w[at + S_SENDER] as number;
+    into.codec = meta & 0xff;
+    into.flags = meta >>> 8;
+    into.length = w[at + S_LEN] as number;
+    into.chunk = w[at + S_CHUNK] as number;
+    return into;
   }
 
   state(i: number): number {
@@ -329,7 +333,8 @@ export class SharedQueue {
     w[at + S_NEXT] = this.#c(C_FREE);
     this.#setC(C_FREE, i);
     Atomics.add(w, F_ROOM, 1);
-    if (Atomics.load(w, ROOM_WAITERS) > 0) futexWake(w, F_ROOM, Number.MAX_SAFE_INTEGER);
+    if (Atomics.load(w, ROOM_WANTED) !== 0 && Atomics.exchange(w, ROOM_WANTED, 0) !== 0)
+      futexWake(w, F_ROOM, Number.MAX_SAFE_INTEGER);
   }
 
   /** The receiver of slot `i` takes its slab chunk over (it leases it): freeing the slot no longer releases it. */
@@ -545,9 +550,14 @@ export class SharedQueue {
     return [this.#w, F_ROOM];
   }
 
-  /** Count a sender parking on F_ROOM (+1) or leaving it (-1); no lock needed. */
+  /**
+   * Count a sender parking on F_ROOM (+1, under the lock, before it reads
+   * the word it will park on: it also asks the next free() for a wake) or
+   * leaving it (-1, no lock needed).
+   */
   roomWaiting(delta: number): void {
     Atomics.add(this.#w, ROOM_WAITERS, delta);
+    if (delta > 0) Atomics.store(this.#w, ROOM_WANTED, 1);
   }
 
   // ------------------------------------------------------------ owners leaving
