@@ -32,7 +32,7 @@
  *   handed to it resolves with that message (nothing handed over is lost).
  */
 import { IpcError, MailboxClosedError, TimeoutError, WouldBlockError } from '../../errors.js';
-import { futexWaitAsync, remaining } from '../../shm/futex.js';
+import { futexWaitAsync, remaining, spinWhile } from '../../shm/futex.js';
 import { currentThreadId } from '../../shm/holder-liveness.js';
 import { codecName } from '../../wire/payload-codec.js';
 import type { MailboxLayout } from './mailbox-layout.js';
@@ -253,10 +253,14 @@ export class QueueEngine {
       q.mutex.unlock();
     }
     const [w, at] = q.wakeWord(entry);
+    // A hand-over from a sender that is on a CPU comes within microseconds;
+    // parking (a wake through the addon's waiter thread) costs ~100 µs.
+    let spun = spinWhile(w, at, 0);
     for (;;) {
       let interrupted: unknown;
       const left = remaining(o.deadline);
-      if (left > 0 && !this.#isClosed()) {
+      if (spun) spun = false;
+      else if (left > 0 && !this.#isClosed()) {
         try {
           await futexWaitAsync(w, at, 0, { timeout: Math.min(left, LIVENESS_MS), signal: o.signal });
         } catch (err) {
