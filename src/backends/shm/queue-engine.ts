@@ -281,6 +281,13 @@ export class QueueEngine {
           throw interrupted ?? new TimeoutError(`${this.#name}: operation timed out`);
         }
         this.#sweepIfDue();
+        // Messages queued while this receive waits were not handed over
+        // (the queue was rebuilt after a lock holder died): take one.
+        const i = q.entryOutcome(entry, this.#me, order) === -1 ? q.takeNext() : -1;
+        if (i >= 0) {
+          q.removeWaiter(entry);
+          return this.#consume(i, o);
+        }
       } finally {
         q.mutex.unlock();
       }
