@@ -237,6 +237,26 @@ describe('processes SIGKILLed mid-operation do not wedge the mailbox', () => {
     assert.equal((await mb.receive({ timeout: 10_000 })).data, 'after');
     await mb.delete();
   });
+
+  test('a process killed holding the lock with the queue half-updated: the next locker rebuilds it, nothing queued is lost', async () => {
+    const name = uniqueName('repair');
+    const mb = await ShmMailbox.create(proc, name, { capacity: 3 });
+    await mb.send('queued before', { priority: 0 });
+    await mb.send('urgent', { priority: 5 });
+    const holder = child(['corrupt-lock', name]);
+    await holder.waitForLine('locked');
+    holder.kill();
+    await holder.exited;
+    assert.equal((await mb.receive({ timeout: 10_000 })).data, 'urgent');
+    assert.equal((await mb.receive({ timeout: 10_000 })).data, 'queued before');
+    for (let i = 0; i < 3; i++) await mb.send(i, { nonblock: true });
+    await assert.rejects(
+      mb.send('fourth', { nonblock: true }),
+      hasCode('WOULD_BLOCK'),
+      'capacity is 3 again',
+    );
+    await mb.delete();
+  });
 });
 
 describe('unbounded', () => {
