@@ -534,7 +534,7 @@ const SCENARIOS: Scenario[] = [
   {
     id: 'shm-mailbox-ring-rt',
     group: '(f) parked round trip, 2 processes',
-    label: "ShmMailbox queue 'ring': send, then async receive (parks), both sides, p50",
+    label: "ShmMailbox queue 'ring': send, then async receive (spins, then parks), both sides, p50",
     unit: 'µs',
     run: shmMailboxRoundTrip('ring'),
     goal: {
@@ -548,7 +548,7 @@ const SCENARIOS: Scenario[] = [
   {
     id: 'shm-mailbox-priority-rt',
     group: '(f) parked round trip, 2 processes',
-    label: "ShmMailbox queue 'priority': send, then async receive (parks), both sides, p50",
+    label: "ShmMailbox queue 'priority': send, then async receive (spins, then parks), both sides, p50",
     unit: 'µs',
     run: shmMailboxRoundTrip('priority'),
     goal: {

@@ -261,6 +261,7 @@ export class QueueEngine {
       const left = remaining(o.deadline);
       if (spun) spun = false;
       else if (left > 0 && !this.#isClosed()) {
+        q.parking(entry);
         try {
           await futexWaitAsync(w, at, 0, { timeout: Math.min(left, LIVENESS_MS), signal: o.signal });
         } catch (err) {

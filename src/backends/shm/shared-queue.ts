@@ -35,6 +35,12 @@
  *            +12 order arrival number: the oldest WAITING entry is served first
  *            +16 slot  GIVEN: the slot handed over
  *            +20 wake  futex word: 0 while waiting, 1 once GIVEN (stored by the giver)
+ *            +24 parked 1 once the receive is about to park on `wake` (stored
+ *                      by it, no lock): the giver stores `wake` then reads
+ *                      `parked` and makes the wake syscall only if it is set;
+ *                      the receive stores `parked` then parks only while
+ *                      `wake` is 0 — with sequentially consistent atomics one
+ *                      of them sees the other's store, so no wake is lost
  *   then   subscriber entries (broadcast): SUBSCRIBERS × 16 bytes, under the lock:
  *            +0 pid (0: free), +4 token, +8 waiting (receives parked on F_ARRIVAL)
  *   then   slots: `slots` × stride (64 + inline bytes, 64-aligned). Header words:
@@ -99,6 +105,7 @@ const R_TOKEN = 2;
 const R_ORDER = 3;
 const R_SLOT = 4;
 const R_WAKE = 5;
+const R_PARKED = 6;
 const SUBS_AT = RECEIVERS_AT + RECEIVERS * R_WORDS * 4;
 const U_WORDS = 4;
 const U_PID = 0;
@@ -417,7 +424,7 @@ export class SharedQueue {
       w[at + R_STATE] = ENTRY_GIVEN;
       this.#addC(C_WAITING, -1);
       Atomics.store(w, at + R_WAKE, 1);
-      futexWake(w, at + R_WAKE, 1);
+      if (Atomics.load(w, at + R_PARKED) !== 0) futexWake(w, at + R_WAKE, 1);
       return true;
     }
   }
@@ -434,6 +441,7 @@ export class SharedQueue {
       this.#setC(C_SEQ, (seq + 1) | 0);
       w[at + R_ORDER] = seq;
       w[at + R_SLOT] = NONE;
+      Atomics.store(w, at + R_PARKED, 0);
       Atomics.store(w, at + R_WAKE, 0);
       w[at + R_STATE] = ENTRY_WAITING;
       this.#addC(C_WAITING, 1);
@@ -445,6 +453,11 @@ export class SharedQueue {
   /** The futex word entry `e` parks on (and its index). */
   wakeWord(e: number): [Int32Array, number] {
     return [this.#w, this.#r(e) + R_WAKE];
+  }
+
+  /** Entry `e`'s receive is about to park on its wake word (no lock: see the layout). */
+  parking(e: number): void {
+    Atomics.store(this.#w, this.#r(e) + R_PARKED, 1);
   }
 
   /** Entry `e` if it is still `h`'s with arrival `order`: its slot when GIVEN, -1 when WAITING, -2 when gone. */
