@@ -223,6 +223,35 @@ describe('processes SIGKILLed mid-operation do not wedge the mailbox', () => {
     await mb.delete();
   });
 
+  test('a rendezvous sender killed while it waits: its message is dropped and no longer counts as a waiting sender', async () => {
+    const name = uniqueName('deadrdv');
+    const mb = await ShmMailbox.create(proc, name, { capacity: 0 });
+    const dead = child(['send-wait', name, '"never handed over"']);
+    await dead.waitForLine('sending');
+    await waitFor(() => mb.stat().waitingSenders === 1, 10_000, 'the sender to wait');
+    dead.kill();
+    await dead.exited;
+    await assert.rejects(mb.receive({ timeout: 300 }), hasCode('TIMEOUT'), 'the dead send never completed');
+    assert.equal(mb.stat().waitingSenders, 0);
+    const live = child(['send-wait', name, '"from the living"']);
+    assert.equal((await mb.receive({ timeout: 10_000 })).data, 'from the living');
+    await live.waitForLine('sent');
+    await mb.delete();
+  });
+
+  test('a synchronous sender killed while it waits: its accepted message is still delivered', async () => {
+    const name = uniqueName('deadsync');
+    const mb = await ShmMailbox.create(proc, name, { capacity: 4 });
+    const dead = child(['send-wait', name, '"accepted"', 'sync']);
+    await dead.waitForLine('sending');
+    await waitFor(() => mb.stat().waitingSenders === 1 && mb.depth === 1, 10_000, 'the sync sender to wait');
+    dead.kill();
+    await dead.exited;
+    assert.equal((await mb.receive({ timeout: 10_000 })).data, 'accepted');
+    assert.equal(mb.stat().waitingSenders, 0);
+    await mb.delete();
+  });
+
   test('a process killed while it holds the queue lock: the others take the lock over and carry on', async () => {
     const name = uniqueName('deadlock');
     const mb = await ShmMailbox.create(proc, name, { capacity: 4 });

@@ -242,7 +242,7 @@ export class QueueEngine {
     let order: number;
     try {
       this.#throwIfClosed();
-      if (q.taken > 0) this.#sweepIfDue();
+      if (q.taken > 0 || q.syncPending > 0) this.#sweepIfDue();
       const i = q.takeNext();
       if (i >= 0) return this.#consume(i, o);
       if (o.nonblock) throw new WouldBlockError(`${this.#name} is empty`);
@@ -453,7 +453,7 @@ export class QueueEngine {
     const now = performance.now();
     if (now - this.#lastSweep < LIVENESS_MS) return;
     this.#lastSweep = now;
-    this.#q.sweep(this.#broadcast);
+    this.#q.sweep(this.#broadcast, this.#layout.capacity === 0);
   }
 
   #throwIfClosed(): void {

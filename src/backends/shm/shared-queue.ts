@@ -54,6 +54,7 @@
  *            +44 gen     futex word: bumped when the message is taken by a
  *                        receiver (a synchronous sender parks on it)
  *            +48 mask    broadcast: subscriber bits still to read it
+ *            +52 syncPid OS pid of the synchronous sender waiting for it (SYNC)
  *            +64 inline payload (flags & SLOT_SLAB clear)
  *          Written by the lock holder only, except `gen` (read by parked
  *          senders without the lock).
@@ -127,6 +128,7 @@ const S_HOLDER = 9;
 const S_TOKEN = 10;
 const S_GEN = 11;
 const S_MASK = 12;
+const S_SYNC_PID = 13;
 
 export const SLOT_FREE = 0;
 export const SLOT_QUEUED = 1;
@@ -263,6 +265,7 @@ export class SharedQueue {
     w[at + S_LEN] = r.length;
     w[at + S_CHUNK] = r.chunk;
     w[at + S_MASK] = mask;
+    w[at + S_SYNC_PID] = (r.flags & SLOT_SYNC) !== 0 ? process.pid : 0;
     w[at + S_HOLDER] = 0;
     w[at + S_TOKEN] = 0;
     const seq = this.#c(C_SEQ);
@@ -606,10 +609,26 @@ export class SharedQueue {
 
   /**
    * Find processes that died holding messages, waiting, or subscribed, and
-   * release what they held (each distinct pid is checked once).
+   * release what they held (each distinct pid is checked once). A
+   * synchronous sender that died waiting: its message stays queued (it was
+   * accepted) but no longer counts as a waiting sender — except in a
+   * rendezvous, where a message never waits without its sender: it is
+   * dropped, as the kernel drops a dead process's blocked send.
    */
-  sweep(broadcast: boolean): void {
+  sweep(broadcast: boolean, rendezvous: boolean): void {
     const w = this.#w;
+    if (this.#c(C_SYNC) > 0) {
+      for (let i = 0; i < this.slots; i++) {
+        if (this.state(i) !== SLOT_QUEUED || (this.#meta(i) & (SLOT_SYNC << 8)) === 0) continue;
+        const at = this.#slotWord(i);
+        if (alive(w[at + S_SYNC_PID] as number)) continue;
+        if (rendezvous) this.withdraw(i, Atomics.load(w, at + S_GEN));
+        else {
+          this.#s(i, S_META, this.#meta(i) & ~(SLOT_SYNC << 8));
+          this.#addC(C_SYNC, -1);
+        }
+      }
+    }
     const pids = new Set<number>();
     for (let e = 0; e < RECEIVERS; e++) {
       const at = this.#r(e);
