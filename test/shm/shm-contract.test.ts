@@ -103,6 +103,31 @@ describe('broadcast', () => {
   });
 });
 
+describe('broadcast with ack', () => {
+  test('an unacknowledged copy of the last subscriber, SIGKILLed, goes to the next subscriber; an acknowledged one is gone', async () => {
+    const name = uniqueName('bcack');
+    const mb = await ShmMailbox.create(proc, name, { capacity: 4, delivery: 'broadcast', role: 'send' });
+    const dead = child(['recv-ack', name]);
+    await waitFor(() => mb.stat().waitingReceivers === 1, 10_000, 'the subscriber to wait');
+    await mb.send('copy');
+    assert.equal(await dead.line('holding '), 'holding "copy"');
+    dead.kill();
+    await dead.exited;
+    const next = await ShmMailbox.open(proc, name, 'receive');
+    const again = await next.receive({ ack: true, timeout: 10_000 });
+    assert.equal(again.data, 'copy');
+    again.ack();
+    await next.close();
+    const later = await ShmMailbox.open(proc, name, 'receive');
+    await assert.rejects(
+      later.receive({ timeout: 200 }),
+      hasCode('TIMEOUT'),
+      'the acknowledged copy is not delivered again',
+    );
+    await mb.delete();
+  });
+});
+
 describe('priorities', () => {
   test('messages a process sent with priorities 0..31 arrive highest first, FIFO within a priority', async () => {
     const name = uniqueName('prio');

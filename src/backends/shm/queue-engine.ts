@@ -24,7 +24,10 @@
  *   closing the handle or the death of its process (found by a sweep every
  *   LIVENESS_MS by any waiting party) redelivers it, ahead of messages
  *   accepted after it. A message handed to a receive that dies before it
- *   took it is redelivered the same way. Not with broadcast (NOT_SUPPORTED).
+ *   took it is redelivered the same way. Broadcast: a copy is its
+ *   receiver's; an unacknowledged one is dropped when its receiver leaves,
+ *   unless no subscriber is left, when it waits for the next one (the
+ *   kernel's rule for broadcast copies).
  * - `sync`: the send resolves once a receive has taken the message (handed
  *   over counts); on timeout, abort or close it is withdrawn if still queued
  *   and the send rejects — if it was taken first, the send resolves.
@@ -101,7 +104,14 @@ export class QueueEngine {
     this.#broadcast = layout.broadcast;
     this.#q = new SharedQueue(buffer, layout.ringOffset, layout.queueSlots, layout.mapThreshold);
     if (slab !== undefined) this.#q.releaseChunk = (chunk) => slab.release(chunk);
-    if (this.#broadcast && receives) this.#withLock(() => this.#subscribe());
+    // Departed subscribers are swept first: a copy one of them left
+    // unacknowledged, as the last subscriber, comes to this one.
+    if (this.#broadcast && receives) {
+      this.#withLock(() => {
+        this.#q.sweep(true, false);
+        this.#subscribe();
+      });
+    }
   }
 
   /** Messages queued (rendezvous: not counting those whose sender still waits). */
@@ -230,12 +240,7 @@ export class QueueEngine {
   // ------------------------------------------------------------------ receiving
 
   async receive(o: QueueReceiveOptions): Promise<ShmMessage> {
-    if (this.#broadcast) {
-      if (o.ack) {
-        throw new IpcError('NOT_SUPPORTED', 'acknowledged receive is not supported with broadcast delivery');
-      }
-      return this.#receiveBroadcast(o);
-    }
+    if (this.#broadcast) return this.#receiveBroadcast(o);
     const q = this.#q;
     if (!this.#tryLock()) await this.#lockSlow(o.deadline, o.signal);
     let entry: number;
@@ -310,7 +315,9 @@ export class QueueEngine {
         if (i >= 0) {
           const r = q.read(i, this.#in);
           const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
-          q.clearBit(i, b);
+          const seq = q.seqOf(i);
+          q.clearBit(i, b, o.ack);
+          const ack = o.ack ? () => this.#withLock(() => q.ackCopy(i, b, seq)) : undefined;
           return new ShmMessage(
             bytes,
             codecName(r.codec),
@@ -319,6 +326,7 @@ export class QueueEngine {
             false,
             undefined,
             r.priority,
+            ack,
           );
         }
         if (o.nonblock) throw new WouldBlockError(`${this.#name} is empty`);

@@ -55,6 +55,9 @@
  *                        receiver (a synchronous sender parks on it)
  *            +48 mask    broadcast: subscriber bits still to read it
  *            +52 syncPid OS pid of the synchronous sender waiting for it (SYNC)
+ *            +56 held    broadcast: subscriber bits that read it with ack and
+ *                        have not acknowledged it (the message stays while
+ *                        `mask | held` is not 0)
  *            +64 inline payload (flags & SLOT_SLAB clear)
  *          Written by the lock holder only, except `gen` (read by parked
  *          senders without the lock).
@@ -129,6 +132,7 @@ const S_TOKEN = 10;
 const S_GEN = 11;
 const S_MASK = 12;
 const S_SYNC_PID = 13;
+const S_HELD = 14;
 
 export const SLOT_FREE = 0;
 export const SLOT_QUEUED = 1;
@@ -265,6 +269,7 @@ export class SharedQueue {
     w[at + S_LEN] = r.length;
     w[at + S_CHUNK] = r.chunk;
     w[at + S_MASK] = mask;
+    w[at + S_HELD] = 0;
     w[at + S_SYNC_PID] = (r.flags & SLOT_SYNC) !== 0 ? process.pid : 0;
     w[at + S_HOLDER] = 0;
     w[at + S_TOKEN] = 0;
@@ -502,14 +507,25 @@ export class SharedQueue {
     return NONE;
   }
 
-  /** Drop subscriber `b`: its bit leaves every message, and messages nobody else still has to read are freed. */
+  /**
+   * Drop subscriber `b`: its bits leave every message, and messages nobody
+   * else still has to read are freed — except a copy it held unacknowledged
+   * when no subscriber is left at all: that one stays, as backlog for the
+   * next subscriber (the kernel's requeue of a broadcast copy).
+   */
   unsubscribe(b: number): void {
     const bit = 1 << b;
-    this.#setC(C_SUBS, this.#c(C_SUBS) & ~bit);
+    const left = this.#c(C_SUBS) & ~bit;
+    this.#setC(C_SUBS, left);
     this.#w[this.#u(b) + U_PID] = 0;
     this.#eachQueued((i) => {
-      const m = this.#s(i, S_MASK);
-      if ((m & bit) !== 0) this.clearBit(i, b);
+      const held = this.#s(i, S_HELD);
+      if ((held & bit) !== 0) {
+        this.#s(i, S_HELD, held & ~bit);
+        if (left === 0) return;
+        this.#freeIfRead(i);
+      }
+      if ((this.#s(i, S_MASK) & bit) !== 0) this.clearBit(i, b);
     });
   }
 
@@ -531,14 +547,34 @@ export class SharedQueue {
     return NONE;
   }
 
-  /** Subscriber `b` has read slot `i`; the message is freed when every subscriber has. True if freed. */
-  clearBit(i: number, b: number): boolean {
-    const m = this.#s(i, S_MASK) & ~(1 << b);
-    this.#s(i, S_MASK, m);
-    if (m !== 0) return false;
+  /**
+   * Subscriber `b` has read slot `i` (with `ack`: holds it until ackCopy);
+   * the message is freed once every subscriber has read and acknowledged it.
+   */
+  clearBit(i: number, b: number, ack = false): void {
+    this.#s(i, S_MASK, this.#s(i, S_MASK) & ~(1 << b));
+    if (ack) this.#s(i, S_HELD, this.#s(i, S_HELD) | (1 << b));
+    this.#freeIfRead(i);
+  }
+
+  /** Subscriber `b` acknowledges the copy it holds of slot `i`, if the slot still holds message `seq`. */
+  ackCopy(i: number, b: number, seq: number): void {
+    if (this.state(i) !== SLOT_QUEUED || this.#s(i, S_SEQ) !== seq) return;
+    const held = this.#s(i, S_HELD);
+    if ((held & (1 << b)) === 0) return;
+    this.#s(i, S_HELD, held & ~(1 << b));
+    this.#freeIfRead(i);
+  }
+
+  /** The accept number of slot `i`'s message (its identity while the slot holds it). */
+  seqOf(i: number): number {
+    return this.#s(i, S_SEQ);
+  }
+
+  #freeIfRead(i: number): void {
+    if ((this.#s(i, S_MASK) | this.#s(i, S_HELD)) !== 0) return;
     this.#unlink(i);
     this.free(i);
-    return true;
   }
 
   get subscribers(): number {

@@ -174,7 +174,8 @@ export interface ShmReceiveOptions {
   signal?: AbortSignal;
   /**
    * Keep the message until `message.ack()`: if this handle closes or its
-   * process dies first, it is delivered again (queue 'priority', not broadcast).
+   * process dies first, it is delivered again (queue 'priority'; for a
+   * broadcast copy, only when no other receiver is left: docs/shm-mailbox.md).
    */
   ack?: boolean;
   /** Copy a slab message into private memory and release its chunk at once. */
