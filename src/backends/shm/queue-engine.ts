@@ -135,9 +135,9 @@ export class QueueEngine {
    * Queue `job` now if the lock is free and there is room (and, for a slab
    * payload, the chunk `chunk` holds it already): true if queued. False:
    * try again with sendWaiting. When the lock is held, wait up to
-   * `lockWaitMs` for it, blocking the thread (critical sections are short). Throws WOULD_BLOCK for a non-blocking
-   * rendezvous send nobody waits for, KERNEL_FULL for an unbounded mailbox
-   * out of slots.
+   * `lockWaitMs` for it, blocking the thread (critical sections are
+   * short). Throws WOULD_BLOCK for a non-blocking rendezvous send nobody
+   * waits for, KERNEL_FULL for an unbounded mailbox out of slots.
    */
   trySend(job: QueueSendJob, chunk: number, nonblock: boolean, lockWaitMs: number): boolean {
     const m = this.#q.mutex;
@@ -509,13 +509,18 @@ export class QueueEngine {
     const m = this.#q.mutex;
     if (!this.#tryLock()) {
       if (m.owner === this.#ownerTag()) {
-        void this.#lockSlow(Number.POSITIVE_INFINITY, undefined).then(() => {
-          try {
-            fn();
-          } finally {
-            m.unlock();
-          }
-        });
+        // Nobody awaits this: a failure (a broadcast mailbox with every
+        // subscriber place taken) is reported as a process warning, and a
+        // later receive subscribes again or fails itself.
+        this.#lockSlow(Number.POSITIVE_INFINITY, undefined)
+          .then(() => {
+            try {
+              fn();
+            } finally {
+              m.unlock();
+            }
+          })
+          .catch((err: unknown) => process.emitWarning(err instanceof Error ? err : String(err)));
         return;
       }
       const r = m.lockSync();
