@@ -23,9 +23,9 @@
  *            +40  broadcast        i32  1: broadcast delivery (queue kind only)
  *            +44  queueSlots       i32  message slots (queue kind; else 0)
  *   +64    (queue kind) the message store instead of the ring: SharedQueue
- *          (shared-queue.ts, its own layout there) with `queueSlots` slots
- *          of RECORD-free inline payload up to mapThreshold bytes; the slab
- *          below, if any, follows it.
+ *          (shared-queue.ts, its own layout there) with `queueSlots` slots,
+ *          each a 64-byte slot header and up to mapThreshold bytes of inline
+ *          payload; the slab below, if any, follows it.
  *   +64    (ring kind) message ring: MpmcRing with slots = capacity rounded up to a power
  *          of two, ring capacity = `capacity`, slotSize = RECORD_HEADER +
  *          mapThreshold. The ring's own capacity check (part of a sender's

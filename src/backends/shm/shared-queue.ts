@@ -41,8 +41,10 @@
  *                      the receive stores `parked` then parks only while
  *                      `wake` is 0 — with sequentially consistent atomics one
  *                      of them sees the other's store, so no wake is lost
- *   then   subscriber entries (broadcast): SUBSCRIBERS × 16 bytes, under the lock:
- *            +0 pid (0: free), +4 token, +8 waiting (receives parked on F_ARRIVAL)
+ *   then   subscriber entries (broadcast): 64 × 16 bytes, the first SUBSCRIBERS
+ *          (31: the bits of a slot's mask) used, under the lock except `waiting`:
+ *            +0 pid (0: free), +4 token, +8 waiting (receives parked on
+ *            F_ARRIVAL, Atomics.add)
  *   then   slots: `slots` × stride (64 + inline bytes, 64-aligned). Header words:
  *            +0  state   FREE / QUEUED / GIVEN (handed to a waiting receive) /
  *                        HELD (received with ack, not yet acknowledged)
