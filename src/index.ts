@@ -7,6 +7,7 @@ export type {
   ShmDelivery,
   ShmMailboxOptions,
   ShmMailboxStat,
+  ShmQueueKind,
   ShmReceiveOptions,
   ShmSendOptions,
 } from './backends/shm/shm-mailbox.js';

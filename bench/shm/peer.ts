@@ -14,6 +14,7 @@
  * which take microseconds, every round is timed.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { ShmMailbox, type ShmMailboxOptions, type ShmQueueKind } from '../../src/backends/shm/shm-mailbox.js';
 import { connect } from '../../src/index.js';
 import { futexWaitSync, futexWake } from '../../src/shm/futex.js';
 import { Ring, RingConsumer, RingProducer } from '../../src/shm/ring.js';
@@ -474,6 +475,84 @@ async function kernelSender(c: PeerConfig): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------- shared-memory mailbox (ShmMailbox)
+// style: the message store, 'ring' or 'priority'. The receiver creates the
+// mailbox (one-way) or both mailboxes (round trip: the ponger).
+
+function shmOptions(c: PeerConfig, role: 'receive' | 'both'): ShmMailboxOptions {
+  return { queue: c.style as ShmQueueKind, capacity: 1024, maxMessageSize: 1024, role };
+}
+
+async function shmMailboxReceiver(c: PeerConfig): Promise<void> {
+  const proc = await connect({ name: 'bench-shm-mb-receiver', socketPath: c.socketPath as string });
+  try {
+    const mb = await ShmMailbox.create(proc, c.mailbox as string, shmOptions(c, 'receive'));
+    const meter = new OneWayMeter(c.size);
+    ready();
+    for (;;) {
+      const m = await mb.receive();
+      if (meter.onMessage(m.bytes.length, m.bytes[0] as number)) break;
+    }
+    emit(meter.result as OneWay);
+    await mb.delete();
+  } finally {
+    await proc.close();
+  }
+}
+
+async function shmMailboxSender(c: PeerConfig): Promise<void> {
+  const proc = await connect({ name: 'bench-shm-mb-sender', socketPath: c.socketPath as string });
+  try {
+    const mb = await ShmMailbox.open(proc, c.mailbox as string, 'send');
+    const payload = Buffer.from(payloadOf(c.size));
+    const send = (): Promise<void> => mb.send(payload);
+    await streamAsync(c.warmupMs, 256, send);
+    await mb.send(Buffer.from(START_MARK));
+    await streamAsync(c.measureMs, 256, send);
+    await mb.send(Buffer.from(END_MARK));
+    await mb.close();
+  } finally {
+    await proc.close();
+  }
+}
+
+async function shmMailboxPonger(c: PeerConfig): Promise<void> {
+  const proc = await connect({ name: 'bench-shm-mb-ponger', socketPath: c.socketPath as string });
+  try {
+    const ping = await ShmMailbox.create(proc, `${c.mailbox}-ping`, shmOptions(c, 'both'));
+    const pong = await ShmMailbox.create(proc, `${c.mailbox}-pong`, shmOptions(c, 'both'));
+    const total = (c.rounds ?? 20_000) + (c.warmupRounds ?? 1000);
+    ready();
+    for (let i = 0; i < total; i++) await pong.send((await ping.receive()).bytes);
+    // The pinger's goodbye: it has read every pong, so the mailboxes may go.
+    await ping.receive();
+  } finally {
+    await proc.close();
+  }
+}
+
+async function shmMailboxPinger(c: PeerConfig): Promise<void> {
+  const proc = await connect({ name: 'bench-shm-mb-pinger', socketPath: c.socketPath as string });
+  try {
+    const ping = await ShmMailbox.open(proc, `${c.mailbox}-ping`, 'send');
+    const pong = await ShmMailbox.open(proc, `${c.mailbox}-pong`, 'receive');
+    const payload = Buffer.from(payloadOf(c.size));
+    const rounds = c.rounds ?? 20_000;
+    const warm = c.warmupRounds ?? 1000;
+    const samples: number[] = [];
+    for (let i = 1; i <= rounds + warm; i++) {
+      const t0 = process.hrtime.bigint();
+      await ping.send(payload);
+      await pong.receive();
+      if (i > warm) samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+    emit(roundTripOf(samples, rounds));
+    await ping.send(Buffer.from(END_MARK));
+  } finally {
+    await proc.close();
+  }
+}
+
 // ---------------------------------------------------------------- worker_threads
 
 /** postMessage sender with a credit window, so the receiver's queue stays bounded. */
@@ -602,6 +681,10 @@ async function runRole(role: string, c: PeerConfig, sab: SharedArrayBuffer | und
   }
   if (role === 'kernel-receiver') return kernelReceiver(c);
   if (role === 'kernel-sender') return kernelSender(c);
+  if (role === 'shm-mailbox-receiver') return shmMailboxReceiver(c);
+  if (role === 'shm-mailbox-sender') return shmMailboxSender(c);
+  if (role === 'shm-mailbox-ponger') return shmMailboxPonger(c);
+  if (role === 'shm-mailbox-pinger') return shmMailboxPinger(c);
   if (role === 'pm-sender') return pmSender(c);
   if (role === 'pm-echo') return pmEcho();
   const segment = sab === undefined ? Segment.open(c.segment as string) : undefined;

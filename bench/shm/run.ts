@@ -254,6 +254,51 @@ async function kernelOneWay(): Promise<PeerResult> {
   }
 }
 
+/** A daemon of its own for `use` (mailboxes need the kernel for names and segments). */
+async function withDaemon<T>(use: (socketPath: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'ipcbox-bench-shm-'));
+  const socketPath = join(dir, 'kernel.sock');
+  const daemon = spawnProc(CLI, ['--socket', socketPath, 'daemon']);
+  try {
+    await daemon.line('ipcbox kernel listening', 15_000);
+    return await use(socketPath);
+  } finally {
+    daemon.child.kill('SIGTERM');
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** ShmMailbox between two processes: 64 B one-way (receive loop) with message store `queue`. */
+function shmMailboxOneWay(queue: 'ring' | 'priority'): () => Promise<PeerResult> {
+  return () =>
+    withDaemon((socketPath) => {
+      const c = {
+        ...base(),
+        socketPath,
+        mailbox: `ipcbox-bench-smb-${process.pid}-${++segmentSeq}`,
+        style: queue,
+      };
+      return pair(['shm-mailbox-receiver', c], ['shm-mailbox-sender', c], 'receiver');
+    });
+}
+
+/** ShmMailbox round trip (send, then an async receive that parks) with message store `queue`. */
+function shmMailboxRoundTrip(queue: 'ring' | 'priority'): () => Promise<PeerResult> {
+  return () =>
+    withDaemon((socketPath) => {
+      const c = {
+        ...base(),
+        socketPath,
+        mailbox: `ipcbox-bench-smb-${process.pid}-${++segmentSeq}`,
+        style: queue,
+        rounds: timing.parkedRounds,
+        warmupRounds: timing.parkedRounds / 20,
+      };
+      return pair(['shm-mailbox-ponger', c], ['shm-mailbox-pinger', c], 'sender');
+    });
+}
+
 async function threads(kind: string, extra: Partial<PeerConfig> = {}): Promise<PeerResult> {
   const p = peer(kind, { ...base(), ...extra });
   try {
@@ -387,6 +432,34 @@ const SCENARIOS: Scenario[] = [
     run: kernelOneWay,
   },
   {
+    id: 'shm-mailbox-ring-64-oneway',
+    group: '(g) ShmMailbox, 2 processes',
+    label: "64 B one-way, queue 'ring' (fast path): send loop → receive loop",
+    unit: 'msgs/s',
+    run: shmMailboxOneWay('ring'),
+    goal: {
+      text: '≥ 0.5 × SPSC Ring (first row)',
+      check: (v, rows) => {
+        const ring = rows.get('ring-64-oneway-readbatch')?.median ?? Number.NaN;
+        return { ratio: v / ring, met: v >= 0.5 * ring };
+      },
+    },
+  },
+  {
+    id: 'shm-mailbox-priority-64-oneway',
+    group: '(g) ShmMailbox, 2 processes',
+    label: "64 B one-way, queue 'priority' (whole contract): send loop → receive loop",
+    unit: 'msgs/s',
+    run: shmMailboxOneWay('priority'),
+    goal: {
+      text: '≥ 0.5 × SPSC Ring (first row)',
+      check: (v, rows) => {
+        const ring = rows.get('ring-64-oneway-readbatch')?.median ?? Number.NaN;
+        return { ratio: v / ring, met: v >= 0.5 * ring };
+      },
+    },
+  },
+  {
     id: 'threads-postmessage-64-oneway',
     group: '(c) worker_threads postMessage',
     label: '64 B Uint8Array one-way (worker → main, 8192-message credit window)',
@@ -450,6 +523,34 @@ const SCENARIOS: Scenario[] = [
     label: 'ipcbox futexWaitSync / futexWake, no spinning (parks every round), p50',
     unit: 'µs',
     run: parked('futex'),
+    goal: {
+      text: '≤ 1.5 × C futex',
+      check: (v, rows) => {
+        const c = rows.get('c-futex-rt')?.median ?? Number.NaN;
+        return { ratio: v / c, met: v <= 1.5 * c };
+      },
+    },
+  },
+  {
+    id: 'shm-mailbox-ring-rt',
+    group: '(f) parked round trip, 2 processes',
+    label: "ShmMailbox queue 'ring': send, then async receive (spins, then parks), both sides, p50",
+    unit: 'µs',
+    run: shmMailboxRoundTrip('ring'),
+    goal: {
+      text: '≤ 1.5 × C futex',
+      check: (v, rows) => {
+        const c = rows.get('c-futex-rt')?.median ?? Number.NaN;
+        return { ratio: v / c, met: v <= 1.5 * c };
+      },
+    },
+  },
+  {
+    id: 'shm-mailbox-priority-rt',
+    group: '(f) parked round trip, 2 processes',
+    label: "ShmMailbox queue 'priority': send, then async receive (spins, then parks), both sides, p50",
+    unit: 'µs',
+    run: shmMailboxRoundTrip('priority'),
     goal: {
       text: '≤ 1.5 × C futex',
       check: (v, rows) => {

@@ -2,9 +2,9 @@
  * The mailbox conformance suite against the shared-memory backend
  * (ShmMailbox), set up through a real kernel daemon in its own process.
  *
- * The adapter maps the suite's interface onto ShmMailbox and adds nothing
- * the backend lacks; what the backend does not support (docs/shm-mailbox.md)
- * is declared in `unsupported` and those behaviours are reported as skipped.
+ * The adapter maps the suite's interface onto ShmMailbox (default options:
+ * the 'priority' queue) and adds nothing the backend lacks; it declares no
+ * unsupported feature, so every behaviour runs.
  *
  * Roles: the kernel enforces `exclusive` when a process attaches as a
  * receiver, while the suite's processes open a mailbox without saying
@@ -60,9 +60,7 @@ class ShmConformanceMailbox implements ConformanceMailbox {
     return {
       data: m.data,
       priority: m.priority,
-      ack() {
-        throw new IpcError('NOT_SUPPORTED', 'shared-memory mailboxes have no acknowledgements');
-      },
+      ack: () => m.ack(),
     };
   }
 
@@ -166,8 +164,6 @@ function unlinkLeftovers(prefix: string): string[] {
 
 runMailboxConformance({
   name: 'shared memory (ShmMailbox, daemon process)',
-  unsupported: new Set(['rendezvous', 'unbounded', 'priority', 'rotation', 'broadcast', 'ack']),
-  docs: 'docs/shm-mailbox.md, "Not supported" and "Semantics and limits"',
   async setup() {
     const prefix = `ipcbox-conf-${process.pid}-`;
     const daemon = await startDaemon();

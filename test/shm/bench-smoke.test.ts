@@ -18,6 +18,8 @@ const ROWS = [
   'ring-64-oneway-readbatch-256k',
   'ring-64-rt-spin',
   'kernel-64-oneway',
+  'shm-mailbox-ring-64-oneway',
+  'shm-mailbox-priority-64-oneway',
   'threads-postmessage-64-oneway',
   'threads-postmessage-64-rt',
   'threads-sab-ring-64-oneway',
@@ -27,6 +29,8 @@ const ROWS = [
   'copy-1mib-ring',
   'c-futex-rt',
   'ipcbox-futex-rt',
+  'shm-mailbox-ring-rt',
+  'shm-mailbox-priority-rt',
   'ipcbox-semaphore-rt',
   'ipcbox-semaphore-async-rt',
 ];

@@ -3,8 +3,10 @@
  * written, hence loaded at run time and typed loosely so the build never
  * depends on its current API): each receiver creates a mailbox
  * `<id>-smb<i>` (a kernel-registered segment; data never passes through the
- * kernel), senders open it with role 'send'. It has no broadcast delivery,
- * so fan-out sends to each receiver's mailbox.
+ * kernel), senders open it with role 'send'. The mailbox uses the default
+ * message store ('priority': the whole contract; bench/shm measures the
+ * 'ring' store next to it). Fan-out sends to each receiver's mailbox, like
+ * the other transports, rather than using broadcast delivery.
  */
 import { connect } from '../../../src/index.js';
 import type { CellSpec, PeerSpec } from '../common.js';

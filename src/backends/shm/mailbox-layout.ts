@@ -6,7 +6,9 @@
  *          then read-only except `flags`:
  *            +0   magic            i32  SHM_MAILBOX_MAGIC ('SMBX'), stored last
  *            +4   version          i32  LAYOUT_VERSION
- *            +8   capacity         i32  messages the mailbox holds (1 .. 2^24)
+ *            +8   capacity         i32  messages the mailbox holds (1 .. 2^24;
+ *                                       queue kind also 0 = rendezvous and
+ *                                       -1 = unbounded)
  *            +12  maxMessageSize   i32  largest payload, bytes
  *            +16  mapThreshold     i32  payloads larger than this go to the slab
  *            +20  fixedMessageSize i32  -1, or the one payload size allowed
@@ -17,7 +19,14 @@
  *                                       attached process on the kernel's
  *                                       removal notice, before it closes the
  *                                       rings, which wakes every waiter.
- *   +64    message ring: MpmcRing with slots = capacity rounded up to a power
+ *            +36  kind             i32  KIND_RING (0) or KIND_QUEUE (1)
+ *            +40  broadcast        i32  1: broadcast delivery (queue kind only)
+ *            +44  queueSlots       i32  message slots (queue kind; else 0)
+ *   +64    (queue kind) the message store instead of the ring: SharedQueue
+ *          (shared-queue.ts, its own layout there) with `queueSlots` slots,
+ *          each a 64-byte slot header and up to mapThreshold bytes of inline
+ *          payload; the slab below, if any, follows it.
+ *   +64    (ring kind) message ring: MpmcRing with slots = capacity rounded up to a power
  *          of two, ring capacity = `capacity`, slotSize = RECORD_HEADER +
  *          mapThreshold. The ring's own capacity check (part of a sender's
  *          claim of a cell) is the mailbox's capacity: there is no separate
@@ -44,11 +53,12 @@
  */
 import { IpcError } from '../../errors.js';
 import { MpmcRing } from '../../shm/mpmc-ring.js';
+import { SharedQueue, sharedQueueBytes } from './shared-queue.js';
 
 /** 'SMBX' */
 export const SHM_MAILBOX_MAGIC = 0x534d4258;
-/** 2: capacity moved from a credit semaphore at +64 into the message ring. */
-export const LAYOUT_VERSION = 2;
+/** 3: a second kind (the priority queue of shared-queue.ts) next to the ring. */
+export const LAYOUT_VERSION = 3;
 
 export const HEADER_BYTES = 64;
 /** Word indices into the header. */
@@ -61,6 +71,14 @@ export const H_FIXED_SIZE = 5;
 export const H_SLAB_CHUNKS = 6;
 export const H_CHUNK_BYTES = 7;
 export const H_FLAGS = 8;
+export const H_KIND = 9;
+export const H_BROADCAST = 10;
+export const H_QUEUE_SLOTS = 11;
+
+export const KIND_RING = 0;
+export const KIND_QUEUE = 1;
+/** The header's capacity word for 'unbounded' (queue kind). */
+export const CAPACITY_UNBOUNDED = -1;
 
 export const FLAG_CLOSED = 1;
 
@@ -72,7 +90,14 @@ export const CHUNK_FREE = 0;
 export const CHUNK_QUEUED = -1;
 
 export interface MailboxGeometry {
+  /** 'ring': the lock-free MPMC ring (fast path); 'queue': the priority queue under a lock (whole contract). */
+  kind: 'ring' | 'queue';
+  /** Messages held; 0 (rendezvous) and Infinity (unbounded) for the queue kind only. */
   capacity: number;
+  /** Queue kind: broadcast delivery. */
+  broadcast: boolean;
+  /** Queue kind: message slots (capacity, or the budget of an unbounded or rendezvous mailbox). */
+  queueSlots: number;
   maxMessageSize: number;
   mapThreshold: number;
   fixedMessageSize: number | undefined;
@@ -101,10 +126,16 @@ function align64(n: number): number {
 
 /** Where everything goes for `g` (already validated). */
 export function layoutFor(g: MailboxGeometry): MailboxLayout {
-  const ringSlots = nextPowerOfTwo(g.capacity);
   const ringOffset = HEADER_BYTES;
-  const slotSize = RECORD_HEADER + Math.max(g.mapThreshold, SLAB_REF_BYTES);
-  let end = ringOffset + MpmcRing.bytesFor({ slots: ringSlots, slotSize });
+  let ringSlots = 0;
+  let end: number;
+  if (g.kind === 'queue') {
+    end = ringOffset + sharedQueueBytes(g.queueSlots, g.mapThreshold);
+  } else {
+    ringSlots = nextPowerOfTwo(g.capacity);
+    const slotSize = RECORD_HEADER + Math.max(g.mapThreshold, SLAB_REF_BYTES);
+    end = ringOffset + MpmcRing.bytesFor({ slots: ringSlots, slotSize });
+  }
   const chunkBytes = g.slabChunks > 0 ? align64(Math.max(g.maxMessageSize, 1)) : 0;
   const freeRingOffset = end;
   if (g.slabChunks > 0) end += MpmcRing.bytesFor({ slots: nextPowerOfTwo(g.slabChunks), slotSize: 4 });
@@ -128,11 +159,15 @@ export function layoutFor(g: MailboxGeometry): MailboxLayout {
 export function initMailbox(buffer: SharedArrayBuffer, l: MailboxLayout): void {
   const h = new Int32Array(buffer, 0, HEADER_BYTES / 4);
   h.fill(0);
-  MpmcRing.init(buffer, l.ringOffset, {
-    slots: l.ringSlots,
-    slotSize: RECORD_HEADER + Math.max(l.mapThreshold, SLAB_REF_BYTES),
-    capacity: l.capacity,
-  });
+  if (l.kind === 'queue') {
+    SharedQueue.init(buffer, l.ringOffset, l.queueSlots, l.mapThreshold);
+  } else {
+    MpmcRing.init(buffer, l.ringOffset, {
+      slots: l.ringSlots,
+      slotSize: RECORD_HEADER + Math.max(l.mapThreshold, SLAB_REF_BYTES),
+      capacity: l.capacity,
+    });
+  }
   if (l.slabChunks > 0) {
     const free = MpmcRing.init(buffer, l.freeRingOffset, {
       slots: nextPowerOfTwo(l.slabChunks),
@@ -145,7 +180,10 @@ export function initMailbox(buffer: SharedArrayBuffer, l: MailboxLayout): void {
     }
   }
   h[H_VERSION] = LAYOUT_VERSION;
-  h[H_CAPACITY] = l.capacity;
+  h[H_CAPACITY] = l.capacity === Number.POSITIVE_INFINITY ? CAPACITY_UNBOUNDED : l.capacity;
+  h[H_KIND] = l.kind === 'queue' ? KIND_QUEUE : KIND_RING;
+  h[H_BROADCAST] = l.broadcast ? 1 : 0;
+  h[H_QUEUE_SLOTS] = l.queueSlots;
   h[H_MAX_MESSAGE] = l.maxMessageSize;
   h[H_MAP_THRESHOLD] = l.mapThreshold;
   h[H_FIXED_SIZE] = l.fixedMessageSize ?? -1;
@@ -168,8 +206,12 @@ export function readLayout(buffer: SharedArrayBuffer, name: string): MailboxLayo
     );
   }
   const fixed = h[H_FIXED_SIZE] as number;
+  const capacity = h[H_CAPACITY] as number;
   const l = layoutFor({
-    capacity: h[H_CAPACITY] as number,
+    kind: h[H_KIND] === KIND_QUEUE ? 'queue' : 'ring',
+    capacity: capacity === CAPACITY_UNBOUNDED ? Number.POSITIVE_INFINITY : capacity,
+    broadcast: h[H_BROADCAST] === 1,
+    queueSlots: h[H_QUEUE_SLOTS] as number,
     maxMessageSize: h[H_MAX_MESSAGE] as number,
     mapThreshold: h[H_MAP_THRESHOLD] as number,
     fixedMessageSize: fixed < 0 ? undefined : fixed,

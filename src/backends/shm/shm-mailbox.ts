@@ -4,42 +4,54 @@
  * and cleanup of the segment (its segment registry); message data goes
  * through the segment only, never through the kernel process.
  *
- * Contract:
- * - Capacity N (1 .. 2^24): at most N messages are queued; a sender waits
- *   for room (blocking, `nonblock` → WOULD_BLOCK, `timeout` → TIMEOUT,
- *   `signal` → ABORTED; nothing is sent then). Receives wait the same way.
+ * Two message stores, chosen per mailbox at creation (`queue`):
+ * - 'priority' (default): the whole contract, over a priority queue of
+ *   message slots under one robust process-shared mutex (shared-queue.ts,
+ *   driven by queue-engine.ts, where its contract is written out):
+ *   capacity N, 0 (rendezvous) or 'unbounded' (within `budget` slots, then
+ *   KERNEL_FULL at once); priorities 0..31, highest first, FIFO within one;
+ *   round-robin = the longest-waiting receive gets the next message
+ *   (rotation, as the kernel does); broadcast (every handle that may
+ *   receive reads every message); `receive({ack})` with redelivery when the
+ *   receiving handle closes or its process dies; `send({sync})`, which
+ *   resolves once a receiver took the message (withdrawn on timeout/abort).
+ * - 'ring': the lock-free MPMC ring (shm/mpmc-ring.ts), the fast path:
+ *   capacity 1 .. 2^24, priority 0, competing receivers with no rotation
+ *   (`round-robin` and `arbitrary` both mean this), no ack, no sync send
+ *   (those fail NOT_SUPPORTED).
+ *
+ * Common to both:
+ * - Waits: blocking, `nonblock` → WOULD_BLOCK, `timeout` → TIMEOUT, `signal`
+ *   → ABORTED; nothing is sent or taken when they reject.
  * - FIFO per sender handle: sends from one handle complete, and are
- *   delivered, in call order, whatever each waits for (room, a slab chunk):
- *   while one of them waits the later ones queue behind it in the handle
- *   (send-queue.ts), and a non-blocking send finds WOULD_BLOCK. Across
- *   handles, the order in which their writes claimed a place in the ring.
- *   Priority 0 only.
- * - Competing receivers (`round-robin` and `arbitrary` both mean this): each
- *   message goes to exactly one receiver, whichever takes it next; there is
- *   no rotation. `exclusive`: the kernel lets one receiver attach.
- * - Payloads up to `mapThreshold` bytes are copied through the ring (the
- *   receiver gets a private copy). Larger ones are written once into a slab
- *   chunk and the receiver gets a view of shared memory (`message.mapped`):
- *   read-only by contract, lent until `message.release()` (or dispose) or
- *   until no view of it is reachable (shm-message.ts); `message.copy()`
- *   makes a private one, and `message.data` is always private.
- * - No place and no chunk is lost to a process that dies while it waits:
- *   capacity is the message ring's own claim check (nothing is taken before
- *   a cell is claimed), and chunks held by dead processes are reclaimed
- *   (slab.ts). Only a death inside a ring operation's few instructions
- *   between claiming a cell and publishing or freeing it stops the mailbox.
+ *   delivered (within one priority), in call order, whatever each waits for
+ *   (room, a slab chunk): while one of them waits the later ones queue
+ *   behind it in the handle (send-queue.ts), and a non-blocking send finds
+ *   WOULD_BLOCK.
+ * - `exclusive`: the kernel lets one receiver attach.
+ * - Payloads up to `mapThreshold` bytes are copied (the receiver gets a
+ *   private copy). Larger ones are written once into a slab chunk and the
+ *   receiver gets a view of shared memory (`message.mapped`): read-only by
+ *   contract, lent until `message.release()` (or dispose) or until no view
+ *   of it is reachable (shm-message.ts); `message.copy()` makes a private
+ *   one, and `message.data` is always private. (Received with `ack`, or
+ *   from a broadcast, a payload is always copied: the slot keeps it.)
+ * - Processes that die: a sender that dies while it waits holds no place,
+ *   and chunks held by dead processes are reclaimed (slab.ts). On the ring,
+ *   only a death inside a ring operation's few instructions between
+ *   claiming a cell and publishing or freeing it stops the mailbox. On the
+ *   priority queue, a death while holding the lock is taken over by the
+ *   next locker, which rebuilds the lists from the slot states: at most the
+ *   message being sent then is lost (its send never resolved).
  * - Closing: when the kernel removes the segment (owner removed it or the
  *   owning process exited), every attached process sets CLOSED in the
- *   header (the closed word, idempotent) and closes the rings, which wakes
- *   every futex waiter in every process; pending and later operations
- *   reject with MAILBOX_CLOSED.
- * - Not supported (NOT_SUPPORTED): capacity 0 (rendezvous) and unbounded,
- *   broadcast delivery, priorities other than 0, ack/redelivery, sync send.
+ *   header (the closed word, idempotent) and wakes every waiter of the
+ *   store in every process; pending and later operations reject with
+ *   MAILBOX_CLOSED.
  */
 
 import { EventEmitter } from 'node:events';
 import type { RegisterSegmentOptions } from '../../client/process.js';
-import type { Grantees } from '../../core/rights.js';
 import {
   AbortError,
   IpcError,
@@ -54,25 +66,38 @@ import { MpmcRing, type RecordFiller } from '../../shm/mpmc-ring.js';
 import { Segment } from '../../shm/segment.js';
 import type { SegmentInfo, SegmentRole } from '../../wire/info-types.js';
 import { codecId, codecName, encodePayload, inferCodec } from '../../wire/payload-codec.js';
-import type { CodecName } from '../../wire/protocol.js';
 import {
   FLAG_CLOSED,
   H_FLAGS,
   HEADER_BYTES,
   initMailbox,
-  layoutFor,
   type MailboxLayout,
   RECORD_HEADER,
   RECORD_SLAB,
   readLayout,
   SLAB_REF_BYTES,
 } from './mailbox-layout.js';
+import { QueueEngine, type QueueSendJob } from './queue-engine.js';
 import { SendQueue } from './send-queue.js';
 import { ShmMessage } from './shm-message.js';
+import {
+  DEFAULT_MAP_THRESHOLD,
+  DEFAULT_SHM_CAPACITY,
+  DEFAULT_SHM_MAX_MESSAGE,
+  intIn,
+  MAX_PRIORITY,
+  notSupported,
+  resolve,
+  type ShmDelivery,
+  type ShmMailboxOptions,
+  type ShmQueueKind,
+  type ShmReceiveOptions,
+  type ShmSendOptions,
+} from './shm-options.js';
 import { Slab } from './slab.js';
 
-export type { SegmentRole };
-export { ShmMessage };
+export type { SegmentRole, ShmDelivery, ShmMailboxOptions, ShmQueueKind, ShmReceiveOptions, ShmSendOptions };
+export { DEFAULT_MAP_THRESHOLD, DEFAULT_SHM_CAPACITY, DEFAULT_SHM_MAX_MESSAGE, ShmMessage };
 
 /** What the kernel says about a registered segment (the fields this backend reads). */
 export type SegmentInfoLike = Pick<SegmentInfo, 'name' | 'size' | 'kind' | 'ownership' | 'owner' | 'meta'>;
@@ -92,57 +117,8 @@ export interface SegmentRegistry {
   off(event: 'segment-removed', listener: (e: { name: string; reason: string }) => void): unknown;
 }
 
-export type ShmDelivery = 'round-robin' | 'arbitrary' | 'exclusive';
-
-export interface ShmMailboxOptions {
-  /** Messages the mailbox holds, 1 .. 2^24. Default 256. 0 and 'unbounded' are NOT_SUPPORTED. */
-  capacity?: number | 'unbounded';
-  /** 'round-robin' / 'arbitrary' (competing receivers; identical here) or 'exclusive'. Default 'round-robin'. */
-  delivery?: ShmDelivery | 'broadcast';
-  /** 'process': removed when the creating process exits; 'system': lives until removed. Default 'process'. */
-  owner?: 'process' | 'system';
-  /** Largest payload, bytes (up to 1 GiB). Default 1 MiB. */
-  maxMessageSize?: number;
-  /** When set, every payload must be exactly this many bytes (WRONG_MESSAGE_SIZE). */
-  fixedMessageSize?: number;
-  /** Payloads up to this size are copied through the ring; larger ones go to the slab. Default 4096 (measured crossover, docs/shm-mailbox.md). */
-  mapThreshold?: number;
-  /** Slab chunks (large messages in flight or held by receivers). Default min(capacity, 8); 0 when no payload can exceed mapThreshold. */
-  slabChunks?: number;
-  senders?: Grantees;
-  receivers?: Grantees;
-  /** Permission bits of the POSIX segment. Default 0o600. */
-  mode?: number;
-  /** The creator's own role. Default 'both'. */
-  role?: 'send' | 'receive' | 'both';
-}
-
-export interface ShmSendOptions {
-  timeout?: number;
-  nonblock?: boolean;
-  signal?: AbortSignal;
-  /** Only 0 is supported. */
-  priority?: number;
-  codec?: CodecName;
-  /** Not supported. */
-  sync?: boolean;
-}
-
-export interface ShmReceiveOptions {
-  timeout?: number;
-  nonblock?: boolean;
-  signal?: AbortSignal;
-  /** Not supported. */
-  ack?: boolean;
-  /** Copy a slab message into private memory and release its chunk at once. */
-  copy?: boolean;
-}
-
-export const DEFAULT_SHM_CAPACITY = 256;
-export const DEFAULT_SHM_MAX_MESSAGE = 1024 * 1024;
-export const DEFAULT_MAP_THRESHOLD = 4096;
-const MAX_SHM_CAPACITY = 2 ** 24;
-const MAX_SHM_MESSAGE = 2 ** 30;
+/** How long a non-blocking send on the priority queue may wait for its lock before WOULD_BLOCK (ms). */
+const NONBLOCK_LOCK_MS = 50;
 
 /** A snapshot of a shared-memory mailbox (see `ShmMailbox.stat()`). */
 export interface ShmMailboxStat {
@@ -159,82 +135,12 @@ export interface ShmMailboxStat {
 
 const NO_PAYLOAD = new Uint8Array(0);
 
-function notSupported(what: string): IpcError {
-  return new IpcError('NOT_SUPPORTED', `shared-memory mailboxes do not support ${what}`);
-}
-
-function intIn(v: unknown, lo: number, hi: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-    throw new RangeError(`${what} must be an integer from ${lo} to ${hi}, got ${String(v)}`);
-  }
-  return v;
-}
-
-interface Resolved {
-  layout: MailboxLayout;
-  delivery: ShmDelivery;
-  owner: 'process' | 'system';
-  senders: Grantees;
-  receivers: Grantees;
-  mode: number;
-  role: 'send' | 'receive' | 'both';
-}
-
-function resolve(o: ShmMailboxOptions): Resolved {
-  if (o.capacity === 0) throw notSupported('capacity 0 (rendezvous)');
-  if (o.capacity === 'unbounded') throw notSupported('unbounded capacity');
-  if (o.delivery === 'broadcast') throw notSupported('broadcast delivery');
-  const capacity = intIn(o.capacity ?? DEFAULT_SHM_CAPACITY, 1, MAX_SHM_CAPACITY, 'capacity');
-  const delivery = o.delivery ?? 'round-robin';
-  if (delivery !== 'round-robin' && delivery !== 'arbitrary' && delivery !== 'exclusive') {
-    throw new RangeError("delivery must be 'round-robin', 'arbitrary' or 'exclusive'");
-  }
-  const owner = o.owner ?? 'process';
-  if (owner !== 'process' && owner !== 'system') throw new RangeError("owner must be 'process' or 'system'");
-  const maxMessageSize = intIn(
-    o.maxMessageSize ?? DEFAULT_SHM_MAX_MESSAGE,
-    0,
-    MAX_SHM_MESSAGE,
-    'maxMessageSize',
-  );
-  const fixed =
-    o.fixedMessageSize === undefined
-      ? undefined
-      : intIn(o.fixedMessageSize, 0, maxMessageSize, 'fixedMessageSize');
-  const mapThreshold = Math.min(
-    intIn(o.mapThreshold ?? DEFAULT_MAP_THRESHOLD, 0, 2 ** 20, 'mapThreshold'),
-    maxMessageSize,
-  );
-  const needSlab = maxMessageSize > mapThreshold;
-  const slabChunks = needSlab
-    ? intIn(o.slabChunks ?? Math.min(capacity, 8), 1, MAX_SHM_CAPACITY, 'slabChunks')
-    : 0;
-  const mode = o.mode ?? 0o600;
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777)
-    throw new RangeError('mode must be permission bits (0..0o777)');
-  const role = o.role ?? 'both';
-  if (role !== 'send' && role !== 'receive' && role !== 'both')
-    throw new RangeError("role must be 'send', 'receive' or 'both'");
-  return {
-    layout: layoutFor({ capacity, maxMessageSize, mapThreshold, fixedMessageSize: fixed, slabChunks }),
-    delivery,
-    owner,
-    senders: o.senders ?? 'everyone',
-    receivers: o.receivers ?? 'everyone',
-    mode,
-    role,
-  };
-}
-
 interface MailboxEvents {
   closed: [MailboxClosedError];
 }
 
 /** A send waiting its turn in this handle's queue: the payload, already encoded and checked. */
-interface PendingSend {
-  readonly payload: Uint8Array;
-  readonly codec: number;
-}
+type PendingSend = QueueSendJob;
 
 /**
  * A handle on a shared-memory mailbox. Any number of sends and receives may
@@ -247,7 +153,10 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   readonly #proc: SegmentRegistry;
   readonly #segment: Segment;
   readonly #flags: Int32Array;
-  readonly #ring: MpmcRing;
+  /** The ring kind's message ring (undefined for the queue kind). */
+  readonly #ringOrNone: MpmcRing | undefined;
+  /** The queue kind's engine (undefined for the ring kind). */
+  readonly #engine: QueueEngine | undefined;
   readonly #slab: Slab | undefined;
   readonly #sends: SendQueue<PendingSend>;
   readonly #onRemoved: (e: { name: string; reason: string }) => void;
@@ -286,10 +195,27 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     const buffer = segment.buffer;
     this.layout = readLayout(buffer, name);
     this.#flags = new Int32Array(buffer, 0, HEADER_BYTES / 4);
-    this.#ring = new MpmcRing(buffer, this.layout.ringOffset);
     this.#slab = this.layout.slabChunks > 0 ? new Slab(buffer, this.layout) : undefined;
+    if (this.layout.kind === 'ring') {
+      this.#ringOrNone = new MpmcRing(buffer, this.layout.ringOffset);
+      this.#engine = undefined;
+    } else {
+      this.#ringOrNone = undefined;
+      this.#engine = new QueueEngine(
+        name,
+        buffer,
+        this.layout,
+        this.#slab,
+        proc.pid,
+        () => this.closed,
+        role !== 'send',
+      );
+    }
     this.#sends = new SendQueue<PendingSend>({
-      run: (job, deadline, signal) => this.#sendWaiting(job, deadline, signal),
+      run: (job, deadline, signal) =>
+        this.#engine === undefined
+          ? this.#sendWaiting(job, deadline, signal)
+          : this.#queueSendWaiting(this.#engine, job, deadline, signal),
       timedOut: () => new TimeoutError(`${this.name}: operation timed out`),
       aborted: (signal) => new AbortError(`${this.name}: operation aborted`, { cause: signal.reason }),
     });
@@ -315,7 +241,12 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
         size: r.layout.totalBytes,
         kind: 'mailbox',
         ownership: r.owner,
-        meta: { backend: 'shm', delivery: r.delivery, capacity: r.layout.capacity },
+        meta: {
+          backend: 'shm',
+          queue: r.layout.kind === 'ring' ? 'ring' : 'priority',
+          delivery: r.delivery,
+          capacity: r.layout.capacity === Number.POSITIVE_INFINITY ? 'unbounded' : r.layout.capacity,
+        },
         senders: r.senders,
         receivers: r.receivers,
         role: r.role,
@@ -366,9 +297,14 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     return this.layout.maxMessageSize;
   }
 
+  /** 'priority' or 'ring' (the message store chosen at creation). */
+  get queue(): ShmQueueKind {
+    return this.layout.kind === 'ring' ? 'ring' : 'priority';
+  }
+
   /** Messages queued now (a snapshot). */
   get depth(): number {
-    return this.#ring.size;
+    return this.#engine?.depth ?? this.#ring.size;
   }
 
   get closed(): boolean {
@@ -382,6 +318,14 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
    * parked leaves the count one too high.
    */
   stat(): ShmMailboxStat {
+    const e = this.#engine;
+    if (e !== undefined) {
+      return {
+        depth: e.depth,
+        waitingSenders: e.waitingSenders + (this.#slab?.waitingForChunk ?? 0) + this.#sends.waiting,
+        waitingReceivers: e.waitingReceivers,
+      };
+    }
     return {
       depth: this.#ring.size,
       waitingSenders: this.#ring.waitingProducers + (this.#slab?.waitingForChunk ?? 0) + this.#sends.waiting,
@@ -392,8 +336,14 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   // ------------------------------------------------------------------ sending
 
   async send(value: unknown, options: ShmSendOptions = {}): Promise<void> {
-    if (options.priority !== undefined && options.priority !== 0) throw notSupported('priorities');
-    if (options.sync === true) throw notSupported('sync send');
+    const priority = options.priority ?? 0;
+    const sync = options.sync === true;
+    if (this.#engine === undefined) {
+      if (priority !== 0) throw notSupported("priorities with queue 'ring'");
+      if (sync) throw notSupported("sync send with queue 'ring'");
+    } else {
+      intIn(priority, 0, MAX_PRIORITY, 'priority');
+    }
     this.#checkRole('send');
     this.#throwIfClosed();
     if (options.signal?.aborted) throw new AbortError('send aborted', { cause: options.signal.reason });
@@ -409,6 +359,9 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
       );
     }
     const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
+    if (this.#engine !== undefined) {
+      return this.#queueSend(this.#engine, { payload, codec, priority, sync }, options, deadline);
+    }
     if (this.#sends.idle) {
       let sent: boolean;
       try {
@@ -425,7 +378,7 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
           : `${this.name}: earlier sends of this handle are waiting`,
       );
     }
-    await this.#sends.push({ payload, codec }, deadline, options.signal);
+    await this.#sends.push({ payload, codec, priority: 0, sync: false }, deadline, options.signal);
   }
 
   /** Send only if it can complete now; WOULD_BLOCK otherwise. */
@@ -436,11 +389,27 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   // ------------------------------------------------------------------ receiving
 
   async receive(options: ShmReceiveOptions = {}): Promise<ShmMessage> {
-    if (options.ack === true) throw notSupported('acknowledged receive (ack/redelivery)');
+    if (options.ack === true && this.#engine === undefined) {
+      throw notSupported("acknowledged receive (ack/redelivery) with queue 'ring'");
+    }
     this.#checkRole('receive');
     this.#throwIfClosed();
     if (options.signal?.aborted) throw new AbortError('receive aborted', { cause: options.signal.reason });
     const copy = options.copy === true;
+    if (this.#engine !== undefined) {
+      const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
+      try {
+        return await this.#engine.receive({
+          ack: options.ack === true,
+          copy,
+          nonblock: options.nonblock === true,
+          deadline,
+          signal: this.#waitOptions(options.signal, deadline).signal,
+        });
+      } catch (err) {
+        throw this.#mapError(err, options.signal);
+      }
+    }
     const take = (view: Uint8Array): ShmMessage => this.#take(view, copy);
     let msg: ShmMessage | null;
     try {
@@ -502,6 +471,8 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     if (this.#detached) return;
     this.#detach();
     this.#closedError ??= new MailboxClosedError(`handle on ${this.name} closed`);
+    // Unacknowledged and handed-over messages go back before the handle's waits end.
+    if (!this.closed) this.#engine?.close();
     this.#sends.fail(this.#closedError);
     this.#local.abort(this.#closedError);
     this.#segment.close();
@@ -516,6 +487,72 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** The ring (ring kind only: every caller has checked #engine first). */
+  get #ring(): MpmcRing {
+    return this.#ringOrNone as MpmcRing;
+  }
+
+  /**
+   * A send on the priority queue: now if this handle has nothing queued and
+   * the lock, room (and a chunk, for a slab payload) are there; else behind
+   * the handle's earlier sends. A synchronous (or rendezvous) send then
+   * waits until a receiver takes its message.
+   */
+  async #queueSend(
+    engine: QueueEngine,
+    job: PendingSend,
+    options: ShmSendOptions,
+    deadline: number,
+  ): Promise<void> {
+    const nonblock = options.nonblock === true;
+    try {
+      let sent = false;
+      if (this.#sends.idle) {
+        let chunk = -1;
+        const len = job.payload.byteLength;
+        const slab = len > this.layout.mapThreshold;
+        if (slab) {
+          chunk = (this.#slab as Slab).tryAcquire();
+          if (chunk >= 0) (this.#slab as Slab).view(chunk, len).set(job.payload);
+        }
+        try {
+          if (!slab || chunk >= 0)
+            sent = engine.trySend(job, chunk, nonblock, nonblock ? NONBLOCK_LOCK_MS : 0);
+        } finally {
+          if (!sent && chunk >= 0) (this.#slab as Slab).release(chunk);
+        }
+      }
+      if (!sent) {
+        if (nonblock) {
+          throw new WouldBlockError(
+            this.#sends.idle
+              ? `${this.name} has no room (or no free slab chunk)`
+              : `${this.name}: earlier sends of this handle are waiting`,
+          );
+        }
+        await this.#sends.push(job, deadline, options.signal);
+      }
+      if (job.sync || this.layout.capacity === 0) {
+        await engine.awaitTaken(job, deadline, this.#waitOptions(options.signal, deadline).signal);
+      }
+    } catch (err) {
+      throw this.#mapError(err, options.signal);
+    }
+  }
+
+  #queueSendWaiting(
+    engine: QueueEngine,
+    job: PendingSend,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    return engine
+      .sendWaiting(job, deadline, this.#waitOptions(signal, deadline).signal)
+      .catch((err: unknown) => {
+        throw this.#mapError(err, signal);
+      });
+  }
 
   #take(view: Uint8Array, copy: boolean): ShmMessage {
     // A record taken after removal is dropped: the mailbox and its queue are gone.
@@ -672,7 +709,8 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     this.#markedClosed = true;
     this.#closedError ??= new MailboxClosedError(reason);
     Atomics.or(this.#flags, H_FLAGS, FLAG_CLOSED);
-    this.#ring.close();
+    this.#ringOrNone?.close();
+    this.#engine?.wakeAll();
     this.#slab?.close();
     this.#sends.fail(this.#closedError);
     this.emit('closed', this.#closedError);

@@ -33,6 +33,7 @@ export class ShmMessage<T = unknown> {
   #value: unknown;
   #release: (() => void) | undefined;
   #bytes: Buffer | undefined;
+  #ack: (() => void) | undefined;
 
   /**
    * `release`, for a mapped message, gives the chunk back; it must not refer
@@ -47,15 +48,32 @@ export class ShmMessage<T = unknown> {
     /** True if `bytes` is a view of the mailbox's shared memory (zero copy). */
     readonly mapped: boolean,
     release: (() => void) | undefined,
+    /** 0..31; always 0 from a ring mailbox. */
+    readonly priority = 0,
+    /** For a message received with `ack`: acknowledges it (once). */
+    ack?: () => void,
   ) {
     this.#bytes = bytes;
     this.#release = release;
+    this.#ack = ack;
     if (release !== undefined) leases.register(bytes.buffer, release, this);
   }
 
-  /** Always 0: shared-memory mailboxes have no priorities. */
-  get priority(): number {
-    return 0;
+  /** True until a message received with `ack` is acknowledged. */
+  get needsAck(): boolean {
+    return this.#ack !== undefined;
+  }
+
+  /**
+   * Acknowledge a message received with `ack`: the mailbox forgets it (until
+   * then, it is delivered again if this receiver's handle closes or its
+   * process dies). Idempotent; a no-op for messages received without `ack`.
+   */
+  ack(): void {
+    const a = this.#ack;
+    if (a === undefined) return;
+    this.#ack = undefined;
+    a();
   }
 
   /** The payload. For a mapped message: a read-only view, invalid after release(). */
