@@ -277,6 +277,15 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
     ].join('\n'),
   );
 
+  const goals = goalRows(r);
+  if (goals.length > 0) {
+    parts.push('## Same-host goals (issue 10), from this run');
+    parts.push(
+      'Each row compares two cells of this run. The ipcbox receivers take every message as a `Message` (its `bytes` in hand, not read byte by byte); the raw socket receiver only counts frame lengths. The parked shared-memory round trip against a C futex is measured by `npm run bench:shm` (docs/benchmarks-shm.md), not here.',
+    );
+    parts.push(table(['goal', 'reached', 'ratio', 'met'], goals));
+  }
+
   const sizes = params(r, 'one-way');
   parts.push('## One-way throughput (msgs/s; higher is better)');
   parts.push(
@@ -436,6 +445,88 @@ async function render(vega: Any, vl: Any, spec: object): Promise<string> {
   const svg: string = await view.toSVG();
   view.finalize();
   return svg;
+}
+
+/** The same-host goals of issue 10 as rows: what, the figures, the ratio, met or not (only those whose cells ran). */
+function goalRows(r: Report): string[][] {
+  const rows: string[][] = [];
+  const main = (t: string, sc: Scenario, p: number): number | undefined => {
+    const c = find(r, t, sc, p);
+    return c?.status === 'ok' ? c.summary?.main.median : undefined;
+  };
+  const mbps = (t: string, p: number): number | undefined => {
+    const c = find(r, t, 'one-way', p);
+    return c?.status === 'ok' ? c.summary?.mbPerSec?.median : undefined;
+  };
+  const label = (t: string): string => r.labels[t] ?? t;
+  const higher = (goal: string, a: string, b: string, sc: Scenario, p: number, want: number): void => {
+    const x = main(a, sc, p);
+    const y = main(b, sc, p);
+    if (x === undefined || y === undefined) return;
+    rows.push([
+      goal,
+      `${fmtRate(x)} vs ${fmtRate(y)} msgs/s`,
+      `×${(x / y).toPrecision(2)}`,
+      x / y >= want ? 'yes' : '**no**',
+    ]);
+  };
+  const lower = (goal: string, a: string, b: string, want: number): void => {
+    const x = main(a, 'round-trip', 64);
+    const y = main(b, 'round-trip', 64);
+    if (x === undefined || y === undefined) return;
+    rows.push([
+      goal,
+      `${fmtUs(x)} vs ${fmtUs(y)}`,
+      `×${(x / y).toPrecision(2)}`,
+      x / y <= want ? 'yes' : '**no**',
+    ]);
+  };
+  higher(
+    'direct send 64 B one-way ≥ 0.5× raw Unix socket',
+    'ipcbox-direct',
+    'net-socket',
+    'one-way',
+    64,
+    0.5,
+  );
+  lower('direct send 64 B round trip p50 ≤ 1.3× raw Unix socket', 'ipcbox-direct', 'net-socket', 1.3);
+  lower("direct send 64 B round trip p50 below child_process 'json'", 'ipcbox-direct', 'cp-json', 1);
+  higher(
+    'kernel mailbox 64 B one-way ≥ 1/3 raw Unix socket',
+    'ipcbox-mailbox',
+    'net-socket',
+    'one-way',
+    64,
+    1 / 3,
+  );
+  lower("kernel mailbox 64 B round trip p50 ≤ child_process 'json'", 'ipcbox-mailbox', 'cp-json', 1);
+  for (const t of ['ipcbox-mailbox', 'ipcbox-direct', 'ipcbox-shm-mailbox']) {
+    higher(
+      `${label(t)} 1 MiB one-way ≥ worker_threads transfer`,
+      t,
+      'worker-transfer',
+      'one-way',
+      1 << 20,
+      1,
+    );
+    const m = mbps(t, 1 << 20);
+    if (m !== undefined)
+      rows.push([
+        `${label(t)} 1 MiB one-way ≥ 2 GB/s`,
+        fmtMB(m),
+        `×${(m / 2000).toPrecision(2)} of 2 GB/s`,
+        m >= 2000 ? 'yes' : '**no**',
+      ]);
+  }
+  higher(
+    'shm mailbox 64 B one-way ≥ 0.5× SPSC Ring',
+    'ipcbox-shm-mailbox',
+    'ipcbox-shm-ring',
+    'one-way',
+    64,
+    0.5,
+  );
+  return rows;
 }
 
 function chartSpecs(r: Report): { file: string; spec: object }[] {

@@ -62,7 +62,8 @@ export function formatStatus(s: KernelStatus, self: string): string {
   // One-hop links: direct messages between two processes of this host go over them, not through
   // the kernel (so the kernel's SENT/RECEIVED do not count them).
   const lr = [['FROM', 'TO', 'PATH']];
-  for (const p of procs) for (const to of p.links ?? []) lr.push([p.name, to, 'one-hop link (shm ring + socket)']);
+  for (const p of procs)
+    for (const to of p.links ?? []) lr.push([p.name, to, 'one-hop link (shm ring + socket)']);
   if (lr.length > 1) {
     out.push('');
     out.push(style.heading('Links'));
