@@ -32,6 +32,7 @@ interface Report {
 const TRANSPORTS = [
   'ipcbox-mailbox',
   'ipcbox-direct',
+  'ipcbox-direct-kernel',
   'ipcbox-cluster-mailbox',
   'ipcbox-cluster-direct',
   'ipcbox-shm-ring',
@@ -53,6 +54,7 @@ const TRANSPORTS = [
 const MUST_MEASURE = [
   'ipcbox-mailbox',
   'ipcbox-direct',
+  'ipcbox-direct-kernel',
   'ipcbox-shm-ring',
   'cp-json',
   'cp-advanced',
