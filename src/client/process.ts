@@ -190,7 +190,11 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     };
     conn.registerTarget(this.inbox);
     conn.onNotice = (n) => this.onNotice(n);
-    conn.onLost = (e) => this.emit('disconnect', e);
+    conn.onLost = (e) => {
+      // Links live only as long as the kernel that vouched for them: their messages are lost with it.
+      this.closeLinks();
+      this.emit('disconnect', e);
+    };
   }
 
   static async connect(options: ConnectOptions = {}): Promise<IpcProcess> {
@@ -535,15 +539,19 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
 
   /** Leave: the kernel removes this process, its inbox and the mailboxes it owns. */
   close(): Promise<void> {
-    this.listener?.close();
+    this.closeLinks();
     this.local?.close();
+    this.conn.bye();
+    return Promise.resolve();
+  }
+
+  private closeLinks(): void {
+    this.listener?.close();
     for (const r of this.links.values())
       r.then(
         (x) => x.kind === 'link' && x.link.close(),
         () => {},
       );
-    this.conn.bye();
-    return Promise.resolve();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
