@@ -15,7 +15,7 @@ import {
   MAX_LINK_HELLO_FRAME,
 } from '../wire/link-protocol.js';
 import { HEADER_REST } from '../wire/protocol.js';
-import type { LinkOrigin, LocalInbox } from './local-inbox.js';
+import { type LinkOrigin, LOCAL_BYTES_MAX, type LocalInbox } from './local-inbox.js';
 import { Message } from './message.js';
 
 /**
@@ -246,8 +246,12 @@ class InboundLink implements LinkOrigin {
   private paused = false;
   /** A ring marker said the next message is on the socket, and it has not come yet. */
   private awaitingSocket = false;
-  /** Socket DATA frames that came before their ring marker was read. */
+  /**
+   * Socket DATA frames that came before their ring marker was read; past
+   * LOCAL_BYTES_MAX of them the socket is not read until markers catch up.
+   */
   private readonly early = new Deque<[Message, number]>();
+  private earlyBytes = 0;
   private draining = false;
   private ended = false;
   /** The sender broke the protocol: nothing more is taken from it. */
@@ -327,6 +331,8 @@ class InboundLink implements LinkOrigin {
         return this.drain();
       }
       this.early.push([m, sync]);
+      this.earlyBytes += m.bytes.length;
+      if (this.earlyBytes > LOCAL_BYTES_MAX) this.socket.pause();
       return;
     }
     if (f.op === LinkOp.WITHDRAW && f.reqId !== 0) {
@@ -417,6 +423,9 @@ class InboundLink implements LinkOrigin {
         if (!this.ended) this.awaitingSocket = true;
         return;
       }
+      this.earlyBytes -= e[0].bytes.length;
+      if (this.earlyBytes <= LOCAL_BYTES_MAX / 2 && !this.paused && !this.socket.destroyed)
+        this.socket.resume();
       return this.deliver(e[0], e[1]);
     }
     const bytes = Buffer.allocUnsafe(r.length - LinkRing.RECORD_HEADER);
