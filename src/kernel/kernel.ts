@@ -14,6 +14,7 @@ import type { Frame } from '../wire/frame-codec.js';
 import {
   ASSIGNED_NAME,
   HEADER_REST,
+  HelloFlag,
   MAGIC,
   MAX_CONTROL_BODY,
   MAX_HELLO_FRAME,
@@ -27,6 +28,7 @@ import { DurableMailboxes } from './durable-mailboxes.js';
 import { type KernelOptions, type ResolvedKernelOptions, resolveKernelOptions } from './kernel-options.js';
 import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
 import { MailboxRecord } from './mailbox-record.js';
+import { MapRegions } from './map-regions.js';
 import { MessagePath } from './message-path.js';
 import { MemoryBudget } from './message-store.js';
 import { peerCredentialsOf, peerCredentialsSupported } from './peer-credentials.js';
@@ -78,6 +80,8 @@ export class Kernel {
   /** Connections that have not sent HELLO, oldest first. */
   private readonly handshaking = new Set<Session>();
   private readonly hooks: (rec: MailboxRecord) => MailboxHooks<KernelMessage>;
+  /** Map regions of large payloads sent by reference (map-regions.ts). */
+  readonly maps = new MapRegions();
   /** Messages: sending, receiving, delivery and redelivery (message-path.ts). */
   readonly path: MessagePath;
   /** `process.wait` calls parked until their name is bound (process-waits.ts). */
@@ -104,6 +108,7 @@ export class Kernel {
     });
     this.options = resolveKernelOptions(options);
     this.budget = new MemoryBudget(this.options.memoryBudget);
+    this.budget.dropMapped = (p) => this.maps.drop(p);
     this.path = new MessagePath(this);
     this.maxFrame = HEADER_REST + Math.max(this.options.maxMessageSize + 8, MAX_CONTROL_BODY);
     this.hooks = (rec) => ({
@@ -487,6 +492,8 @@ export class Kernel {
       case Op.ACK:
       case Op.RELEASE:
         return this.path.onDeliveryIds(s, f);
+      case Op.UNMAP:
+        return this.path.onUnmap(s, f);
       case Op.CANCEL:
         if (this.waits.cancel(s, f.reqId)) return;
         return this.path.onCancel(s, f.reqId);
@@ -535,6 +542,12 @@ export class Kernel {
       );
     }
     s.version = version;
+    // Map needs this host (peer credentials: not TLS, not a proxy), protocol 3 and the addon here.
+    s.canMap =
+      version >= 3 &&
+      (b.readUInt16LE(6) & HelloFlag.MAP) !== 0 &&
+      s.credentials !== undefined &&
+      this.maps.enabled;
     this.handshaking.delete(s);
     if (s.helloTimer !== undefined) clearTimeout(s.helloTimer);
     // The OS pid from SO_PEERCRED where the platform gives it; the client's word only otherwise.
@@ -619,7 +632,7 @@ export class Kernel {
     s.attached.set(inbox, { ack: false, stream: 0, draining: 0, deferred: [] });
     const body = Buffer.allocUnsafe(16 + Buffer.byteLength(name));
     body.writeUInt16LE(version, 0);
-    body.writeUInt16LE(0, 2);
+    body.writeUInt16LE(s.canMap ? HelloFlag.MAP : 0, 2);
     body.writeUInt32LE(this.options.maxMessageSize, 4);
     body.writeUInt32LE(pid, 8);
     body.writeUInt32LE(inbox.id, 12);
@@ -889,6 +902,7 @@ export class Kernel {
       if (rec.kind === 'mailbox' && !rec.closed) this.path.dropCopies(rec, rec.core.detach(s.pid).dropped);
     }
     this.path.requeueAll(s, entries);
+    this.maps.sessionEnded(s);
     for (const rec of [...this.mailboxes.values()]) {
       rec.openers.delete(s);
       if (rec.ownerSession === s) {
