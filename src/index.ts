@@ -21,6 +21,7 @@ export type {
 } from './client/connection.js';
 export { Mailbox } from './client/mailbox.js';
 export { Message } from './client/message.js';
+export type { MapOptions } from './map/map-region.js';
 export type { IterateOptions } from './client/message-stream.js';
 export type {
   ConnectOptions,

@@ -4,6 +4,7 @@ import { MAX_PRIORITY } from '../core/priority-queue.js';
 import {
   AbortError,
   errorFromCode,
+  TimeoutError,
   IpcError,
   KernelUnavailableError,
   MessageTooLargeError,
@@ -19,7 +20,9 @@ import {
   type CodecName,
   DeliverFlag,
   HEADER_REST,
+  HelloFlag,
   MAGIC,
+  MAP_REF_BYTES,
   MAX_CONTROL_BODY,
   MAX_TIMEOUT,
   Op,
@@ -27,7 +30,9 @@ import {
   PROTOCOL_VERSION,
   RecvFlag,
   SendFlag,
+  UnmapFlag,
 } from '../wire/protocol.js';
+import { MapRegion, type MapOptions, mapAvailable, resolveMapOptions } from '../map/map-region.js';
 import { checkKernelPeer, checkSocketDirectory } from './kernel-trust.js';
 import { type DeliveryControl, Message } from './message.js';
 
@@ -94,6 +99,11 @@ export interface Target {
   handles?: number;
   /** Request sends not yet answered: while any is, later sends must not overtake it on credit. */
   requestSends?: number;
+  /**
+   * The last send to this target still waiting for a free map chunk, and every send after
+   * it waits behind it: FIFO per sender holds whatever a send waits for.
+   */
+  sendQueue?: Promise<void>;
 }
 
 export interface PrefetchConsumer {
@@ -123,6 +133,21 @@ export interface Welcome {
   name: string;
   inbox: number;
   maxMessageSize: number;
+  /** The kernel takes MAPPED sends from this connection and may lend it MAPPED deliveries (protocol 3). */
+  map: boolean;
+}
+
+/**
+ * This connection's map region: large payloads are written once into it and sent by
+ * reference (src/map/map-region.ts). Set up on the first large send (that one is copied).
+ */
+interface MapOut {
+  readonly threshold: number;
+  readonly chunks: number;
+  readonly chunkBytes: number;
+  state: 'none' | 'pending' | 'ready' | 'off';
+  region: MapRegion | undefined;
+  id: number;
 }
 
 export type NoticeHandler = (notice: Record<string, unknown>) => void;
@@ -178,6 +203,16 @@ export class Connection implements DeliveryControl {
   private flushScheduled = false;
   private microFlushScheduled = false;
   private consumed: number[] = [];
+  /** Delivery ids of lent (mapped) payloads the application is done with: UNMAP, batched like CONSUMED. */
+  private unmapped: number[] = [];
+  /** Where large sends go by map; undefined when this connection sends by copy only. */
+  private mapOut: MapOut | undefined;
+  /** Map regions this process was lent payloads from, by the kernel's region id. */
+  private readonly lentFrom = new Map<number, MapRegion>();
+  /** Aborted when the connection is lost: a send waiting for a map chunk stops waiting. */
+  private readonly lostSignal = new AbortController();
+  /** A MAPPED SEND's reference (u32 region, u32 chunk, u32 length): the frame copies it. */
+  private readonly ref = Buffer.allocUnsafe(MAP_REF_BYTES);
   /** Credited sends in the batch being written, not yet in the socket. */
   private batch: Batch | undefined;
   /** Batches handed to the socket whose write has not completed. */
@@ -230,7 +265,10 @@ export class Connection implements DeliveryControl {
     name: string,
     inboxCapacity: number,
     timeoutMs: number,
+    map: MapOptions | false = {},
   ): Promise<Connection> {
+    // Map needs a kernel on this host and the addon here; the kernel says in WELCOME if it has it too.
+    const mapOptions = map === false || place.kind !== 'unix' || !mapAvailable() ? undefined : resolveMapOptions(map);
     const where = place.kind === 'unix' ? place.path : `tls://${place.host}:${place.port}`;
     const trust = place.kind === 'unix' ? checkSocketDirectory(place.path) : undefined;
     const socket =
@@ -283,7 +321,7 @@ export class Connection implements DeliveryControl {
     const hello = Buffer.allocUnsafe(16 + nameBytes.length);
     hello.writeUInt32LE(MAGIC, 0);
     hello.writeUInt16LE(PROTOCOL_VERSION, 4);
-    hello.writeUInt16LE(0, 6);
+    hello.writeUInt16LE(mapOptions === undefined ? 0 : HelloFlag.MAP, 6);
     hello.writeUInt32LE(process.pid, 8);
     hello.writeUInt32LE(inboxCapacity === Number.POSITIVE_INFINITY ? 0xffffffff : inboxCapacity, 12);
     nameBytes.copy(hello, 16);
@@ -294,6 +332,8 @@ export class Connection implements DeliveryControl {
       `${where} did not answer HELLO`,
     )) as Welcome;
     conn.welcome = welcome;
+    if (mapOptions !== undefined && welcome.map)
+      conn.mapOut = { ...mapOptions, state: 'none', region: undefined, id: 0 };
     return conn;
   }
 
@@ -357,6 +397,7 @@ export class Connection implements DeliveryControl {
   flush(): void {
     this.flushScheduled = false;
     if (this.consumed.length > 0) this.writeIds(Op.CONSUMED, this.consumed.splice(0));
+    if (this.unmapped.length > 0) this.writeIds(Op.UNMAP, this.unmapped.splice(0));
     const parts = this.writer.takeParts();
     const batch = this.batch;
     this.batch = undefined;
@@ -569,17 +610,131 @@ export class Connection implements DeliveryControl {
       }
       validateWait(options);
       if (options.signal?.aborted) throw new AbortError();
+      if (target.sendQueue !== undefined)
+        return this.queueSend(target, () => this.sendNow(target, payload, codec, priority, options, true));
+      return this.sendNow(target, payload, codec, priority, options, false);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * A send's way: by map if it is large and a chunk is free (or, a blocking send, once one
+   * is: it and the sends after it wait their turn), else by copy. `queued`: it already has
+   * its turn in the target's queue.
+   */
+  private sendNow(
+    target: Target,
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    options: SendOptions,
+    queued: boolean,
+  ): Promise<void> {
+    const m = this.mapOut;
+    let chunk = -1;
+    if (m !== undefined && payload.byteLength >= m.threshold && payload.byteLength <= m.chunkBytes) {
+      if (m.state === 'ready') {
+        chunk = (m.region as MapRegion).slab.tryAcquire();
+        if (chunk < 0 && !options.nonblock) {
+          // Every chunk is queued or lent to receivers still holding views: wait for one. A
+          // non-blocking send copies instead (the kernel's budget bounds that).
+          const wait = () => this.sendWhenChunk(target, payload, codec, priority, options, m);
+          return queued ? wait() : this.queueSend(target, wait);
+        }
+      } else if (m.state === 'none') this.setUpMap(m);
+    }
+    return this.sendPayload(target, payload, codec, priority, options, chunk);
+  }
+
+  /** Run `send` after the target's queued sends (whatever their outcome); it becomes the last. */
+  private queueSend(target: Target, send: () => Promise<void>): Promise<void> {
+    const before = target.sendQueue ?? Promise.resolve();
+    const p = before.then(send);
+    const turn = p.then(
+      () => {},
+      () => {},
+    );
+    target.sendQueue = turn;
+    void turn.then(() => {
+      if (target.sendQueue === turn) target.sendQueue = undefined;
+    });
+    return p;
+  }
+
+  /** A large send waits for a free chunk of the map region (timeout, signal, connection loss end the wait). */
+  private async sendWhenChunk(
+    target: Target,
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    options: SendOptions,
+    m: MapOut,
+  ): Promise<void> {
+    const started = performance.now();
+    const lost = this.lostSignal.signal;
+    const signal = options.signal === undefined ? lost : AbortSignal.any([options.signal, lost]);
+    let chunk: number;
+    try {
+      chunk = await (m.region as MapRegion).slab.acquire({ timeout: options.timeout, signal });
+    } catch (e) {
+      if (this.lost !== undefined) throw this.lost;
+      if (e instanceof TimeoutError) {
+        throw new TimeoutError(
+          `send to ${target.name} timed out after ${options.timeout} ms waiting for a free map chunk (all ${m.chunks} hold payloads queued or lent to receivers)`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+    const timeout = options.timeout === undefined ? undefined : Math.max(0, options.timeout - (performance.now() - started));
+    return this.sendPayload(target, payload, codec, priority, timeout === undefined ? options : { ...options, timeout }, chunk);
+  }
+
+  /**
+   * Write the SEND: credited if it can be, else a request. With `chunk` (held by this
+   * process) the payload is written into that chunk of the map region and the frame carries
+   * only its reference (MAPPED): from the frame on, the chunk is the kernel's.
+   */
+  private sendPayload(
+    target: Target,
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    options: SendOptions,
+    chunk: number,
+  ): Promise<void> {
+    try {
+      const refused = target.closed ?? this.lost ?? (options.signal?.aborted ? new AbortError() : undefined);
+      if (refused !== undefined) {
+        if (chunk >= 0) this.mapOut?.region?.slab.release(chunk);
+        throw refused;
+      }
+      let body = payload;
+      let mapped = 0;
+      if (chunk >= 0) {
+        const m = this.mapOut as MapOut;
+        const region = m.region as MapRegion;
+        region.view(chunk, payload.byteLength).set(payload);
+        region.slab.markQueued(chunk);
+        const ref = this.ref;
+        ref.writeUInt32LE(m.id, 0);
+        ref.writeUInt32LE(chunk, 4);
+        ref.writeUInt32LE(payload.byteLength, 8);
+        body = ref;
+        mapped = SendFlag.MAPPED;
+      }
       if (
         target.credits > 0 &&
-        target.byteCredits >= payload.byteLength &&
+        target.byteCredits >= body.byteLength &&
         options.sync !== true &&
         !(target.requestSends! > 0)
       ) {
         // Within credit: the slot is already ours, so the send needs no answer. It resolves once
         // its batch is in the socket: from then on the kernel gets it even if this process dies.
         target.credits--;
-        target.byteCredits -= payload.byteLength;
-        this.out().frame(Op.SEND, 0, priority, codec, 0, target.id, 0, 0, 0, payload);
+        target.byteCredits -= body.byteLength;
+        this.out().frame(Op.SEND, mapped, priority, codec, 0, target.id, 0, 0, 0, body);
         this.batch ??= newBatch();
         const written = this.batch.promise;
         this.scheduleFlush();
@@ -604,7 +759,7 @@ export class Connection implements DeliveryControl {
         target.requestSends = (target.requestSends ?? 1) - 1;
       };
       promise.then(settled, settled);
-      let flags = 0;
+      let flags = mapped;
       if (options.nonblock) flags |= SendFlag.NONBLOCK;
       if (options.sync) flags |= SendFlag.SYNC;
       if (options.timeout !== undefined && options.timeout <= MAX_TIMEOUT) flags |= SendFlag.TIMED;
@@ -618,13 +773,75 @@ export class Connection implements DeliveryControl {
         flags & SendFlag.TIMED ? 1 : 0,
         timeoutWord(options.timeout),
         0,
-        payload,
+        body,
       );
       this.scheduleFlush(true);
       return promise as Promise<void>;
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * Create this process's map region and register it with the kernel (in the background:
+   * large sends copy until it is ready). A failure leaves the connection copying.
+   */
+  private setUpMap(m: MapOut): void {
+    m.state = 'pending';
+    let region: MapRegion;
+    try {
+      region = MapRegion.create(m.chunks, m.chunkBytes);
+    } catch {
+      m.state = 'off';
+      return;
+    }
+    const drop = () => {
+      m.state = 'off';
+      region.unlink();
+      region.close();
+    };
+    this.call<{ id: number }>('map.register', { name: region.name }).then((r) => {
+      if (this.lost !== undefined) return drop();
+      m.region = region;
+      m.id = r.id;
+      m.state = 'ready';
+    }, drop);
+  }
+
+  /** The application is done with lent payload `deliveryId` (release, dispose, finalizer). */
+  private unmap(deliveryId: number): void {
+    if (this.lost !== undefined) return;
+    this.unmapped.push(deliveryId);
+    this.scheduleFlush();
+  }
+
+  /**
+   * The view a MAPPED delivery lends: chunk and length from its reference, in the region it
+   * names (opened on first use, kept until the kernel says it is gone). Undefined if this
+   * process cannot open it.
+   */
+  private lendView(f: Frame): Buffer | undefined {
+    if (f.bodyLength < 20) return undefined;
+    const regionId = f.u32(8);
+    const chunk = f.u32(12);
+    const length = f.u32(16);
+    let r = this.lentFrom.get(regionId);
+    if (r === undefined) {
+      try {
+        r = MapRegion.open(f.buf.toString('utf8', f.start + 20, f.end));
+      } catch {
+        return undefined;
+      }
+      this.lentFrom.set(regionId, r);
+    }
+    if (chunk >= r.chunks || length > r.chunkBytes) return undefined;
+    return r.lend(chunk, length);
+  }
+
+  /** Hand back a MAPPED delivery this process could not map: the kernel redelivers it by copy. */
+  private refuseMapped(deliveryId: number): void {
+    this.out().frame(Op.UNMAP, UnmapFlag.REFUSE, 0, 0, 0, 0, 1, deliveryId, 0, undefined);
+    this.scheduleFlush();
   }
 
   /** Ask the kernel to withdraw a parked send or receive; its answer settles the request. */
@@ -692,6 +909,8 @@ export class Connection implements DeliveryControl {
    */
   giveBack(messages: readonly Message[]): void {
     if (this.lost !== undefined || messages.length === 0) return;
+    // Their lends go back with them.
+    for (const m of messages) m.revoke();
     this.writeIds(
       Op.RELEASE,
       messages.map((m) => m.deliveryId),
@@ -741,7 +960,9 @@ export class Connection implements DeliveryControl {
         // Its sender gave up: if no loop has taken it yet, it goes back and the sender's send fails.
         const id = f.u32(0);
         for (const t of this.targets.values()) {
-          if (t.consumer?.withdraw(id) !== undefined) {
+          const m = t.consumer?.withdraw(id);
+          if (m !== undefined) {
+            m.revoke();
             this.release(id);
             return;
           }
@@ -773,6 +994,7 @@ export class Connection implements DeliveryControl {
           pid: b.readUInt32LE(8),
           inbox: b.readUInt32LE(12),
           name: b.toString('utf8', 16),
+          map: (b.readUInt16LE(2) & HelloFlag.MAP) !== 0,
         } satisfies Welcome);
         return;
       }
@@ -836,23 +1058,38 @@ export class Connection implements DeliveryControl {
         );
       return;
     }
-    const m = new Message(
-      f.bodyFrom(8),
-      f.codec,
-      f.priority,
-      this.peerName(senderPid),
-      senderPid,
-      mailboxName,
-      needsAck,
-      deliveryId,
-      tracked,
-      this,
-    );
+    // A mapped payload is lent in place (the view is made only for a message someone gets).
+    const mapped = (f.flags & DeliverFlag.MAPPED) !== 0;
+    const make = (): Message | undefined => {
+      const bytes = mapped ? this.lendView(f) : f.bodyFrom(8);
+      if (bytes === undefined) return undefined;
+      return new Message(
+        bytes,
+        f.codec,
+        f.priority,
+        this.peerName(senderPid),
+        senderPid,
+        mailboxName,
+        needsAck,
+        deliveryId,
+        tracked,
+        this,
+        false,
+        mapped ? () => this.unmap(deliveryId) : undefined,
+      );
+    };
     if (f.reqId !== 0 && this.pending.has(f.reqId)) {
       // The answer to a receive().
       const p = this.settle(f.reqId)!;
       if (p.abandoned) {
         this.release(deliveryId);
+        return;
+      }
+      const m = make();
+      if (m === undefined) {
+        // Not lost: the kernel puts it back and delivers it again, by copy.
+        this.refuseMapped(deliveryId);
+        p.reject(new IpcError('NOT_SUPPORTED', `could not map the payload from ${mailboxName}: it is requeued, to be delivered by copy`));
         return;
       }
       this.markConsumed(deliveryId);
@@ -864,7 +1101,9 @@ export class Connection implements DeliveryControl {
     // lost and a later iteration never sees it ahead of what the earlier one gave back.
     const c = t?.consumer;
     if (c !== undefined && (f.reqId === 0 || f.reqId === c.reqId)) {
-      c.push(m);
+      const m = make();
+      if (m === undefined) this.refuseMapped(deliveryId);
+      else c.push(m);
       return;
     }
     if (tracked) this.release(deliveryId);
@@ -889,6 +1128,13 @@ export class Connection implements DeliveryControl {
       if (this.pidsByName.size > PEER_NAMES) {
         this.pidsByName.delete(this.pidsByName.keys().next().value as string);
       }
+      return;
+    }
+    if (notice.kind === 'map-region-closed') {
+      // Nothing more will be lent from it: drop the handle (views still out keep their memory).
+      const r = this.lentFrom.get(notice.id as number);
+      this.lentFrom.delete(notice.id as number);
+      r?.close();
       return;
     }
     if (notice.kind === 'mailbox-closed') {
@@ -943,6 +1189,9 @@ export class Connection implements DeliveryControl {
     if (this.lost !== undefined) return;
     this.lost = error;
     this.socket.destroy();
+    this.lostSignal.abort(error);
+    // The kernel that would unlink the region once nothing refers to it is gone (or has dropped us).
+    this.mapOut?.region?.unlink();
     this.batch?.reject(error);
     this.batch = undefined;
     this.rejectAll(error);

@@ -4,6 +4,7 @@ import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js'
 import type { Grantees } from '../core/rights.js';
 import type { IpcError, IpcErrorCode } from '../errors.js';
 import type { KernelStatus, MailboxInfo, ProcessInfo, SegmentInfo, SegmentRole } from '../wire/info-types.js';
+import type { MapOptions } from '../map/map-region.js';
 import { MAX_TIMEOUT, peekCount } from '../wire/protocol.js';
 import { defaultSocketPath } from '../wire/socket-path.js';
 import {
@@ -39,6 +40,13 @@ export interface ConnectOptions {
   token?: string;
   /** CA certificate(s), PEM, that signed the kernel's certificate, for `url`. */
   ca?: string | Buffer;
+  /**
+   * Large messages by map (docs/protocol.md, "Map instead of copy"): payloads from `threshold`
+   * bytes up to `chunkBytes` are written once into a shared-memory region of `chunks` chunks
+   * and the kernel passes a reference. `false` copies everything. Needs the native addon and a
+   * local kernel; otherwise everything is copied.
+   */
+  map?: MapOptions | false;
 }
 
 export interface SignalEvent {
@@ -194,7 +202,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     } else {
       place = { kind: 'unix', path: options.socketPath ?? defaultSocketPath() };
     }
-    const conn = await Connection.open(place, name, inboxCapacity, timeout);
+    const conn = await Connection.open(place, name, inboxCapacity, timeout, options.map);
     return new IpcProcess(conn);
   }
 
