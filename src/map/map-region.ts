@@ -47,7 +47,7 @@ export interface MapOptions {
  * Payloads from this size up go by map. Measured (docs/protocol.md, "Map
  * instead of copy"): below it the kernel's copy through its socket is as fast.
  */
-export const DEFAULT_MAP_THRESHOLD = 64 * 1024;
+export const DEFAULT_MAP_THRESHOLD = 16 * 1024;
 export const DEFAULT_MAP_CHUNKS = 16;
 export const DEFAULT_MAP_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Most chunks and bytes per chunk a region may have (the kernel refuses larger ones). */
