@@ -21,7 +21,6 @@ export type {
 } from './client/connection.js';
 export { Mailbox } from './client/mailbox.js';
 export { Message } from './client/message.js';
-export type { MapOptions } from './map/map-region.js';
 export type { IterateOptions } from './client/message-stream.js';
 export type {
   ConnectOptions,
@@ -56,6 +55,7 @@ export {
 } from './errors.js';
 export type { KernelOptions } from './kernel/kernel.js';
 export { Kernel, startKernel } from './kernel/kernel.js';
+export type { MapOptions } from './map/map-region.js';
 export { Barrier } from './shm/barrier.js';
 export { Condvar } from './shm/condvar.js';
 export { futexWaitAsync, futexWaitSync, futexWake } from './shm/futex.js';
@@ -104,6 +104,7 @@ export type {
   KernelStatus,
   MailboxCounters,
   MailboxInfo,
+  MapRegionInfo,
   ProcessInfo,
   SegmentInfo,
   SegmentRole,

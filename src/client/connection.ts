@@ -4,14 +4,15 @@ import { MAX_PRIORITY } from '../core/priority-queue.js';
 import {
   AbortError,
   errorFromCode,
-  TimeoutError,
   IpcError,
   KernelUnavailableError,
   MessageTooLargeError,
   NameTakenError,
   NoSuchProcessError,
   ProtocolError,
+  TimeoutError,
 } from '../errors.js';
+import { type MapOptions, MapRegion, mapAvailable, resolveMapOptions } from '../map/map-region.js';
 import { errorCodeFromWire } from '../wire/error-codes.js';
 import { type Frame, FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
 import type { PeekReply } from '../wire/info-types.js';
@@ -32,7 +33,6 @@ import {
   SendFlag,
   UnmapFlag,
 } from '../wire/protocol.js';
-import { MapRegion, type MapOptions, mapAvailable, resolveMapOptions } from '../map/map-region.js';
 import { checkKernelPeer, checkSocketDirectory } from './kernel-trust.js';
 import { type DeliveryControl, Message } from './message.js';
 
@@ -268,7 +268,8 @@ export class Connection implements DeliveryControl {
     map: MapOptions | false = {},
   ): Promise<Connection> {
     // Map needs a kernel on this host and the addon here; the kernel says in WELCOME if it has it too.
-    const mapOptions = map === false || place.kind !== 'unix' || !mapAvailable() ? undefined : resolveMapOptions(map);
+    const mapOptions =
+      map === false || place.kind !== 'unix' || !mapAvailable() ? undefined : resolveMapOptions(map);
     const where = place.kind === 'unix' ? place.path : `tls://${place.host}:${place.port}`;
     const trust = place.kind === 'unix' ? checkSocketDirectory(place.path) : undefined;
     const socket =
@@ -687,8 +688,18 @@ export class Connection implements DeliveryControl {
       }
       throw e;
     }
-    const timeout = options.timeout === undefined ? undefined : Math.max(0, options.timeout - (performance.now() - started));
-    return this.sendPayload(target, payload, codec, priority, timeout === undefined ? options : { ...options, timeout }, chunk);
+    const timeout =
+      options.timeout === undefined
+        ? undefined
+        : Math.max(0, options.timeout - (performance.now() - started));
+    return this.sendPayload(
+      target,
+      payload,
+      codec,
+      priority,
+      timeout === undefined ? options : { ...options, timeout },
+      chunk,
+    );
   }
 
   /**
@@ -1089,7 +1100,12 @@ export class Connection implements DeliveryControl {
       if (m === undefined) {
         // Not lost: the kernel puts it back and delivers it again, by copy.
         this.refuseMapped(deliveryId);
-        p.reject(new IpcError('NOT_SUPPORTED', `could not map the payload from ${mailboxName}: it is requeued, to be delivered by copy`));
+        p.reject(
+          new IpcError(
+            'NOT_SUPPORTED',
+            `could not map the payload from ${mailboxName}: it is requeued, to be delivered by copy`,
+          ),
+        );
         return;
       }
       this.markConsumed(deliveryId);

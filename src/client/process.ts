@@ -3,8 +3,8 @@ import type { MailboxOptions } from '../core/mailbox-options.js';
 import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
 import type { Grantees } from '../core/rights.js';
 import type { IpcError, IpcErrorCode } from '../errors.js';
-import type { KernelStatus, MailboxInfo, ProcessInfo, SegmentInfo, SegmentRole } from '../wire/info-types.js';
 import type { MapOptions } from '../map/map-region.js';
+import type { KernelStatus, MailboxInfo, ProcessInfo, SegmentInfo, SegmentRole } from '../wire/info-types.js';
 import { MAX_TIMEOUT, peekCount } from '../wire/protocol.js';
 import { defaultSocketPath } from '../wire/socket-path.js';
 import {

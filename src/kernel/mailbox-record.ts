@@ -11,9 +11,9 @@ import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
 import { MailboxRights, type Principal } from '../core/rights.js';
 import type { Chunk } from '../wire/frame-codec.js';
 import type { MailboxCounters, MailboxInfo } from '../wire/info-types.js';
-import type { MappedPayload } from './map-regions.js';
 import { CreditBook, type CreditEnv } from './credits.js';
 import { MailboxStats } from './mailbox-stats.js';
+import type { MappedPayload } from './map-regions.js';
 import type { Session } from './session.js';
 import type { Timer } from './timer.js';
 

@@ -85,7 +85,9 @@ export class MapRegions {
     const map = MapRegion.open(name);
     if (map.chunks > MAX_MAP_CHUNKS || map.chunkBytes > MAX_MAP_CHUNK_BYTES) {
       map.close();
-      throw new RangeError(`map region ${name} is larger than ${MAX_MAP_CHUNKS} chunks of ${MAX_MAP_CHUNK_BYTES} bytes`);
+      throw new RangeError(
+        `map region ${name} is larger than ${MAX_MAP_CHUNKS} chunks of ${MAX_MAP_CHUNK_BYTES} bytes`,
+      );
     }
     const rec = new RegionRecord(this.nextId++, s, map);
     this.byId.set(rec.id, rec);
@@ -115,7 +117,8 @@ export class MapRegions {
    */
   materialize(s: Session, f: Frame): Frame | string {
     const off = (f.flags & SendFlag.TIMED) !== 0 && f.reqId !== 0 ? 4 : 0;
-    if (f.bodyLength - off !== MAP_REF_BYTES) return `a MAPPED SEND carries a ${MAP_REF_BYTES}-byte reference`;
+    if (f.bodyLength - off !== MAP_REF_BYTES)
+      return `a MAPPED SEND carries a ${MAP_REF_BYTES}-byte reference`;
     const p = this.take(s, f.u32(off), f.u32(off + 4), f.u32(off + 8));
     if (typeof p === 'string') return p;
     const body = Buffer.allocUnsafe(off + p.length);

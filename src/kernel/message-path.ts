@@ -649,12 +649,34 @@ export class MessagePath {
         ref.writeUInt32LE(p.chunk, 4);
         ref.writeUInt32LE(p.length, 8);
         r.nameBytes.copy(ref, 12);
-        s.writer.frame(Op.DELIVER, flags | DeliverFlag.MAPPED, m.priority, m.codec, reqId, rec.id, 2, deliveryId, m.sender, ref);
+        s.writer.frame(
+          Op.DELIVER,
+          flags | DeliverFlag.MAPPED,
+          m.priority,
+          m.codec,
+          reqId,
+          rec.id,
+          2,
+          deliveryId,
+          m.sender,
+          ref,
+        );
       } else {
         // A receiver that cannot map (another uid, no addon, protocol 2, TLS, a proxy for
         // another node): the kernel copies the bytes out of the region into its frame, charged
         // to the budget as unread output like any delivery.
-        s.writer.frame(Op.DELIVER, flags, m.priority, m.codec, reqId, rec.id, 2, deliveryId, m.sender, p.view());
+        s.writer.frame(
+          Op.DELIVER,
+          flags,
+          m.priority,
+          m.codec,
+          reqId,
+          rec.id,
+          2,
+          deliveryId,
+          m.sender,
+          p.view(),
+        );
       }
       this.k.markDirty(s);
       return;

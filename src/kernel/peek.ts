@@ -61,7 +61,18 @@ export function answerPeek(
     s.introduce(m.sender, m.senderName);
     if (m.mapped !== undefined) {
       // A payload in a map region: a peek gets a copy (never a lend: nothing would hand it back).
-      s.writer.frame(Op.DELIVER, DeliverFlag.PEEK, m.priority, m.codec, reqId, rec.id, 2, 0, m.sender, m.mapped.view());
+      s.writer.frame(
+        Op.DELIVER,
+        DeliverFlag.PEEK,
+        m.priority,
+        m.codec,
+        reqId,
+        rec.id,
+        2,
+        0,
+        m.sender,
+        m.mapped.view(),
+      );
       continue;
     }
     s.writer.frameFrom(

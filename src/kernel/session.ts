@@ -4,8 +4,8 @@ import { errorCodeToWire } from '../wire/error-codes.js';
 import { FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
 import { Op, PEER_NAMES } from '../wire/protocol.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, SendRequest } from './mailbox-record.js';
-import type { MemoryBudget } from './message-store.js';
 import type { MappedPayload } from './map-regions.js';
+import type { MemoryBudget } from './message-store.js';
 
 /** A message handed to this session that the kernel keeps until it is consumed (and acknowledged). */
 export interface Inflight {

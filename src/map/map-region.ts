@@ -58,7 +58,8 @@ export const MAX_MAP_CHUNK_BYTES = 256 * 1024 * 1024;
 export function resolveMapOptions(o: MapOptions): Required<MapOptions> {
   const int = (v: number | undefined, d: number, lo: number, hi: number, key: string) => {
     const x = v ?? d;
-    if (!Number.isInteger(x) || x < lo || x > hi) throw new RangeError(`map.${key} must be an integer from ${lo} to ${hi}`);
+    if (!Number.isInteger(x) || x < lo || x > hi)
+      throw new RangeError(`map.${key} must be an integer from ${lo} to ${hi}`);
     return x;
   };
   return {
