@@ -137,6 +137,15 @@ export interface Welcome {
   map: boolean;
 }
 
+/** A region this process reads lent payloads from, and how many of its views are out. */
+interface LentRegion {
+  readonly region: MapRegion;
+  /** Views lent and not yet released (or collected). */
+  out: number;
+  /** Views it may hold at once: half the region's chunks (at least one), see lendView. */
+  readonly most: number;
+}
+
 /**
  * This connection's map region: large payloads are written once into it and sent by
  * reference (src/map/map-region.ts). Set up on the first large send (that one is copied).
@@ -207,8 +216,8 @@ export class Connection implements DeliveryControl {
   private unmapped: number[] = [];
   /** Where large sends go by map; undefined when this connection sends by copy only. */
   private mapOut: MapOut | undefined;
-  /** Map regions this process was lent payloads from, by the kernel's region id. */
-  private readonly lentFrom = new Map<number, MapRegion>();
+  /** Map regions this process was lent payloads from, by the kernel's region id, with the views it holds. */
+  private readonly lentFrom = new Map<number, LentRegion>();
   /** Aborted when the connection is lost: a send waiting for a map chunk stops waiting. */
   private readonly lostSignal = new AbortController();
   /** A MAPPED SEND's reference (u32 region, u32 chunk, u32 length): the frame copies it. */
@@ -819,34 +828,55 @@ export class Connection implements DeliveryControl {
     }, drop);
   }
 
-  /** The application is done with lent payload `deliveryId` (release, dispose, finalizer). */
-  private unmap(deliveryId: number): void {
-    if (this.lost !== undefined) return;
+  /**
+   * A lease on lent payload `deliveryId` ended (release, dispose, finalizer; or, without
+   * `tell`, its delivery was handed back, which returns the lend too).
+   */
+  private unmap(lent: LentRegion, deliveryId: number, tell: boolean): void {
+    lent.out--;
+    if (!tell || this.lost !== undefined) return;
     this.unmapped.push(deliveryId);
     this.scheduleFlush();
   }
 
   /**
-   * The view a MAPPED delivery lends: chunk and length from its reference, in the region it
-   * names (opened on first use, kept until the kernel says it is gone). Undefined if this
-   * process cannot open it.
+   * The payload of a MAPPED delivery: chunk and length from its reference, in the region it
+   * names (opened on first use, kept until the kernel says it is gone). Lent as a view while
+   * this process holds fewer than half the region's chunks; beyond that copied into private
+   * memory and handed back at once, so a receiver that never releases (leaving its views to
+   * the garbage collector, which may run rarely) can never stop the sender. Undefined if this
+   * process cannot open the region.
    */
-  private lendView(f: Frame): Buffer | undefined {
+  private lendView(
+    f: Frame,
+    deliveryId: number,
+  ): { bytes: Buffer; unmap?: (tell: boolean) => void } | undefined {
     if (f.bodyLength < 20) return undefined;
     const regionId = f.u32(8);
     const chunk = f.u32(12);
     const length = f.u32(16);
-    let r = this.lentFrom.get(regionId);
-    if (r === undefined) {
+    let lent = this.lentFrom.get(regionId);
+    if (lent === undefined) {
+      let region: MapRegion;
       try {
-        r = MapRegion.open(f.buf.toString('utf8', f.start + 20, f.end));
+        region = MapRegion.open(f.buf.toString('utf8', f.start + 20, f.end));
       } catch {
         return undefined;
       }
-      this.lentFrom.set(regionId, r);
+      lent = { region, out: 0, most: Math.max(1, region.chunks >>> 1) };
+      this.lentFrom.set(regionId, lent);
     }
+    const r = lent.region;
     if (chunk >= r.chunks || length > r.chunkBytes) return undefined;
-    return r.lend(chunk, length);
+    if (lent.out >= lent.most) {
+      const bytes = Buffer.from(r.view(chunk, length));
+      this.unmapped.push(deliveryId);
+      this.scheduleFlush();
+      return { bytes };
+    }
+    lent.out++;
+    const held = lent;
+    return { bytes: r.lend(chunk, length), unmap: (tell) => this.unmap(held, deliveryId, tell) };
   }
 
   /** Hand back a MAPPED delivery this process could not map: the kernel redelivers it by copy. */
@@ -1072,10 +1102,10 @@ export class Connection implements DeliveryControl {
     // A mapped payload is lent in place (the view is made only for a message someone gets).
     const mapped = (f.flags & DeliverFlag.MAPPED) !== 0;
     const make = (): Message | undefined => {
-      const bytes = mapped ? this.lendView(f) : f.bodyFrom(8);
-      if (bytes === undefined) return undefined;
+      const lent = mapped ? this.lendView(f, deliveryId) : { bytes: f.bodyFrom(8) };
+      if (lent === undefined) return undefined;
       return new Message(
-        bytes,
+        lent.bytes,
         f.codec,
         f.priority,
         this.peerName(senderPid),
@@ -1086,7 +1116,7 @@ export class Connection implements DeliveryControl {
         tracked,
         this,
         false,
-        mapped ? () => this.unmap(deliveryId) : undefined,
+        lent.unmap,
       );
     };
     if (f.reqId !== 0 && this.pending.has(f.reqId)) {
@@ -1150,7 +1180,7 @@ export class Connection implements DeliveryControl {
       // Nothing more will be lent from it: drop the handle (views still out keep their memory).
       const r = this.lentFrom.get(notice.id as number);
       this.lentFrom.delete(notice.id as number);
-      r?.close();
+      r?.region.close();
       return;
     }
     if (notice.kind === 'mailbox-closed') {

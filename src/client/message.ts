@@ -10,7 +10,7 @@ export interface DeliveryControl {
 }
 
 /** Hands back the map-region chunks of mapped messages whose views all became unreachable. */
-const leases = new FinalizationRegistry<() => void>((unmap) => unmap());
+const leases = new FinalizationRegistry<(tell: boolean) => void>((unmap) => unmap(true));
 
 /**
  * A received (or peeked) message. `bytes` is the payload as sent; `data` decodes it with
@@ -29,7 +29,7 @@ export class Message<T = unknown> {
   private value: unknown;
   private settled = false;
   #bytes: Buffer | undefined;
-  #unmap: (() => void) | undefined;
+  #unmap: ((tell: boolean) => void) | undefined;
   /** True if `bytes` is a view of the sender's map region (zero copy), lent until release(). */
   readonly mapped: boolean;
 
@@ -57,10 +57,11 @@ export class Message<T = unknown> {
      */
     readonly peeked = false,
     /**
-     * For a mapped message: hands the lent chunk back (UNMAP). It must not refer to `bytes`
-     * or its buffer (it is held until that buffer is collected).
+     * For a mapped message: ends the lease, and with `tell` hands the lent chunk back (UNMAP;
+     * without, it went back with the delivery). It must not refer to `bytes` or its buffer (it
+     * is held until that buffer is collected).
      */
-    unmap?: () => void,
+    unmap?: (tell: boolean) => void,
   ) {
     this.#bytes = bytes;
     this.#unmap = unmap;
@@ -83,8 +84,10 @@ export class Message<T = unknown> {
   release(): void {
     const unmap = this.#unmap;
     if (unmap === undefined) return;
-    this.revoke();
-    unmap();
+    this.#unmap = undefined;
+    this.#bytes = undefined;
+    leases.unregister(this);
+    unmap(true);
   }
 
   [Symbol.dispose](): void {
@@ -93,10 +96,12 @@ export class Message<T = unknown> {
 
   /** @internal The lend went back with the delivery (RELEASE): drop the view, send nothing. */
   revoke(): void {
-    if (this.#unmap === undefined) return;
+    const unmap = this.#unmap;
+    if (unmap === undefined) return;
     this.#unmap = undefined;
     this.#bytes = undefined;
     leases.unregister(this);
+    unmap(false);
   }
 
   /** How the sender encoded the payload. */
