@@ -215,7 +215,7 @@ export class Connection implements DeliveryControl {
   /** Delivery ids of lent (mapped) payloads the application is done with: UNMAP, batched like CONSUMED. */
   private unmapped: number[] = [];
   /** Where large sends go by map; undefined when this connection sends by copy only. */
-  private mapOut: MapOut | undefined;
+  private mapOut: MapOut[] | undefined;
   /** Map regions this process was lent payloads from, by the kernel's region id, with the views it holds. */
   private readonly lentFrom = new Map<number, LentRegion>();
   /** Aborted when the connection is lost: a send waiting for a map chunk stops waiting. */
@@ -343,7 +343,13 @@ export class Connection implements DeliveryControl {
     )) as Welcome;
     conn.welcome = welcome;
     if (mapOptions !== undefined && welcome.map)
-      conn.mapOut = { ...mapOptions, state: 'none', region: undefined, id: 0 };
+      conn.mapOut = mapOptions.classes.map((c) => ({
+        threshold: mapOptions.threshold,
+        ...c,
+        state: 'none',
+        region: undefined,
+        id: 0,
+      }));
     return conn;
   }
 
@@ -641,9 +647,9 @@ export class Connection implements DeliveryControl {
     options: SendOptions,
     queued: boolean,
   ): Promise<void> {
-    const m = this.mapOut;
+    const m = this.mapClass(payload.byteLength);
     let chunk = -1;
-    if (m !== undefined && payload.byteLength >= m.threshold && payload.byteLength <= m.chunkBytes) {
+    if (m !== undefined) {
       if (m.state === 'ready') {
         chunk = (m.region as MapRegion).slab.tryAcquire();
         if (chunk < 0 && !options.nonblock) {
@@ -654,7 +660,15 @@ export class Connection implements DeliveryControl {
         }
       } else if (m.state === 'none') this.setUpMap(m);
     }
-    return this.sendPayload(target, payload, codec, priority, options, chunk);
+    return this.sendPayload(target, payload, codec, priority, options, chunk, m);
+  }
+
+  /** The region (size class) a payload of `size` bytes goes to by map; undefined: copy it. */
+  private mapClass(size: number): MapOut | undefined {
+    const classes = this.mapOut;
+    if (classes === undefined || size < (classes[0] as MapOut).threshold) return undefined;
+    for (const c of classes) if (size <= c.chunkBytes) return c;
+    return undefined;
   }
 
   /** Run `send` after the target's queued sends (whatever their outcome); it becomes the last. */
@@ -708,6 +722,7 @@ export class Connection implements DeliveryControl {
       priority,
       timeout === undefined ? options : { ...options, timeout },
       chunk,
+      m,
     );
   }
 
@@ -723,17 +738,17 @@ export class Connection implements DeliveryControl {
     priority: number,
     options: SendOptions,
     chunk: number,
+    m?: MapOut,
   ): Promise<void> {
     try {
       const refused = target.closed ?? this.lost ?? (options.signal?.aborted ? new AbortError() : undefined);
       if (refused !== undefined) {
-        if (chunk >= 0) this.mapOut?.region?.slab.release(chunk);
+        if (chunk >= 0) m?.region?.slab.release(chunk);
         throw refused;
       }
       let body = payload;
       let mapped = 0;
-      if (chunk >= 0) {
-        const m = this.mapOut as MapOut;
+      if (chunk >= 0 && m !== undefined) {
         const region = m.region as MapRegion;
         region.view(chunk, payload.byteLength).set(payload);
         region.slab.markQueued(chunk);
@@ -1237,7 +1252,7 @@ export class Connection implements DeliveryControl {
     this.socket.destroy();
     this.lostSignal.abort(error);
     // The kernel that would unlink the region once nothing refers to it is gone (or has dropped us).
-    this.mapOut?.region?.unlink();
+    for (const m of this.mapOut ?? []) m.region?.unlink();
     this.batch?.reject(error);
     this.batch = undefined;
     this.rejectAll(error);

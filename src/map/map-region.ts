@@ -37,10 +37,19 @@ import { Segment } from '../shm/segment.js';
 export interface MapOptions {
   /** Payloads of at least this many bytes go by map. Default DEFAULT_MAP_THRESHOLD. */
   threshold?: number;
-  /** Chunks in the region: payloads in flight or held by receivers at once. Default 16. */
+  /**
+   * Chunks in the region: payloads in flight or held by receivers at once. With `chunkBytes`,
+   * one region of that many chunks; without both, the default size classes (DEFAULT_MAP_CLASSES).
+   */
   chunks?: number;
-  /** Bytes per chunk: larger payloads are copied. Default 4 MiB. */
+  /** Bytes per chunk: larger payloads are copied. */
   chunkBytes?: number;
+}
+
+/** One region of a connection: `chunks` × `chunkBytes`. */
+export interface MapClass {
+  chunks: number;
+  chunkBytes: number;
 }
 
 /**
@@ -48,6 +57,16 @@ export interface MapOptions {
  * instead of copy"): below it the kernel's copy through its socket is as fast.
  */
 export const DEFAULT_MAP_THRESHOLD = 16 * 1024;
+/**
+ * Two regions by default, a payload going to the first whose chunks fit it: many small chunks
+ * keep a stream of medium payloads flowing (a chunk is busy for a whole trip: sender, kernel,
+ * receiver, UNMAP back), a few large ones take payloads up to 4 MiB. 16 + 128 MiB of address
+ * space; memory only as far as payloads touch it. Larger payloads are copied.
+ */
+export const DEFAULT_MAP_CLASSES: readonly MapClass[] = [
+  { chunks: 64, chunkBytes: 256 * 1024 },
+  { chunks: 32, chunkBytes: 4 * 1024 * 1024 },
+];
 export const DEFAULT_MAP_CHUNKS = 16;
 export const DEFAULT_MAP_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Most chunks and bytes per chunk a region may have (the kernel refuses larger ones). */
@@ -55,17 +74,24 @@ export const MAX_MAP_CHUNKS = 1024;
 export const MAX_MAP_CHUNK_BYTES = 256 * 1024 * 1024;
 
 /** Resolved and checked map settings (RangeError naming the option). */
-export function resolveMapOptions(o: MapOptions): Required<MapOptions> {
+export function resolveMapOptions(o: MapOptions): { threshold: number; classes: MapClass[] } {
   const int = (v: number | undefined, d: number, lo: number, hi: number, key: string) => {
     const x = v ?? d;
     if (!Number.isInteger(x) || x < lo || x > hi)
       throw new RangeError(`map.${key} must be an integer from ${lo} to ${hi}`);
     return x;
   };
+  const threshold = int(o.threshold, DEFAULT_MAP_THRESHOLD, 1, MAX_MAP_CHUNK_BYTES, 'threshold');
+  if (o.chunks === undefined && o.chunkBytes === undefined)
+    return { threshold, classes: [...DEFAULT_MAP_CLASSES] };
   return {
-    threshold: int(o.threshold, DEFAULT_MAP_THRESHOLD, 1, MAX_MAP_CHUNK_BYTES, 'threshold'),
-    chunks: int(o.chunks, DEFAULT_MAP_CHUNKS, 1, MAX_MAP_CHUNKS, 'chunks'),
-    chunkBytes: int(o.chunkBytes, DEFAULT_MAP_CHUNK_BYTES, 64, MAX_MAP_CHUNK_BYTES, 'chunkBytes'),
+    threshold,
+    classes: [
+      {
+        chunks: int(o.chunks, DEFAULT_MAP_CHUNKS, 1, MAX_MAP_CHUNKS, 'chunks'),
+        chunkBytes: int(o.chunkBytes, DEFAULT_MAP_CHUNK_BYTES, 64, MAX_MAP_CHUNK_BYTES, 'chunkBytes'),
+      },
+    ],
   };
 }
 
