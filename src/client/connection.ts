@@ -987,6 +987,8 @@ export class Connection implements DeliveryControl {
     this.flush();
     // Sends already written stay valid: their batches resolve as the socket drains.
     this.lost = new IpcError('DISCONNECTED', 'this process closed its connection');
+    // A send waiting for a map chunk stops waiting (the kernel unlinks the region once nothing refers to it).
+    this.lostSignal.abort(this.lost);
     this.socket.end();
     this.rejectAll(this.lost);
   }

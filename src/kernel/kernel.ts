@@ -268,6 +268,8 @@ export class Kernel {
       // its connection close, so its pending operations reject KERNEL_UNAVAILABLE.
       for (const s of sessions) s.closed = true;
       for (const s of sessions) this.endSession(s, 'kernel-shutdown');
+      // Map regions still referred to by queued messages die with the kernel that held those.
+      this.maps.removeAll();
       // Leaving frees this node's names across the cluster at once (no waiting for a timeout).
       await this.cluster?.close().catch(() => undefined);
       const network = this.network;

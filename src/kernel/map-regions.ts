@@ -196,6 +196,11 @@ export class MapRegions {
     });
   }
 
+  /** The kernel stops: every region goes (the messages that named them go with it). */
+  removeAll(): void {
+    for (const r of [...this.byId.values()]) this.remove(r);
+  }
+
   private remove(r: RegionRecord): void {
     this.byId.delete(r.id);
     r.map.unlink();
