@@ -1,0 +1,96 @@
+/**
+ * Map on the wire (protocol 3): clients that cannot map get copies, and a
+ * MAPPED reference is checked before the kernel believes it.
+ *
+ * - A version 2 client, and a version 3 client that did not offer MAP in
+ *   HELLO, receive a mapped payload as an ordinary DELIVER with the bytes
+ *   (copied out of the region by the kernel); WELCOME offers them no MAP.
+ * - A MAPPED SEND naming a region that is not the sender's is a protocol
+ *   error for that sender only: the region's owner keeps sending by map.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { connect, type IpcProcess, type Mailbox } from '../../src/index.js';
+import { DeliverFlag, Op, SendFlag } from '../../src/wire/protocol.js';
+import {
+  destroyAllRaw,
+  errorCode,
+  frame,
+  type KernelHost,
+  RawClient,
+  startDaemonProcess,
+  stopAllKernels,
+  u32s,
+} from '../fixtures/hardening-support.js';
+import { intact, patterned } from '../fixtures/map-pattern.js';
+
+const MIB = 1024 * 1024;
+
+describe('map on the wire', () => {
+  let kernel: KernelHost;
+  let me: IpcProcess;
+  let sender: IpcProcess;
+  let box: Mailbox;
+  let mine: Mailbox;
+
+  before(async () => {
+    kernel = await startDaemonProcess();
+    me = await connect({ socketPath: kernel.socketPath, name: 'owner' });
+    sender = await connect({ socketPath: kernel.socketPath, name: 'map-sender', map: { chunks: 4 } });
+    mine = await me.createMailbox('wire-box', { capacity: 64 });
+    box = await sender.openMailbox('wire-box');
+    // The first large send is copied while the region is set up; from the second on, by map.
+    await box.send(patterned(0, MIB));
+    const first = await mine.receive();
+    first.release();
+  });
+
+  after(async () => {
+    destroyAllRaw();
+    await sender?.close();
+    await me?.close();
+    await stopAllKernels();
+  });
+
+  for (const version of [2, 3]) {
+    test(`a version ${version} client without MAP gets a mapped payload as a copy`, async () => {
+      const raw = await RawClient.hello(kernel.socketPath, `raw-v${version}`, version);
+      const welcome = raw.frames.find((f) => f.op === Op.WELCOME)!;
+      assert.equal(welcome.body.readUInt16LE(2), 0, 'WELCOME offers no MAP');
+      const seq = 10 + version;
+      await box.send(patterned(seq, MIB));
+      raw.write(frame(Op.RECV, { reqId: 5, target: mine.id }));
+      const d = await raw.next((f) => f.op === Op.DELIVER && f.reqId === 5, 10_000, 'the delivery');
+      assert.equal(d.flags & DeliverFlag.MAPPED, 0);
+      const payload = d.body.subarray(8);
+      assert.equal(payload.length, MIB);
+      assert.equal(payload.readUInt32LE(0), seq);
+      assert.ok(intact(payload), 'the kernel copied the bytes out of the region');
+      raw.write(frame(Op.CONSUMED, {}, u32s(d.body.readUInt32LE(0))));
+      const regions = (await me.status()).mapRegions ?? [];
+      assert.ok(
+        regions.some((r) => r.owner === 'map-sender'),
+        'the payload went by map (the sender has a region)',
+      );
+      raw.destroy();
+    });
+  }
+
+  test("a MAPPED SEND naming another process's region is a protocol error for its sender only", async () => {
+    const region = ((await me.status()).mapRegions ?? []).find((r) => r.owner === 'map-sender');
+    assert.ok(region !== undefined);
+    const raw = await RawClient.hello(kernel.socketPath, 'forger');
+    raw.write(frame(Op.SEND, { flags: SendFlag.MAPPED, reqId: 9, target: mine.id }, u32s(region.id, 0, 64)));
+    const err = await raw.next((f) => f.op === Op.ERROR, 10_000, 'the refusal');
+    assert.equal(err.reqId, 0);
+    assert.equal(errorCode(err), 'PROTOCOL');
+    await raw.closedWithin(5000);
+    // The owner's region is untouched: its next large send goes by map, bytes intact.
+    await box.send(patterned(42, MIB));
+    const m = await mine.receive({ timeout: 10_000 });
+    assert.equal(m.mapped, true);
+    assert.equal(m.bytes.readUInt32LE(0), 42);
+    assert.ok(intact(m.bytes));
+    m.release();
+  });
+});
