@@ -19,6 +19,7 @@ import type { PeekReply } from '../wire/info-types.js';
 import { codecId, encodePayload, inferCodec } from '../wire/payload-codec.js';
 import {
   type CodecName,
+  CreditFlag,
   DeliverFlag,
   HEADER_REST,
   HelloFlag,
@@ -104,6 +105,8 @@ export interface Target {
    * it waits behind it: FIFO per sender holds whatever a send waits for.
    */
   sendQueue?: Promise<void>;
+  /** A mailbox on another node (its CREDIT said COPY): sends to it are never mapped. */
+  byCopy?: boolean;
 }
 
 export interface PrefetchConsumer {
@@ -647,7 +650,7 @@ export class Connection implements DeliveryControl {
     options: SendOptions,
     queued: boolean,
   ): Promise<void> {
-    const m = this.mapClass(payload.byteLength);
+    const m = target.byCopy === true ? undefined : this.mapClass(payload.byteLength);
     let chunk = -1;
     if (m !== undefined) {
       if (m.state === 'ready') {
@@ -1007,6 +1010,7 @@ export class Connection implements DeliveryControl {
       case Op.CREDIT: {
         const t = this.targets.get(f.target);
         if (t !== undefined && t.closed === undefined) {
+          if ((f.flags & CreditFlag.COPY) !== 0) t.byCopy = true;
           t.credits += f.u32(0);
           if (f.bodyLength >= 8) t.byteCredits += f.u32(4);
         } else {

@@ -30,7 +30,7 @@
 import type { OpenerChannel } from '../cluster/channels.js';
 import type { NameKind } from '../cluster/global-names.js';
 import { type Frame, Frame as FrameClass, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
-import { DeliverFlag, Op, SendFlag } from '../wire/protocol.js';
+import { CreditFlag, DeliverFlag, Op, SendFlag } from '../wire/protocol.js';
 import type { ClusterLink } from './cluster-link.js';
 import type { Kernel } from './kernel.js';
 import type { Session } from './session.js';
@@ -477,7 +477,8 @@ export class RemoteRoutes {
         r.usedAliases.add(alias);
         s.writer.frameFrom(
           f.op,
-          f.flags,
+          // Credit on another node counts payload bytes: sends spending it must carry them.
+          f.op === Op.CREDIT ? f.flags | CreditFlag.COPY : f.flags,
           f.priority,
           f.codec,
           f.reqId,

@@ -108,6 +108,15 @@ export const HelloFlag = {
   MAP: 1,
 } as const;
 
+/** CREDIT flags. */
+export const CreditFlag = {
+  /**
+   * The target is a mailbox on another node (protocol 3): its credits count payload bytes
+   * there, so credited sends to it carry their bytes, never a MAPPED reference.
+   */
+  COPY: 1,
+} as const;
+
 /** UNMAP flags. */
 export const UnmapFlag = {
   /**
