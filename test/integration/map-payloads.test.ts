@@ -244,6 +244,37 @@ describe('map instead of copy (kernel path)', () => {
     );
   });
 
+  test('an ack-mode receiver SIGKILLed holding mapped messages: they are redelivered, bytes intact', async () => {
+    const mb = await me.createMailbox('ack-rx', { capacity: 64 });
+    const sender = await MapPeer.start(daemon, 'sender-ack', { chunks: 8 });
+    const holder = await MapPeer.start(daemon, 'holder-ack', undefined);
+    await sender.ok('send', { to: 'ack-rx', count: 4, size: MIB, start: 1 });
+    const got = await holder.ok<{ seq: number; mapped: boolean }[]>('hold', {
+      mailbox: 'ack-rx',
+      count: 4,
+      ack: true,
+    });
+    assert.deepEqual(
+      got.map((g) => [g.seq, g.mapped]),
+      [
+        [1, false],
+        [2, true],
+        [3, true],
+        [4, true],
+      ],
+    );
+    await holder.kill();
+    // Not acknowledged: back in the mailbox, in order, their chunks still theirs (the lends went, the messages stay).
+    for (let seq = 1; seq <= 4; seq++) {
+      using m = await mb.receive({ timeout: 10_000 });
+      assert.equal(m.bytes.readUInt32LE(0), seq);
+      assert.equal(m.mapped, seq > 1);
+      assert.ok(intact(m.bytes), `redelivered message ${seq} intact`);
+    }
+    await waitFor(async () => (await regionOf(me, 'sender-ack'))?.inUse === 0, 10_000, 'chunks back');
+    await mb.close();
+  });
+
   test('the sender SIGKILLed with messages queued: they are still read intact, then its region goes', async () => {
     const mb = await me.createMailbox('orphans', { capacity: 64 });
     const sender = await MapPeer.start(daemon, 'sender-dies', { chunks: 8 });
