@@ -699,11 +699,16 @@ export class Connection implements DeliveryControl {
     m: MapOut,
   ): Promise<void> {
     const started = performance.now();
+    // The wait ends on the caller's signal or on the connection's loss, whichever comes first.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
     const lost = this.lostSignal.signal;
-    const signal = options.signal === undefined ? lost : AbortSignal.any([options.signal, lost]);
+    if (options.signal?.aborted || lost.aborted) stop.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    lost.addEventListener('abort', onAbort, { once: true });
     let chunk: number;
     try {
-      chunk = await (m.region as MapRegion).slab.acquire({ timeout: options.timeout, signal });
+      chunk = await (m.region as MapRegion).slab.acquire({ timeout: options.timeout, signal: stop.signal });
     } catch (e) {
       if (this.lost !== undefined) throw this.lost;
       if (e instanceof TimeoutError) {
@@ -712,7 +717,11 @@ export class Connection implements DeliveryControl {
           { cause: e },
         );
       }
+      if (options.signal?.aborted) throw new AbortError('send aborted', { cause: options.signal.reason });
       throw e;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      lost.removeEventListener('abort', onAbort);
     }
     const timeout =
       options.timeout === undefined

@@ -7,6 +7,8 @@
  *   (copied out of the region by the kernel); WELCOME offers them no MAP.
  * - A MAPPED SEND naming a region that is not the sender's is a protocol
  *   error for that sender only: the region's owner keeps sending by map.
+ * - A send waiting for a free chunk (the region full of queued messages)
+ *   rejects ABORTED on its signal; the sends behind it go on.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -92,5 +94,32 @@ describe('map on the wire', () => {
     assert.equal(m.bytes.readUInt32LE(0), 42);
     assert.ok(intact(m.bytes));
     m.release();
+  });
+
+  test('a send waiting for a free map chunk honours its AbortSignal', async () => {
+    // Four mapped messages queued: every chunk of the sender's region is taken.
+    for (let seq = 60; seq < 64; seq++) await box.send(patterned(seq, MIB));
+    const ac = new AbortController();
+    const waiting = box.send(patterned(64, MIB), { signal: ac.signal });
+    const raced = await Promise.race([
+      waiting.then(
+        () => 'sent',
+        () => 'failed',
+      ),
+      new Promise((r) => setTimeout(() => r('waiting'), 200)),
+    ]);
+    assert.equal(raced, 'waiting', 'the send waits while the region is full');
+    ac.abort();
+    await assert.rejects(waiting, { code: 'ABORTED' });
+    // Nothing was sent by the aborted send, and the queue behind it moves on.
+    for (let seq = 60; seq < 64; seq++) {
+      using m = await mine.receive({ timeout: 10_000 });
+      assert.equal(m.bytes.readUInt32LE(0), seq);
+      assert.ok(intact(m.bytes));
+    }
+    await box.send(patterned(65, MIB), { timeout: 10_000 });
+    using last = await mine.receive({ timeout: 10_000 });
+    assert.equal(last.bytes.readUInt32LE(0), 65);
+    assert.equal(last.mapped, true);
   });
 });
