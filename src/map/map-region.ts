@@ -38,8 +38,9 @@ export interface MapOptions {
   /** Payloads of at least this many bytes go by map. Default DEFAULT_MAP_THRESHOLD. */
   threshold?: number;
   /**
-   * Chunks in the region: payloads in flight or held by receivers at once. With `chunkBytes`,
-   * one region of that many chunks; without both, the default size classes (DEFAULT_MAP_CLASSES).
+   * Chunks in the region: payloads in flight or held by receivers at once. Given (or with
+   * `chunkBytes`), one region of `chunks` (default 16) × `chunkBytes` (default 4 MiB); with
+   * neither, the default size classes (DEFAULT_MAP_CLASSES).
    */
   chunks?: number;
   /** Bytes per chunk: larger payloads are copied. */
