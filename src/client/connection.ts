@@ -129,6 +129,8 @@ interface Pending {
   cleanup: (() => void) | undefined;
   /** A `mailbox.peek`: the copies its DELIVER (PEEK) frames brought, before its RESULT. */
   peeked?: Message[];
+  /** A receive: the same receive again (its answer was a lend this process could not map). */
+  again?: () => Promise<unknown>;
 }
 
 export interface Welcome {
@@ -948,6 +950,7 @@ export class Connection implements DeliveryControl {
         else w0 = options.from;
         words = (words + 1) as 1 | 2;
       }
+      this.pending.get(reqId)!.again = () => this.receive(target, options);
       this.out().frame(Op.RECV, flags, 0, 0, reqId, target.id, words, w0, w1, undefined);
       this.scheduleFlush(true);
       return promise as Promise<Message>;
@@ -1158,14 +1161,10 @@ export class Connection implements DeliveryControl {
       }
       const m = make();
       if (m === undefined) {
-        // Not lost: the kernel puts it back and delivers it again, by copy.
+        // Not lost: the kernel puts it back, and the receive asks again (it gets a copy now).
         this.refuseMapped(deliveryId);
-        p.reject(
-          new IpcError(
-            'NOT_SUPPORTED',
-            `could not map the payload from ${mailboxName}: it is requeued, to be delivered by copy`,
-          ),
-        );
+        if (p.again !== undefined) p.again().then(p.resolve, p.reject);
+        else p.reject(new ProtocolError('a MAPPED delivery answered a request that is not a receive'));
         return;
       }
       this.markConsumed(deliveryId);

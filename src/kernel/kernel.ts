@@ -28,7 +28,7 @@ import { DurableMailboxes } from './durable-mailboxes.js';
 import { type KernelOptions, type ResolvedKernelOptions, resolveKernelOptions } from './kernel-options.js';
 import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
 import { MailboxRecord } from './mailbox-record.js';
-import { MapRegions } from './map-regions.js';
+import { MapRegions, reapMapRegions } from './map-regions.js';
 import { MessagePath } from './message-path.js';
 import { MemoryBudget } from './message-store.js';
 import { peerCredentialsOf, peerCredentialsSupported } from './peer-credentials.js';
@@ -143,6 +143,8 @@ export class Kernel {
       );
     }
     await claimSocketPath(this.options.socketPath, group);
+    // Regions left by a kernel that was killed while their (now dead) senders' messages were queued.
+    if (this.maps.enabled) reapMapRegions();
     // Join before listening: no client may bind a name before the cluster can check it.
     if (this.options.cluster !== undefined) {
       const cluster = await ClusterLink.join(this.options.cluster);

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { CHUNK_QUEUED } from '../backends/shm/mailbox-layout.js';
 import { IpcError } from '../errors.js';
 import { MAX_MAP_CHUNK_BYTES, MAX_MAP_CHUNKS, MapRegion, mapAvailable } from '../map/map-region.js';
@@ -47,6 +48,8 @@ export class RegionRecord {
   ownerGone = false;
   /** Sessions it lent chunks to, told when it goes (they drop their mapping). */
   readonly lentTo = new Set<Session>();
+  /** Sessions that could not open it (UNMAP REFUSE): they get its payloads by copy. */
+  readonly refusedBy = new Set<Session>();
   /** The reference in a MAPPED DELIVER after the three u32s: the name, UTF-8. */
   readonly nameBytes: Buffer;
 
@@ -57,6 +60,41 @@ export class RegionRecord {
   ) {
     this.refs = new Int32Array(map.chunks);
     this.nameBytes = Buffer.from(map.name, 'utf8');
+  }
+}
+
+/**
+ * Unlink the map regions of this user whose creating process is dead (`ipcbox-map-<pid>-…` in
+ * /dev/shm): a kernel unlinks a region once nothing refers to it, but a kernel that is killed
+ * leaves those of senders that had already gone. A live kernel still holding such a region
+ * keeps its own mapping and delivers from it by copy (a receiver that cannot open it refuses
+ * the lend). Linux only (elsewhere there is no /dev/shm to list): a no-op there.
+ */
+export function reapMapRegions(): void {
+  let names: string[];
+  try {
+    names = readdirSync('/dev/shm');
+  } catch {
+    return;
+  }
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const m = /^ipcbox-map-(\d+)-[0-9a-f]+$/.exec(name);
+    if (m === null || processAlive(Number(m[1]))) continue;
+    try {
+      if (Segment.stat(name).uid === uid) Segment.unlink(name);
+    } catch {
+      // Gone meanwhile, or not ours to remove.
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 
@@ -148,6 +186,11 @@ export class MapRegions {
     s.lends.set(deliveryId, p);
   }
 
+  /** Receiver `s` could not open the region of delivery `deliveryId`'s lend: copies from it from now on. */
+  refused(s: Session, deliveryId: number): void {
+    s.lends.get(deliveryId)?.region.refusedBy.add(s);
+  }
+
   /** Delivery `deliveryId`'s lend came back (UNMAP, RELEASE); false if it had none. */
   unlend(s: Session, deliveryId: number): boolean {
     const p = s.lends.get(deliveryId);
@@ -173,6 +216,7 @@ export class MapRegions {
     for (const p of lends) this.drop(p);
     for (const r of [...this.byId.values()]) {
       r.lentTo.delete(s);
+      r.refusedBy.delete(s);
       if (r.owner !== s || r.ownerGone) continue;
       r.ownerGone = true;
       if (r.live === 0) this.remove(r);

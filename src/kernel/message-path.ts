@@ -700,15 +700,15 @@ export class MessagePath {
 
   /** May `s` read `p` in place? Same host and protocol (canMap), and the region owner's uid. */
   private mayLend(s: Session, p: MappedPayload): boolean {
-    return s.canMap && s.uid !== undefined && s.uid === p.region.owner.uid;
+    return s.canMap && s.uid !== undefined && s.uid === p.region.owner.uid && !p.region.refusedBy.has(s);
   }
 
   /** UNMAP: lent payloads the receiver is done with; with REFUSE, ones it could not map (handed back). */
   onUnmap(s: Session, f: Frame): void {
     const n = f.bodyLength >>> 2;
     if ((f.flags & UnmapFlag.REFUSE) !== 0) {
-      // It cannot open regions (it said it could): copies from now on, and these come back as copies.
-      s.canMap = false;
+      // It cannot open these regions: copies from them from now on, and these come back as copies.
+      for (let i = 0; i < n; i++) this.k.maps.refused(s, f.u32(i * 4));
       return this.onDeliveryIds(s, f, true);
     }
     for (let i = 0; i < n; i++) this.k.maps.unlend(s, f.u32(i * 4));

@@ -120,7 +120,7 @@ export class Session {
    * not given out again.
    */
   readonly lends = new Map<number, MappedPayload>();
-  /** It said in HELLO it reads MAPPED deliveries (protocol 3, same host), and has not refused one since. */
+  /** It said in HELLO it reads MAPPED deliveries (protocol 3, same host). */
   canMap = false;
   /** Sender pids whose names this session has been told (NOTICE peer). */
   readonly knownPeers = new Set<number>();

@@ -120,8 +120,9 @@ export const CreditFlag = {
 /** UNMAP flags. */
 export const UnmapFlag = {
   /**
-   * The receiver could not map these deliveries (it could not open the
-   * region): hand them back as RELEASE does, and deliver by copy from now on.
+   * The receiver could not map these deliveries (it could not open their
+   * regions): hand them back as RELEASE does, and deliver from those regions
+   * to it by copy from now on.
    */
   REFUSE: 1,
 } as const;

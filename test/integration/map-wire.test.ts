@@ -9,10 +9,14 @@
  *   error for that sender only: the region's owner keeps sending by map.
  * - A send waiting for a free chunk (the region full of queued messages)
  *   rejects ABORTED on its signal; the sends behind it go on.
+ * - A kernel starting unlinks map regions whose creating process is dead.
+ * - A receiver that cannot open a region (its name gone) refuses the lend
+ *   (UNMAP REFUSE): its receive() still gets the message, by copy.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connect, type IpcProcess, type Mailbox } from '../../src/index.js';
+import { connect, type IpcProcess, type Mailbox, Segment, startKernel } from '../../src/index.js';
 import { DeliverFlag, Op, SendFlag } from '../../src/wire/protocol.js';
 import {
   destroyAllRaw,
@@ -25,8 +29,18 @@ import {
   u32s,
 } from '../fixtures/hardening-support.js';
 import { intact, patterned } from '../fixtures/map-pattern.js';
+import { tempDir } from '../helpers/kernel-harness.js';
 
 const MIB = 1024 * 1024;
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
 
 describe('map on the wire', () => {
   let kernel: KernelHost;
@@ -121,5 +135,46 @@ describe('map on the wire', () => {
     using last = await mine.receive({ timeout: 10_000 });
     assert.equal(last.bytes.readUInt32LE(0), 65);
     assert.equal(last.mapped, true);
+  });
+
+  test('a kernel starting unlinks the map regions of dead processes, not those of live ones', async () => {
+    // A pid no process has now.
+    let dead = 4_000_000;
+    while (processExists(dead)) dead++;
+    const orphan = `ipcbox-map-${dead}-0badf00d`;
+    const live = `ipcbox-map-${process.pid}-0badf00d`;
+    for (const name of [orphan, live]) Segment.create(name, { size: 4096 }).close();
+    const dir = tempDir();
+    const k = await startKernel({ socketPath: join(dir, 'k.sock') });
+    try {
+      assert.throws(() => Segment.stat(orphan), { code: 'NO_SUCH_SEGMENT' }, 'the dead one is gone');
+      assert.equal(Segment.stat(live).size, 4096, 'the live one stays');
+    } finally {
+      Segment.unlink(live);
+      await k.close();
+    }
+  });
+
+  test('a receiver that cannot open a region refuses the lend and its receive gets a copy', async () => {
+    const region = ((await me.status()).mapRegions ?? []).find((r) => r.owner === 'map-sender');
+    assert.ok(region !== undefined);
+    // A receiver that has never opened the region, which then loses its name.
+    const fresh = await connect({ socketPath: kernel.socketPath, name: 'fresh-receiver' });
+    try {
+      const theirs = await fresh.openMailbox('wire-box');
+      Segment.unlink(region.name);
+      await box.send(patterned(70, MIB));
+      using m = await theirs.receive({ timeout: 10_000 });
+      assert.equal(m.mapped, false, 'a copy, after the refused lend');
+      assert.equal(m.bytes.readUInt32LE(0), 70);
+      assert.ok(intact(m.bytes));
+      // Receivers that have the region open still get lends from it.
+      await box.send(patterned(71, MIB));
+      using again = await mine.receive({ timeout: 10_000 });
+      assert.equal(again.mapped, true);
+      assert.ok(intact(again.bytes));
+    } finally {
+      await fresh.close();
+    }
   });
 });
