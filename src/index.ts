@@ -56,6 +56,7 @@ export {
 } from './errors.js';
 export type { KernelOptions } from './kernel/kernel.js';
 export { Kernel, startKernel } from './kernel/kernel.js';
+export type { MapOptions } from './map/map-region.js';
 export { Barrier } from './shm/barrier.js';
 export { Condvar } from './shm/condvar.js';
 export { futexWaitAsync, futexWaitSync, futexWake } from './shm/futex.js';
@@ -104,6 +105,7 @@ export type {
   KernelStatus,
   MailboxCounters,
   MailboxInfo,
+  MapRegionInfo,
   ProcessInfo,
   SegmentInfo,
   SegmentRole,

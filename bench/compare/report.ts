@@ -272,7 +272,7 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
       '- **Round trip**: a pinger sends a message and waits for the echo of the same size; p50/p99/p999 per repetition, figure = median over the repetitions.',
       '- **Ring**: N processes pass a 64 B token around; figure = time per hop (one process handing the token to the next). child_process can only connect a parent with its children, so its "ring" is a chain where the token goes down and back up (2(N−1) hops per lap).',
       `- **Ratios** (× …) compare with **${label(BASELINE)}** in the same cell: for throughput > 1 means faster than ipcbox, for latency and per-hop time > 1 means slower than ipcbox.`,
-      '- JSON-only transports (child_process `json`, node-ipc) carry the payload as a string of the same number of ASCII characters (a Buffer would travel as a JSON array of numbers); the others carry bytes. The raw socket receiver only counts frame lengths (the floor for a socket); ipcbox receivers get a `Message` per payload.',
+      '- JSON-only transports (child_process `json`, node-ipc) carry the payload as a string of the same number of ASCII characters (a Buffer would travel as a JSON array of numbers); the others carry bytes. The raw socket receiver reads the payload bytes as they come and counts frames (the floor for a socket); ipcbox receivers get a `Message` per payload. The receivers of ipcbox, worker_threads and the raw socket read every payload byte (one native scan: readEvery in common.ts), and ipcbox releases each message (a mapped one is handed back).',
       '- ipcbox kernel paths involve three processes (sender, daemon, receiver) and two socket hops per message; point-to-point alternatives have one hop.',
     ].join('\n'),
   );

@@ -19,8 +19,11 @@
  *   bench/compare/results/latest.json.
  *
  * Usage: node dist/bench/compare/run.js [--quick | --tiny] [--out DIR] [--only t1,t2]
+ *          [--sizes n,n] [--scenarios s,s]
  *   --quick  under two minutes: fewer repetitions, smaller windows, ring N = 2, 8
  *   --tiny   the smoke test: one size (1 KiB), tiny counts, ring N = 2
+ *   --sizes  only these one-way (and round-trip) sizes, bytes
+ *   --scenarios  only these scenarios (one-way, round-trip, fan-out, fan-in, ring)
  *   --render FILE.json  measure nothing: rewrite the Markdown and charts from a results file
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -525,8 +528,27 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       only: { type: 'string' },
       render: { type: 'string' },
+      sizes: { type: 'string' },
+      scenarios: { type: 'string' },
+      help: { type: 'boolean', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(
+      [
+        'usage: node dist/bench/compare/run.js [--quick | --tiny] [--out DIR] [--only t1,t2] [--sizes n,n] [--scenarios s,s]',
+        '  --quick             under two minutes: fewer repetitions, smaller windows',
+        '  --tiny              the smoke test: one size (1 KiB), tiny counts',
+        '  --out DIR           write benchmarks.md, benchmarks.json and charts/ there',
+        `  --only t1,t2        only these transports: ${TRANSPORTS.join(', ')}`,
+        '  --sizes n,n         only these one-way and round-trip sizes (bytes)',
+        '  --scenarios s,s     only these scenarios: one-way, round-trip, fan-out, fan-in, ring',
+        '  --render FILE.json  measure nothing: rewrite the Markdown and charts from a results file',
+        '',
+      ].join('\n'),
+    );
+    return;
+  }
   const plan = PLANS[values.tiny ? 'tiny' : values.quick ? 'quick' : 'full'];
   const only = values.only?.split(',').map((s) => s.trim());
   for (const o of only ?? [])
@@ -593,7 +615,16 @@ async function main(): Promise<void> {
     }
     if (needs('redis')) await tryStart('redis', () => startRedis(work));
     const skip = await skipReasons(transports, servers, failed);
-    const cells = cellsOf(plan, transports);
+    const sizes = values.sizes?.split(',').map((x) => Number(x.trim()));
+    if (sizes?.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`bad --sizes ${values.sizes}`);
+    const scenarios = values.scenarios?.split(',').map((x) => x.trim());
+    const cells = cellsOf(plan, transports).filter(
+      (c) =>
+        (scenarios === undefined || scenarios.includes(c.scenario)) &&
+        (sizes === undefined ||
+          (c.scenario !== 'one-way' && c.scenario !== 'round-trip') ||
+          sizes.includes(c.param)),
+    );
     const runnable = cells.filter((c) => !skip.has(c.transport) && cellSkip(plan, c) === undefined);
     const bar = new Progress(runnable.length);
     progress.note(

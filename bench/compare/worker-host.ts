@@ -17,7 +17,7 @@ import {
   Worker,
   workerData,
 } from 'node:worker_threads';
-import type { CellSpec } from './common.js';
+import { type CellSpec, readEvery } from './common.js';
 import { type Control, type Link, runPeer } from './roles.js';
 
 interface ThreadData {
@@ -33,7 +33,10 @@ function portLink(d: ThreadData): Link {
   return {
     async listen(onMessage) {
       for (const p of d.inPorts) {
-        p.on('message', (m: ArrayBuffer | Uint8Array) => onMessage(m.byteLength));
+        p.on('message', (m: ArrayBuffer | Uint8Array) => {
+          readEvery(m);
+          onMessage(m.byteLength);
+        });
       }
     },
     async connect() {},

@@ -10,16 +10,21 @@ import {
   NameTakenError,
   NoSuchProcessError,
   ProtocolError,
+  TimeoutError,
 } from '../errors.js';
+import { type MapOptions, MapRegion, mapAvailable, resolveMapOptions } from '../map/map-region.js';
 import { errorCodeFromWire } from '../wire/error-codes.js';
 import { type Frame, FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
 import type { PeekReply } from '../wire/info-types.js';
 import { codecId, encodePayload, inferCodec } from '../wire/payload-codec.js';
 import {
   type CodecName,
+  CreditFlag,
   DeliverFlag,
   HEADER_REST,
+  HelloFlag,
   MAGIC,
+  MAP_REF_BYTES,
   MAX_CONTROL_BODY,
   MAX_TIMEOUT,
   Op,
@@ -27,6 +32,7 @@ import {
   PROTOCOL_VERSION,
   RecvFlag,
   SendFlag,
+  UnmapFlag,
 } from '../wire/protocol.js';
 import { checkKernelPeer, checkSocketDirectory } from './kernel-trust.js';
 import { type DeliveryControl, Message } from './message.js';
@@ -95,6 +101,13 @@ export interface Target {
   handles?: number;
   /** Request sends not yet answered: while any is, later sends must not overtake it on credit. */
   requestSends?: number;
+  /**
+   * The last send to this target still waiting for a free map chunk, and every send after
+   * it waits behind it: FIFO per sender holds whatever a send waits for.
+   */
+  sendQueue?: Promise<void>;
+  /** A mailbox on another node (its CREDIT said COPY): sends to it are never mapped. */
+  byCopy?: boolean;
 }
 
 export interface PrefetchConsumer {
@@ -117,6 +130,8 @@ interface Pending {
   cleanup: (() => void) | undefined;
   /** A `mailbox.peek`: the copies its DELIVER (PEEK) frames brought, before its RESULT. */
   peeked?: Message[];
+  /** A receive: the same receive again (its answer was a lend this process could not map). */
+  again?: () => Promise<unknown>;
 }
 
 export interface Welcome {
@@ -124,6 +139,30 @@ export interface Welcome {
   name: string;
   inbox: number;
   maxMessageSize: number;
+  /** The kernel takes MAPPED sends from this connection and may lend it MAPPED deliveries (protocol 3). */
+  map: boolean;
+}
+
+/** A region this process reads lent payloads from, and how many of its views are out. */
+interface LentRegion {
+  readonly region: MapRegion;
+  /** Views lent and not yet released (or collected). */
+  out: number;
+  /** Views it may hold at once: half the region's chunks (at least one), see lendView. */
+  readonly most: number;
+}
+
+/**
+ * This connection's map region: large payloads are written once into it and sent by
+ * reference (src/map/map-region.ts). Set up on the first large send (that one is copied).
+ */
+interface MapOut {
+  readonly threshold: number;
+  readonly chunks: number;
+  readonly chunkBytes: number;
+  state: 'none' | 'pending' | 'ready' | 'off';
+  region: MapRegion | undefined;
+  id: number;
 }
 
 export type NoticeHandler = (notice: Record<string, unknown>) => void;
@@ -156,6 +195,16 @@ export class Connection implements DeliveryControl {
   private flushScheduled = false;
   private microFlushScheduled = false;
   private consumed: number[] = [];
+  /** Delivery ids of lent (mapped) payloads the application is done with: UNMAP, batched like CONSUMED. */
+  private unmapped: number[] = [];
+  /** Where large sends go by map; undefined when this connection sends by copy only. */
+  private mapOut: MapOut[] | undefined;
+  /** Map regions this process was lent payloads from, by the kernel's region id, with the views it holds. */
+  private readonly lentFrom = new Map<number, LentRegion>();
+  /** Aborted when the connection is lost: a send waiting for a map chunk stops waiting. */
+  private readonly lostSignal = new AbortController();
+  /** A MAPPED SEND's reference (u32 region, u32 chunk, u32 length): the frame copies it. */
+  private readonly ref = Buffer.allocUnsafe(MAP_REF_BYTES);
   /** Credited sends in the batch being written, not yet in the socket. */
   private batch: Batch | undefined;
   /** Batches handed to the socket whose write has not completed. */
@@ -208,7 +257,11 @@ export class Connection implements DeliveryControl {
     name: string,
     inboxCapacity: number,
     timeoutMs: number,
+    map: MapOptions | false = {},
   ): Promise<Connection> {
+    // Map needs a kernel on this host and the addon here; the kernel says in WELCOME if it has it too.
+    const mapOptions =
+      map === false || place.kind !== 'unix' || !mapAvailable() ? undefined : resolveMapOptions(map);
     const where = place.kind === 'unix' ? place.path : `tls://${place.host}:${place.port}`;
     const trust = place.kind === 'unix' ? checkSocketDirectory(place.path) : undefined;
     const socket =
@@ -261,7 +314,7 @@ export class Connection implements DeliveryControl {
     const hello = Buffer.allocUnsafe(16 + nameBytes.length);
     hello.writeUInt32LE(MAGIC, 0);
     hello.writeUInt16LE(PROTOCOL_VERSION, 4);
-    hello.writeUInt16LE(0, 6);
+    hello.writeUInt16LE(mapOptions === undefined ? 0 : HelloFlag.MAP, 6);
     hello.writeUInt32LE(process.pid, 8);
     hello.writeUInt32LE(inboxCapacity === Number.POSITIVE_INFINITY ? 0xffffffff : inboxCapacity, 12);
     nameBytes.copy(hello, 16);
@@ -272,6 +325,14 @@ export class Connection implements DeliveryControl {
       `${where} did not answer HELLO`,
     )) as Welcome;
     conn.welcome = welcome;
+    if (mapOptions !== undefined && welcome.map)
+      conn.mapOut = mapOptions.classes.map((c) => ({
+        threshold: mapOptions.threshold,
+        ...c,
+        state: 'none',
+        region: undefined,
+        id: 0,
+      }));
     return conn;
   }
 
@@ -335,6 +396,7 @@ export class Connection implements DeliveryControl {
   flush(): void {
     this.flushScheduled = false;
     if (this.consumed.length > 0) this.writeIds(Op.CONSUMED, this.consumed.splice(0));
+    if (this.unmapped.length > 0) this.writeIds(Op.UNMAP, this.unmapped.splice(0));
     const parts = this.writer.takeParts();
     const batch = this.batch;
     this.batch = undefined;
@@ -547,17 +609,159 @@ export class Connection implements DeliveryControl {
       }
       validateWait(options);
       if (options.signal?.aborted) throw new AbortError();
+      if (target.sendQueue !== undefined)
+        return this.queueSend(target, () => this.sendNow(target, payload, codec, priority, options, true));
+      return this.sendNow(target, payload, codec, priority, options, false);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * A send's way: by map if it is large and a chunk is free (or, a blocking send, once one
+   * is: it and the sends after it wait their turn), else by copy. `queued`: it already has
+   * its turn in the target's queue.
+   */
+  private sendNow(
+    target: Target,
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    options: SendOptions,
+    queued: boolean,
+  ): Promise<void> {
+    const m = target.byCopy === true ? undefined : this.mapClass(payload.byteLength);
+    let chunk = -1;
+    if (m !== undefined) {
+      if (m.state === 'ready') {
+        chunk = (m.region as MapRegion).slab.tryAcquire();
+        if (chunk < 0 && !options.nonblock) {
+          // Every chunk is queued or lent to receivers still holding views: wait for one. A
+          // non-blocking send copies instead (the kernel's budget bounds that).
+          const wait = () => this.sendWhenChunk(target, payload, codec, priority, options, m);
+          return queued ? wait() : this.queueSend(target, wait);
+        }
+      } else if (m.state === 'none') this.setUpMap(m);
+    }
+    return this.sendPayload(target, payload, codec, priority, options, chunk, m);
+  }
+
+  /** The region (size class) a payload of `size` bytes goes to by map; undefined: copy it. */
+  private mapClass(size: number): MapOut | undefined {
+    const classes = this.mapOut;
+    if (classes === undefined || size < (classes[0] as MapOut).threshold) return undefined;
+    for (const c of classes) if (size <= c.chunkBytes) return c;
+    return undefined;
+  }
+
+  /** Run `send` after the target's queued sends (whatever their outcome); it becomes the last. */
+  private queueSend(target: Target, send: () => Promise<void>): Promise<void> {
+    const before = target.sendQueue ?? Promise.resolve();
+    const p = before.then(send);
+    const turn = p.then(
+      () => {},
+      () => {},
+    );
+    target.sendQueue = turn;
+    void turn.then(() => {
+      if (target.sendQueue === turn) target.sendQueue = undefined;
+    });
+    return p;
+  }
+
+  /** A large send waits for a free chunk of the map region (timeout, signal, connection loss end the wait). */
+  private async sendWhenChunk(
+    target: Target,
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    options: SendOptions,
+    m: MapOut,
+  ): Promise<void> {
+    const started = performance.now();
+    // The wait ends on the caller's signal or on the connection's loss, whichever comes first.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    const lost = this.lostSignal.signal;
+    if (options.signal?.aborted || lost.aborted) stop.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    lost.addEventListener('abort', onAbort, { once: true });
+    let chunk: number;
+    try {
+      chunk = await (m.region as MapRegion).slab.acquire({ timeout: options.timeout, signal: stop.signal });
+    } catch (e) {
+      if (this.lost !== undefined) throw this.lost;
+      if (e instanceof TimeoutError) {
+        throw new TimeoutError(
+          `send to ${target.name} timed out after ${options.timeout} ms waiting for a free map chunk (all ${m.chunks} hold payloads queued or lent to receivers)`,
+          { cause: e },
+        );
+      }
+      if (options.signal?.aborted) throw new AbortError('send aborted', { cause: options.signal.reason });
+      throw e;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      lost.removeEventListener('abort', onAbort);
+    }
+    const timeout =
+      options.timeout === undefined
+        ? undefined
+        : Math.max(0, options.timeout - (performance.now() - started));
+    return this.sendPayload(
+      target,
+      payload,
+      codec,
+      priority,
+      timeout === undefined ? options : { ...options, timeout },
+      chunk,
+      m,
+    );
+  }
+
+  /**
+   * Write the SEND: credited if it can be, else a request. With `chunk` (held by this
+   * process) the payload is written into that chunk of the map region and the frame carries
+   * only its reference (MAPPED): from the frame on, the chunk is the kernel's.
+   */
+  private sendPayload(
+    target: Target,
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    options: SendOptions,
+    chunk: number,
+    m?: MapOut,
+  ): Promise<void> {
+    try {
+      const refused = target.closed ?? this.lost ?? (options.signal?.aborted ? new AbortError() : undefined);
+      if (refused !== undefined) {
+        if (chunk >= 0) m?.region?.slab.release(chunk);
+        throw refused;
+      }
+      let body = payload;
+      let mapped = 0;
+      if (chunk >= 0 && m !== undefined) {
+        const region = m.region as MapRegion;
+        region.view(chunk, payload.byteLength).set(payload);
+        region.slab.markQueued(chunk);
+        const ref = this.ref;
+        ref.writeUInt32LE(m.id, 0);
+        ref.writeUInt32LE(chunk, 4);
+        ref.writeUInt32LE(payload.byteLength, 8);
+        body = ref;
+        mapped = SendFlag.MAPPED;
+      }
       if (
         target.credits > 0 &&
-        target.byteCredits >= payload.byteLength &&
+        target.byteCredits >= body.byteLength &&
         options.sync !== true &&
         !(target.requestSends! > 0)
       ) {
         // Within credit: the slot is already ours, so the send needs no answer. It resolves once
         // its batch is in the socket: from then on the kernel gets it even if this process dies.
         target.credits--;
-        target.byteCredits -= payload.byteLength;
-        this.out().frame(Op.SEND, 0, priority, codec, 0, target.id, 0, 0, 0, payload);
+        target.byteCredits -= body.byteLength;
+        this.out().frame(Op.SEND, mapped, priority, codec, 0, target.id, 0, 0, 0, body);
         this.batch ??= newBatch();
         const written = this.batch.promise;
         this.scheduleFlush();
@@ -582,7 +786,7 @@ export class Connection implements DeliveryControl {
         target.requestSends = (target.requestSends ?? 1) - 1;
       };
       promise.then(settled, settled);
-      let flags = 0;
+      let flags = mapped;
       if (options.nonblock) flags |= SendFlag.NONBLOCK;
       if (options.sync) flags |= SendFlag.SYNC;
       if (options.timeout !== undefined && options.timeout <= MAX_TIMEOUT) flags |= SendFlag.TIMED;
@@ -596,13 +800,96 @@ export class Connection implements DeliveryControl {
         flags & SendFlag.TIMED ? 1 : 0,
         timeoutWord(options.timeout),
         0,
-        payload,
+        body,
       );
       this.scheduleFlush(true);
       return promise as Promise<void>;
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * Create this process's map region and register it with the kernel (in the background:
+   * large sends copy until it is ready). A failure leaves the connection copying.
+   */
+  private setUpMap(m: MapOut): void {
+    m.state = 'pending';
+    let region: MapRegion;
+    try {
+      region = MapRegion.create(m.chunks, m.chunkBytes);
+    } catch {
+      m.state = 'off';
+      return;
+    }
+    const drop = () => {
+      m.state = 'off';
+      region.unlink();
+      region.close();
+    };
+    this.call<{ id: number }>('map.register', { name: region.name }).then((r) => {
+      if (this.lost !== undefined) return drop();
+      m.region = region;
+      m.id = r.id;
+      m.state = 'ready';
+    }, drop);
+  }
+
+  /**
+   * A lease on lent payload `deliveryId` ended (release, dispose, finalizer; or, without
+   * `tell`, its delivery was handed back, which returns the lend too).
+   */
+  private unmap(lent: LentRegion, deliveryId: number, tell: boolean): void {
+    lent.out--;
+    if (!tell || this.lost !== undefined) return;
+    this.unmapped.push(deliveryId);
+    this.scheduleFlush();
+  }
+
+  /**
+   * The payload of a MAPPED delivery: chunk and length from its reference, in the region it
+   * names (opened on first use, kept until the kernel says it is gone). Lent as a view while
+   * this process holds fewer than half the region's chunks; beyond that copied into private
+   * memory and handed back at once, so a receiver that never releases (leaving its views to
+   * the garbage collector, which may run rarely) can never stop the sender. Undefined if this
+   * process cannot open the region.
+   */
+  private lendView(
+    f: Frame,
+    deliveryId: number,
+  ): { bytes: Buffer; unmap?: (tell: boolean) => void } | undefined {
+    if (f.bodyLength < 20) return undefined;
+    const regionId = f.u32(8);
+    const chunk = f.u32(12);
+    const length = f.u32(16);
+    let lent = this.lentFrom.get(regionId);
+    if (lent === undefined) {
+      let region: MapRegion;
+      try {
+        region = MapRegion.open(f.buf.toString('utf8', f.start + 20, f.end));
+      } catch {
+        return undefined;
+      }
+      lent = { region, out: 0, most: Math.max(1, region.chunks >>> 1) };
+      this.lentFrom.set(regionId, lent);
+    }
+    const r = lent.region;
+    if (chunk >= r.chunks || length > r.chunkBytes) return undefined;
+    if (lent.out >= lent.most) {
+      const bytes = Buffer.from(r.view(chunk, length));
+      this.unmapped.push(deliveryId);
+      this.scheduleFlush();
+      return { bytes };
+    }
+    lent.out++;
+    const held = lent;
+    return { bytes: r.lend(chunk, length), unmap: (tell) => this.unmap(held, deliveryId, tell) };
+  }
+
+  /** Hand back a MAPPED delivery this process could not map: the kernel redelivers it by copy. */
+  private refuseMapped(deliveryId: number): void {
+    this.out().frame(Op.UNMAP, UnmapFlag.REFUSE, 0, 0, 0, 0, 1, deliveryId, 0, undefined);
+    this.scheduleFlush();
   }
 
   /** Ask the kernel to withdraw a parked send or receive; its answer settles the request. */
@@ -641,6 +928,7 @@ export class Connection implements DeliveryControl {
         else w0 = options.from;
         words = (words + 1) as 1 | 2;
       }
+      this.pending.get(reqId)!.again = () => this.receive(target, options);
       this.out().frame(Op.RECV, flags, 0, 0, reqId, target.id, words, w0, w1, undefined);
       this.scheduleFlush(true);
       return promise as Promise<Message>;
@@ -670,6 +958,8 @@ export class Connection implements DeliveryControl {
    */
   giveBack(messages: readonly Message[]): void {
     if (this.lost !== undefined || messages.length === 0) return;
+    // Their lends go back with them.
+    for (const m of messages) m.revoke();
     this.writeIds(
       Op.RELEASE,
       messages.map((m) => m.deliveryId),
@@ -690,6 +980,8 @@ export class Connection implements DeliveryControl {
     this.flush();
     // Sends already written stay valid: their batches resolve as the socket drains.
     this.lost = new IpcError('DISCONNECTED', 'this process closed its connection');
+    // A send waiting for a map chunk stops waiting (the kernel unlinks the region once nothing refers to it).
+    this.lostSignal.abort(this.lost);
     this.socket.end();
     this.rejectAll(this.lost);
   }
@@ -708,6 +1000,7 @@ export class Connection implements DeliveryControl {
       case Op.CREDIT: {
         const t = this.targets.get(f.target);
         if (t !== undefined && t.closed === undefined) {
+          if ((f.flags & CreditFlag.COPY) !== 0) t.byCopy = true;
           t.credits += f.u32(0);
           if (f.bodyLength >= 8) t.byteCredits += f.u32(4);
         } else {
@@ -719,7 +1012,9 @@ export class Connection implements DeliveryControl {
         // Its sender gave up: if no loop has taken it yet, it goes back and the sender's send fails.
         const id = f.u32(0);
         for (const t of this.targets.values()) {
-          if (t.consumer?.withdraw(id) !== undefined) {
+          const m = t.consumer?.withdraw(id);
+          if (m !== undefined) {
+            m.revoke();
             this.release(id);
             return;
           }
@@ -751,6 +1046,7 @@ export class Connection implements DeliveryControl {
           pid: b.readUInt32LE(8),
           inbox: b.readUInt32LE(12),
           name: b.toString('utf8', 16),
+          map: (b.readUInt16LE(2) & HelloFlag.MAP) !== 0,
         } satisfies Welcome);
         return;
       }
@@ -814,23 +1110,39 @@ export class Connection implements DeliveryControl {
         );
       return;
     }
-    const m = new Message(
-      f.bodyFrom(8),
-      f.codec,
-      f.priority,
-      this.peerName(senderPid),
-      senderPid,
-      mailboxName,
-      needsAck,
-      deliveryId,
-      tracked,
-      this,
-    );
+    // A mapped payload is lent in place (the view is made only for a message someone gets).
+    const mapped = (f.flags & DeliverFlag.MAPPED) !== 0;
+    const make = (): Message | undefined => {
+      const lent = mapped ? this.lendView(f, deliveryId) : { bytes: f.bodyFrom(8) };
+      if (lent === undefined) return undefined;
+      return new Message(
+        lent.bytes,
+        f.codec,
+        f.priority,
+        this.peerName(senderPid),
+        senderPid,
+        mailboxName,
+        needsAck,
+        deliveryId,
+        tracked,
+        this,
+        false,
+        lent.unmap,
+      );
+    };
     if (f.reqId !== 0 && this.pending.has(f.reqId)) {
       // The answer to a receive().
       const p = this.settle(f.reqId)!;
       if (p.abandoned) {
         this.release(deliveryId);
+        return;
+      }
+      const m = make();
+      if (m === undefined) {
+        // Not lost: the kernel puts it back, and the receive asks again (it gets a copy now).
+        this.refuseMapped(deliveryId);
+        if (p.again !== undefined) p.again().then(p.resolve, p.reject);
+        else p.reject(new ProtocolError('a MAPPED delivery answered a request that is not a receive'));
         return;
       }
       this.markConsumed(deliveryId);
@@ -842,7 +1154,9 @@ export class Connection implements DeliveryControl {
     // lost and a later iteration never sees it ahead of what the earlier one gave back.
     const c = t?.consumer;
     if (c !== undefined && (f.reqId === 0 || f.reqId === c.reqId)) {
-      c.push(m);
+      const m = make();
+      if (m === undefined) this.refuseMapped(deliveryId);
+      else c.push(m);
       return;
     }
     if (tracked) this.release(deliveryId);
@@ -867,6 +1181,13 @@ export class Connection implements DeliveryControl {
       if (this.pidsByName.size > PEER_NAMES) {
         this.pidsByName.delete(this.pidsByName.keys().next().value as string);
       }
+      return;
+    }
+    if (notice.kind === 'map-region-closed') {
+      // Nothing more will be lent from it: drop the handle (views still out keep their memory).
+      const r = this.lentFrom.get(notice.id as number);
+      this.lentFrom.delete(notice.id as number);
+      r?.region.close();
       return;
     }
     if (notice.kind === 'mailbox-closed') {
@@ -921,6 +1242,9 @@ export class Connection implements DeliveryControl {
     if (this.lost !== undefined) return;
     this.lost = error;
     this.socket.destroy();
+    this.lostSignal.abort(error);
+    // The kernel that would unlink the region once nothing refers to it is gone (or has dropped us).
+    for (const m of this.mapOut ?? []) m.region?.unlink();
     this.batch?.reject(error);
     this.batch = undefined;
     this.rejectAll(error);

@@ -236,6 +236,8 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
     if (!ack) return m;
     const id = this.nextLocal++;
     const copy = this.copyOf(m, false, id);
+    // The copy holds the bytes now: the region's chunk goes back at once.
+    m.release();
     this.unacked.set(id, copy);
     return copy;
   }
@@ -253,9 +255,13 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
     }
   }
 
+  /**
+   * A message of our own for `m` (a peek's copy, or one to settle with ack/nack). A mapped
+   * payload is copied out of the sender's region: the copy must not depend on `m`'s lease.
+   */
   private copyOf(m: Message, peeked: boolean, id: number): Message {
     return new Message(
-      m.bytes,
+      m.mapped ? m.copy() : m.bytes,
       m.codecId,
       m.priority,
       m.sender,

@@ -3,6 +3,7 @@ import type { MailboxOptions } from '../core/mailbox-options.js';
 import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
 import type { Grantees } from '../core/rights.js';
 import type { IpcError, IpcErrorCode } from '../errors.js';
+import type { MapOptions } from '../map/map-region.js';
 import { peerCredentialsSupported } from '../shm/peer-credentials.js';
 import type { KernelStatus, MailboxInfo, ProcessInfo, SegmentInfo, SegmentRole } from '../wire/info-types.js';
 import type { LinkOffer } from '../wire/link-protocol.js';
@@ -51,6 +52,13 @@ export interface ConnectOptions {
    * an unbounded inbox at the receiving end). false keeps every message on the kernel path.
    */
   links?: boolean;
+  /**
+   * Large messages by map (docs/protocol.md, "Map instead of copy"): payloads from `threshold`
+   * bytes up to `chunkBytes` are written once into a shared-memory region of `chunks` chunks
+   * and the kernel passes a reference. `false` copies everything. Needs the native addon and a
+   * local kernel; otherwise everything is copied.
+   */
+  map?: MapOptions | false;
 }
 
 /** Where direct sends to one process go: its kernel inbox, or a one-hop link to it. */
@@ -220,7 +228,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     } else {
       place = { kind: 'unix', path: options.socketPath ?? defaultSocketPath() };
     }
-    const conn = await Connection.open(place, name, inboxCapacity, timeout);
+    const conn = await Connection.open(place, name, inboxCapacity, timeout, options.map);
     const p = new IpcProcess(conn);
     if (options.links !== false && place.kind === 'unix' && peerCredentialsSupported()) {
       p.linksOut = true;

@@ -146,6 +146,7 @@ export function kernelStatus(k: Kernel): KernelStatus {
     processes: [...k.sessions.values()].map((s) => describeProcess(k, s)),
     mailboxes: [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe()),
     segments: [...k.segments.values()].map((r) => r.describe()),
+    mapRegions: k.maps.describe(),
     ...(k.cluster === undefined ? {} : { cluster: k.cluster.status() }),
   };
 }
@@ -440,6 +441,10 @@ export function handleCall(
         s.watching.delete(t);
       }
       return null;
+    }
+    case 'map.register': {
+      const r = k.maps.register(s, str(a, 'name'));
+      return { id: r.id };
     }
     default:
       if (method.startsWith('segment.')) return handleSegmentCall(k, s, method, a);

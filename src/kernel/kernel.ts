@@ -15,6 +15,7 @@ import type { Frame } from '../wire/frame-codec.js';
 import {
   ASSIGNED_NAME,
   HEADER_REST,
+  HelloFlag,
   MAGIC,
   MAX_CONTROL_BODY,
   MAX_HELLO_FRAME,
@@ -29,6 +30,7 @@ import { type KernelOptions, type ResolvedKernelOptions, resolveKernelOptions } 
 import { forgetLinks } from './link-broker.js';
 import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
 import { MailboxRecord } from './mailbox-record.js';
+import { MapRegions, reapMapRegions } from './map-regions.js';
 import { MessagePath } from './message-path.js';
 import { MemoryBudget } from './message-store.js';
 import { ProcessWaits } from './process-waits.js';
@@ -79,6 +81,8 @@ export class Kernel {
   /** Connections that have not sent HELLO, oldest first. */
   private readonly handshaking = new Set<Session>();
   private readonly hooks: (rec: MailboxRecord) => MailboxHooks<KernelMessage>;
+  /** Map regions of large payloads sent by reference (map-regions.ts). */
+  readonly maps = new MapRegions();
   /** Messages: sending, receiving, delivery and redelivery (message-path.ts). */
   readonly path: MessagePath;
   /** `process.wait` calls parked until their name is bound (process-waits.ts). */
@@ -105,6 +109,7 @@ export class Kernel {
     });
     this.options = resolveKernelOptions(options);
     this.budget = new MemoryBudget(this.options.memoryBudget);
+    this.budget.dropMapped = (p) => this.maps.drop(p);
     this.path = new MessagePath(this);
     this.maxFrame = HEADER_REST + Math.max(this.options.maxMessageSize + 8, MAX_CONTROL_BODY);
     this.hooks = (rec) => ({
@@ -139,6 +144,8 @@ export class Kernel {
       );
     }
     await claimSocketPath(this.options.socketPath, group);
+    // Regions left by a kernel that was killed while their (now dead) senders' messages were queued.
+    if (this.maps.enabled) reapMapRegions();
     // Join before listening: no client may bind a name before the cluster can check it.
     if (this.options.cluster !== undefined) {
       const cluster = await ClusterLink.join(this.options.cluster);
@@ -264,6 +271,8 @@ export class Kernel {
       // its connection close, so its pending operations reject KERNEL_UNAVAILABLE.
       for (const s of sessions) s.closed = true;
       for (const s of sessions) this.endSession(s, 'kernel-shutdown');
+      // Map regions still referred to by queued messages die with the kernel that held those.
+      this.maps.removeAll();
       // Leaving frees this node's names across the cluster at once (no waiting for a timeout).
       await this.cluster?.close().catch(() => undefined);
       const network = this.network;
@@ -488,6 +497,8 @@ export class Kernel {
       case Op.ACK:
       case Op.RELEASE:
         return this.path.onDeliveryIds(s, f);
+      case Op.UNMAP:
+        return this.path.onUnmap(s, f);
       case Op.CANCEL:
         if (this.waits.cancel(s, f.reqId)) return;
         return this.path.onCancel(s, f.reqId);
@@ -536,6 +547,12 @@ export class Kernel {
       );
     }
     s.version = version;
+    // Map needs this host (peer credentials: not TLS, not a proxy), protocol 3 and the addon here.
+    s.canMap =
+      version >= 3 &&
+      (b.readUInt16LE(6) & HelloFlag.MAP) !== 0 &&
+      s.credentials !== undefined &&
+      this.maps.enabled;
     this.handshaking.delete(s);
     if (s.helloTimer !== undefined) clearTimeout(s.helloTimer);
     // The OS pid from SO_PEERCRED where the platform gives it; the client's word only otherwise.
@@ -620,7 +637,7 @@ export class Kernel {
     s.attached.set(inbox, { ack: false, stream: 0, draining: 0, deferred: [] });
     const body = Buffer.allocUnsafe(16 + Buffer.byteLength(name));
     body.writeUInt16LE(version, 0);
-    body.writeUInt16LE(0, 2);
+    body.writeUInt16LE(s.canMap ? HelloFlag.MAP : 0, 2);
     body.writeUInt32LE(this.options.maxMessageSize, 4);
     body.writeUInt32LE(pid, 8);
     body.writeUInt32LE(inbox.id, 12);
@@ -890,6 +907,7 @@ export class Kernel {
       if (rec.kind === 'mailbox' && !rec.closed) this.path.dropCopies(rec, rec.core.detach(s.pid).dropped);
     }
     this.path.requeueAll(s, entries);
+    this.maps.sessionEnded(s);
     for (const rec of [...this.mailboxes.values()]) {
       rec.openers.delete(s);
       if (rec.ownerSession === s) {

@@ -13,6 +13,7 @@ import type { Chunk } from '../wire/frame-codec.js';
 import type { MailboxCounters, MailboxInfo } from '../wire/info-types.js';
 import { CreditBook, type CreditEnv } from './credits.js';
 import { MailboxStats } from './mailbox-stats.js';
+import type { MappedPayload } from './map-regions.js';
 import type { Session } from './session.js';
 import type { Timer } from './timer.js';
 
@@ -45,6 +46,11 @@ export interface KernelMessage extends CoreMessage {
   dropOnReturn?: boolean;
   /** While `completion` is set: the deliveries of this message, so an expiring send can ask for them back. */
   outAt?: Array<{ session: Session; deliveryId: number }>;
+  /**
+   * A payload sent by map: the bytes are in the sender's map region (`bytes` is empty, `size`
+   * the payload's length); the chunk is the message's until it is finished (map-regions.ts).
+   */
+  mapped?: MappedPayload;
   /** A durable mailbox's message: where it is stored, removed from there once finished. */
   durable?: { store: DurableStore; seq: number };
 }

@@ -1,17 +1,28 @@
 import { type Receiver, ReceiverBusyError } from '../core/mailbox-core.js';
 import { MAX_PRIORITY } from '../core/priority-queue.js';
 import type { IpcErrorCode } from '../errors.js';
-import type { Frame } from '../wire/frame-codec.js';
-import { DeliverFlag, Op, RecvFlag, SendFlag } from '../wire/protocol.js';
+import { Chunk, type Frame } from '../wire/frame-codec.js';
+import { DeliverFlag, MAP_REF_BYTES, Op, RecvFlag, SendFlag, UnmapFlag } from '../wire/protocol.js';
 import type { Kernel } from './kernel.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, SendRequest } from './mailbox-record.js';
 import { now } from './mailbox-stats.js';
+import type { MappedPayload } from './map-regions.js';
+import { emptyStore } from './message-store.js';
 import { type Inflight, PUSH_BYTES_MAX, type Session } from './session.js';
 import { startTimer } from './timer.js';
 
 /** Most budget bytes one sender holds as credit on one mailbox, and when it is topped up. */
 const CREDIT_BYTES = 4 * 1024 * 1024;
 const CREDIT_BYTES_LOW = 1024 * 1024;
+/**
+ * What a push counts against the receiver's prefetch bound (PUSH_BYTES_MAX): its payload's
+ * bytes, or for a mapped one only its reference (the region bounds what mapped pushes pin).
+ */
+function pushCost(m: KernelMessage): number {
+  // Mapped (now, or until it was finished): a payload with no bytes of the kernel's own.
+  return m.size > 0 && m.store === emptyStore() ? 64 : m.size;
+}
+
 /** Most unanswered operations (parked sends and receives) one session may have. */
 const MAX_PENDING_PER_SESSION = 65536;
 
@@ -33,6 +44,8 @@ const MAX_PENDING_PER_SESSION = 65536;
  */
 export class MessagePath {
   private nextSeq = 1;
+  /** The mapped payload of the SEND being handled, until it becomes a message's (accept_). */
+  private taking: MappedPayload | undefined;
 
   constructor(private readonly k: Kernel) {}
 
@@ -45,7 +58,39 @@ export class MessagePath {
 
   onSend(s: Session, f: Frame): void {
     const reqId = f.reqId;
-    if (reqId === 0) return this.onCreditedSend(s, f);
+    const off = (f.flags & SendFlag.TIMED) !== 0 && reqId !== 0 ? 4 : 0;
+    const mapped = (f.flags & SendFlag.MAPPED) !== 0 ? this.mappedPayload(s, f, off) : undefined;
+    if (mapped === null) return;
+    this.taking = mapped;
+    try {
+      if (reqId === 0) this.onCreditedSend(s, f);
+      else this.onRequestSend(s, f);
+    } finally {
+      // Refused before it became a message: the chunk goes back now.
+      if (this.taking !== undefined) this.k.maps.drop(this.taking);
+      this.taking = undefined;
+    }
+  }
+
+  /**
+   * A MAPPED SEND's reference, taken from the sender's region; null if it broke the protocol
+   * (the session is ending then).
+   */
+  private mappedPayload(s: Session, f: Frame, off: number): MappedPayload | null {
+    if (f.bodyLength - off !== MAP_REF_BYTES) {
+      this.k.protocolError(s, `a MAPPED SEND carries a ${MAP_REF_BYTES}-byte reference`);
+      return null;
+    }
+    const p = this.k.maps.take(s, f.u32(off), f.u32(off + 4), f.u32(off + 8));
+    if (typeof p === 'string') {
+      this.k.protocolError(s, `MAPPED SEND: ${p}`);
+      return null;
+    }
+    return p;
+  }
+
+  private onRequestSend(s: Session, f: Frame): void {
+    const reqId = f.reqId;
     const rec = this.k.mailboxes.get(f.target);
     const nonblock = (f.flags & SendFlag.NONBLOCK) !== 0;
     let off = 0;
@@ -62,13 +107,15 @@ export class MessagePath {
     if (f.priority > MAX_PRIORITY)
       return s.sendError(reqId, 'INVALID_ARGUMENT', `priority ${f.priority} is out of range 0..31`);
     if (f.codec > 3) return s.sendError(reqId, 'INVALID_ARGUMENT', `unknown payload codec ${f.codec}`);
-    const size = f.bodyLength - off;
+    const size = this.taking?.length ?? f.bodyLength - off;
     if (!rec.rights.may('send', s)) {
       return s.sendError(reqId, 'PERMISSION_DENIED', `${s.name} may not send to ${rec.name}`);
     }
     const refusal = this.sizeRefusal(rec, size);
     if (refusal !== undefined) return s.sendError(reqId, refusal[0], refusal[1]);
-    if (!this.k.budget.fits(size + 128)) {
+    // A mapped payload costs the kernel only its record (unless it must be copied in, durable).
+    const held = this.taking === undefined || rec.durable !== undefined ? size : 0;
+    if (!this.k.budget.fits(held + 128)) {
       return s.sendError(
         reqId,
         'KERNEL_FULL',
@@ -78,7 +125,7 @@ export class MessagePath {
     if (s.pendingSends.size + s.pendingReceives.size >= MAX_PENDING_PER_SESSION) {
       return s.sendError(reqId, 'KERNEL_FULL', `${s.name} has ${MAX_PENDING_PER_SESSION} operations pending`);
     }
-    const message = this.accept_(s, f, off, size);
+    const message = this.accept_(s, f, off, size, rec);
     const req: SendRequest = {
       message,
       session: s,
@@ -202,11 +249,12 @@ export class MessagePath {
     if (f.priority > MAX_PRIORITY)
       return this.k.protocolError(s, `priority ${f.priority} is out of range 0..31`);
     if (f.codec > 3) return this.k.protocolError(s, `unknown payload codec ${f.codec}`);
-    const size = f.bodyLength;
+    const size = this.taking?.length ?? f.bodyLength;
     if (this.sizeRefusal(rec, size) !== undefined) {
       return this.k.protocolError(s, `credited SEND of ${size} bytes breaks ${rec.name}'s size rules`);
     }
-    const how = rec.credits.spend(s, size);
+    // Credit is spent by what crosses the socket: a mapped send spends its reference's bytes.
+    const how = rec.credits.spend(s, f.bodyLength);
     if (how === 'none') {
       if (rec.credits.barred.has(s) || !rec.credits.holders.has(s)) {
         // Its credit was dropped (handle closed, rights revoked and returned): only a client
@@ -215,7 +263,7 @@ export class MessagePath {
       }
       return this.k.protocolError(s, `SEND without reply id beyond the credit for ${rec.name}`);
     }
-    const message = this.accept_(s, f, 0, size);
+    const message = this.accept_(s, f, 0, size, rec);
     s.sent++;
     rec.counters.sent++;
     if (how === 'credit') rec.core.send(message, true, true);
@@ -239,8 +287,28 @@ export class MessagePath {
     return undefined;
   }
 
-  /** The kernel keeps a message from here until its last copy is consumed, acknowledged or dropped. */
-  private accept_(s: Session, f: Frame, off: number, size: number): KernelMessage {
+  /**
+   * The kernel keeps a message from here until its last copy is consumed, acknowledged or
+   * dropped. A mapped payload stays in its region (the message owns the chunk), except for a
+   * durable mailbox, whose store needs the bytes: those are copied in and the chunk goes now.
+   */
+  private accept_(s: Session, f: Frame, off: number, size: number, rec: MailboxRecord): KernelMessage {
+    const mapped = this.taking;
+    this.taking = undefined;
+    let bytes = f.buf;
+    let offset = f.start + off;
+    let store = f.chunk;
+    if (mapped !== undefined) {
+      if (rec.durable !== undefined) {
+        bytes = Buffer.from(mapped.view());
+        store = new Chunk(bytes);
+        this.k.maps.drop(mapped);
+      } else {
+        store = emptyStore();
+        bytes = store.buf;
+      }
+      offset = 0;
+    }
     const m: KernelMessage = {
       priority: f.priority,
       sender: s.pid,
@@ -249,13 +317,14 @@ export class MessagePath {
       codec: f.codec,
       seq: this.nextSeq++,
       queuedAt: now(),
-      bytes: f.buf,
-      offset: f.start + off,
-      store: f.chunk,
+      bytes,
+      offset,
+      store,
       pending: 1,
       handed: false,
       completion: undefined,
     };
+    if (mapped !== undefined && rec.durable === undefined) m.mapped = mapped;
     this.k.budget.retain(m);
     return m;
   }
@@ -314,6 +383,7 @@ export class MessagePath {
     for (let i = 0; i < removed; i++) this.k.budget.finish(m);
     if (m.pending === 0) {
       m.completion = undefined;
+      this.k.budget.letGoMapped(m);
       this.answerError(req, code, text);
       return;
     }
@@ -518,7 +588,10 @@ export class MessagePath {
   ): void {
     const s = this.k.sessions.get(receiver.id);
     if (s !== undefined) this.deliver(rec, s, request, m);
-    else this.k.budget.finish(m);
+    else {
+      this.k.budget.finish(m);
+      this.k.budget.letGoMapped(m);
+    }
   }
 
   /**
@@ -542,7 +615,8 @@ export class MessagePath {
     }
     let deliveryId = s.nextDelivery++;
     if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
-    while (s.inflight.has(deliveryId) || s.remoteDeliveries.has(deliveryId)) deliveryId = s.nextDelivery++;
+    while (s.inflight.has(deliveryId) || s.remoteDeliveries.has(deliveryId) || s.lends.has(deliveryId))
+      deliveryId = s.nextDelivery++;
     s.inflight.set(deliveryId, {
       record: rec,
       message: m,
@@ -553,7 +627,7 @@ export class MessagePath {
       blocking: false,
       pushed: req === undefined,
     });
-    if (req === undefined) s.pushedBytes += m.size;
+    if (req === undefined) s.pushedBytes += pushCost(m);
     m.handed = true;
     if (m.completion !== undefined) {
       m.outAt ??= [];
@@ -564,6 +638,49 @@ export class MessagePath {
     rec.stats.wait.record(now() - m.queuedAt);
     s.received++;
     s.introduce(m.sender, m.senderName);
+    const p = m.mapped;
+    if (p !== undefined) {
+      if (this.mayLend(s, p)) {
+        // Lent in place: the receiver reads the sender's chunk and hands it back with UNMAP.
+        this.k.maps.lend(s, deliveryId, p);
+        const r = p.region;
+        const ref = Buffer.allocUnsafe(12 + r.nameBytes.length);
+        ref.writeUInt32LE(r.id, 0);
+        ref.writeUInt32LE(p.chunk, 4);
+        ref.writeUInt32LE(p.length, 8);
+        r.nameBytes.copy(ref, 12);
+        s.writer.frame(
+          Op.DELIVER,
+          flags | DeliverFlag.MAPPED,
+          m.priority,
+          m.codec,
+          reqId,
+          rec.id,
+          2,
+          deliveryId,
+          m.sender,
+          ref,
+        );
+      } else {
+        // A receiver that cannot map (another uid, no addon, protocol 2, TLS, a proxy for
+        // another node): the kernel copies the bytes out of the region into its frame, charged
+        // to the budget as unread output like any delivery.
+        s.writer.frame(
+          Op.DELIVER,
+          flags,
+          m.priority,
+          m.codec,
+          reqId,
+          rec.id,
+          2,
+          deliveryId,
+          m.sender,
+          p.view(),
+        );
+      }
+      this.k.markDirty(s);
+      return;
+    }
     s.writer.frameFrom(
       Op.DELIVER,
       flags,
@@ -581,22 +698,40 @@ export class MessagePath {
     this.k.markDirty(s);
   }
 
+  /** May `s` read `p` in place? Same host and protocol (canMap), and the region owner's uid. */
+  private mayLend(s: Session, p: MappedPayload): boolean {
+    return s.canMap && s.uid !== undefined && s.uid === p.region.owner.uid && !p.region.refusedBy.has(s);
+  }
+
+  /** UNMAP: lent payloads the receiver is done with; with REFUSE, ones it could not map (handed back). */
+  onUnmap(s: Session, f: Frame): void {
+    const n = f.bodyLength >>> 2;
+    if ((f.flags & UnmapFlag.REFUSE) !== 0) {
+      // It cannot open these regions: copies from them from now on, and these come back as copies.
+      for (let i = 0; i < n; i++) this.k.maps.refused(s, f.u32(i * 4));
+      return this.onDeliveryIds(s, f, true);
+    }
+    for (let i = 0; i < n; i++) this.k.maps.unlend(s, f.u32(i * 4));
+  }
+
   /** A push left the receiver's prefetch (taken, or given back): below the bound, pushes resume. */
   private taken(s: Session, e: Inflight): void {
     if (!e.pushed) return;
     e.pushed = false;
     const before = s.pushedBytes;
-    s.pushedBytes -= e.message.size;
+    s.pushedBytes -= pushCost(e.message);
     if (before >= PUSH_BYTES_MAX && s.pushedBytes < PUSH_BYTES_MAX && !s.closed) this.k.unchoked(s);
   }
 
-  onDeliveryIds(s: Session, f: Frame): void {
+  onDeliveryIds(s: Session, f: Frame, release = f.op === Op.RELEASE): void {
     const n = f.bodyLength >>> 2;
-    if (f.op === Op.RELEASE) {
+    if (release) {
       // Given back in delivery order; requeued by accept order, so the order survives.
       const back: Inflight[] = [];
       for (let i = 0; i < n; i++) {
         const id = f.u32(i * 4);
+        // A mapped delivery handed back is done with its view too.
+        if (s.lends.size > 0) this.k.maps.unlend(s, id);
         const e = s.inflight.get(id);
         if (e === undefined) continue;
         s.inflight.delete(id);
@@ -772,6 +907,7 @@ export class MessagePath {
     for (const m of dropped) {
       this.k.budget.finish(m);
       if (m.completion !== undefined && m.pending === 0 && !rec.closed) this.refan(rec, m);
+      else this.k.budget.letGoMapped(m);
     }
   }
 }

@@ -1,5 +1,6 @@
 import { Chunk } from '../wire/frame-codec.js';
 import type { KernelMessage } from './mailbox-record.js';
+import type { MappedPayload } from './map-regions.js';
 
 /**
  * What the kernel's memory budget counts, and how a kept message holds its
@@ -24,8 +25,13 @@ export const MESSAGE_OVERHEAD = 128;
 /** A waiting message is copied out when its chunk is more than this many times its size. */
 const COMPACT_RATIO = 2;
 
-/** The one empty buffer: zero-length payloads share it. */
+/** The one empty buffer: zero-length payloads, and mapped ones (their bytes are in a map region), share it. */
 const EMPTY = new Chunk(Buffer.alloc(0));
+
+/** The store of a payload the kernel does not hold (a mapped one): charged nothing but the record. */
+export function emptyStore(): Chunk {
+  return EMPTY;
+}
 /** Chunks that are one message's own copy (nothing else points into them). */
 const ownBuffers = new WeakSet<Chunk>([EMPTY]);
 
@@ -48,6 +54,8 @@ export class MemoryBudget {
   backlog = 0;
   /** Bytes of frames still arriving (partly read large frames). */
   incoming = 0;
+  /** A finished message's map-region chunk is let go here (map-regions.ts; set by the kernel). */
+  dropMapped: (p: MappedPayload) => void = () => {};
 
   constructor(readonly limit: number) {}
 
@@ -105,9 +113,19 @@ export class MemoryBudget {
       this.held -= MESSAGE_OVERHEAD;
       this.unref(m.store);
       this.sharing.delete(m);
+      // A synchronous sender still waiting may have it offered again (refan): its chunk stays.
+      if (m.completion === undefined) this.letGoMapped(m);
       // A durable mailbox's message is finished for good: it leaves the disk too.
       if (m.durable !== undefined) void m.durable.store.remove(m.durable.seq);
     }
+  }
+
+  /** A finished message's map-region chunk goes (no-op if it has none, or still has copies). */
+  letGoMapped(m: KernelMessage): void {
+    const p = m.mapped;
+    if (p === undefined || m.pending > 0) return;
+    m.mapped = undefined;
+    this.dropMapped(p);
   }
 
   private ref(c: Chunk): void {

@@ -59,6 +59,22 @@ export function answerPeek(
   }
   for (const m of chosen) {
     s.introduce(m.sender, m.senderName);
+    if (m.mapped !== undefined) {
+      // A payload in a map region: a peek gets a copy (never a lend: nothing would hand it back).
+      s.writer.frame(
+        Op.DELIVER,
+        DeliverFlag.PEEK,
+        m.priority,
+        m.codec,
+        reqId,
+        rec.id,
+        2,
+        0,
+        m.sender,
+        m.mapped.view(),
+      );
+      continue;
+    }
     s.writer.frameFrom(
       Op.DELIVER,
       DeliverFlag.PEEK,

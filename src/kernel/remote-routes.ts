@@ -30,7 +30,7 @@
 import type { OpenerChannel } from '../cluster/channels.js';
 import type { NameKind } from '../cluster/global-names.js';
 import { type Frame, Frame as FrameClass, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
-import { DeliverFlag, Op } from '../wire/protocol.js';
+import { CreditFlag, DeliverFlag, Op, SendFlag } from '../wire/protocol.js';
 import type { ClusterLink } from './cluster-link.js';
 import type { Kernel } from './kernel.js';
 import type { Session } from './session.js';
@@ -233,10 +233,16 @@ export class RemoteRoutes {
         if (a === undefined) return false;
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
+        // A payload sent by map crosses to the other node as bytes: copied out of the region here.
+        const up = f.op === Op.SEND && (f.flags & SendFlag.MAPPED) !== 0 ? this.k.maps.materialize(s, f) : f;
+        if (typeof up === 'string') {
+          this.k.protocolError(s, `MAPPED SEND: ${up}`);
+          return true;
+        }
         if (f.op === Op.SEND && f.reqId !== 0) {
           if (!r.track(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true })) return true;
         }
-        r.up(f, a.remoteId);
+        r.up(up, a.remoteId);
         return true;
       }
       case Op.RECV:
@@ -471,7 +477,8 @@ export class RemoteRoutes {
         r.usedAliases.add(alias);
         s.writer.frameFrom(
           f.op,
-          f.flags,
+          // Credit on another node counts payload bytes: sends spending it must carry them.
+          f.op === Op.CREDIT ? f.flags | CreditFlag.COPY : f.flags,
           f.priority,
           f.codec,
           f.reqId,

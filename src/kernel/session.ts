@@ -4,6 +4,7 @@ import { errorCodeToWire } from '../wire/error-codes.js';
 import { FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
 import { Op, PEER_NAMES } from '../wire/protocol.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, SendRequest } from './mailbox-record.js';
+import type { MappedPayload } from './map-regions.js';
 import type { MemoryBudget } from './message-store.js';
 
 /** A message handed to this session that the kernel keeps until it is consumed (and acknowledged). */
@@ -118,6 +119,14 @@ export class Session {
    * remote-routes.ts's record). Local and remote deliveries share one id space.
    */
   readonly remoteDeliveries = new Map<number, unknown>();
+  /**
+   * Map-region chunks lent to this session by MAPPED deliveries, by delivery id, until it
+   * hands them back (UNMAP, RELEASE) or ends (map-regions.ts). Delivery ids in use here are
+   * not given out again.
+   */
+  readonly lends = new Map<number, MappedPayload>();
+  /** It said in HELLO it reads MAPPED deliveries (protocol 3, same host). */
+  canMap = false;
   /** Sender pids whose names this session has been told (NOTICE peer). */
   readonly knownPeers = new Set<number>();
   readonly connectedAt = Date.now();

@@ -130,8 +130,22 @@ export interface KernelStatus {
   processes: ProcessInfo[];
   mailboxes: MailboxInfo[];
   segments: SegmentInfo[];
+  /** Map regions of large payloads sent by reference (protocol 3); `inUse` chunks hold a queued or lent payload. */
+  mapRegions?: MapRegionInfo[];
   /** Present when the kernel is part of a cluster. */
   cluster?: ClusterStatus;
+}
+
+/** A map region as `status` reports it. */
+export interface MapRegionInfo {
+  id: number;
+  name: string;
+  owner: string;
+  chunks: number;
+  chunkBytes: number;
+  inUse: number;
+  /** Its owner has ended; it goes once no message or view refers to it. */
+  ownerGone: boolean;
 }
 
 /**

@@ -18,8 +18,11 @@
  * 2: every delivery is tracked (REQUEUE retired: a client hands back only what
  * it was given, by delivery id); DEMAND carries a request id that refusals
  * answer; REVOKE and CREDIT_RETURN carry the revocation round's epoch.
+ * 3: large payloads by map: HELLO and WELCOME carry capability flags (MAP),
+ * SEND and DELIVER may carry a MAPPED reference instead of the payload, and
+ * UNMAP hands a lent payload back. A version 2 client never sees a MAPPED frame.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /**
  * The oldest version the kernel still speaks. A version 1 client keeps
  * working (every delivery it gets is marked TRACKED, which it already
@@ -65,6 +68,8 @@ export const Op = {
   BYE: 20,
   /** The first frame on a network (TLS) connection: the token, before HELLO. */
   AUTH: 22,
+  /** Lent (MAPPED) payloads the receiver is done with, by delivery id (protocol 3). */
+  UNMAP: 23,
   // kernel -> client
   WELCOME: 2,
   RESULT: 4,
@@ -86,6 +91,40 @@ export const SendFlag = {
   SYNC: 2,
   /** Body starts with a u32 timeout in milliseconds. */
   TIMED: 4,
+  /**
+   * The payload is in the sender's map region: after the timeout (if TIMED)
+   * the body is a reference (MAP_REF_BYTES: u32 region id, u32 chunk, u32
+   * length), not the bytes (protocol 3, only when WELCOME offered MAP).
+   */
+  MAPPED: 8,
+} as const;
+
+/** Bytes of a SEND's MAPPED reference: u32 region id, u32 chunk index, u32 payload length. */
+export const MAP_REF_BYTES = 12;
+
+/** HELLO (u16 at +6) and WELCOME (u16 at +2) capability flags (protocol 3). */
+export const HelloFlag = {
+  /** HELLO: this client can read MAPPED deliveries. WELCOME: this kernel takes MAPPED sends. */
+  MAP: 1,
+} as const;
+
+/** CREDIT flags. */
+export const CreditFlag = {
+  /**
+   * The target is a mailbox on another node (protocol 3): its credits count payload bytes
+   * there, so credited sends to it carry their bytes, never a MAPPED reference.
+   */
+  COPY: 1,
+} as const;
+
+/** UNMAP flags. */
+export const UnmapFlag = {
+  /**
+   * The receiver could not map these deliveries (it could not open their
+   * regions): hand them back as RELEASE does, and deliver from those regions
+   * to it by copy from now on.
+   */
+  REFUSE: 1,
 } as const;
 
 /** RECV flags. */
@@ -109,6 +148,13 @@ export const DeliverFlag = {
    * reqId): not a delivery (delivery id 0, never TRACKED), the message stays queued.
    */
   PEEK: 4,
+  /**
+   * The payload is lent from a sender's map region: after the delivery id and
+   * sender pid the body is u32 region id, u32 chunk, u32 length, then the
+   * region's segment name (UTF-8). The receiver reads it in place and sends
+   * UNMAP with the delivery id when done (protocol 3).
+   */
+  MAPPED: 8,
 } as const;
 
 /** Most messages one `mailbox.peek` returns. */

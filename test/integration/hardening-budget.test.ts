@@ -222,7 +222,14 @@ describe('hardening: memory and time under load', () => {
 
       const COUNT = 4000;
       const SIZE = 64 * 1024;
-      const tx = child(kernel.socketPath, 'stream', { mailbox: 'firehose', count: COUNT, size: SIZE });
+      // By copy: this is about the kernel's own memory. By map the payloads would wait in the
+      // sender's bounded region instead (test/integration/map-payloads.test.ts).
+      const tx = child(kernel.socketPath, 'stream', {
+        mailbox: 'firehose',
+        count: COUNT,
+        size: SIZE,
+        map: false,
+      });
       const streamed = JSON.parse(await tx.line((l) => l.includes('"streamed"'), 60_000)) as {
         ok: number;
         codes: Record<string, number>;

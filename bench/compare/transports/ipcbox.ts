@@ -14,9 +14,9 @@
  *   message, and every hop of a ring, crosses nodes. A peer waits for its targets' names to reach
  *   its kernel (waitForProcess) before it says CONNECTED.
  */
-import { connect, type IpcProcess, type Mailbox } from '../../../src/index.js';
+import { connect, type IpcProcess, type Mailbox, type Message } from '../../../src/index.js';
 import type { CellSpec, PeerSpec } from '../common.js';
-import { payloadOf } from '../common.js';
+import { payloadOf, readEvery } from '../common.js';
 import type { Link } from '../roles.js';
 
 /**
@@ -51,9 +51,14 @@ export async function ipcboxLink(
   const out = new Map<number, Mailbox>();
   let fan: Mailbox | undefined;
   let onMessage: (length: number) => void = () => {};
-  const consume = async (it: AsyncIterableIterator<{ bytes: Buffer }>): Promise<void> => {
+  const consume = async (it: AsyncIterableIterator<Message>): Promise<void> => {
     try {
-      for await (const m of it) onMessage(m.bytes.length);
+      for await (const m of it) {
+        // Read in place, then hand a mapped payload back at once (a copied one: a no-op).
+        readEvery(m.bytes);
+        onMessage(m.bytes.length);
+        m.release();
+      }
     } catch {
       // mailbox closed at the end of the cell
     }

@@ -8,7 +8,7 @@
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { CellSpec, PeerSpec } from '../common.js';
-import { payloadOf } from '../common.js';
+import { payloadOf, readEvery } from '../common.js';
 import type { Link } from '../roles.js';
 
 /** Counts frames in a byte stream; calls `onFrame(length)` per complete frame. */
@@ -39,6 +39,7 @@ export class FrameCounter {
         this.need = this.length;
       }
       const n = Math.min(this.need, chunk.length - off);
+      if (n > 0) readEvery(chunk.subarray(off, off + n));
       off += n;
       this.need -= n;
       if (this.need === 0) {
