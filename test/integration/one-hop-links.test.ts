@@ -672,4 +672,42 @@ describe('one-hop links between processes', () => {
     assert.deepEqual([m.sender, m.data], ['ol-again', 'new']);
     await assertEmpty();
   });
+
+  test('12. a sender SIGKILLed while its receiver is not reading: every resolved send is still received, in order', async () => {
+    for (const size of [32 * 1024, 200 * 1024]) {
+      const k = await peer(`ol-kill-full-${size}`);
+      const stuck = await k.ok<{ resolved: number; pendingSeq: number }>('sendUntilStuck', {
+        to: 'ol-me',
+        senderId: 12,
+        size,
+        stuckMs: 1500,
+        key: 'stuck',
+      });
+      assert.deepEqual(await linksOf(k.name), ['ol-me']);
+      await k.kill();
+      const seqs: number[] = [];
+      for (;;) {
+        let m: Message;
+        try {
+          m = await me.receive({ timeout: 3000 });
+        } catch (e) {
+          if ((e as { code?: string }).code === 'TIMEOUT') break;
+          throw e;
+        }
+        const d = decodeSeq(m.data);
+        assert.ok(d !== undefined && d.senderId === 12 && d.size === size, 'intact');
+        assert.equal(m.sender, k.name);
+        seqs.push(d.seq);
+      }
+      assert.ok(
+        seqs.length >= stuck.resolved && seqs.length <= stuck.resolved + 1,
+        `size ${size}: ${seqs.length} received, ${stuck.resolved} resolved`,
+      );
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: seqs.length }, (_, i) => i),
+      );
+      await assertEmpty();
+    }
+  });
 });
