@@ -710,4 +710,26 @@ describe('one-hop links between processes', () => {
       await assertEmpty();
     }
   });
+
+  test('13. a receiver that died comes back under its name: the sender links to the new one', async () => {
+    const s = await peer('ol-s13');
+    const r1 = await peer('ol-r13');
+    await s.ok('send', { to: 'ol-r13', value: 'one' });
+    assert.equal((await r1.ok<Described>('receive', { options: { timeout: 10_000 } })).data, 'one');
+    await r1.kill();
+    await waitFor(
+      async () => !(await me.listProcesses()).some((p) => p.name === 'ol-r13'),
+      10_000,
+      'the first receiver gone',
+    );
+    assert.equal(await s.failsWith('send', { to: 'ol-r13', value: 'nobody' }), 'NO_SUCH_PROCESS');
+    const r2 = await peer('ol-r13');
+    for (let i = 0; i < 20; i++) await s.ok('send', { to: 'ol-r13', value: i });
+    assert.deepEqual(await linksOf('ol-s13'), ['ol-r13']);
+    const got = await r2.ok<Described[]>('collect', { count: 20, idleMs: 5000 });
+    assert.deepEqual(
+      got.map((d) => [d.sender, d.data]),
+      Array.from({ length: 20 }, (_, i) => ['ol-s13', i]),
+    );
+  });
 });
