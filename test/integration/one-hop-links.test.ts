@@ -381,7 +381,7 @@ describe('one-hop links between processes', () => {
       }
     })();
     await waitFor(() => resolvedSoFar() >= 8000, 60_000, '8000 resolved sends');
-    // Let the receiver fall behind a little too, so some are still in the ring when it dies.
+    // The receiver reads concurrently, so some are still in the ring or the socket when the sender dies.
     await k.kill();
     killed = true;
     const resolved = resolvedSoFar();
@@ -731,5 +731,38 @@ describe('one-hop links between processes', () => {
       got.map((d) => [d.sender, d.data]),
       Array.from({ length: 20 }, (_, i) => ['ol-s13', i]),
     );
+  });
+
+  test('8b. sync: true over a link aborted before it is taken: ABORTED, and never received', async () => {
+    const s = await peer('ol-sync-abort');
+    for (const size of [64, 100 * 1024]) {
+      await s.ok('startSend', {
+        to: 'ol-me',
+        value: { seq: [81, size, size] },
+        options: { sync: true, abortKey: `a${size}` },
+        key: `k${size}`,
+      });
+      await waitFor(async () => (await myDepth()) === 1, 10_000, 'the sync message here');
+      await s.ok('abort', { key: `a${size}` });
+      const r = await s.ok<Settled>('settle', { key: `k${size}` });
+      assert.equal(r.code, 'ABORTED', `size ${size}`);
+      await assertEmpty();
+    }
+    assert.deepEqual(await linksOf('ol-sync-abort'), ['ol-me']);
+  });
+
+  test('14. ack: true over a link: a nacked message comes back first, then the rest in order', async () => {
+    const s = await peer('ol-nack');
+    for (let i = 0; i < 3; i++) await s.ok('send', { to: 'ol-me', value: i });
+    assert.deepEqual(await linksOf('ol-nack'), ['ol-me']);
+    const first = await me.receive({ ack: true, timeout: 10_000 });
+    assert.equal(first.data, 0);
+    first.nack();
+    const again = await me.receive({ ack: true, timeout: 10_000 });
+    assert.deepEqual([again.sender, again.data], ['ol-nack', 0]);
+    again.ack();
+    assert.equal((await me.receive({ timeout: 10_000 })).data, 1);
+    assert.equal((await me.receive({ timeout: 10_000 })).data, 2);
+    await assertEmpty();
   });
 });
