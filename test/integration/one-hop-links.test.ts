@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { connect, type ExitEvent, type IpcProcess, type Message } from '../../src/index.js';
 import { FrameWriter } from '../../src/wire/frame-codec.js';
 import { LinkOp } from '../../src/wire/link-protocol.js';
@@ -203,6 +203,18 @@ describe('one-hop links between processes', () => {
     daemon = await startDaemon();
     me = await connect({ socketPath: daemon.socketPath, name: 'ol-me', timeout: 20_000 });
     me.on('exit', (e) => exits.push(e));
+  });
+
+  // A test that failed may leave messages in my inbox: take them, so the next test starts empty
+  // (every test asserts itself that it left nothing behind).
+  afterEach(async () => {
+    for (;;) {
+      try {
+        await me.receive({ timeout: 300 });
+      } catch {
+        return;
+      }
+    }
   });
 
   after(async () => {
