@@ -777,4 +777,25 @@ describe('one-hop links between processes', () => {
     assert.equal((await me.receive({ timeout: 10_000 })).data, 2);
     await assertEmpty();
   });
+
+  test('15. sizes at the edges over a link: around the ring limit, past the send buffer, the largest allowed', async () => {
+    const s = await peer('ol-sizes');
+    const max = me.maxMessageSize;
+    const sizes = [12, 65_535, 65_536, 65_537, 65_544, 65_545, 1 << 20, (1 << 20) + 1, 5 << 20, max, 64];
+    for (const [i, size] of sizes.entries())
+      await s.ok('send', { to: 'ol-me', value: { seq: [15, i, size] }, options: { priority: 0 } });
+    assert.equal(
+      await s.failsWith('send', { to: 'ol-me', value: { seq: [15, 99, max + 1] } }),
+      'MESSAGE_TOO_LARGE',
+    );
+    await s.ok('send', { to: 'ol-me', value: '' });
+    assert.deepEqual(await linksOf('ol-sizes'), ['ol-me']);
+    for (const [i, size] of sizes.entries()) {
+      const m = await me.receive({ timeout: 30_000 });
+      const d = decodeSeq(m.data);
+      assert.deepEqual([d?.senderId, d?.seq, d?.size], [15, i, size], `message ${i} (${size} bytes)`);
+    }
+    assert.equal((await me.receive({ timeout: 10_000 })).data, '');
+    await assertEmpty();
+  });
 });
