@@ -231,6 +231,12 @@ describe('one-hop links between processes', () => {
     assert.equal(m.sender, 'ol-a');
     assert.deepEqual(await linksOf('ol-a'), ['ol-me'], "A's links name the receiver");
     assert.deepEqual(await linksOf('ol-me'), [], 'the receiver sends over no link');
+    const status = await me.status();
+    assert.deepEqual(
+      status.processes.find((p) => p.name === 'ol-a')?.links,
+      ['ol-me'],
+      'status() says so too',
+    );
 
     const off = await peer('ol-a-off', { links: false });
     await off.ok('send', { to: 'ol-me', value: 'through the kernel' });
