@@ -582,7 +582,22 @@ export class Connection implements DeliveryControl {
     return this.peers.get(pid) ?? `pid-${pid}`;
   }
 
-  /** The pid of a process that has sent to this one, if any did. */
+  /**
+   * The name behind a sender pid, newest last (from the kernel's `peer` notices, and from one-hop
+   * links as they are accepted): bounded, oldest out first, as the kernel re-sends names it has not sent lately.
+   */
+  learnPeer(pid: number, name: string): void {
+    this.peers.delete(pid);
+    this.peers.set(pid, name);
+    this.pidsByName.delete(name);
+    this.pidsByName.set(name, pid);
+    if (this.peers.size > PEER_NAMES) this.peers.delete(this.peers.keys().next().value as number);
+    if (this.pidsByName.size > PEER_NAMES) {
+      this.pidsByName.delete(this.pidsByName.keys().next().value as string);
+    }
+  }
+
+  /** The pid of the process of this name that most recently sent to this one, if any did. */
   knownPid(name: string): number | undefined {
     return this.pidsByName.get(name);
   }
@@ -1170,24 +1185,7 @@ export class Connection implements DeliveryControl {
       return this.fail(new ProtocolError('NOTICE body is not valid JSON'));
     }
     if (notice.kind === 'peer') {
-      const pid = notice.pid as number;
-      const name = notice.name as string;
-      this.peers.delete(pid);
-      this.peers.set(pid, name);
-      this.pidsByName.delete(name);
-      this.pidsByName.set(name, pid);
-      // Oldest first out (Map order): the kernel re-sends any name it has not sent lately.
-      if (this.peers.size > PEER_NAMES) this.peers.delete(this.peers.keys().next().value as number);
-      if (this.pidsByName.size > PEER_NAMES) {
-        this.pidsByName.delete(this.pidsByName.keys().next().value as string);
-      }
-      return;
-    }
-    if (notice.kind === 'map-region-closed') {
-      // Nothing more will be lent from it: drop the handle (views still out keep their memory).
-      const r = this.lentFrom.get(notice.id as number);
-      this.lentFrom.delete(notice.id as number);
-      r?.region.close();
+      this.learnPeer(notice.pid as number, notice.name as string);
       return;
     }
     if (notice.kind === 'mailbox-closed') {

@@ -59,8 +59,8 @@ export class LinkListener {
   private readonly knocking = new Map<string, Knock>();
   private strangers = 0;
   private readonly links = new Set<InboundLink>();
-  /** Pids of processes that linked here, by name, newest last (bounded like the offers). */
-  private readonly pids = new Map<string, number>();
+  /** A process linked here: its name and pid (the owner keeps the newest pid per name for `receive({ from })`). */
+  onLinked: ((pid: number, name: string) => void) | undefined;
   private closed = false;
 
   private constructor(
@@ -116,11 +116,6 @@ export class LinkListener {
     timer.unref();
     this.offers.set(token, { pid, name, osPid, timer });
     this.knocking.get(token)?.admit();
-  }
-
-  /** The pid of a process that linked here under `name` (its messages may outlive it). */
-  pidOf(name: string): number | undefined {
-    return this.pids.get(name);
   }
 
   close(): void {
@@ -187,9 +182,7 @@ export class LinkListener {
     }
     this.offers.delete(token);
     clearTimeout(offer.timer);
-    this.pids.delete(offer.name);
-    this.pids.set(offer.name, offer.pid);
-    if (this.pids.size > MAX_OFFERS) this.pids.delete(this.pids.keys().next().value as string);
+    this.onLinked?.(offer.pid, offer.name);
     const link = new InboundLink(
       socket,
       offer.pid,
@@ -285,7 +278,9 @@ class InboundLink implements LinkOrigin {
     socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
     socket.on('close', () => {
       this.ended = true;
-      // What the ring holds is the sender's resolved sends: read it all, even with the sender gone.
+      // A large message the ring announced can no longer come (its send never resolved), and what
+      // the ring holds after it is the sender's resolved sends: read it all, with the sender gone.
+      this.awaitingSocket = false;
       this.drain();
     });
     this.writer.frame(

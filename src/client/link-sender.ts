@@ -331,7 +331,8 @@ export class LinkSender {
       return;
     }
     writeParts(this.socket, parts, (err) => {
-      if (err) batch.reject(this.closedWith ?? new NoSuchProcessError(this.peer));
+      // Node calls back without an error for a write cut short by the socket's destruction.
+      if (err || this.socket.destroyed) batch.reject(this.closedWith ?? new NoSuchProcessError(this.peer));
       else batch.resolve();
     });
     // Written through at once (the usual case): the bytes are the OS's now, no need to wait a tick.

@@ -248,6 +248,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     try {
       await this.conn.call('link.listen', { address: listener.address });
       this.listener = listener;
+      listener.onLinked = (pid, name) => this.conn.learnPeer(pid, name);
     } catch {
       listener.close();
     }
@@ -291,7 +292,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       return local === undefined ? this.conn.receive(this.inbox, rest) : local.receive(rest);
     const bare = bareName(from);
     // A sender that has already exited may still have messages queued here: use the pid we learned.
-    const pid = this.conn.knownPid(bare) ?? this.listener?.pidOf(bare) ?? (await this.link(bare)).pid;
+    const pid = this.conn.knownPid(bare) ?? (await this.link(bare)).pid;
     if (local !== undefined) return local.receive({ ...rest, from: pid });
     return this.conn.receive(this.inbox, { ...rest, from: pid });
   }

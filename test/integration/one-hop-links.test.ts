@@ -479,13 +479,13 @@ describe('one-hop links between processes', () => {
   test('6a. a receiver SIGKILLed while a sender waits for ring room (32 KiB): sends fail NO_SUCH_PROCESS', () =>
     receiverKilledWhileBlocked(32 * 1024));
 
-  // KNOWN BUG (fails until src/client/link-sender.ts is fixed): a large message waiting in the link
-  // socket's write queue when the receiver dies RESOLVES instead of failing NO_SUCH_PROCESS. Node
+  // Regression (link-sender.ts flush): a large message waiting in the link
+  // socket's write queue when the receiver dies must fail NO_SUCH_PROCESS (it once resolved): Node
   // calls a write callback with `null` (no error) when the socket was destroyed before the write
   // completed (lib/internal/stream_base_commons.js onWriteComplete), and LinkSender.flush() takes
-  // "no error" to mean "in the OS socket buffer", so batch.resolve() runs for bytes that never
+  // "no error" to mean "in the OS socket buffer" unless it also checks the socket, or it resolves bytes that never
   // reached the receiver.
-  test('6b. [KNOWN BUG: link-sender flush] a receiver SIGKILLed while large (200 KiB) sends wait on the socket: they fail NO_SUCH_PROCESS', () =>
+  test('6b. a receiver SIGKILLed while large (200 KiB) sends wait on the socket: they fail NO_SUCH_PROCESS', () =>
     receiverKilledWhileBlocked(200 * 1024));
 
   test('7. backpressure: a receiver that does not read blocks its sender; nonblock, timeout, abort fail cleanly', async () => {
@@ -673,13 +673,13 @@ describe('one-hop links between processes', () => {
     assert.equal(await h.failsWith('receive', { options: { nonblock: true } }), 'WOULD_BLOCK');
   });
 
-  // KNOWN BUG (fails until src/client/process.ts receive() is fixed): receive({ from: name }) resolves
+  // Regression (process.ts receive from): receive({ from: name }) resolves
   // the name with `this.conn.knownPid(bare) ?? this.listener?.pidOf(bare)`: the pid the Connection
   // learned from the kernel's 'peer' notices wins over the one the LinkListener learned when the
   // new process linked, and link messages never update the Connection's map. So once an earlier
   // process of the name sent through the kernel, a later one of that name sending over a link is
   // never matched: the receive waits for the dead pid (TIMEOUT here, forever without a timeout).
-  test('11. [KNOWN BUG: process.ts receive from] receive({ from }) names the current process of that name when it comes back over a link', async () => {
+  test('11. receive({ from }) names the current process of that name when it comes back over a link', async () => {
     // The first process of the name sends through the kernel (the receiver learns its pid from the kernel)...
     const old = await peer('ol-again', { links: false });
     await old.ok('send', { to: 'ol-me', value: 'old' });
@@ -814,13 +814,13 @@ describe('one-hop links between processes', () => {
     await assertEmpty();
   });
 
-  // KNOWN BUG (fails until src/client/link-listener.ts is fixed): InboundLink reads the large
+  // Regression (link-listener.ts, close while a marker waits): InboundLink reads the large
   // message's ring marker and sets `awaitingSocket` (line ~417); the sender dies with that message
   // half-written on the socket; the socket's 'close' handler (line ~282) sets `ended` and calls
   // drain(), but drain() stops at once on `awaitingSocket` (line ~370), which nothing clears once
   // the socket is gone. The small messages behind the marker stay in the ring unread, though their
   // sends had resolved (link-sender.ts line ~236: a ring send resolves as soon as it is in the ring).
-  test('16. [KNOWN BUG: link-listener awaitingSocket on close] a sender SIGKILLed with a large message half-written on the socket: the small sends after it that resolved are received', async () => {
+  test('16. a sender SIGKILLed with a large message half-written on the socket: the small sends after it that resolved are received', async () => {
     const MiB = 1 << 20;
     const s = await peer('ol-pipe');
     // 8 MiB unread here: the receiver stops reading the link (its ring still has room).
