@@ -120,8 +120,10 @@ describe('map instead of copy (kernel path)', () => {
     await mb.close();
   });
 
-  test('a large direct send goes by map to the receiver inbox', async () => {
-    const sender = await MapPeer.start(daemon, 'sender-direct', { chunks: 4 });
+  test('a large direct send through the kernel goes by map to the receiver inbox', async () => {
+    // On one host a direct send takes a one-hop link (its large messages go over the link's socket,
+    // test/integration/one-hop-links.test.ts); with links off it goes through the kernel, by map.
+    const sender = await MapPeer.start(daemon, 'sender-direct', { chunks: 4 }, { MAP_PEER_LINKS: '0' });
     await sender.ok('send', { to: 'receiver', direct: true, count: 3, size: 2 * MIB, start: 100 });
     for (let seq = 100; seq < 103; seq++) {
       using m = await me.receive({ timeout: 10_000 });

@@ -79,6 +79,7 @@ describe('the packed package, installed without scripts or a compiler', () => {
       'LICENSE',
       'src',
       'docs',
+      'scripts',
     ])
       cpSync(join(ROOT, f), join(stage, f), { recursive: true });
     mkdirSync(join(stage, 'native'));
