@@ -281,7 +281,7 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
   if (goals.length > 0) {
     parts.push('## Same-host goals (issue 10), from this run');
     parts.push(
-      'Each row compares two cells of this run, whose receivers read every payload byte (see How it is measured). The shm mailbox row is its default store, the one with the whole contract (`queue: \'priority\'`); the lock-free ring store and the parked round trip against a C futex are measured by `npm run bench:shm` (docs/benchmarks-shm.md), not here.',
+      "Each row compares two cells of this run, whose receivers read every payload byte (see How it is measured). The shm mailbox row is its default store, the one with the whole contract (`queue: 'priority'`); the lock-free ring store and the parked round trip against a C futex are measured by `npm run bench:shm` (docs/benchmarks-shm.md), not here.",
     );
     parts.push(table(['goal', 'reached', 'ratio', 'met'], goals));
   }
