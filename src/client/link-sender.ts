@@ -87,7 +87,8 @@ export class LinkSender {
   /** Ring mode: the producer end, the link's flags, and the record being built. */
   private readonly ring: RingProducer | undefined;
   private readonly flags: Int32Array | undefined;
-  private readonly record: Buffer | undefined;
+  /** Grown on demand up to RECORD_HEADER + RING_PAYLOAD_MAX: most links only ever carry small messages. */
+  private record: Buffer | undefined;
   /** Runs once when the link ends. */
   onClose: (() => void) | undefined;
 
@@ -101,7 +102,7 @@ export class LinkSender {
     if (segment !== undefined) {
       this.ring = new RingProducer(segment.buffer, LinkRing.HEADER_BYTES);
       this.flags = new Int32Array(segment.buffer, 0, 2);
-      this.record = Buffer.allocUnsafe(LinkRing.RECORD_HEADER + LinkRing.RING_PAYLOAD_MAX);
+      this.record = Buffer.allocUnsafe(LinkRing.RECORD_HEADER + 64 * 1024);
     }
   }
 
@@ -257,8 +258,15 @@ export class LinkSender {
     flags: number,
     id: number,
   ): boolean {
-    const rec = this.record!;
     const len = payload?.byteLength ?? 0;
+    if (this.record!.length < LinkRing.RECORD_HEADER + len) {
+      const want = Math.min(
+        LinkRing.RECORD_HEADER + LinkRing.RING_PAYLOAD_MAX,
+        2 ** Math.ceil(Math.log2(LinkRing.RECORD_HEADER + len)),
+      );
+      this.record = Buffer.allocUnsafe(want);
+    }
+    const rec = this.record!;
     rec[0] = flags;
     rec[1] = priority;
     rec[2] = codec;

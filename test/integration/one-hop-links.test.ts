@@ -18,7 +18,11 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { connect, type ExitEvent, type IpcProcess, type Message } from '../../src/index.js';
 import { FrameWriter } from '../../src/wire/frame-codec.js';
-import { LinkOp } from '../../src/wire/link-protocol.js';
+import { LinkOp, LinkRing } from '../../src/wire/link-protocol.js';
+
+/** A message too large for a link's ring: it goes over the link's socket behind a ring marker. */
+const OVER_RING = LinkRing.RING_PAYLOAD_MAX + 1024;
+
 import { type Daemon, type Spawned, spawnFixture, startDaemon, waitFor } from '../helpers/kernel-harness.js';
 import { decodeSeq, mixedSize } from '../helpers/link-payload.js';
 
@@ -261,7 +265,7 @@ describe('one-hop links between processes', () => {
 
   test('2. FIFO per link under load: 2 senders x 20,000 mixed-size messages (ring and socket)', async () => {
     const N = 20_000;
-    const BIG = 100 * 1024;
+    const BIG = OVER_RING;
     const EVERY = 250;
     const s1 = await peer('ol-fifo-1');
     const s2 = await peer('ol-fifo-2');
@@ -347,7 +351,8 @@ describe('one-hop links between processes', () => {
     const prio = (i: number) => [0, 3, 1, 2, 3, 0, 2][i % 7]!;
     for (let i = 0; i < N; i++) {
       // Some large ones: their ring marker keeps their place.
-      const size = i % 11 === 5 ? 70 * 1024 : 64;
+      // Two of them, so they fit what the receiver holds before it stops reading (LOCAL_BYTES_MAX).
+      const size = i % 29 === 5 ? OVER_RING : 64;
       await p.ok('send', { to: 'ol-me', value: { seq: [4, i, size] }, options: { priority: prio(i) } });
     }
     assert.deepEqual(await linksOf('ol-prio'), ['ol-me']);
@@ -485,8 +490,8 @@ describe('one-hop links between processes', () => {
   // completed (lib/internal/stream_base_commons.js onWriteComplete), and LinkSender.flush() takes
   // "no error" to mean "in the OS socket buffer" unless it also checks the socket, or it resolves bytes that never
   // reached the receiver.
-  test('6b. a receiver SIGKILLed while large (200 KiB) sends wait on the socket: they fail NO_SUCH_PROCESS', () =>
-    receiverKilledWhileBlocked(200 * 1024));
+  test('6b. a receiver SIGKILLed while large (over the ring limit) sends wait on the socket: they fail NO_SUCH_PROCESS', () =>
+    receiverKilledWhileBlocked(OVER_RING));
 
   test('7. backpressure: a receiver that does not read blocks its sender; nonblock, timeout, abort fail cleanly', async () => {
     const SIZE = 32 * 1024;
@@ -545,7 +550,7 @@ describe('one-hop links between processes', () => {
 
   test('8. sync: true over a link resolves when taken; a timed-out one is never received', async () => {
     const s = await peer('ol-sync');
-    for (const size of [64, 100 * 1024]) {
+    for (const size of [64, OVER_RING]) {
       await s.ok('startSend', {
         to: 'ol-me',
         value: { seq: [8, size, size] },
@@ -562,7 +567,7 @@ describe('one-hop links between processes', () => {
     }
     assert.deepEqual(await linksOf('ol-sync'), ['ol-me']);
 
-    for (const size of [64, 100 * 1024]) {
+    for (const size of [64, OVER_RING]) {
       assert.equal(
         await s.failsWith('send', {
           to: 'ol-me',
@@ -701,7 +706,7 @@ describe('one-hop links between processes', () => {
   });
 
   test('12. a sender SIGKILLed while its receiver is not reading: every resolved send is still received, in order', async () => {
-    for (const size of [32 * 1024, 200 * 1024]) {
+    for (const size of [32 * 1024, OVER_RING]) {
       const k = await peer(`ol-kill-full-${size}`);
       const stuck = await k.ok<{ resolved: number; pendingSeq: number }>('sendUntilStuck', {
         to: 'ol-me',
@@ -762,7 +767,7 @@ describe('one-hop links between processes', () => {
 
   test('8b. sync: true over a link aborted before it is taken: ABORTED, and never received', async () => {
     const s = await peer('ol-sync-abort');
-    for (const size of [64, 100 * 1024]) {
+    for (const size of [64, OVER_RING]) {
       await s.ok('startSend', {
         to: 'ol-me',
         value: { seq: [81, size, size] },
