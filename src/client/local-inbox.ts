@@ -108,7 +108,8 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
     return false;
   }
 
-  private arrive(m: Message): void {
+  /** To the first waiting receive that takes it, else into the queue (`front`: ahead of its priority, a nacked one). */
+  private arrive(m: Message, front = false): void {
     for (let i = 0; i < this.waiters.length; i++) {
       const w = this.waiters.at(i)!;
       if (w.from === undefined || w.from === m.senderPid) {
@@ -119,7 +120,8 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
         return;
       }
     }
-    this.queue.push(m);
+    if (front) this.queue.unshift(m);
+    else this.queue.push(m);
   }
 
   /** PrefetchConsumer: the sender of a kernel push gave up; remove it if nobody took it. */
@@ -299,16 +301,6 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
       false,
       this,
     );
-    for (let i = 0; i < this.waiters.length; i++) {
-      const w = this.waiters.at(i)!;
-      if (w.from === undefined || w.from === plain.senderPid) {
-        this.waiters.removeAt(i);
-        w.done = true;
-        w.cleanup();
-        w.resolve(this.take(plain, w.ack));
-        return;
-      }
-    }
-    this.queue.unshift(plain);
+    this.arrive(plain, true);
   }
 }
