@@ -14,7 +14,9 @@
  * - streams: each sender sends `warmup` data messages, then `count` more
  *   (fewer if its time cap `capMs` ran out), then an END marker (1 byte;
  *   data is never that small). A receiver ignores the first
- *   `warmup × senders` messages, then cuts what follows into windows of at
+ *   `warmup × senders` messages (or what came in the first quarter of
+ *   `capMs`, if that ends first: a slow transport's senders reach their cap
+ *   before the warm-up count), then cuts what follows into windows of at
  *   least `windowMs` on its own clock (a window closes at the first message
  *   after that time), each giving a rate; a last partial window counts if it
  *   lasted at least half of `windowMs`. Time windows, not message counts,

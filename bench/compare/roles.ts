@@ -125,6 +125,8 @@ function receiver(cell: CellSpec, me: PeerSpec): RoleRun {
   let windowStart = 0;
   let inWindow = 0;
   let lastData = 0;
+  let firstData = 0;
+  let warming = warm > 0;
   let lastAny = now();
   let finish: ((idle: boolean) => void) | undefined;
   const finished = new Promise<boolean>((r) => {
@@ -140,11 +142,15 @@ function receiver(cell: CellSpec, me: PeerSpec): RoleRun {
       }
       count++;
       lastData = t;
-      if (count <= warm) {
-        if (count === warm) windowStart = t;
-        return;
+      if (count === 1) firstData = t;
+      if (warming) {
+        // Warm-up ends at its count, or after a quarter of the time cap for a transport too slow to
+        // reach that count before its senders' cap runs out (else no window would ever be measured).
+        if (count < warm && t - firstData < cell.capMs / 4) return;
+        warming = false;
+        windowStart = t;
+        if (count <= warm) return;
       }
-      if (warm === 0 && count === 1) windowStart = t;
       inWindow++;
       if (t - windowStart >= windowMs) {
         windows.push({ messages: inWindow, seconds: (t - windowStart) / 1000 });

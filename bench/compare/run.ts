@@ -732,10 +732,10 @@ function noFigureReason(results: PeerResult[], spec: CellSpec): string {
   if (streams.length === 0) return 'no measurement came back';
   const got = streams.reduce((a, r) => a + r.received, 0);
   const want = streams.reduce((a, r) => a + r.expected, 0);
-  return (
-    `no complete window: the receiver${streams.length > 1 ? 's' : ''} got ${got} of ${want} messages ` +
-    `(warm-up ${spec.warmup} per sender) before going idle for ${2000 + spec.capMs / 4} ms`
-  );
+  const who = `the receiver${streams.length > 1 ? 's' : ''} got ${got} of ${want} messages`;
+  // A receiver that got every END marker was not idle: the stream was too short to measure.
+  if (streams.every((r) => !r.idle)) return `no complete window: ${who}, then the senders' END`;
+  return `no complete window: ${who} (warm-up ${spec.warmup} per sender) before going idle for ${2000 + spec.capMs / 4} ms`;
 }
 
 function specSummary(spec: CellSpec): CellOutcome['spec'] {
