@@ -61,7 +61,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.channels = new Channels(this.pipes, (from, hello, ch) => this.handler(from, hello, ch));
     membership.on('node-up', (r) => this.emit('node-up', r));
     membership.on('node-down', (r, why) => {
-      void names.forget(r.node, r.incarnation);
+      names.forget(r.node, r.incarnation);
       this.pipes.forget(r.node);
       this.channels.lost(r.node, 'node-down');
       this.emit('node-down', r, why);

@@ -8,7 +8,11 @@
  *   (membership.ts), the claim fails NAME_TAKEN; if the holder is down, the claim replaces it by
  *   compare-and-set on the entry's revision, so of two racing claimants exactly one wins.
  * - So a down node's names are free as soon as membership declares it down, with no cleanup pass.
- *   Their stale entries are deleted lazily (by the next claim, or by `forget` when a node goes down).
+ *   Their stale entries are deleted lazily: by the next claim, or by `forget` a grace time after
+ *   this node counted their node down. Not at once: another kernel may count the node down later
+ *   (each observer's `deadAfterMs` is its own), and for it the names are still held; deleting them
+ *   from the bucket would empty its mirror, so calls it should forward to that node would be
+ *   answered as if the name did not exist.
  * - A release deletes the key only at the revision this node wrote, so it can never remove a name
  *   someone else claimed meanwhile.
  * - Lookups read a local mirror kept by a KV watch, and fall back to the server for a name the
@@ -35,6 +39,11 @@ interface Mirrored {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const PREFIX: Record<NameKind, string> = { process: 'p', mailbox: 'm' };
+/**
+ * How long after counting a node down its entries are deleted from the bucket: well past any
+ * other kernel's `deadAfterMs` as usually set (the default is 4 s).
+ */
+const FORGET_AFTER_MS = 60_000;
 
 export function nameKey(kind: NameKind, name: string): string {
   return `${PREFIX[kind]}.${Buffer.from(name, 'utf8').toString('base64url')}`;
@@ -52,6 +61,8 @@ function parseHolder(e: KvEntry): NameHolder | undefined {
 
 export class GlobalNames {
   private readonly mirror = new Map<string, Mirrored>();
+  /** Pending `forget` tidy-ups (cleared on close). */
+  private readonly forgetting = new Set<NodeJS.Timeout>();
   /** Names this node holds: key → the revision it wrote. */
   private readonly mine = new Map<string, number>();
   /** What it wrote for each, to claim it again after a silence (`reclaim`). */
@@ -163,12 +174,23 @@ export class GlobalNames {
     return out;
   }
 
-  /** Delete the entries a down node left (tidiness only: they are already free). */
-  async forget(node: string, incarnation: string): Promise<void> {
-    for (const [key, m] of [...this.mirror]) {
-      if (m.holder.node !== node || m.holder.incarnation !== incarnation) continue;
-      await this.kv.delete(key, { previousSeq: m.revision }).catch(() => undefined);
-    }
+  /**
+   * Delete the entries a down node left, `FORGET_AFTER_MS` from now if it is still down then
+   * (tidiness only: for this node they are already free).
+   */
+  forget(node: string, incarnation: string): void {
+    const timer = setTimeout(() => {
+      this.forgetting.delete(timer);
+      if (this.membership.isAlive(node, incarnation)) return;
+      void (async () => {
+        for (const [key, m] of [...this.mirror]) {
+          if (m.holder.node !== node || m.holder.incarnation !== incarnation) continue;
+          await this.kv.delete(key, { previousSeq: m.revision }).catch(() => undefined);
+        }
+      })();
+    }, FORGET_AFTER_MS);
+    timer.unref();
+    this.forgetting.add(timer);
   }
 
   /**
@@ -221,5 +243,7 @@ export class GlobalNames {
 
   close(): void {
     this.watchStop?.();
+    for (const t of this.forgetting) clearTimeout(t);
+    this.forgetting.clear();
   }
 }
