@@ -126,7 +126,8 @@ function receiver(cell: CellSpec, me: PeerSpec): RoleRun {
   let inWindow = 0;
   let lastData = 0;
   let firstData = 0;
-  let warming = warm > 0;
+  // Until the first measured message: it starts the first window (at once with no warm-up).
+  let warming = true;
   let lastAny = now();
   let finish: ((idle: boolean) => void) | undefined;
   const finished = new Promise<boolean>((r) => {

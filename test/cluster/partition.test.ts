@@ -115,8 +115,9 @@ test('requests in flight to a node that does not answer are bounded per process:
   await caller.signal('far-target', 'warm-up');
   // The precondition of this test: the caller's kernel has the name in its mirror of the names (the
   // KV watch), not only from a confirming read of the server. A burst past the bound of confirming
-  // reads is answered from the mirror alone, and a mirror that lags on a loaded machine would park
-  // the calls here instead of forwarding them (see the closing note of 2026-12-02).
+  // reads is answered from the mirror alone, so a name missing there would park the calls here
+  // instead of forwarding them. (Once, the short-deadAfter kernels of before() deleted it from the
+  // bucket as soon as they counted the paused home down: global-names.ts `forget`.)
   await waitFor(
     async () =>
       (await caller.status()).cluster?.remote?.some(
