@@ -222,6 +222,12 @@ mailbox
     '--durable',
     'keep its messages on disk (JetStream) until taken: needs a clustered kernel (docs/cluster.md)',
   )
+  .addOption(
+    new Option(
+      '--transport <path>',
+      "the path messages take: auto (default: shm for a fixed size of 16 KiB or more on a host-local kernel), kernel, or shm (README 'Which path')",
+    ).choices(['auto', 'kernel', 'shm']),
+  )
   .addOption(json())
   .action((name: string, o) => run(() => createMailbox(g(), name, o)));
 mailbox

@@ -141,6 +141,8 @@ export interface Welcome {
   maxMessageSize: number;
   /** The kernel takes MAPPED sends from this connection and may lend it MAPPED deliveries (protocol 3). */
   map: boolean;
+  /** Every process of this kernel can map this host's shared memory as this one can (HelloFlag.HOST_LOCAL). */
+  hostLocal: boolean;
 }
 
 /** A region this process reads lent payloads from, and how many of its views are out. */
@@ -1062,6 +1064,7 @@ export class Connection implements DeliveryControl {
           inbox: b.readUInt32LE(12),
           name: b.toString('utf8', 16),
           map: (b.readUInt16LE(2) & HelloFlag.MAP) !== 0,
+          hostLocal: (b.readUInt16LE(2) & HelloFlag.HOST_LOCAL) !== 0,
         } satisfies Welcome);
         return;
       }

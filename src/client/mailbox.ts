@@ -13,6 +13,7 @@ import type {
 } from './connection.js';
 import type { Message } from './message.js';
 import { type IterateOptions, MessageStream, rendezvousStream } from './message-stream.js';
+import type { ShmPath } from './shm-mailbox-path.js';
 
 /**
  * A handle on a mailbox (indirect naming). Many processes may hold handles on
@@ -30,7 +31,14 @@ export class Mailbox implements AsyncIterable<Message> {
     private readonly target: Target,
     /** What the kernel said about the mailbox when this handle was opened. */
     readonly info: MailboxInfo,
+    /** Set for a mailbox on the shared-memory path: every operation goes there instead. */
+    private readonly shm?: ShmPath,
   ) {}
+
+  /** The path its messages take: 'kernel', or 'shm' (a shared-memory segment; README "Which path"). */
+  get transport(): 'kernel' | 'shm' {
+    return this.shm === undefined ? 'kernel' : 'shm';
+  }
 
   get name(): string {
     return this.target.name;
@@ -43,24 +51,28 @@ export class Mailbox implements AsyncIterable<Message> {
   /** Send a message. Blocks while the mailbox is full unless `nonblock` or `timeout` say otherwise. */
   send(value: unknown, options?: SendOptions): Promise<void> {
     if (this.closedByUs) return Promise.reject(this.closedByUs);
+    if (this.shm !== undefined) return this.shm.send(value, options);
     return this.conn.send(this.target, value, options);
   }
 
   /** Send only if it can complete now; WOULD_BLOCK otherwise. */
   trySend(value: unknown, options: Omit<SendOptions, 'nonblock' | 'timeout'> = {}): Promise<void> {
     if (this.closedByUs) return Promise.reject(this.closedByUs);
+    if (this.shm !== undefined) return this.shm.send(value, { ...options, nonblock: true });
     return this.conn.send(this.target, value, { ...options, nonblock: true });
   }
 
   /** Receive one message (highest priority first, FIFO within a priority). */
   receive(options?: ReceiveOptions): Promise<Message> {
     if (this.closedByUs) return Promise.reject(this.closedByUs);
+    if (this.shm !== undefined) return this.shm.receive(options);
     return this.conn.receive(this.target, options);
   }
 
   /** Receive only if a message is there now; WOULD_BLOCK otherwise. */
   tryReceive(options: Omit<ReceiveOptions, 'nonblock' | 'timeout'> = {}): Promise<Message> {
     if (this.closedByUs) return Promise.reject(this.closedByUs);
+    if (this.shm !== undefined) return this.shm.receive({ ...options, nonblock: true });
     return this.conn.receive(this.target, { ...options, nonblock: true });
   }
 
@@ -77,6 +89,7 @@ export class Mailbox implements AsyncIterable<Message> {
   peek(options: PeekOptions = {}): Promise<PeekResult> {
     try {
       if (this.closedByUs) throw this.closedByUs;
+      if (this.shm !== undefined) return this.shm.peek();
       return this.conn.peek(this.target, peekCount(options.count));
     } catch (e) {
       return Promise.reject(e);
@@ -86,6 +99,7 @@ export class Mailbox implements AsyncIterable<Message> {
   /** Iterate over messages as they arrive; `break` ends it and hands unread prefetched messages back. */
   messages(options: IterateOptions = {}): AsyncIterableIterator<Message> {
     if (this.closedByUs) throw this.closedByUs;
+    if (this.shm !== undefined) return this.shm.messages(options);
     if (this.target.consumer !== undefined) {
       throw new TypeError(`${this.name} is already being iterated by this process`);
     }
@@ -101,6 +115,7 @@ export class Mailbox implements AsyncIterable<Message> {
 
   /** Current state as the kernel sees it (depth, receivers, counters...). */
   stat(): Promise<MailboxInfo> {
+    if (this.shm !== undefined) return this.shm.stat();
     return this.conn.call<MailboxInfo>('mailbox.info', { name: this.name });
   }
 
@@ -128,6 +143,7 @@ export class Mailbox implements AsyncIterable<Message> {
   async close(): Promise<void> {
     if (this.closedByUs) return;
     this.closedByUs = new IpcError('MAILBOX_CLOSED', `this handle on ${this.name} is closed`);
+    if (this.shm !== undefined) return this.shm.close();
     if (this.stream !== undefined && this.target.consumer === this.stream) this.stream.close();
     this.stream = undefined;
     // Other handles of this process on the mailbox keep the link; the last one ends it.

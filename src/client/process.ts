@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { ShmMailbox } from '../backends/shm/shm-mailbox.js';
 import type { MailboxOptions } from '../core/mailbox-options.js';
 import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
 import type { Grantees } from '../core/rights.js';
@@ -23,8 +24,10 @@ import { LinkListener } from './link-listener.js';
 import { LinkSender } from './link-sender.js';
 import { LocalInbox } from './local-inbox.js';
 import { Mailbox } from './mailbox.js';
+import { choosePath } from './mailbox-path.js';
 import type { Message } from './message.js';
 import { type IterateOptions, MessageStream } from './message-stream.js';
+import { ShmPath, segmentNameFor, shmOptionsFor } from './shm-mailbox-path.js';
 
 export interface ConnectOptions {
   /** This process's unique name. Default: one the kernel assigns (proc-<n>). */
@@ -115,6 +118,11 @@ export interface RegisterSegmentOptions {
    * name and never deletes a segment it did not see created.
    */
   created?: boolean;
+  /**
+   * The segment is this shared-memory mailbox in the mailbox namespace: `openMailbox(mailbox)`
+   * finds it, and the name is refused to a kernel mailbox (MAILBOX_EXISTS) while it is here.
+   */
+  mailbox?: string;
 }
 
 export interface SegmentRemovedEvent {
@@ -158,6 +166,8 @@ const MAX_EARLY_SIGNALS = 1024;
 export class IpcProcess extends EventEmitter<ProcessEvents> {
   private readonly inbox: Target;
   private readonly links = new Map<string, Promise<Route>>();
+  /** Handles of this process on shared-memory mailboxes (closed when it leaves). */
+  private readonly shmPaths = new Set<ShmPath>();
   /** The inbox served here (one-hop links and the kernel's pushes meet in it), where links are on. */
   private local: LocalInbox | undefined;
   private listener: LinkListener | undefined;
@@ -451,12 +461,23 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   /** Create a mailbox (fails with MAILBOX_EXISTS if the name is taken). */
   async createMailbox(name: string, options: MailboxOptions = {}): Promise<Mailbox> {
     validateName('mailbox', name);
-    resolveMailboxOptions(options, this.maxMessageSize);
-    const info = await this.conn.call<MailboxInfo>('mailbox.create', { name, options });
+    const resolved = resolveMailboxOptions(options, this.maxMessageSize);
+    if (choosePath(resolved, this.conn.info) === 'shm') {
+      const shm = await ShmMailbox.create(this, segmentNameFor(name), shmOptionsFor(resolved), name);
+      try {
+        const info = await this.conn.call<MailboxInfo>('mailbox.info', { name });
+        return this.handle(info, shm);
+      } catch (e) {
+        await shm.close().catch(() => undefined);
+        throw e;
+      }
+    }
+    const { transport: _path, ...kernelOptions } = options;
+    const info = await this.conn.call<MailboxInfo>('mailbox.create', { name, options: kernelOptions });
     return this.handle(info);
   }
 
-  /** Open an existing mailbox (NO_SUCH_MAILBOX if there is none). */
+  /** Open an existing mailbox (NO_SUCH_MAILBOX if there is none), on whichever path it uses. */
   async openMailbox(name: string): Promise<Mailbox> {
     const info = await this.conn.call<MailboxInfo>('mailbox.open', { name });
     return this.handle(info);
@@ -480,7 +501,13 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     return this.conn.call<KernelStatus>('status');
   }
 
-  private handle(info: MailboxInfo): Mailbox {
+  private handle(info: MailboxInfo, created?: ShmMailbox): Mailbox {
+    if (info.transport === 'shm') {
+      const path = new ShmPath(this, this.conn, info, created, () => this.shmPaths.delete(path));
+      this.shmPaths.add(path);
+      const target = { id: 0, name: info.name } as Target;
+      return new Mailbox(this.conn, target, info, path);
+    }
     const target: Target = {
       id: info.id,
       name: info.name,
@@ -547,7 +574,12 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   }
 
   /** Leave: the kernel removes this process, its inbox and the mailboxes it owns. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // Shared-memory handles first: leaving hands their unacknowledged messages back (as the
+    // kernel does for a connection that ends), which the segment cannot see while this process lives.
+    const shm = [...this.shmPaths];
+    this.shmPaths.clear();
+    await Promise.all(shm.map((p) => p.close().catch(() => undefined)));
     this.closeLinks();
     this.local?.close();
     this.conn.bye();
@@ -582,6 +614,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       case 'mailbox-closed': {
         const name = String(n.mailbox);
         if (name.startsWith('@')) this.links.delete(name.slice(1));
+        if (n.id === 0) for (const p of this.shmPaths) if (p.info.name === name) p.closedBy(String(n.reason));
         this.emit('mailbox-closed', { mailbox: name, reason: String(n.reason) });
         return;
       }
@@ -591,6 +624,11 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       case 'segment-removed':
         this.emit('segment-removed', { name: String(n.name), reason: String(n.reason) });
         return;
+      case 'segment-rights': {
+        const right = n.right === 'send' ? 'send' : 'receive';
+        for (const p of this.shmPaths) if (p.segment === n.name) p.revoked(right);
+        return;
+      }
       case 'segment-peer-exit':
         this.emit('segment-peer-exit', {
           name: String(n.name),

@@ -23,7 +23,16 @@ export interface MailboxOptions {
    * Default false.
    */
   durable?: boolean;
+  /**
+   * The path messages take (README "Which path"). 'kernel': through the kernel, reachable from
+   * every process of the system. 'shm': a shared-memory segment that processes of this host
+   * map, the kernel keeping only name, rights and ownership. 'auto' (default): 'shm' where it
+   * is measured faster and reaches every process that could open the mailbox, else 'kernel'.
+   */
+  transport?: MailboxTransport;
 }
+
+export type MailboxTransport = 'auto' | 'kernel' | 'shm';
 
 export interface ResolvedMailboxOptions {
   capacity: number;
@@ -34,6 +43,7 @@ export interface ResolvedMailboxOptions {
   senders: Grantees;
   receivers: Grantees;
   durable: boolean;
+  transport: MailboxTransport;
 }
 
 export const DEFAULT_CAPACITY = 1024;
@@ -86,7 +96,24 @@ export function resolveMailboxOptions(
   if (typeof durable !== 'boolean') throw new TypeError('durable must be a boolean');
   if (durable && options.owner !== 'system')
     throw new RangeError("a durable mailbox outlives every process: give it owner 'system'");
-  return { capacity, delivery, owner, maxMessageSize, fixedMessageSize: fixed, senders, receivers, durable };
+  const transport = options.transport ?? 'auto';
+  if (transport !== 'auto' && transport !== 'kernel' && transport !== 'shm')
+    throw new RangeError("transport must be 'auto', 'kernel' or 'shm'");
+  if (durable && transport === 'shm')
+    throw new RangeError(
+      "a durable mailbox keeps its messages on NATS JetStream: it cannot use transport 'shm'",
+    );
+  return {
+    capacity,
+    delivery,
+    owner,
+    maxMessageSize,
+    fixedMessageSize: fixed,
+    senders,
+    receivers,
+    durable,
+    transport,
+  };
 }
 
 /** Names of processes and mailboxes: 1..255 bytes, no whitespace or control characters, no leading '@'. */

@@ -2,7 +2,7 @@ import { type MailboxOptions, validateName } from '../core/mailbox-options.js';
 import type { Grantees, RightKind } from '../core/rights.js';
 import { IpcError } from '../errors.js';
 import { Segment } from '../shm/segment.js';
-import type { KernelStatus, ProcessInfo, SegmentRole } from '../wire/info-types.js';
+import type { KernelStatus, MailboxInfo, ProcessInfo, SegmentRole } from '../wire/info-types.js';
 import { ASSIGNED_NAME, MAX_TIMEOUT, peekCount } from '../wire/protocol.js';
 import type { Kernel } from './kernel.js';
 import { listenAt, offerLink } from './link-broker.js';
@@ -10,6 +10,13 @@ import type { MailboxRecord } from './mailbox-record.js';
 import { answerPeek } from './peek.js';
 import { SegmentRecord } from './segment-record.js';
 import type { Session } from './session.js';
+import {
+  changeShmRights,
+  claimShmMailboxName,
+  deleteShmMailbox,
+  describeShmMailbox,
+  transferShmMailbox,
+} from './shm-mailboxes.js';
 
 /**
  * Control calls: the slow path (create, open, delete, rights, lookups,
@@ -144,11 +151,18 @@ export function kernelStatus(k: Kernel): KernelStatus {
       processWaits: k.waits.size,
     },
     processes: [...k.sessions.values()].map((s) => describeProcess(k, s)),
-    mailboxes: [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe()),
+    mailboxes: allMailboxes(k),
     segments: [...k.segments.values()].map((r) => r.describe()),
     mapRegions: k.maps.describe(),
     ...(k.cluster === undefined ? {} : { cluster: k.cluster.status() }),
   };
+}
+
+/** Every mailbox in the namespace: the kernel's own, then those on the shared-memory path. */
+function allMailboxes(k: Kernel): MailboxInfo[] {
+  const out = [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe());
+  for (const rec of k.shmMailboxes.values()) out.push(describeShmMailbox(rec));
+  return out;
 }
 
 /** Segments are registered under their POSIX name without the leading '/' ("foo" and "/foo" are one). */
@@ -220,6 +234,12 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
       const ownership = a.ownership ?? 'process';
       if (ownership !== 'process' && ownership !== 'system')
         throw new TypeError("ownership must be 'process' or 'system'");
+      let mailbox: string | undefined;
+      if (a.mailbox !== undefined) {
+        if (kind !== 'mailbox')
+          throw new TypeError("a segment that names a mailbox must be of kind 'mailbox'");
+        mailbox = claimShmMailboxName(k, a.mailbox);
+      }
       const rec = new SegmentRecord(
         name,
         size,
@@ -233,6 +253,13 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
       );
       rec.unlinkOnRemove = mayUnlink(name, s, a.created);
       k.segments.set(name, rec);
+      if (mailbox !== undefined) {
+        rec.mailbox = mailbox;
+        rec.openers.add(s);
+        k.shmMailboxes.set(mailbox, rec);
+        if (a.senders !== undefined) k.bindConnected(rec.rights, grantees(a.senders, 'senders'));
+        if (a.receivers !== undefined) k.bindConnected(rec.rights, grantees(a.receivers, 'receivers'));
+      }
       rec.attach(s, segmentRole(a.role ?? 'both'));
       return rec.describe();
     }
@@ -331,12 +358,20 @@ export function handleCall(
       return ANSWERED_SEPARATELY;
     }
     case 'mailbox.open': {
+      const shm = k.shmMailboxes.get(str(a, 'name'));
+      if (shm !== undefined) {
+        shm.openers.add(s);
+        return describeShmMailbox(shm);
+      }
       const rec = mailboxNamed(k, str(a, 'name'));
       rec.openers.add(s);
       return rec.describe();
     }
-    case 'mailbox.info':
+    case 'mailbox.info': {
+      const shm = k.shmMailboxes.get(str(a, 'name'));
+      if (shm !== undefined) return describeShmMailbox(shm);
       return mailboxNamed(k, str(a, 'name')).describe();
+    }
     case 'mailbox.peek': {
       const rec = mailboxById(k, a.id);
       answerPeek(s, reqId, rec, peekCount(a.count), k.options.maxMessageSize);
@@ -350,6 +385,11 @@ export function handleCall(
       return null;
     }
     case 'mailbox.delete': {
+      const shm = k.shmMailboxes.get(str(a, 'name'));
+      if (shm !== undefined) {
+        deleteShmMailbox(k, s, shm, a.force === true && isAdministrator(s));
+        return null;
+      }
       const rec = mailboxNamed(k, str(a, 'name'));
       if (!(a.force === true && isAdministrator(s))) requireOwner(rec, s, 'delete');
       k.deleteMailbox(rec, `deleted by ${s.name}`);
@@ -366,9 +406,12 @@ export function handleCall(
       return ANSWERED_SEPARATELY;
     }
     case 'mailbox.list':
-      return [...k.mailboxes.values()].filter((r) => r.kind === 'mailbox').map((r) => r.describe());
+      return allMailboxes(k);
     case 'mailbox.grant':
     case 'mailbox.revoke': {
+      const shm = k.shmMailboxes.get(str(a, 'name'));
+      if (shm !== undefined)
+        return changeShmRights(k, s, shm, method === 'mailbox.grant', right(a.right), grantees(a.who, 'who'));
       const rec = mailboxNamed(k, str(a, 'name'));
       requireOwner(rec, s, 'change the rights of');
       const kind = right(a.right);
@@ -383,6 +426,8 @@ export function handleCall(
       return rec.describe();
     }
     case 'mailbox.transfer': {
+      const shm = k.shmMailboxes.get(str(a, 'name'));
+      if (shm !== undefined) return transferShmMailbox(shm, s, sessionNamed(k, str(a, 'to')));
       const rec = mailboxNamed(k, str(a, 'name'));
       requireOwner(rec, s, 'transfer');
       const to = sessionNamed(k, str(a, 'to'));

@@ -39,6 +39,7 @@ import { RateSampler } from './rate-sampler.js';
 import { RemoteRoutes } from './remote-routes.js';
 import type { SegmentRecord } from './segment-record.js';
 import { type ExitReason, PUSH_BYTES_MAX, Session } from './session.js';
+import { checkMailboxNameFree, kernelPathOnly } from './shm-mailboxes.js';
 import { claimSocketPath } from './socket-path.js';
 
 export type { KernelOptions } from './kernel-options.js';
@@ -64,6 +65,8 @@ export class Kernel {
   readonly mailboxByName = new Map<string, MailboxRecord>();
   /** Shared-memory segments registered with the kernel, by name. */
   readonly segments = new Map<string, SegmentRecord>();
+  /** The segments that are shared-memory mailboxes in the mailbox namespace, by mailbox name (shm-mailboxes.ts). */
+  readonly shmMailboxes = new Map<string, SegmentRecord>();
   /** Bytes queued in mailboxes (the core's count; also part of `budget.held`). */
   readonly ledger = { used: 0 };
   readonly budget: MemoryBudget;
@@ -628,6 +631,7 @@ export class Kernel {
         senders: 'everyone',
         receivers: [],
         durable: false,
+        transport: 'kernel',
       },
       s,
       s,
@@ -637,7 +641,7 @@ export class Kernel {
     s.attached.set(inbox, { ack: false, stream: 0, draining: 0, deferred: [] });
     const body = Buffer.allocUnsafe(16 + Buffer.byteLength(name));
     body.writeUInt16LE(version, 0);
-    body.writeUInt16LE(s.canMap ? HelloFlag.MAP : 0, 2);
+    body.writeUInt16LE((s.canMap ? HelloFlag.MAP : 0) | (this.hostLocal(s) ? HelloFlag.HOST_LOCAL : 0), 2);
     body.writeUInt32LE(this.options.maxMessageSize, 4);
     body.writeUInt32LE(pid, 8);
     body.writeUInt32LE(inbox.id, 12);
@@ -645,6 +649,18 @@ export class Kernel {
     s.writer.frame(Op.WELCOME, 0, 0, 0, reqId, 0, 0, 0, 0, body);
     this.markDirty(s);
     this.waits.bound(s);
+  }
+
+  /**
+   * Whether every process that could open a mailbox of `s` maps this host's shared memory as
+   * `s` can: `s` reads mapped payloads here, and this kernel has no cluster (processes on other
+   * nodes), no TLS listener (processes on other hosts) and no group (other users, whose
+   * processes a same-user segment would shut out). A mailbox 'auto' puts on the shared-memory
+   * path needs it.
+   */
+  private hostLocal(s: Session): boolean {
+    const o = this.options;
+    return s.canMap && o.cluster === undefined && o.listen === undefined && o.group === undefined;
   }
 
   private newRecord(
@@ -741,15 +757,15 @@ export class Kernel {
   /** Throws what `createMailbox` would for a bad name, bad options or a name in use here. */
   checkNewMailbox(name: string, options: MailboxOptions): void {
     validateName('mailbox', name);
-    if (this.mailboxByName.has(name) || this.cluster?.isPending('mailbox', name))
-      throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
-    resolveMailboxOptions(options, this.options.maxMessageSize);
+    checkMailboxNameFree(this, name);
+    kernelPathOnly(resolveMailboxOptions(options, this.options.maxMessageSize));
   }
 
   createMailbox(s: Session, name: string, options: MailboxOptions): MailboxRecord {
     validateName('mailbox', name);
-    if (this.mailboxByName.has(name)) throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
-    const resolved = resolveMailboxOptions(options, this.options.maxMessageSize);
+    if (this.mailboxByName.has(name) || this.shmMailboxes.has(name))
+      throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
+    const resolved = kernelPathOnly(resolveMailboxOptions(options, this.options.maxMessageSize));
     const rec = this.newRecord(name, 'mailbox', resolved, s, resolved.owner === 'process' ? s : undefined);
     this.bindConnected(rec.rights, resolved.senders);
     this.bindConnected(rec.rights, resolved.receivers);
@@ -834,6 +850,7 @@ export class Kernel {
   removeSegment(rec: SegmentRecord, reason: string): void {
     if (this.segments.get(rec.name) !== rec) return;
     this.segments.delete(rec.name);
+    if (rec.mailbox !== undefined) this.shmMailboxes.delete(rec.mailbox);
     try {
       if (rec.unlinkOnRemove && (rec.rights.uid ?? process.getuid?.()) === Segment.stat(rec.name).uid) {
         Segment.unlink(rec.name);
@@ -843,11 +860,17 @@ export class Kernel {
       if (!(e instanceof IpcError)) throw e;
     }
     for (const s of rec.attached.keys()) s.sendNotice({ kind: 'segment-removed', name: rec.name, reason });
+    if (rec.mailbox !== undefined) {
+      const told = new Set([...rec.openers, ...rec.attached.keys()]);
+      for (const s of told) s.sendNotice({ kind: 'mailbox-closed', mailbox: rec.mailbox, id: 0, reason });
+      rec.openers.clear();
+    }
     rec.attached.clear();
   }
 
   private endSessionSegments(s: Session): void {
     for (const rec of [...this.segments.values()]) {
+      rec.openers.delete(s);
       const role = rec.roleOf(s);
       if (role !== undefined) {
         rec.attached.delete(s);

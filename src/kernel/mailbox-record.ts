@@ -169,6 +169,7 @@ export class MailboxRecord {
       counters: { ...this.counters },
       stats: this.stats.describe(),
       durable: this.durable !== undefined,
+      transport: 'kernel',
     };
   }
 }

@@ -31,6 +31,10 @@ export class SegmentRecord {
   readonly createdAt = Date.now();
   /** The kernel unlinks the POSIX name on removal only if it knows the registrant created it (control.ts mayUnlink). */
   unlinkOnRemove = false;
+  /** The mailbox name it carries in the mailbox namespace, for a shared-memory mailbox (shm-mailboxes.ts). */
+  mailbox: string | undefined = undefined;
+  /** For a mailbox: processes that opened it (told when it goes, attached or not, as on the kernel path). */
+  readonly openers = new Set<Session>();
 
   constructor(
     readonly name: string,

@@ -41,6 +41,14 @@ export interface MailboxInfo {
   ownership: 'process' | 'system';
   /** Its messages are kept on disk (JetStream) until finished (docs/cluster.md). */
   durable?: boolean;
+  /**
+   * The path its messages take: through the kernel, or through a shared-memory segment the
+   * kernel never touches ('shm': depth, waiters and counters live there, so the kernel reports
+   * them as 0; the handle's `stat()` reads them). Absent from kernels before this field.
+   */
+  transport?: 'kernel' | 'shm';
+  /** For transport 'shm': the POSIX name of its segment. */
+  segment?: string;
   owner: string;
   maxMessageSize: number;
   fixedMessageSize: number | null;

@@ -106,6 +106,11 @@ export const MAP_REF_BYTES = 12;
 export const HelloFlag = {
   /** HELLO: this client can read MAPPED deliveries. WELCOME: this kernel takes MAPPED sends. */
   MAP: 1,
+  /**
+   * WELCOME: every process of this kernel is on this host and of its user (no cluster, no TLS
+   * listener, no group), so a shared-memory mailbox reaches all of them ('auto' transport).
+   */
+  HOST_LOCAL: 2,
 } as const;
 
 /** CREDIT flags. */

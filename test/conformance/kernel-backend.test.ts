@@ -36,3 +36,36 @@ runMailboxConformance({
     };
   },
 });
+
+// The same contract through the same Mailbox API on the other path: `transport: 'shm'` puts the
+// queue in a shared-memory segment (the kernel keeps the name only), and every behaviour must hold.
+runMailboxConformance({
+  name: "Mailbox API, transport 'shm'",
+  async setup() {
+    const dir = tempDir();
+    const kernel = await startKernel({ socketPath: join(dir, 'kernel.sock') });
+    return {
+      async connect(): Promise<ConformanceProcess> {
+        const p = await connect({ socketPath: kernel.socketPath });
+        return {
+          async createMailbox(name, options) {
+            const mb = await p.createMailbox(name, { ...options, transport: 'shm' });
+            if (mb.transport !== 'shm') throw new Error(`${name} is on the ${mb.transport} path`);
+            return mb;
+          },
+          async openMailbox(name) {
+            const mb = await p.openMailbox(name);
+            if (mb.transport !== 'shm') throw new Error(`${name} opened on the ${mb.transport} path`);
+            return mb;
+          },
+          deleteMailbox: (name) => p.deleteMailbox(name),
+          close: () => p.close(),
+        };
+      },
+      async teardown() {
+        await kernel.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+});

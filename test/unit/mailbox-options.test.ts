@@ -45,6 +45,7 @@ describe('resolveMailboxOptions: defaults', () => {
       senders: 'everyone',
       receivers: 'everyone',
       durable: false,
+      transport: 'auto',
     });
     assert.equal(DEFAULT_CAPACITY, 1024);
   });

@@ -230,6 +230,8 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     proc: SegmentRegistry,
     name: string,
     options: ShmMailboxOptions = {},
+    /** Put it in the mailbox namespace under this name (the `transport: 'shm'` path of createMailbox). */
+    mailbox?: string,
   ): Promise<ShmMailbox> {
     const r = resolve(options);
     // The POSIX name is taken first (exclusively), so a failure can never
@@ -246,7 +248,10 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
           queue: r.layout.kind === 'ring' ? 'ring' : 'priority',
           delivery: r.delivery,
           capacity: r.layout.capacity === Number.POSITIVE_INFINITY ? 'unbounded' : r.layout.capacity,
+          maxMessageSize: r.layout.maxMessageSize,
+          fixedMessageSize: r.layout.fixedMessageSize ?? null,
         },
+        ...(mailbox === undefined ? {} : { mailbox }),
         senders: r.senders,
         receivers: r.receivers,
         role: r.role,

@@ -13,6 +13,7 @@ export interface CreateOptions {
   maxSize?: number;
   fixedSize?: number;
   durable?: boolean;
+  transport?: 'auto' | 'kernel' | 'shm';
   json?: boolean;
 }
 
@@ -40,13 +41,14 @@ export async function createMailbox(g: GlobalOptions, name: string, o: CreateOpt
   if (o.maxSize !== undefined) options.maxMessageSize = o.maxSize;
   if (o.fixedSize !== undefined) options.fixedMessageSize = o.fixedSize;
   if (o.durable === true) options.durable = true;
+  if (o.transport !== undefined) options.transport = o.transport;
   const p = await connectFromCli(g);
   try {
     const { info } = await p.createMailbox(name, options);
     if (o.json) await writeJsonLine(info);
     else
       await writeOut(
-        `created mailbox ${info.name} (capacity ${capacityText(info.capacity)}, ${info.delivery}, max message ${info.maxMessageSize} bytes, ${info.ownership}-owned${info.durable === true ? ', durable' : ''})\n`,
+        `created mailbox ${info.name} (capacity ${capacityText(info.capacity)}, ${info.delivery}, max message ${info.maxMessageSize} bytes, ${info.ownership}-owned${info.durable === true ? ', durable' : ''}${info.transport === 'shm' ? ', shared memory' : ''})\n`,
       );
   } finally {
     await p.close();

@@ -74,6 +74,7 @@ export function formatStatus(s: KernelStatus, self: string): string {
   const mr = [
     [
       'NAME',
+      'PATH',
       'CAPACITY',
       'DEPTH',
       'DELIVERY',
@@ -93,25 +94,29 @@ export function formatStatus(s: KernelStatus, self: string): string {
     ],
   ];
   for (const m of s.mailboxes) {
+    // A shared-memory mailbox's queue and counters are in its segment, which the kernel never maps.
+    const shm = m.transport === 'shm';
+    const seen = (v: unknown): string => (shm ? '-' : String(v));
     mr.push([
       m.name,
+      shm ? `shm ${m.segment ?? ''}`.trim() : m.durable === true ? 'kernel (durable)' : 'kernel',
       String(m.capacity),
-      String(m.depth),
+      seen(m.depth),
       m.delivery,
       m.ownership,
       m.owner,
       rights(m.senders),
       rights(m.receivers),
       String(m.attached),
-      String(m.counters.sent),
-      String(m.counters.received),
+      seen(m.counters.sent),
+      seen(m.counters.received),
       // Rates over the kernel's last second; wait times (enqueue to delivery) since the mailbox was made.
       String(m.stats?.rates.sent ?? '-'),
       String(m.stats?.rates.received ?? '-'),
       waitMs(m.stats?.wait.p50),
       waitMs(m.stats?.wait.p99),
-      String(m.waitingSenders),
-      String(m.waitingReceivers),
+      seen(m.waitingSenders),
+      seen(m.waitingReceivers),
     ]);
   }
   out.push(s.mailboxes.length === 0 ? '  (none)' : table(mr));

@@ -1,0 +1,237 @@
+import { ShmMailbox, type ShmMessage, type ShmSendOptions } from '../backends/shm/shm-mailbox.js';
+import type { ShmMailboxOptions } from '../backends/shm/shm-options.js';
+import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
+import { AbortError, IpcError, MailboxClosedError } from '../errors.js';
+import type { MailboxInfo, ProcessInfo } from '../wire/info-types.js';
+import { codecId } from '../wire/payload-codec.js';
+import type { Connection, ReceiveOptions, SendOptions } from './connection.js';
+import { Message } from './message.js';
+import type { IterateOptions } from './message-stream.js';
+import type { IpcProcess } from './process.js';
+
+/**
+ * The shared-memory path behind a `Mailbox` (transport 'shm'): the same calls as the kernel
+ * path, on a ShmMailbox (src/backends/shm/), whose messages never pass through the kernel.
+ *
+ * A process attaches as a sender on its first send and as a receiver on its first receive,
+ * each a handle of its own: attaching is what makes it count as a receiver (exclusive,
+ * rotation, broadcast copies), so a process that only sends is never one — as on the kernel
+ * path, where a process becomes a receiver with its first receive.
+ */
+
+/** The kernel mailbox options as the shared-memory store's (the whole-contract 'priority' store). */
+export function shmOptionsFor(o: ResolvedMailboxOptions): ShmMailboxOptions {
+  return {
+    queue: 'priority',
+    capacity: o.capacity === Number.POSITIVE_INFINITY ? 'unbounded' : o.capacity,
+    delivery: o.delivery,
+    owner: o.owner,
+    // One size only: slab chunks need be no larger (the kernel's default limit is 16 MiB).
+    maxMessageSize: o.fixedMessageSize ?? o.maxMessageSize,
+    ...(o.fixedMessageSize === undefined ? {} : { fixedMessageSize: o.fixedMessageSize }),
+    senders: o.senders,
+    receivers: o.receivers,
+    // The creator becomes a receiver only when it receives (see above).
+    role: 'send',
+  };
+}
+
+/**
+ * A POSIX shared-memory name for a mailbox name: readable where it can be ('/' and '%' are
+ * escaped, since a mailbox name may hold them and a POSIX name may not), hashed-short where the
+ * name would pass NAME_MAX. The uid keeps two users' daemons from colliding in /dev/shm.
+ */
+export function segmentNameFor(mailbox: string): string {
+  const uid = process.getuid?.() ?? 0;
+  const readable = `ipcbox-mb-${uid}-${mailbox.replace(/%/g, '%25').replace(/\//g, '%2F')}`;
+  if (Buffer.byteLength(readable) <= 200) return readable;
+  let h = 0x811c9dc5;
+  let g = 0x01000193;
+  for (const b of Buffer.from(mailbox, 'utf8')) {
+    h = Math.imul(h ^ b, 0x01000193) >>> 0;
+    g = Math.imul(g ^ b, 0x811c9dc5) >>> 0;
+  }
+  return `ipcbox-mb-${uid}-${mailbox.slice(0, 64).replace(/[%/]/g, '_')}-${h.toString(16)}${g.toString(16)}`;
+}
+
+/** Keeps the ShmMessage (and so its lease) alive as long as the Message made from it. */
+const held = new WeakMap<Message, ShmMessage>();
+
+function notSupported(what: string): IpcError {
+  return new IpcError('NOT_SUPPORTED', `a mailbox on the shared-memory path does not support ${what}`);
+}
+
+export class ShmPath {
+  #send: Promise<ShmMailbox> | undefined;
+  #receive: Promise<ShmMailbox> | undefined;
+  #closed: IpcError | undefined;
+  /** close() ran (the mailbox itself may still be there). */
+  #ended = false;
+  /** Sender numbers the kernel did not know when asked (exited): asked once, not per message. */
+  readonly #unknown = new Set<number>();
+
+  constructor(
+    private readonly proc: IpcProcess,
+    private readonly conn: Connection,
+    readonly info: MailboxInfo,
+    created: ShmMailbox | undefined,
+    private readonly onClose: () => void,
+  ) {
+    if (created !== undefined) this.#send = Promise.resolve(created);
+  }
+
+  /**
+   * A right was revoked and the kernel detached that side of this process: drop the handle, so
+   * the next call attaches again and meets the rights as they are now (PERMISSION_DENIED).
+   */
+  revoked(right: 'send' | 'receive'): void {
+    const h = right === 'send' ? this.#send : this.#receive;
+    if (right === 'send') this.#send = undefined;
+    else this.#receive = undefined;
+    void h?.then((m) => m.close()).catch(() => undefined);
+  }
+
+  /** The kernel removed the mailbox: every later call fails MAILBOX_CLOSED (pending ones fail in the store). */
+  closedBy(reason: string): void {
+    this.#closed ??= new MailboxClosedError(`${this.info.name} was closed: ${reason}`);
+  }
+
+  get segment(): string {
+    return this.info.segment ?? this.info.name;
+  }
+
+  #handle(role: 'send' | 'receive'): Promise<ShmMailbox> {
+    if (this.#closed !== undefined) return Promise.reject(this.#closed);
+    const have = role === 'send' ? this.#send : this.#receive;
+    if (have !== undefined) return have;
+    const p = ShmMailbox.open(this.proc, this.segment, role).catch((e: unknown) => {
+      // Gone since this handle was opened: for the handle, that is its mailbox closing.
+      if (e instanceof IpcError && e.code === 'NO_SUCH_MAILBOX')
+        throw (this.#closed ??= new MailboxClosedError(`${this.info.name} was closed`));
+      throw e;
+    });
+    // A failed attach (rights, a receiver busy) is not kept: the next call tries again.
+    p.catch(() => {
+      if (role === 'send' && this.#send === p) this.#send = undefined;
+      if (role === 'receive' && this.#receive === p) this.#receive = undefined;
+    });
+    if (role === 'send') this.#send = p;
+    else this.#receive = p;
+    return p;
+  }
+
+  async send(value: unknown, options: SendOptions = {}): Promise<void> {
+    const start = Date.now();
+    const mb = await this.#handle('send');
+    const o: ShmSendOptions = { ...options };
+    if (options.timeout !== undefined) o.timeout = Math.max(0, options.timeout - (Date.now() - start));
+    await mb.send(value, o);
+  }
+
+  async receive(options: ReceiveOptions = {}): Promise<Message> {
+    if (options.signal?.aborted) throw new AbortError('receive aborted', { cause: options.signal.reason });
+    const start = Date.now();
+    const mb = await this.#handle('receive');
+    const timeout =
+      options.timeout === undefined ? undefined : Math.max(0, options.timeout - (Date.now() - start));
+    const m = await mb.receive({
+      ...(options.ack === true ? { ack: true } : {}),
+      ...(options.nonblock === true ? { nonblock: true } : {}),
+      ...(timeout === undefined ? {} : { timeout }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return this.#message(m);
+  }
+
+  async *messages(options: IterateOptions = {}): AsyncGenerator<Message, void, undefined> {
+    for (;;) {
+      let m: Message;
+      try {
+        m = await this.receive({
+          ...(options.ack === true ? { ack: true } : {}),
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        });
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'MAILBOX_CLOSED') return;
+        throw err;
+      }
+      yield m;
+    }
+  }
+
+  /** The kernel's record, with depth and waiters read from the segment (the kernel never maps it). */
+  async stat(): Promise<MailboxInfo> {
+    const info = await this.conn.call<MailboxInfo>('mailbox.info', { name: this.info.name });
+    const mb = await (this.#receive ?? this.#send ?? this.#handle('send')).catch(() => undefined);
+    if (mb === undefined) return info;
+    const s = mb.stat();
+    return {
+      ...info,
+      depth: s.depth,
+      waitingSenders: s.waitingSenders,
+      waitingReceivers: s.waitingReceivers,
+    };
+  }
+
+  peek(): Promise<never> {
+    return Promise.reject(notSupported('peek (its queue is in shared memory, not in the kernel)'));
+  }
+
+  async close(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#closed = new MailboxClosedError(`this handle on ${this.info.name} is closed`);
+    this.onClose();
+    const handles = [this.#send, this.#receive];
+    this.#send = this.#receive = undefined;
+    for (const h of handles) {
+      const mb = await h?.catch(() => undefined);
+      await mb?.close();
+    }
+  }
+
+  /** A ShmMessage as the Message every mailbox hands out, with the sender's name. */
+  async #message(m: ShmMessage): Promise<Message> {
+    const sender = await this.#senderName(m.senderPid);
+    const shm = m;
+    const ref = new WeakRef(m);
+    const message = new Message(
+      m.bytes,
+      codecId(m.codec),
+      m.priority,
+      sender,
+      m.senderPid,
+      this.info.name,
+      m.needsAck,
+      0,
+      false,
+      {
+        ack: () => shm.ack(),
+        release: () => {
+          throw notSupported('nack (close the handle to have unacknowledged messages delivered again)');
+        },
+      },
+      false,
+      // The lease goes back through the ShmMessage, reached weakly: this function is held until
+      // the payload's buffer is collected and must not keep it (the WeakMap below keeps the
+      // ShmMessage for as long as the Message lives).
+      m.mapped ? () => ref.deref()?.release() : undefined,
+    );
+    held.set(message, m);
+    return message;
+  }
+
+  /** The name behind a sender's process number: known from the kernel's notices, or asked once. */
+  async #senderName(pid: number): Promise<string> {
+    const known = this.conn.peerName(pid);
+    if (!known.startsWith('pid-') || this.#unknown.has(pid)) return known;
+    if (this.#unknown.size > 1024) this.#unknown.clear();
+    this.#unknown.add(pid);
+    const list = await this.conn.call<ProcessInfo[]>('process.list').catch(() => [] as ProcessInfo[]);
+    for (const p of list) {
+      this.conn.learnPeer(p.pid, p.name);
+      this.#unknown.delete(p.pid);
+    }
+    return this.conn.peerName(pid);
+  }
+}

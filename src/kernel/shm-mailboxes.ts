@@ -1,0 +1,142 @@
+import { type ResolvedMailboxOptions, validateName } from '../core/mailbox-options.js';
+import type { Grantees, RightKind } from '../core/rights.js';
+import { IpcError } from '../errors.js';
+import type { MailboxInfo } from '../wire/info-types.js';
+import type { Kernel } from './kernel.js';
+import type { SegmentRecord } from './segment-record.js';
+import type { Session } from './session.js';
+
+/**
+ * Mailboxes on the shared-memory path (`createMailbox(name, { transport: 'shm' })`, or chosen by
+ * 'auto'): in the one mailbox namespace, so `openMailbox(name)` finds them and a name is taken
+ * once whichever path holds it. The data never passes through the kernel: the record is the
+ * segment the creating process registered (kind 'mailbox', with `mailbox` naming it). The
+ * kernel keeps name, rights, ownership and cleanup; depth and counters live in the segment,
+ * which the kernel deliberately never maps (a client could truncate it under the kernel and
+ * kill it with SIGBUS), so `status` shows them as unknown and the handle's `stat()` reads them.
+ */
+
+/** Throws MAILBOX_EXISTS if `name` is held on either path here. */
+export function checkMailboxNameFree(k: Kernel, name: string): void {
+  if (k.mailboxByName.has(name) || k.shmMailboxes.has(name) || k.cluster?.isPending('mailbox', name))
+    throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
+}
+
+/**
+ * A segment registration that names a mailbox: the name must be free and valid, and the
+ * kernel must be host-local (a cluster's processes on other nodes could not map it, and the
+ * name would not be unique across the cluster).
+ */
+export function claimShmMailboxName(k: Kernel, mailbox: unknown): string {
+  const name = validateName('mailbox', mailbox);
+  if (k.options.cluster !== undefined)
+    throw new IpcError(
+      'NOT_SUPPORTED',
+      `a shared-memory mailbox is reachable only on its host: in a cluster create ${name} with transport 'kernel'`,
+    );
+  checkMailboxNameFree(k, name);
+  return name;
+}
+
+/** A mailbox the kernel makes is on its own path: 'shm' is made by the creating process, never here. */
+export function kernelPathOnly(o: ResolvedMailboxOptions): ResolvedMailboxOptions {
+  if (o.transport === 'shm')
+    throw new IpcError(
+      'INVALID_ARGUMENT',
+      "transport 'shm': the creating process makes the segment and registers it (createMailbox does); the kernel makes only 'kernel' mailboxes",
+    );
+  return o;
+}
+
+const DELIVERIES = new Set(['round-robin', 'arbitrary', 'exclusive', 'broadcast']);
+
+function nonNegativeInt(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+/**
+ * The record as a MailboxInfo. `meta` is the registrant's word (the layout in the segment is
+ * the truth every attaching process reads), so each field is checked and a wrong one shown
+ * as unknown rather than passed on.
+ */
+export function describeShmMailbox(rec: SegmentRecord): MailboxInfo {
+  const meta = (rec.meta ?? {}) as Record<string, unknown>;
+  const capacity = meta.capacity === 'unbounded' ? 'unbounded' : (nonNegativeInt(meta.capacity) ?? 0);
+  const delivery =
+    typeof meta.delivery === 'string' && DELIVERIES.has(meta.delivery) ? meta.delivery : 'unknown';
+  const fixed = nonNegativeInt(meta.fixedMessageSize);
+  const d = rec.describe();
+  return {
+    id: 0,
+    name: rec.mailbox ?? rec.name,
+    transport: 'shm',
+    segment: rec.name,
+    capacity,
+    delivery,
+    ownership: rec.ownership,
+    owner: rec.rights.owner,
+    maxMessageSize: nonNegativeInt(meta.maxMessageSize) ?? 0,
+    fixedMessageSize: fixed ?? null,
+    senders: d.senders,
+    receivers: d.receivers,
+    depth: 0,
+    bytes: 0,
+    attached: rec.receivers(),
+    waitingSenders: 0,
+    waitingReceivers: 0,
+    promised: 0,
+    counters: { sent: 0, received: 0, blockedSends: 0, redelivered: 0, acked: 0 },
+  };
+}
+
+function requireShmOwner(rec: SegmentRecord, s: Session, what: string): void {
+  if (!rec.rights.mayAdminister(s, rec.ownership === 'system'))
+    throw new IpcError(
+      'PERMISSION_DENIED',
+      `only the owner (${rec.rights.owner}) may ${what} ${rec.mailbox}`,
+    );
+}
+
+/** `mailbox.grant` / `mailbox.revoke` on a shared-memory mailbox. */
+export function changeShmRights(
+  k: Kernel,
+  s: Session,
+  rec: SegmentRecord,
+  grant: boolean,
+  kind: RightKind,
+  who: Grantees,
+): MailboxInfo {
+  requireShmOwner(rec, s, 'change the rights of');
+  if (grant) {
+    rec.rights.grant(kind, who);
+    k.bindConnected(rec.rights, who);
+    return describeShmMailbox(rec);
+  }
+  rec.rights.revoke(kind, who);
+  // Attached handles that lost the right are detached and told; their library closes that
+  // side of the handle. The mapping itself cannot be taken back from a process of the same
+  // user (docs/shm-mailbox.md): that is why 'auto' picks this path only for a single-user kernel.
+  for (const [holder, roles] of [...rec.attached]) {
+    if (rec.rights.may(kind, holder)) continue;
+    const lost = roles.filter((r) => r === 'both' || r === kind);
+    if (lost.length === 0) continue;
+    for (const r of lost) rec.detach(holder, r);
+    holder.sendNotice({ kind: 'segment-rights', name: rec.name, mailbox: rec.mailbox, right: kind });
+  }
+  return describeShmMailbox(rec);
+}
+
+/** `mailbox.transfer` on a shared-memory mailbox. */
+export function transferShmMailbox(rec: SegmentRecord, s: Session, to: Session): MailboxInfo {
+  requireShmOwner(rec, s, 'transfer');
+  rec.rights.setOwner(to);
+  if (rec.ownerSession !== undefined) rec.ownerSession = to;
+  to.sendNotice({ kind: 'ownership', mailbox: rec.mailbox, from: s.name });
+  return describeShmMailbox(rec);
+}
+
+/** `mailbox.delete` on a shared-memory mailbox: the segment goes, every attached process is told. */
+export function deleteShmMailbox(k: Kernel, s: Session, rec: SegmentRecord, force: boolean): void {
+  if (!force) requireShmOwner(rec, s, 'delete');
+  k.removeSegment(rec, `deleted by ${s.name}`);
+}
