@@ -106,8 +106,10 @@ export class ShmPath {
     if (have !== undefined) return have;
     const p = ShmMailbox.open(this.proc, this.segment, role).catch((e: unknown) => {
       // Gone since this handle was opened: for the handle, that is its mailbox closing.
-      if (e instanceof IpcError && e.code === 'NO_SUCH_MAILBOX')
-        throw (this.#closed ??= new MailboxClosedError(`${this.info.name} was closed`));
+      if (e instanceof IpcError && e.code === 'NO_SUCH_MAILBOX') {
+        this.#closed ??= new MailboxClosedError(`${this.info.name} was closed`);
+        throw this.#closed;
+      }
       throw e;
     });
     // A failed attach (rights, a receiver busy) is not kept: the next call tries again.
