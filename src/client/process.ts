@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { ShmMailbox } from '../backends/shm/shm-mailbox.js';
+import { resolve as resolvePath } from 'node:path';
+import type { ShmMailbox } from '../backends/shm/shm-mailbox.js';
 import type { MailboxOptions } from '../core/mailbox-options.js';
 import { resolveMailboxOptions, validateName } from '../core/mailbox-options.js';
 import type { Grantees } from '../core/rights.js';
-import type { IpcError, IpcErrorCode } from '../errors.js';
+import { IpcError, type IpcErrorCode } from '../errors.js';
 import type { MapOptions } from '../map/map-region.js';
 import { peerCredentialsSupported } from '../shm/peer-credentials.js';
 import type { KernelStatus, MailboxInfo, ProcessInfo, SegmentInfo, SegmentRole } from '../wire/info-types.js';
@@ -27,7 +28,7 @@ import { Mailbox } from './mailbox.js';
 import { choosePath } from './mailbox-path.js';
 import type { Message } from './message.js';
 import { type IterateOptions, MessageStream } from './message-stream.js';
-import { ShmPath, segmentNameFor, shmOptionsFor } from './shm-mailbox-path.js';
+import { createShmMailbox, ShmPath } from './shm-mailbox-path.js';
 
 export interface ConnectOptions {
   /** This process's unique name. Default: one the kernel assigns (proc-<n>). */
@@ -166,6 +167,8 @@ const MAX_EARLY_SIGNALS = 1024;
 export class IpcProcess extends EventEmitter<ProcessEvents> {
   private readonly inbox: Target;
   private readonly links = new Map<string, Promise<Route>>();
+  /** The kernel's socket, absolute (names this kernel's shared-memory mailbox segments); unset over TLS. */
+  private kernelPlace: string | undefined;
   /** Handles of this process on shared-memory mailboxes (closed when it leaves). */
   private readonly shmPaths = new Set<ShmPath>();
   /** The inbox served here (one-hop links and the kernel's pushes meet in it), where links are on. */
@@ -240,6 +243,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     }
     const conn = await Connection.open(place, name, inboxCapacity, timeout, options.map);
     const p = new IpcProcess(conn);
+    if (place.kind === 'unix') p.kernelPlace = resolvePath(place.path);
     if (options.links !== false && place.kind === 'unix' && peerCredentialsSupported()) {
       p.linksOut = true;
       if (inboxCapacity === Number.POSITIVE_INFINITY) await p.listenForLinks();
@@ -463,7 +467,12 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     validateName('mailbox', name);
     const resolved = resolveMailboxOptions(options, this.maxMessageSize);
     if (choosePath(resolved, this.conn.info) === 'shm') {
-      const shm = await ShmMailbox.create(this, segmentNameFor(name), shmOptionsFor(resolved), name);
+      if (this.kernelPlace === undefined)
+        throw new IpcError(
+          'NOT_SUPPORTED',
+          `a shared-memory mailbox needs the kernel on this host (this process reaches it over TLS): create ${name} with transport 'kernel'`,
+        );
+      const shm = await createShmMailbox(this, name, resolved, this.kernelPlace);
       try {
         const info = await this.conn.call<MailboxInfo>('mailbox.info', { name });
         return this.handle(info, shm);

@@ -2,6 +2,7 @@ import { ShmMailbox, type ShmMessage, type ShmSendOptions } from '../backends/sh
 import type { ShmMailboxOptions } from '../backends/shm/shm-options.js';
 import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
 import { AbortError, IpcError, MailboxClosedError } from '../errors.js';
+import { Segment } from '../shm/segment.js';
 import type { MailboxInfo, ProcessInfo } from '../wire/info-types.js';
 import { codecId } from '../wire/payload-codec.js';
 import type { Connection, ReceiveOptions, SendOptions } from './connection.js';
@@ -36,22 +37,55 @@ export function shmOptionsFor(o: ResolvedMailboxOptions): ShmMailboxOptions {
   };
 }
 
+/** FNV-1a, 32 bits, as 8 hex digits: short, stable names from long strings. */
+function fnv(s: string, seed = 0x811c9dc5): string {
+  let h = seed;
+  for (const b of Buffer.from(s, 'utf8')) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
 /**
- * A POSIX shared-memory name for a mailbox name: readable where it can be ('/' and '%' are
- * escaped, since a mailbox name may hold them and a POSIX name may not), hashed-short where the
- * name would pass NAME_MAX. The uid keeps two users' daemons from colliding in /dev/shm.
+ * The POSIX shared-memory name of mailbox `mailbox` of the kernel at `kernelSocket`: the uid
+ * and a hash of the socket keep two users' or two daemons' mailboxes apart in /dev/shm; then
+ * the name, readable where it can be ('%' and '/' escaped, since a mailbox name may hold them
+ * and a POSIX name may not), shortened with a hash where it would pass NAME_MAX.
  */
-export function segmentNameFor(mailbox: string): string {
-  const uid = process.getuid?.() ?? 0;
-  const readable = `ipcbox-mb-${uid}-${mailbox.replace(/%/g, '%25').replace(/\//g, '%2F')}`;
-  if (Buffer.byteLength(readable) <= 200) return readable;
-  let h = 0x811c9dc5;
-  let g = 0x01000193;
-  for (const b of Buffer.from(mailbox, 'utf8')) {
-    h = Math.imul(h ^ b, 0x01000193) >>> 0;
-    g = Math.imul(g ^ b, 0x811c9dc5) >>> 0;
+export function segmentNameFor(mailbox: string, kernelSocket: string): string {
+  const prefix = `ipcbox-mb-${process.getuid?.() ?? 0}-${fnv(kernelSocket)}-`;
+  const readable = mailbox.replace(/%/g, '%25').replace(/\//g, '%2F');
+  if (Buffer.byteLength(prefix + readable) <= 200) return prefix + readable;
+  return `${prefix}${mailbox.slice(0, 64).replace(/[%/]/g, '_')}-${fnv(mailbox)}${fnv(mailbox, 0x01000193)}`;
+}
+
+/**
+ * Create mailbox `name` on the shared-memory path. Its segment name is this kernel's: one that
+ * exists already but that the kernel does not know is a leftover of this kernel's earlier life
+ * (a system-owned mailbox when the daemon stopped), unlinked and made again; one the kernel
+ * knows means the name is taken.
+ */
+export async function createShmMailbox(
+  proc: IpcProcess,
+  name: string,
+  o: ResolvedMailboxOptions,
+  kernelSocket: string,
+): Promise<ShmMailbox> {
+  const segment = segmentNameFor(name, kernelSocket);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ShmMailbox.create(proc, segment, shmOptionsFor(o), name);
+    } catch (e) {
+      if (!(e instanceof IpcError && e.code === 'NAME_TAKEN') || attempt > 0) throw e;
+      const known = await proc.attachSegment(segment, 'attach').then(
+        () => true,
+        (err: unknown) => !(err instanceof IpcError && err.code === 'NO_SUCH_SEGMENT'),
+      );
+      if (known) {
+        await proc.detachSegment(segment, 'attach').catch(() => undefined);
+        throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
+      }
+      Segment.unlink(segment);
+    }
   }
-  return `ipcbox-mb-${uid}-${mailbox.slice(0, 64).replace(/[%/]/g, '_')}-${h.toString(16)}${g.toString(16)}`;
 }
 
 /** Keeps the ShmMessage (and so its lease) alive as long as the Message made from it. */

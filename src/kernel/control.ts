@@ -238,7 +238,7 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
       if (a.mailbox !== undefined) {
         if (kind !== 'mailbox')
           throw new TypeError("a segment that names a mailbox must be of kind 'mailbox'");
-        mailbox = claimShmMailboxName(k, a.mailbox);
+        mailbox = claimShmMailboxName(k, s, a.mailbox);
       }
       const rec = new SegmentRecord(
         name,

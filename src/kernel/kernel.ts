@@ -276,6 +276,10 @@ export class Kernel {
       for (const s of sessions) this.endSession(s, 'kernel-shutdown');
       // Map regions still referred to by queued messages die with the kernel that held those.
       this.maps.removeAll();
+      // So do shared-memory mailboxes, system-owned ones too, as the kernel's own mailboxes do: a
+      // segment left in /dev/shm would outlive every name that could reach it (no one is told,
+      // sessions are closed already).
+      for (const rec of [...this.shmMailboxes.values()]) this.removeSegment(rec, 'kernel shutting down');
       // Leaving frees this node's names across the cluster at once (no waiting for a timeout).
       await this.cluster?.close().catch(() => undefined);
       const network = this.network;

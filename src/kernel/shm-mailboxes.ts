@@ -27,8 +27,15 @@ export function checkMailboxNameFree(k: Kernel, name: string): void {
  * kernel must be host-local (a cluster's processes on other nodes could not map it, and the
  * name would not be unique across the cluster).
  */
-export function claimShmMailboxName(k: Kernel, mailbox: unknown): string {
+export function claimShmMailboxName(k: Kernel, s: Session, mailbox: unknown): string {
   const name = validateName('mailbox', mailbox);
+  // Without peer credentials the process may be on another host (TLS) or another node (a
+  // proxy), where this host's memory is not; the link broker draws the same line.
+  if (s.credentials === undefined || s.remoteNode !== undefined)
+    throw new IpcError(
+      'NOT_SUPPORTED',
+      `${name}: a shared-memory mailbox is made by a process the kernel sees on this host (peer credentials)`,
+    );
   if (k.options.cluster !== undefined)
     throw new IpcError(
       'NOT_SUPPORTED',

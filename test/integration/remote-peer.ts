@@ -86,8 +86,8 @@ export class RemotePeer {
   }
 
   /** Spawn a peer but leave connecting to the test (e.g. to see connect fail). */
-  static spawn(socketPath: string): RemotePeer {
-    return new RemotePeer(spawnFixture('peer', ['serve'], socketPath));
+  static spawn(socketPath: string, env: NodeJS.ProcessEnv = {}): RemotePeer {
+    return new RemotePeer(spawnFixture('peer', ['serve'], socketPath, env));
   }
 
   get pid(): number {

@@ -75,6 +75,31 @@ describe('the TLS listener', () => {
     assert.equal(out.trim(), 'hello back');
   });
 
+  test("with a TLS listener, 'auto' keeps mailboxes on the kernel path, and a TLS client cannot make a shared-memory one", async () => {
+    // Even a local process: a client on another host could open the mailbox, and it cannot map this host's memory.
+    const big = await local.createMailbox('tls-auto-big', { fixedMessageSize: 64 * 1024 });
+    assert.equal(big.transport, 'kernel');
+    await big.delete();
+    const remote = await connect({ url, token, ca: readFileSync(certs.ca), name: 'tls-shm-try' });
+    try {
+      await assert.rejects(remote.createMailbox('tls-forced', { transport: 'shm' }), {
+        code: 'NOT_SUPPORTED',
+      });
+      const raw = remote as unknown as { conn: { call(m: string, a: unknown): Promise<unknown> } };
+      await assert.rejects(
+        raw.conn.call('segment.register', {
+          name: 'tls-seg',
+          size: 4096,
+          kind: 'mailbox',
+          mailbox: 'tls-raw',
+        }),
+        { code: 'NOT_SUPPORTED' },
+      );
+    } finally {
+      await remote.close();
+    }
+  });
+
   test('a wrong token is PERMISSION_DENIED', async () => {
     await assert.rejects(
       connect({ url, token: `${token}x`, ca: readFileSync(certs.ca) }),
