@@ -61,6 +61,7 @@ describe('resolveMailboxOptions: defaults', () => {
         senders: ['a', 'b'],
         receivers: ['c'],
         durable: true,
+        transport: 'kernel',
       },
       KERNEL_MAX,
     );
@@ -73,6 +74,7 @@ describe('resolveMailboxOptions: defaults', () => {
       senders: ['a', 'b'],
       receivers: ['c'],
       durable: true,
+      transport: 'kernel',
     });
   });
 
