@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
+import { CHUNK_QUEUED } from '../backends/shm/mailbox-layout.js';
 import { Deque } from '../core/deque.js';
 import { MAX_PRIORITY } from '../core/priority-queue.js';
+import { MapRegion } from '../map/map-region.js';
 import { peerCredentialsOf } from '../shm/peer-credentials.js';
 import { Ring, RingConsumer } from '../shm/ring.js';
 import { Segment } from '../shm/segment.js';
@@ -10,6 +12,7 @@ import {
   AcceptFlag,
   LINK_TOKEN,
   LinkFlag,
+  LinkMap,
   LinkOp,
   LinkRing,
   MAX_LINK_HELLO_FRAME,
@@ -139,6 +142,7 @@ export class LinkListener {
     this.strangers++;
     let token = '';
     let ringName: string | undefined;
+    let regionName: string | undefined;
     let done = false;
     // One deadline for the HELLO and, if its token is not known yet, for the kernel's notice.
     const end = (admit: boolean) => {
@@ -148,7 +152,7 @@ export class LinkListener {
       clearTimeout(timer);
       if (token !== '' && this.knocking.get(token)?.socket === socket) this.knocking.delete(token);
       socket.removeListener('data', onData);
-      if (admit) this.admit(socket, creds.pid, token, ringName);
+      if (admit) this.admit(socket, creds.pid, token, ringName, regionName);
       else socket.destroy();
     };
     const timer = setTimeout(() => end(false), HELLO_TIMEOUT);
@@ -157,10 +161,12 @@ export class LinkListener {
       MAX_LINK_HELLO_FRAME,
       (f) => {
         if (done || token !== '') return end(false);
-        const [t = '', seg, extra] = f.op === LinkOp.HELLO ? f.body.toString('latin1').split(' ') : [];
+        const [t = '', seg, region, extra] =
+          f.op === LinkOp.HELLO ? f.body.toString('latin1').split(' ') : [];
         if (!LINK_TOKEN.test(t) || this.knocking.has(t) || extra !== undefined) return end(false);
         token = t;
         ringName = seg;
+        regionName = region;
         // Nothing more may come before ACCEPT; stop reading until then.
         socket.pause();
         if (this.offers.has(t)) return end(true);
@@ -174,7 +180,13 @@ export class LinkListener {
     socket.on('close', () => end(false));
   }
 
-  private admit(socket: Socket, osPid: number, token: string, ringName: string | undefined): void {
+  private admit(
+    socket: Socket,
+    osPid: number,
+    token: string,
+    ringName: string | undefined,
+    regionName: string | undefined,
+  ): void {
     const offer = this.offers.get(token);
     if (offer === undefined || offer.osPid !== osPid || socket.destroyed) {
       socket.destroy();
@@ -191,6 +203,7 @@ export class LinkListener {
       this.maxMessageSize,
       this.inbox,
       ringName === undefined ? undefined : mapRing(ringName, osPid),
+      regionName === undefined ? undefined : openRegion(regionName, osPid),
     );
     this.links.add(link);
     socket.on('close', () => this.links.delete(link));
@@ -213,6 +226,26 @@ function mapRing(name: string, osPid: number): Segment | undefined {
       return undefined;
     }
     return seg;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The sender's map region, on the same terms as its ring: named with the connecting OS pid, and
+ * laid out as a link's region (its chunks and their size), so a record naming a chunk can be
+ * checked against it. Undefined otherwise (large messages then come through the ring or socket).
+ */
+function openRegion(name: string, osPid: number): MapRegion | undefined {
+  const m = LinkMap.NAME.exec(name);
+  if (m === null || Number(m[1]) !== osPid) return undefined;
+  try {
+    const region = MapRegion.open(name);
+    if (region.chunks !== LinkMap.CHUNKS || region.chunkBytes !== LinkMap.CHUNK_BYTES) {
+      region.close();
+      return undefined;
+    }
+    return region;
   } catch {
     return undefined;
   }
@@ -250,6 +283,9 @@ class InboundLink implements LinkOrigin {
   /** The sender broke the protocol: nothing more is taken from it. */
   private broken = false;
   private segment: Segment | undefined;
+  /** The sender's map region (LinkFlag.MAPPED records name its chunks), and its chunk states. */
+  private region: MapRegion | undefined;
+  private regionStates: Int32Array | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -259,6 +295,7 @@ class InboundLink implements LinkOrigin {
     maxMessageSize: number,
     private readonly inbox: LocalInbox,
     segment: Segment | undefined,
+    region: MapRegion | undefined,
   ) {
     socket.setNoDelay?.(true);
     this.decoder = new FrameDecoder(
@@ -275,6 +312,10 @@ class InboundLink implements LinkOrigin {
         segment.close();
       }
     }
+    if (this.ring !== undefined && region !== undefined) {
+      this.region = region;
+      this.regionStates = new Int32Array(region.states.buffer, region.states.byteOffset, region.chunks);
+    } else region?.close();
     socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
     socket.on('close', () => {
       this.ended = true;
@@ -285,7 +326,7 @@ class InboundLink implements LinkOrigin {
     });
     this.writer.frame(
       LinkOp.ACCEPT,
-      this.ring === undefined ? 0 : AcceptFlag.RING,
+      (this.ring === undefined ? 0 : AcceptFlag.RING) | (this.region === undefined ? 0 : AcceptFlag.MAP),
       0,
       0,
       0,
@@ -423,6 +464,7 @@ class InboundLink implements LinkOrigin {
         this.socket.resume();
       return this.deliver(e[0], e[1]);
     }
+    if ((flags & LinkFlag.MAPPED) !== 0) return this.onMapped(r, priority, sync);
     const bytes = Buffer.allocUnsafe(r.length - LinkRing.RECORD_HEADER);
     bytes.set(r.subarray(LinkRing.RECORD_HEADER));
     const m = new Message(
@@ -440,9 +482,55 @@ class InboundLink implements LinkOrigin {
     this.deliver(m, sync);
   }
 
+  /**
+   * A MAPPED record: the payload stays in the sender's chunk, lent to the application until the
+   * message is released (or its views are collected), then given back into the region's free
+   * ring. The record must name a chunk of the region that the sender marked QUEUED, with a
+   * length that fits it; anything else is a protocol violation, and nothing of it is delivered.
+   */
+  private onMapped(r: Uint8Array, priority: number, sync: number): void {
+    const region = this.region;
+    const states = this.regionStates;
+    if (region === undefined || states === undefined || r.length !== LinkRing.RECORD_HEADER + 8)
+      return this.violation();
+    const at = LinkRing.RECORD_HEADER;
+    const chunk = (r[at]! | (r[at + 1]! << 8) | (r[at + 2]! << 16) | (r[at + 3]! << 24)) >>> 0;
+    const length = (r[at + 4]! | (r[at + 5]! << 8) | (r[at + 6]! << 16) | (r[at + 7]! << 24)) >>> 0;
+    if (chunk >= region.chunks || length === 0 || length > region.chunkBytes) return this.violation();
+    // Ours from here (the sender frees only chunks of a dead holder); a chunk not QUEUED is not a message.
+    if (Atomics.compareExchange(states, chunk, CHUNK_QUEUED, process.pid) !== CHUNK_QUEUED)
+      return this.violation();
+    const bytes = region.lend(chunk, length);
+    const slab = region.slab;
+    let back = false;
+    const m = new Message(
+      bytes,
+      r[2]!,
+      priority,
+      this.name,
+      this.pid,
+      this.mailboxName,
+      false,
+      0,
+      false,
+      this.inbox,
+      false,
+      // Must not refer to `bytes` (it is held until their buffer is collected): the slab only.
+      () => {
+        if (back) return;
+        back = true;
+        slab.release(chunk);
+      },
+    );
+    this.deliver(m, sync);
+  }
+
   private release(): void {
     this.segment?.close();
     this.segment = undefined;
+    // Views still lent keep the memory mapped (they are aliases); the region's handle can go.
+    this.region?.close();
+    this.region = undefined;
   }
 
   /** Take in what the ring holds now (a receive found nothing queued). */

@@ -10,11 +10,12 @@ import {
   TimeoutError,
   WouldBlockError,
 } from '../errors.js';
+import { MapRegion } from '../map/map-region.js';
 import { peerCredentialsOf } from '../shm/peer-credentials.js';
 import { Ring, RingProducer } from '../shm/ring.js';
 import { Segment } from '../shm/segment.js';
 import { type Frame, FrameDecoder, FrameWriter, writeParts } from '../wire/frame-codec.js';
-import { AcceptFlag, LinkFlag, type LinkOffer, LinkOp, LinkRing } from '../wire/link-protocol.js';
+import { AcceptFlag, LinkFlag, LinkMap, type LinkOffer, LinkOp, LinkRing } from '../wire/link-protocol.js';
 import { codecId, encodePayload, inferCodec } from '../wire/payload-codec.js';
 import { HEADER_REST } from '../wire/protocol.js';
 import { type SendOptions, validateWait } from './connection.js';
@@ -89,15 +90,21 @@ export class LinkSender {
   private readonly flags: Int32Array | undefined;
   /** Grown on demand up to RECORD_HEADER + RING_PAYLOAD_MAX: most links only ever carry small messages. */
   private record: Buffer | undefined;
+  /** A MAPPED record's payload: u32 chunk, u32 length. */
+  private readonly mapRef = Buffer.alloc(8);
   /** Runs once when the link ends. */
   onClose: (() => void) | undefined;
+  /** The link's map region, if the receiver mapped it (AcceptFlag.MAP). */
+  private region: MapRegion | undefined;
 
   private constructor(
     private readonly socket: Socket,
     readonly peer: string,
     private readonly maxMessageSize: number,
     segment: Segment | undefined,
+    region: MapRegion | undefined,
   ) {
+    this.region = region;
     socket.on('drain', () => this.admitWaiting());
     if (segment !== undefined) {
       this.ring = new RingProducer(segment.buffer, LinkRing.HEADER_BYTES);
@@ -116,8 +123,10 @@ export class LinkSender {
       const socket = netConnect(offer.address);
       let link: LinkSender | undefined;
       let segment: Segment | undefined;
-      // The name is needed only until the receiver has mapped the ring (or declined it).
+      let region: MapRegion | undefined;
+      // The names are needed only until the receiver has mapped the ring and region (or declined them).
       const unlink = () => {
+        region?.unlink();
         if (segment === undefined) return;
         try {
           Segment.unlink(segment.name);
@@ -130,6 +139,7 @@ export class LinkSender {
         socket.destroy();
         unlink();
         segment?.close();
+        region?.close();
         reject(new IpcError('KERNEL_UNAVAILABLE', `link to ${peer} not opened: ${why}`));
       };
       const timer = setTimeout(() => fail('no answer in time'), OPEN_TIMEOUT);
@@ -139,7 +149,11 @@ export class LinkSender {
         const creds = peerCredentialsOf(socket);
         if (creds === undefined || creds.pid !== offer.osPid) return fail('the listener is not that process');
         segment = ringSegment();
-        const body = segment === undefined ? offer.token : `${offer.token} ${segment.name.slice(1)}`;
+        region = segment === undefined ? undefined : linkRegion();
+        const body =
+          segment === undefined
+            ? offer.token
+            : `${offer.token} ${segment.name.slice(1)}${region === undefined ? '' : ` ${region.name}`}`;
         const hello = new FrameWriter();
         hello.frame(LinkOp.HELLO, 0, 0, 0, 0, 0, 0, 0, 0, Buffer.from(body, 'latin1'));
         writeParts(socket, hello.takeParts()!);
@@ -154,7 +168,9 @@ export class LinkSender {
           unlink();
           const ring = segment !== undefined && (f.flags & AcceptFlag.RING) !== 0 ? segment : undefined;
           if (ring === undefined) segment?.close();
-          link = new LinkSender(socket, peer, maxMessageSize, ring);
+          const mapped = ring !== undefined && (f.flags & AcceptFlag.MAP) !== 0 ? region : undefined;
+          if (mapped === undefined) region?.close();
+          link = new LinkSender(socket, peer, maxMessageSize, ring, mapped);
           socket.on('error', () => {});
           socket.on('close', () => link!.ended());
           resolve(link);
@@ -221,6 +237,15 @@ export class LinkSender {
   ): Promise<void> | undefined {
     const flags = sync ? LinkFlag.SYNC : 0;
     if (this.ring !== undefined) {
+      const len = payload.byteLength;
+      const region = this.region;
+      if (region !== undefined && len >= LinkMap.THRESHOLD && len <= region.chunkBytes) {
+        const sent = this.mapWrite(region, payload, codec, priority, flags, sync);
+        if (sent === false) return undefined;
+        if (sent !== undefined)
+          return sent === 0 ? RESOLVED : this.awaitTaken(sent, deadline, signal, undefined);
+        // No free chunk (the receiver holds them all): copy, as without a region.
+      }
       const small = payload.byteLength <= LinkRing.RING_PAYLOAD_MAX;
       if (!small && !this.socketHasRoom()) return undefined;
       const id = sync ? this.syncId() : 0;
@@ -242,6 +267,36 @@ export class LinkSender {
     const id = sync ? this.syncId() : 0;
     const written = this.write(payload, codec, priority, flags, id);
     return sync ? this.awaitTaken(id, deadline, signal, written) : written;
+  }
+
+  /**
+   * A large payload by map: into a free chunk, then a MAPPED record naming it. The sync id
+   * (0 without sync) once the record is in the ring; false if the ring is full (nothing sent,
+   * the chunk is free again); undefined if no chunk is free.
+   */
+  private mapWrite(
+    region: MapRegion,
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    flags: number,
+    sync: boolean,
+  ): number | false | undefined {
+    const chunk = region.slab.tryAcquire();
+    if (chunk < 0) return undefined;
+    region.view(chunk, payload.byteLength).set(payload);
+    const ref = this.mapRef;
+    ref.writeUInt32LE(chunk, 0);
+    ref.writeUInt32LE(payload.byteLength, 4);
+    // QUEUED before the record can be read: from then on only the receiver frees it. Dying here
+    // strands the chunk, but the region is this link's and goes with it.
+    region.slab.markQueued(chunk);
+    const id = sync ? this.syncId() : 0;
+    if (!this.ringWrite(ref, codec, priority, flags | LinkFlag.MAPPED, id)) {
+      region.slab.release(chunk);
+      return false;
+    }
+    return id;
   }
 
   /** Room on the socket: few enough bytes wait for it (an empty link always takes one, however large). */
@@ -472,6 +527,9 @@ export class LinkSender {
   private ended(error: IpcError = new NoSuchProcessError(this.peer)): void {
     if (this.closedWith !== undefined) return;
     this.closedWith = error;
+    // The receiver keeps its own mapping for the views it holds; this side is done with the region.
+    this.region?.close();
+    this.region = undefined;
     this.batch?.reject(error);
     this.batch = undefined;
     for (;;) {
@@ -489,6 +547,15 @@ export class LinkSender {
 /** A timeout as a Date.now() deadline; none past what a timer holds (~24.8 days), as on the wire. */
 function deadlineOf(timeout: number | undefined): number | undefined {
   return timeout === undefined || timeout > 0x7fffffff ? undefined : Date.now() + timeout;
+}
+
+/** A fresh map region for a link (LinkMap); undefined where shared memory is not to be had. */
+function linkRegion(): MapRegion | undefined {
+  try {
+    return MapRegion.create(LinkMap.CHUNKS, LinkMap.CHUNK_BYTES);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A fresh ring for a link, named with this OS pid; undefined where shared memory is not to be had. */

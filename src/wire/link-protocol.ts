@@ -50,12 +50,37 @@ export const LinkFlag = {
   SYNC: 2,
   /** Ring record only: this message is the next DATA frame on the socket (too large for the ring). */
   ON_SOCKET: 8,
+  /**
+   * Ring record only: the payload is in a chunk of the link's map region (LinkMap), and the
+   * record's payload is u32 chunk, u32 length. The receiver reads it in place and gives the
+   * chunk back (FREE, into the region's free ring) when the message is released.
+   */
+  MAPPED: 16,
 } as const;
 
 /** ACCEPT flags. */
 export const AcceptFlag = {
   /** The receiver mapped the sender's ring: small messages go through it. */
   RING: 1,
+  /** The receiver mapped the sender's map region too: large messages go by reference (LinkFlag.MAPPED). */
+  MAP: 2,
+} as const;
+
+/**
+ * A link's map region (src/map/map-region.ts, the sender's, one per link): payloads from
+ * THRESHOLD up to CHUNK_BYTES are written once into a chunk and read in place by the receiver,
+ * where the ring copies twice more (into the ring, out of it). HELLO names it after the ring
+ * (`<token> <ring> <region>`); the sender unlinks it once answered. The chunks bound what is in
+ * flight: with all of them lent the sender copies through the ring (or the socket) as before,
+ * so it never waits for a receiver to release. Chunks are given back by the receiver into the
+ * region's free ring; one held by a receiver that died is taken back by the sender (slab.ts).
+ */
+export const LinkMap = {
+  /** Bytes from which a payload goes by map (the ring copies it below: measured, docs/protocol.md). */
+  THRESHOLD: 64 * 1024,
+  CHUNKS: 8,
+  CHUNK_BYTES: 4 << 20,
+  NAME: /^\/?ipcbox-map-(\d+)-[0-9a-f]{12}$/,
 } as const;
 
 /**

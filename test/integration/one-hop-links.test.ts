@@ -24,7 +24,7 @@ import { LinkOp, LinkRing } from '../../src/wire/link-protocol.js';
 const OVER_RING = LinkRing.RING_PAYLOAD_MAX + 1024;
 
 import { type Daemon, type Spawned, spawnFixture, startDaemon, waitFor } from '../helpers/kernel-harness.js';
-import { decodeSeq, mixedSize } from '../helpers/link-payload.js';
+import { decodeSeq, encodeSeq, mixedSize } from '../helpers/link-payload.js';
 
 interface Reply<T = unknown> {
   id: number;
@@ -859,5 +859,100 @@ describe('one-hop links between processes', () => {
     assert.deepEqual(seqs.slice(0, 8), [0, 1, 2, 3, 4, 5, 6, 7]);
     const missing = resolved.filter((x) => !seqs.includes(x));
     assert.deepEqual(missing, [], `resolved sends never received (received: ${JSON.stringify(seqs)})`);
+  });
+
+  test('17. large messages by map over a link: read in place, in order with small ones; held views never change, and past the chunks the sender copies', async () => {
+    const MiB = 1 << 20;
+    const s = await peer('ol-map');
+    // 12 large (more than the link's 8 chunks) between small ones, none released while they come.
+    const items = Array.from({ length: 24 }, (_, i) => [17, i, i % 2 === 0 ? MiB : 100]);
+    await s.ok('pipeline', { to: 'ol-me', items });
+    assert.deepEqual(await linksOf('ol-map'), ['ol-me']);
+    const got: Message[] = [];
+    for (let i = 0; i < items.length; i++) got.push(await me.receive({ timeout: 30_000 }));
+    assert.deepEqual(
+      got.map((m) => decodeSeq(m.data)?.seq),
+      items.map((x) => x[1]),
+      'every message intact, in order',
+    );
+    const large = got.filter((_, i) => i % 2 === 0);
+    const mapped = large.filter((m) => m.mapped).length;
+    assert.ok(
+      mapped >= 1 && mapped <= 8,
+      `${mapped} of 12 large ones lent from the link's chunks (at most 8 at once)`,
+    );
+    assert.ok(
+      large.some((m) => !m.mapped),
+      'with every chunk lent, the rest came by copy',
+    );
+    assert.ok(!got.filter((_, i) => i % 2 === 1).some((m) => m.mapped), 'small ones are copied');
+    // More large ones while the views are held: they must not land under a held view.
+    await s.ok('stream', { to: 'ol-me', count: 6, start: 100, senderId: 17, small: MiB });
+    const more: Message[] = [];
+    for (let i = 0; i < 6; i++) more.push(await me.receive({ timeout: 30_000 }));
+    for (const [i, m] of large.entries())
+      assert.equal(decodeSeq(m.bytes)?.seq, i * 2, `held view ${i} unchanged`);
+    assert.deepEqual(
+      more.map((m) => decodeSeq(m.bytes)?.seq),
+      [100, 101, 102, 103, 104, 105],
+    );
+    // Released, the chunks serve again.
+    for (const m of [...got, ...more]) m.release();
+    await s.ok('stream', { to: 'ol-me', count: 4, start: 200, senderId: 17, small: MiB });
+    const again: Message[] = [];
+    for (let i = 0; i < 4; i++) again.push(await me.receive({ timeout: 30_000 }));
+    assert.ok(
+      again.every((m) => m.mapped),
+      'mapped again once released',
+    );
+    assert.deepEqual(
+      again.map((m) => decodeSeq(m.data)?.seq),
+      [200, 201, 202, 203],
+    );
+    for (const m of again) m.release();
+    await assertEmpty();
+  });
+
+  test('18. a sender SIGKILLed while its receiver holds mapped views: the views stay readable and intact', async () => {
+    const MiB = 1 << 20;
+    const s = await peer('ol-map-die');
+    await s.ok('stream', { to: 'ol-me', count: 4, senderId: 18, small: MiB });
+    const held: Message[] = [];
+    for (let i = 0; i < 4; i++) held.push(await me.receive({ timeout: 30_000 }));
+    assert.ok(
+      held.every((m) => m.mapped),
+      'lent from the link region',
+    );
+    await s.kill();
+    await waitFor(
+      async () => !(await me.listProcesses()).some((p) => p.name === 'ol-map-die'),
+      10_000,
+      'gone',
+    );
+    assert.deepEqual(
+      held.map((m) => decodeSeq(m.bytes)?.seq),
+      [0, 1, 2, 3],
+    );
+    for (const m of held) m.release();
+    await assertEmpty();
+  });
+
+  test('19. a receiver SIGKILLed holding mapped views: the sender relinks to its successor and maps again', async () => {
+    const MiB = 1 << 20;
+    const r1 = await peer('ol-map-rx');
+    for (let i = 0; i < 8; i++) await me.send('ol-map-rx', encodeSeq(19, i, MiB));
+    assert.deepEqual(await r1.ok('hold', { count: 8 }), Array(8).fill(true), 'all 8 chunks lent out');
+    // With the chunks all held, the next ones copy: the sender never waits for them.
+    await me.send('ol-map-rx', encodeSeq(19, 8, MiB), { timeout: 5000 });
+    assert.deepEqual(await r1.ok('hold', { count: 1 }), [false]);
+    await r1.kill();
+    await waitFor(async () => !(await me.listProcesses()).some((p) => p.name === 'ol-map-rx'), 10_000, 'gone');
+    await assert.rejects(me.send('ol-map-rx', encodeSeq(19, 9, MiB), { timeout: 5000 }), {
+      code: 'NO_SUCH_PROCESS',
+    });
+    const r2 = await peer('ol-map-rx');
+    for (let i = 0; i < 3; i++) await me.send('ol-map-rx', encodeSeq(19, 10 + i, MiB));
+    assert.deepEqual(await r2.ok('hold', { count: 3 }), [true, true, true], 'a fresh link, mapped again');
+    await r2.stop();
   });
 });
