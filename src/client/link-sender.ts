@@ -47,6 +47,11 @@ import { type Batch, newBatch } from './write-batch.js';
  *   owner look the name up afresh.
  */
 
+/** Messages this process sent over its links (its LocalInbox counts what came in). */
+export interface LinkCounts {
+  sent: number;
+}
+
 /** Bytes that may wait in this process for the link's socket before sends block. */
 const SEND_BYTES_MAX = 4 * 1024 * 1024;
 /** How long connecting and the receiver's ACCEPT may take before the sender keeps to the kernel path. */
@@ -103,6 +108,8 @@ export class LinkSender {
     private readonly maxMessageSize: number,
     segment: Segment | undefined,
     region: MapRegion | undefined,
+    /** This process's link counters (`status` shows them): messages written to this link count in `sent`. */
+    private readonly counts: LinkCounts,
   ) {
     this.region = region;
     socket.on('drain', () => this.admitWaiting());
@@ -118,7 +125,12 @@ export class LinkSender {
    * Rejects if the listener is not the OS process the kernel named, or does
    * not accept in time: the caller then sends through the kernel.
    */
-  static open(offer: LinkOffer, peer: string, maxMessageSize: number): Promise<LinkSender> {
+  static open(
+    offer: LinkOffer,
+    peer: string,
+    maxMessageSize: number,
+    counts: LinkCounts,
+  ): Promise<LinkSender> {
     return new Promise((resolve, reject) => {
       const socket = netConnect(offer.address);
       let link: LinkSender | undefined;
@@ -170,7 +182,7 @@ export class LinkSender {
           if (ring === undefined) segment?.close();
           const mapped = ring !== undefined && (f.flags & AcceptFlag.MAP) !== 0 ? region : undefined;
           if (mapped === undefined) region?.close();
-          link = new LinkSender(socket, peer, maxMessageSize, ring, mapped);
+          link = new LinkSender(socket, peer, maxMessageSize, ring, mapped, counts);
           socket.on('error', () => {});
           socket.on('close', () => link!.ended());
           resolve(link);
@@ -228,6 +240,19 @@ export class LinkSender {
 
   /** Send now if there is room: the send's promise, or undefined (no room; nothing was written). */
   private tryNow(
+    payload: Uint8Array,
+    codec: number,
+    priority: number,
+    sync: boolean,
+    deadline: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> | undefined {
+    const p = this.writeNow(payload, codec, priority, sync, deadline, signal);
+    if (p !== undefined) this.counts.sent++;
+    return p;
+  }
+
+  private writeNow(
     payload: Uint8Array,
     codec: number,
     priority: number,

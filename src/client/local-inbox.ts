@@ -97,7 +97,16 @@ export class LocalInbox implements PrefetchConsumer, DeliveryControl {
    * A message from a link; `syncId` non-zero if its sender waits for TAKEN.
    * False: the link must stop reading until its `resume()` is called.
    */
+  /** Messages that came over links, ever; and those of them not yet taken. */
+  linkArrived = 0;
+  get linkWaiting(): number {
+    let n = 0;
+    for (const m of this.queue) if (m.origin !== undefined) n++;
+    return n;
+  }
+
   pushLink(message: Message, origin: LinkOrigin, syncId: number): boolean {
+    this.linkArrived++;
     if (this.error !== undefined) return true;
     message.origin = origin;
     message.syncId = syncId;

@@ -22,7 +22,7 @@ import {
   validateWait,
 } from './connection.js';
 import { LinkListener } from './link-listener.js';
-import { LinkSender } from './link-sender.js';
+import { type LinkCounts, LinkSender } from './link-sender.js';
 import { LocalInbox } from './local-inbox.js';
 import { Mailbox } from './mailbox.js';
 import { choosePath } from './mailbox-path.js';
@@ -161,6 +161,9 @@ interface ProcessEvents {
  * Events: 'signal', 'exit' (a monitored process ended), 'mailbox-closed',
  * 'ownership' (a mailbox was passed to us), 'disconnect' (kernel gone).
  */
+/** How often a process with links reports their counts to the kernel (status), when they changed. */
+const LINK_REPORT_MS = 1000;
+
 /** Signals kept for a process that has no 'signal' listener yet (beyond it, the oldest are kept). */
 const MAX_EARLY_SIGNALS = 1024;
 
@@ -173,6 +176,10 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   private readonly shmPaths = new Set<ShmPath>();
   /** The inbox served here (one-hop links and the kernel's pushes meet in it), where links are on. */
   private local: LocalInbox | undefined;
+  /** Messages sent over this process's links, reported to the kernel for `status` (reportLinks). */
+  private readonly linkCounts: LinkCounts = { sent: 0 };
+  private linkReport: NodeJS.Timeout | undefined;
+  private lastReport = '';
   private listener: LinkListener | undefined;
   private linksOut = false;
   private iterating = false;
@@ -262,10 +269,36 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     try {
       await this.conn.call('link.listen', { address: listener.address });
       this.listener = listener;
-      listener.onLinked = (pid, name) => this.conn.learnPeer(pid, name);
+      listener.onLinked = (pid, name) => {
+        this.conn.learnPeer(pid, name);
+        this.reportLinks();
+      };
     } catch {
       listener.close();
     }
+  }
+
+  /**
+   * Tell the kernel, about once a second while this process has links, what went over them (the
+   * kernel never sees those messages): sent, arrived, and waiting here untaken. `status` adds
+   * them to the process's counts. Only changes are sent; the timer does not keep the process alive.
+   */
+  private reportLinks(): void {
+    if (this.linkReport !== undefined) return;
+    this.linkReport = setInterval(() => {
+      const report = {
+        sent: this.linkCounts.sent,
+        received: this.local?.linkArrived ?? 0,
+        waiting: this.local?.linkWaiting ?? 0,
+      };
+      const text = JSON.stringify(report);
+      if (text === this.lastReport) return;
+      this.lastReport = text;
+      this.conn.call('link.counts', report).catch(() => {
+        // Gone, or a kernel without the call: the counts are only for status.
+      });
+    }, LINK_REPORT_MS);
+    this.linkReport.unref();
   }
 
   get name(): string {
@@ -427,7 +460,8 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
         .then(async (r): Promise<Route> => {
           if (r.link !== undefined && r.link !== null) {
             try {
-              const link = await LinkSender.open(r.link, r.name, r.maxMessageSize);
+              const link = await LinkSender.open(r.link, r.name, r.maxMessageSize, this.linkCounts);
+              this.reportLinks();
               link.onClose = () => {
                 if (this.links.get(bare) === t) this.links.delete(bare);
               };
@@ -584,6 +618,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
 
   /** Leave: the kernel removes this process, its inbox and the mailboxes it owns. */
   async close(): Promise<void> {
+    clearInterval(this.linkReport);
     // Shared-memory handles first: leaving hands their unacknowledged messages back (as the
     // kernel does for a connection that ends), which the segment cannot see while this process lives.
     const shm = [...this.shmPaths];

@@ -127,6 +127,13 @@ export function describeProcess(k: Kernel, s: Session): ProcessInfo {
     owns,
     attached: [...s.attached.keys()].filter((r) => r.kind === 'mailbox').map((r) => r.name),
     links: [...s.linksTo].map((t) => t.name),
+    ...(s.linkCounts === undefined
+      ? {}
+      : {
+          linkSent: s.linkCounts.sent,
+          linkReceived: s.linkCounts.received,
+          linkWaiting: s.linkCounts.waiting,
+        }),
     ...(k.cluster === undefined ? {} : { node: s.remoteNode ?? k.cluster.node }),
   };
 }
@@ -451,6 +458,20 @@ export function handleCall(
     case 'link.listen':
       listenAt(s, a.address);
       return null;
+    case 'link.counts': {
+      // The process's own word about messages the kernel never saw: shown as such, never trusted for anything else.
+      const n = (v: unknown, what: string): number => {
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+          throw new RangeError(`${what} must be a non-negative integer`);
+        return v;
+      };
+      s.linkCounts = {
+        sent: n(a.sent, 'sent'),
+        received: n(a.received, 'received'),
+        waiting: n(a.waiting, 'waiting'),
+      };
+      return null;
+    }
     case 'process.wait': {
       const name = validateName('process', a.name);
       const timeout = optionalTimeout(a.timeout);

@@ -127,6 +127,8 @@ export class Session {
   readonly lends = new Map<number, MappedPayload>();
   /** It said in HELLO it reads MAPPED deliveries (protocol 3, same host). */
   canMap = false;
+  /** What went over this process's one-hop links, as it reports it (`link.counts`; status only). */
+  linkCounts: { sent: number; received: number; waiting: number } | undefined;
   /** Sender pids whose names this session has been told (NOTICE peer). */
   readonly knownPeers = new Set<number>();
   readonly connectedAt = Date.now();

@@ -104,6 +104,14 @@ export interface ProcessInfo {
    */
   links?: string[];
   /**
+   * What went over its one-hop links, as the process reports it about once a second (it may lag
+   * by that): messages sent over them, messages that came in over them, and those of them still
+   * waiting in the process untaken. Absent until a process with links first reports.
+   */
+  linkSent?: number;
+  linkReceived?: number;
+  linkWaiting?: number;
+  /**
    * In a cluster: the node the process is connected to. A process of another node that uses this
    * kernel's mailboxes or processes appears here too, with its node (it is served by a proxy).
    */

@@ -23,7 +23,14 @@ import { LinkOp, LinkRing } from '../../src/wire/link-protocol.js';
 /** A message too large for a link's ring: it goes over the link's socket behind a ring marker. */
 const OVER_RING = LinkRing.RING_PAYLOAD_MAX + 1024;
 
-import { type Daemon, type Spawned, spawnFixture, startDaemon, waitFor } from '../helpers/kernel-harness.js';
+import {
+  type Daemon,
+  runCli,
+  type Spawned,
+  spawnFixture,
+  startDaemon,
+  waitFor,
+} from '../helpers/kernel-harness.js';
 import { decodeSeq, encodeSeq, mixedSize } from '../helpers/link-payload.js';
 
 interface Reply<T = unknown> {
@@ -946,7 +953,11 @@ describe('one-hop links between processes', () => {
     await me.send('ol-map-rx', encodeSeq(19, 8, MiB), { timeout: 5000 });
     assert.deepEqual(await r1.ok('hold', { count: 1 }), [false]);
     await r1.kill();
-    await waitFor(async () => !(await me.listProcesses()).some((p) => p.name === 'ol-map-rx'), 10_000, 'gone');
+    await waitFor(
+      async () => !(await me.listProcesses()).some((p) => p.name === 'ol-map-rx'),
+      10_000,
+      'gone',
+    );
     await assert.rejects(me.send('ol-map-rx', encodeSeq(19, 9, MiB), { timeout: 5000 }), {
       code: 'NO_SUCH_PROCESS',
     });
@@ -954,5 +965,27 @@ describe('one-hop links between processes', () => {
     for (let i = 0; i < 3; i++) await me.send('ol-map-rx', encodeSeq(19, 10 + i, MiB));
     assert.deepEqual(await r2.ok('hold', { count: 3 }), [true, true, true], 'a fresh link, mapped again');
     await r2.stop();
+  });
+
+  test('20. status counts link traffic: each process reports what it sent, got and holds over its links', async () => {
+    const s = await peer('ol-count');
+    const before = (await me.listProcesses()).find((p) => p.name === 'ol-me')!;
+    await s.ok('stream', { to: 'ol-me', count: 30, senderId: 20, small: 64 });
+    assert.deepEqual(await linksOf('ol-count'), ['ol-me']);
+    for (let i = 0; i < 10; i++) await me.receive({ timeout: 10_000 });
+    const find = async (name: string) => (await me.listProcesses()).find((p) => p.name === name)!;
+    await waitFor(
+      async () => (await find('ol-count')).linkSent === 30 && (await find('ol-me')).linkWaiting === 20,
+      10_000,
+      'the reports',
+    );
+    const mine = await find('ol-me');
+    assert.equal((mine.linkReceived ?? 0) - (before.linkReceived ?? 0), 30);
+    const cli = await runCli(['status'], daemon.socketPath);
+    const row = cli.stdout.split('\n').find((l) => /\sol-count\s/.test(l)) ?? '';
+    const sender = await find('ol-count');
+    assert.match(row, new RegExp(`\\s${sender.sent + 30}\\s`), `SENT counts the link: ${row}`);
+    for (let i = 0; i < 20; i++) await me.receive({ timeout: 10_000 });
+    await assertEmpty();
   });
 });

@@ -52,18 +52,19 @@ export function formatStatus(s: KernelStatus, self: string): string {
       ...(clustered ? [p.node ?? '-'] : []),
       String(p.osPid),
       p.uid === null ? '-' : String(p.uid),
-      String(p.inboxDepth),
-      String(p.sent),
-      String(p.received),
+      // The kernel's counts plus what the process reports of its links (at most a second old).
+      String(p.inboxDepth + (p.linkWaiting ?? 0)),
+      String(p.sent + (p.linkSent ?? 0)),
+      String(p.received + (p.linkReceived ?? 0)),
       p.owns.join(',') || '-',
     ]);
   }
   out.push(procs.length === 0 ? '  (none)' : table(pr));
   // One-hop links: direct messages between two processes of this host go over them, not through
-  // the kernel (so the kernel's SENT/RECEIVED do not count them).
+  // the kernel; the processes report their counts (added to INBOX, SENT and RECEIVED above).
   const lr = [['FROM', 'TO', 'PATH']];
   for (const p of procs)
-    for (const to of p.links ?? []) lr.push([p.name, to, 'one-hop link (shm ring + socket)']);
+    for (const to of p.links ?? []) lr.push([p.name, to, 'one-hop link (shm ring, map region, socket)']);
   if (lr.length > 1) {
     out.push('');
     out.push(style.heading('Links'));
