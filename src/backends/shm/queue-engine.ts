@@ -483,14 +483,17 @@ export class QueueEngine {
    */
   #tryLock(): boolean {
     const m = this.#q.mutex;
+    if (m.tryLockFree()) return true;
+    // Held by this thread (an async acquisition resuming): spinning cannot help.
+    if (m.owner === this.#ownerTag()) return false;
     for (let k = 0; k < LOCK_SPIN; k++) {
-      if (k > 0 && m.owner !== 0) continue;
-      const r = m.tryLock();
-      if (r === null) continue;
-      if (r.ownerDied) this.#q.repair();
-      return true;
+      if (m.owner === 0 && m.tryLockFree()) return true;
     }
-    return false;
+    // Only now the liveness check: a holder that died leaves the lock taken for good.
+    const r = m.tryLock();
+    if (r === null) return false;
+    if (r.ownerDied) this.#q.repair();
+    return true;
   }
 
   async #lockSlow(deadline: number, signal: AbortSignal | undefined): Promise<void> {
