@@ -180,6 +180,8 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   };
   /** Aborted when this handle closes, to end its own pending waits. */
   readonly #local = new AbortController();
+  /** Caller signals joined with #local (see #waitSignal). */
+  readonly #joined = new WeakMap<AbortSignal, AbortSignal>();
 
   private constructor(
     proc: SegmentRegistry,
@@ -656,11 +658,24 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   }
 
   #waitOptions(signal: AbortSignal | undefined, deadline: number): { timeout: number; signal: AbortSignal } {
+    return { timeout: remaining(deadline), signal: this.#waitSignal(signal) };
+  }
+
+  /**
+   * The caller's signal joined with this handle's own. One joined signal per
+   * caller signal: AbortSignal.any costs microseconds and registers with both
+   * sources until collected, so making one per receive (messages({signal})
+   * passes the same signal every time) cost more than the receive itself.
+   */
+  #waitSignal(signal: AbortSignal | undefined): AbortSignal {
     const local = this.#local.signal;
-    return {
-      timeout: remaining(deadline),
-      signal: signal === undefined ? local : AbortSignal.any([signal, local]),
-    };
+    if (signal === undefined) return local;
+    let joined = this.#joined.get(signal);
+    if (joined === undefined) {
+      joined = AbortSignal.any([signal, local]);
+      this.#joined.set(signal, joined);
+    }
+    return joined;
   }
 
   #checkRole(kind: 'send' | 'receive'): void {
