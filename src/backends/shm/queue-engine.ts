@@ -63,6 +63,12 @@ export interface QueueSendJob {
   taken?: boolean;
 }
 
+/** A receive registered as waiting: its entry and the entry's arrival number. */
+interface WaitingEntry {
+  readonly entry: number;
+  readonly order: number;
+}
+
 export interface QueueReceiveOptions {
   ack: boolean;
   copy: boolean;
@@ -239,24 +245,47 @@ export class QueueEngine {
 
   // ------------------------------------------------------------------ receiving
 
-  async receive(o: QueueReceiveOptions): Promise<ShmMessage> {
+  /**
+   * A receive. When the lock is free at once and a message is queued (the
+   * usual case for a receiver that keeps up), the message itself, taken
+   * without a promise or a yield; otherwise a promise for it.
+   */
+  receive(o: QueueReceiveOptions): ShmMessage | Promise<ShmMessage> {
     if (this.#broadcast) return this.#receiveBroadcast(o);
+    if (!this.#tryLock()) return this.#receiveAfterLock(o);
+    const got = this.#receiveLocked(o);
+    return got instanceof ShmMessage ? got : this.#awaitHandOver(got, o);
+  }
+
+  async #receiveAfterLock(o: QueueReceiveOptions): Promise<ShmMessage> {
+    await this.#lockSlow(o.deadline, o.signal);
+    const got = this.#receiveLocked(o);
+    return got instanceof ShmMessage ? got : this.#awaitHandOver(got, o);
+  }
+
+  /**
+   * With the lock held (released before returning): the next queued
+   * message, or this receive's new waiting entry (a message is then handed
+   * to it).
+   */
+  #receiveLocked(o: QueueReceiveOptions): ShmMessage | WaitingEntry {
     const q = this.#q;
-    if (!this.#tryLock()) await this.#lockSlow(o.deadline, o.signal);
-    let entry: number;
-    let order: number;
     try {
       this.#throwIfClosed();
       if (q.taken > 0 || q.syncPending > 0) this.#sweepIfDue();
       const i = q.takeNext();
       if (i >= 0) return this.#consume(i, o);
       if (o.nonblock) throw new WouldBlockError(`${this.#name} is empty`);
-      entry = q.addWaiter(this.#me);
+      const entry = q.addWaiter(this.#me);
       if (entry < 0) throw new IpcError('KERNEL_FULL', `${this.#name}: too many receives waiting`);
-      order = q.entryOrder(entry);
+      return { entry, order: q.entryOrder(entry) };
     } finally {
       q.mutex.unlock();
     }
+  }
+
+  async #awaitHandOver({ entry, order }: WaitingEntry, o: QueueReceiveOptions): Promise<ShmMessage> {
+    const q = this.#q;
     const [w, at] = q.wakeWord(entry);
     // A hand-over from a sender that is on a CPU comes within microseconds;
     // parking (a wake through the addon's waiter thread) costs ~100 µs.
@@ -314,7 +343,7 @@ export class QueueEngine {
         const i = q.findFor(b);
         if (i >= 0) {
           const r = q.read(i, this.#in);
-          const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
+          const bytes = this.#copyPayload(i, r);
           const seq = q.seqOf(i);
           q.clearBit(i, b, o.ack);
           const ack = o.ack ? () => this.#withLock(() => q.ackCopy(i, b, seq)) : undefined;
@@ -375,7 +404,7 @@ export class QueueEngine {
     const len = job.payload.byteLength;
     const slab = chunk >= 0;
     if (slab) (this.#slab as Slab).markQueued(chunk);
-    else q.inline(i, len).set(job.payload);
+    else q.copyIn(i, job.payload);
     const rendezvous = l.capacity === 0;
     const sync = job.sync || rendezvous;
     const mask = this.#broadcast ? q.subscribers : 0;
@@ -411,13 +440,13 @@ export class QueueEngine {
     const codec = codecName(r.codec);
     if (o.ack) {
       q.hold(i, this.#me);
-      const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
+      const bytes = this.#copyPayload(i, r);
       return new ShmMessage(bytes, codec, r.sender, this.#name, false, undefined, r.priority, () =>
         this.#ack(i),
       );
     }
     if ((r.flags & SLOT_SLAB) === 0 || o.copy) {
-      const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
+      const bytes = this.#copyPayload(i, r);
       q.free(i);
       return new ShmMessage(bytes, codec, r.sender, this.#name, false, undefined, r.priority);
     }
@@ -437,8 +466,10 @@ export class QueueEngine {
     );
   }
 
-  #payload(i: number, flags: number, chunk: number, length: number): Uint8Array {
-    return (flags & SLOT_SLAB) !== 0 ? (this.#slab as Slab).view(chunk, length) : this.#q.inline(i, length);
+  /** A private copy of slot `i`'s payload (record `r`). */
+  #copyPayload(i: number, r: SlotRecord): Buffer {
+    if ((r.flags & SLOT_SLAB) === 0) return this.#q.copyOut(i, r.length);
+    return Buffer.from((this.#slab as Slab).view(r.chunk, r.length));
   }
 
   #ack(i: number): void {
