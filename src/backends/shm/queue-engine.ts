@@ -46,6 +46,13 @@ import type { Slab } from './slab.js';
 /** How often waiting parties look for dead holders, waiters and subscribers (ms). */
 export const LIVENESS_MS = 100;
 
+/**
+ * How long a sender finding no room watches for a slot to be freed before
+ * it parks (ms). Between two processes at 64 B, most waits for room were
+ * shorter than this.
+ */
+const ROOM_WATCH_MS = 0.05;
+
 /** Loads of the lock word before an acquisition gives up spinning (each a few ns). */
 const LOCK_SPIN = 2000;
 
@@ -75,6 +82,15 @@ export interface QueueReceiveOptions {
   nonblock: boolean;
   deadline: number;
   signal: AbortSignal;
+}
+
+/** Spin while the word equals `expected`, for up to `ms`; true if it changed. */
+function spinFor(view: Int32Array, index: number, expected: number, ms: number): boolean {
+  const end = performance.now() + ms;
+  do {
+    if (spinWhile(view, index, expected, 256)) return true;
+  } while (performance.now() < end);
+  return false;
 }
 
 export class QueueEngine {
@@ -161,7 +177,7 @@ export class QueueEngine {
       this.#throwIfClosed();
       return this.#enqueueLocked(job, chunk, nonblock);
     } finally {
-      this.#q.mutex.unlock();
+      this.#unlock();
     }
   }
 
@@ -176,6 +192,7 @@ export class QueueEngine {
         s.view(chunk, job.payload.byteLength).set(job.payload);
       }
       const [room, at] = this.#q.roomWord();
+      let watch = true;
       for (;;) {
         if (!this.#tryLock()) await this.#lockSlow(deadline, signal);
         let seen: number;
@@ -186,10 +203,19 @@ export class QueueEngine {
             chunk = -1;
             return;
           }
-          this.#q.roomWaiting(1);
+          if (!watch) this.#q.roomWaiting(1);
           seen = Atomics.load(room, at);
         } finally {
-          this.#q.mutex.unlock();
+          this.#unlock();
+        }
+        if (watch) {
+          // A receiver that is taking messages frees a slot within
+          // microseconds: watch for it before asking for a wake, which costs
+          // that receiver a syscall in its loop (and, on a busy machine, its
+          // CPU to the woken thread). Then try again, asking this time.
+          watch = false;
+          spinFor(room, at, seen, Math.min(ROOM_WATCH_MS, remaining(deadline)));
+          continue;
         }
         try {
           const left = remaining(deadline);
@@ -236,7 +262,7 @@ export class QueueEngine {
       try {
         withdrawn = this.#q.withdraw(slot, gen);
       } finally {
-        this.#q.mutex.unlock();
+        this.#unlock();
       }
       if (withdrawn) throw failure;
       return;
@@ -280,7 +306,7 @@ export class QueueEngine {
       if (entry < 0) throw new IpcError('KERNEL_FULL', `${this.#name}: too many receives waiting`);
       return { entry, order: q.entryOrder(entry) };
     } finally {
-      q.mutex.unlock();
+      this.#unlock();
     }
   }
 
@@ -324,7 +350,7 @@ export class QueueEngine {
           return this.#consume(i, o);
         }
       } finally {
-        q.mutex.unlock();
+        this.#unlock();
       }
     }
   }
@@ -362,7 +388,7 @@ export class QueueEngine {
         seen = Atomics.load(w, at);
         q.subscriberWaiting(b, 1);
       } finally {
-        q.mutex.unlock();
+        this.#unlock();
       }
       try {
         const left = remaining(o.deadline);
@@ -551,7 +577,7 @@ export class QueueEngine {
             try {
               fn();
             } finally {
-              m.unlock();
+              this.#unlock();
             }
           })
           .catch((err: unknown) => process.emitWarning(err instanceof Error ? err : String(err)));
@@ -563,8 +589,14 @@ export class QueueEngine {
     try {
       fn();
     } finally {
-      m.unlock();
+      this.#unlock();
     }
+  }
+
+  /** Release the lock, then make the wakes its critical section owes (see SharedQueue.flushWakes). */
+  #unlock(): void {
+    this.#q.mutex.unlock();
+    this.#q.flushWakes();
   }
 
   #ownerTag(): number {
