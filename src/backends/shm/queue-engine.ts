@@ -272,9 +272,28 @@ export class QueueEngine {
   // ------------------------------------------------------------------ receiving
 
   /**
-   * A receive. When the lock is free at once and a message is queued (the
-   * usual case for a receiver that keeps up), the message itself, taken
-   * without a promise or a yield; otherwise a promise for it.
+   * The next queued message if the lock is free at this instant (one
+   * compare-and-swap) and one is queued; else null (then receive(), which
+   * spins for the lock, waits, and finds a dead holder). Allocates nothing
+   * but the message: the usual case for a receiver that keeps up.
+   */
+  takeNow(ack: boolean, copy: boolean): ShmMessage | null {
+    const q = this.#q;
+    if (this.#broadcast || !q.mutex.tryLockFree()) return null;
+    try {
+      this.#throwIfClosed();
+      if (q.taken > 0 || q.syncPending > 0) this.#sweepIfDue();
+      const i = q.takeNext();
+      return i < 0 ? null : this.#consume(i, ack, copy);
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /**
+   * A receive. When the lock is free at once and a message is queued, the
+   * message itself, taken without a promise or a yield; otherwise a
+   * promise for it.
    */
   receive(o: QueueReceiveOptions): ShmMessage | Promise<ShmMessage> {
     if (this.#broadcast) return this.#receiveBroadcast(o);
@@ -300,7 +319,7 @@ export class QueueEngine {
       this.#throwIfClosed();
       if (q.taken > 0 || q.syncPending > 0) this.#sweepIfDue();
       const i = q.takeNext();
-      if (i >= 0) return this.#consume(i, o);
+      if (i >= 0) return this.#consume(i, o.ack, o.copy);
       if (o.nonblock) throw new WouldBlockError(`${this.#name} is empty`);
       const entry = q.addWaiter(this.#me);
       if (entry < 0) throw new IpcError('KERNEL_FULL', `${this.#name}: too many receives waiting`);
@@ -333,7 +352,7 @@ export class QueueEngine {
         const out = q.entryOutcome(entry, this.#me, order);
         if (out >= 0) {
           q.removeWaiter(entry);
-          return this.#consume(out, o);
+          return this.#consume(out, o.ack, o.copy);
         }
         if (out === -2) throw new MailboxClosedError(`handle on ${this.#name} closed`);
         if (this.#isClosed() || interrupted !== undefined || remaining(o.deadline) === 0) {
@@ -347,7 +366,7 @@ export class QueueEngine {
         const i = q.entryOutcome(entry, this.#me, order) === -1 ? q.takeNext() : -1;
         if (i >= 0) {
           q.removeWaiter(entry);
-          return this.#consume(i, o);
+          return this.#consume(i, o.ack, o.copy);
         }
       } finally {
         this.#unlock();
@@ -460,18 +479,18 @@ export class QueueEngine {
   }
 
   /** Take slot `i` (unlinked or handed to us) for this receive. */
-  #consume(i: number, o: QueueReceiveOptions): ShmMessage {
+  #consume(i: number, ack: boolean, copy: boolean): ShmMessage {
     const q = this.#q;
     const r = q.read(i, this.#in);
     const codec = codecName(r.codec);
-    if (o.ack) {
+    if (ack) {
       q.hold(i, this.#me);
       const bytes = this.#copyPayload(i, r);
       return new ShmMessage(bytes, codec, r.sender, this.#name, false, undefined, r.priority, () =>
         this.#ack(i),
       );
     }
-    if ((r.flags & SLOT_SLAB) === 0 || o.copy) {
+    if ((r.flags & SLOT_SLAB) === 0 || copy) {
       const bytes = this.#copyPayload(i, r);
       q.free(i);
       return new ShmMessage(bytes, codec, r.sender, this.#name, false, undefined, r.priority);

@@ -178,6 +178,8 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     writeU32(bytes, off + RECORD_HEADER + 4, this.#outLength);
     (this.#slab as Slab).markQueued(this.#outChunk);
   };
+  readonly #takeCopy = (view: Uint8Array): ShmMessage => this.#take(view, true);
+  readonly #takeView = (view: Uint8Array): ShmMessage => this.#take(view, false);
   /** Aborted when this handle closes, to end its own pending waits. */
   readonly #local = new AbortController();
   /** Caller signals joined with #local (see #waitSignal). */
@@ -470,35 +472,35 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     if (options.signal?.aborted) throw new AbortError('receive aborted', { cause: options.signal.reason });
     const copy = options.copy === true;
     const signal = options.signal;
-    const mapError = (err: unknown): never => {
-      throw this.#mapError(err, signal);
-    };
-    if (this.#engine !== undefined) {
-      let got: ShmMessage | Promise<ShmMessage>;
-      try {
-        const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
-        got = this.#engine.receive({
+    // The deadline first: a bad timeout fails even when a message is there.
+    const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
+    const engine = this.#engine;
+    let got: ShmMessage | Promise<ShmMessage> | null;
+    try {
+      if (engine !== undefined) {
+        got = engine.takeNow(options.ack === true, copy);
+        if (got !== null) return got;
+        got = engine.receive({
           ack: options.ack === true,
           copy,
           nonblock: options.nonblock === true,
           deadline,
           signal: this.#waitSignal(signal),
         });
-      } catch (err) {
-        return mapError(err);
+        if (got instanceof ShmMessage) return got;
+      } else {
+        const take = copy ? this.#takeCopy : this.#takeView;
+        got = this.#ring.tryReadWith(take);
+        if (got !== null) return got;
+        if (options.nonblock === true) throw new WouldBlockError(`${this.name} is empty`);
+        got = this.#ring.readWith(take, this.#waitOptions(signal, deadline));
       }
-      return got instanceof ShmMessage ? got : got.catch(mapError);
-    }
-    const take = (view: Uint8Array): ShmMessage => this.#take(view, copy);
-    try {
-      const msg = this.#ring.tryReadWith(take);
-      if (msg !== null) return msg;
-      if (options.nonblock === true) throw new WouldBlockError(`${this.name} is empty`);
-      const deadline = deadlineAfter(options.timeout);
-      return this.#ring.readWith(take, this.#waitOptions(signal, deadline)).catch(mapError);
     } catch (err) {
-      return mapError(err);
+      throw this.#mapError(err, signal);
     }
+    return got.catch((err: unknown) => {
+      throw this.#mapError(err, signal);
+    });
   }
 
   /** The ring (ring kind only: every caller has checked #engine first). */
