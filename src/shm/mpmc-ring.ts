@@ -18,12 +18,21 @@
  *   +128  dequeuePos     i32  next position to take, mod 2^32. Consumers
  *                             claim positions by CAS. Own cache line.
  *   +192  dataEvent      i32  futex word consumers park on; producers add 1
- *                             after publishing when consumers wait.
+ *                             after publishing when a consumer asked for it.
  *   +196  consumersWaiting i32 threads parked (or about to park) on dataEvent;
- *                             consumers add/sub around parking.
+ *                             consumers add/sub around parking (a count for
+ *                             stat(); wakes go by dataWanted).
+ *   +200  dataWanted     i32  1 once a consumer is about to park on dataEvent
+ *                             (it stores 1 before every park); the next
+ *                             publish exchanges it to 0, adds 1 to dataEvent
+ *                             and wakes every consumer parked there. One wake
+ *                             syscall per parking, not one per record
+ *                             published while a woken consumer is still on
+ *                             its way out of the kernel.
  *   +256  spaceEvent     i32  futex word producers park on; consumers add 1
- *                             after freeing cells when producers wait.
+ *                             after freeing cells when a producer asked.
  *   +260  producersWaiting i32 mirror of consumersWaiting.
+ *   +264  spaceWanted    i32  mirror of dataWanted.
  *   +320  cells          slots × stride bytes
  *
  * Cell i (at +320 + i × stride), for the position p with p mod slots = i:
@@ -55,17 +64,21 @@
  * - close() marks the ring closed and wakes every parked thread: writes
  *   then fail with MAILBOX_CLOSED; reads drain what is left and then fail
  *   with MAILBOX_CLOSED.
- * - Why no lost wakeups (an event count): a waiter increments the waiting
- *   count, reads the event word, and only then retries the operation; if
+ * - Why no lost wakeups (an event count): a waiter stores 1 in the wanted
+ *   word, reads the event word, and only then retries the operation; if
  *   that fails it parks on the event value it read. The other side publishes
- *   (seq store) and then reads the waiting count; if non-zero it increments
- *   the event word and wakes. All these are sequentially consistent Atomics,
- *   so either the publisher sees the waiter (then the event changes after
- *   the waiter read it, so the kernel refuses to park or the wake finds it),
- *   or the waiter's retry sees the published cell. Wakes wake as many
- *   threads as cells were published; a waiter that leaves without taking
- *   anything (timeout, abort) passes a wake on so no record is stranded
- *   next to a sleeping consumer.
+ *   (seq store) and then exchanges the wanted word for 0; if it was 1 it
+ *   increments the event word and wakes every waiter parked on it. All these
+ *   are sequentially consistent Atomics, so either the publisher's exchange
+ *   comes after the waiter's store (then the event changes after the waiter
+ *   read it, so the kernel refuses to park or the wake finds it), or the
+ *   waiter's retry sees the published cell; if another publisher took the
+ *   flag in between, its own increment and wake come after it, and either
+ *   the waiter read the event after that increment (and its retry sees that
+ *   publisher's cell) or the increment/wake reach it. Every parked waiter
+ *   is woken, because each stores the flag again before parking again; a
+ *   waiter that leaves without taking anything (timeout, abort) still
+ *   passes a wake on if one is asked for.
  * - If a thread dies between claiming a position and publishing or freeing
  *   its cell (a window of a few instructions), the ring stops at that cell:
  *   later positions are not reached. The shared-memory mailbox treats that
@@ -95,8 +108,15 @@ const ENQUEUE = 16;
 const DEQUEUE = 32;
 const DATA_EVENT = 48;
 const CONSUMERS_WAITING = 49;
+const DATA_WANTED = 50;
 const SPACE_EVENT = 64;
 const PRODUCERS_WAITING = 65;
+const SPACE_WANTED = 66;
+
+/** The wanted word of `event` (DATA_EVENT or SPACE_EVENT). */
+function wantedOf(event: number): number {
+  return event === DATA_EVENT ? DATA_WANTED : SPACE_WANTED;
+}
 const HEADER_BYTES = 320;
 const CELL_HEADER = 8;
 const CLOSED = 1;
@@ -104,6 +124,15 @@ const MAX_SLOTS = 2 ** 24;
 const MAX_SLOT_SIZE = 2 ** 26;
 /** Failed attempts before parking; a failed attempt is 2-3 Atomics loads. */
 const SPIN_ATTEMPTS = 400;
+/**
+ * How long a producer finding the ring full keeps trying before it parks
+ * (ms): a consumer that is reading frees a cell within microseconds, and a
+ * parked producer costs it a wake syscall. Consumers park after
+ * SPIN_ATTEMPTS: an empty ring may stay empty for long.
+ */
+const PRODUCER_SPIN_MS = 0.05;
+/** futexWake count for every waiter. */
+const WAKE_ALL = 0x7fffffff;
 
 export interface MpmcRingOptions {
   /** Number of cells, a power of two in 2 .. 2^24. */
@@ -364,7 +393,7 @@ export class MpmcRing {
       const p = (pos + i) | 0;
       Atomics.store(cells, this.#cellWord(p), (p + this.slots) | 0);
     }
-    this.#notify(SPACE_EVENT, PRODUCERS_WAITING, n);
+    this.#notify(SPACE_EVENT);
     if (failure !== undefined) throw failure.error;
     return n;
   }
@@ -374,11 +403,23 @@ export class MpmcRing {
    * view is valid only during the call; `take` must not return null).
    */
   tryReadWith<T>(take: (record: Uint8Array) => T): T | null {
-    let out: T | null = null;
-    this.readBatch((view) => {
-      out = take(view);
-    }, 1);
-    return out;
+    // readBatch(…, 1) without the closure it would take: this is every
+    // ring mailbox receive.
+    const ctl = this.#ctl;
+    const pos = this.#claim(DEQUEUE, 1, 1);
+    if (pos === null) {
+      if ((Atomics.load(ctl, FLAGS) & CLOSED) !== 0 && this.#claimable(DEQUEUE, 1) === 0) throw closedError();
+      return null;
+    }
+    const cells = this.#cells;
+    const off = this.#cellWord(pos);
+    const start = (off << 2) + CELL_HEADER;
+    try {
+      return take(this.#bytes.subarray(start, start + (cells[off + 1] as number)));
+    } finally {
+      Atomics.store(cells, off, (pos + this.slots) | 0);
+      this.#notify(SPACE_EVENT);
+    }
   }
 
   /** tryReadWith, waiting without blocking the event loop. */
@@ -507,14 +548,16 @@ export class MpmcRing {
       const p = (pos + i) | 0;
       Atomics.store(cells, this.#cellWord(p), (p + 1) | 0);
     }
-    this.#notify(DATA_EVENT, CONSUMERS_WAITING, n);
+    this.#notify(DATA_EVENT);
   }
 
-  #notify(event: number, waiting: number, n: number): void {
+  /** Wake the waiters on `event` if one asked (see the layout: one wake per parking). */
+  #notify(event: number): void {
     const ctl = this.#ctl;
-    if (Atomics.load(ctl, waiting) > 0) {
+    const wanted = wantedOf(event);
+    if (Atomics.load(ctl, wanted) !== 0 && Atomics.exchange(ctl, wanted, 0) !== 0) {
       Atomics.add(ctl, event, 1);
-      futexWake(ctl, event, n);
+      futexWake(ctl, event, WAKE_ALL);
     }
   }
 
@@ -538,6 +581,7 @@ export class MpmcRing {
     try {
       for (;;) {
         this.#checkOpen(event);
+        Atomics.store(ctl, wantedOf(event), 1);
         const seen = Atomics.load(ctl, event);
         const got = attempt();
         if (got !== null) {
@@ -562,6 +606,7 @@ export class MpmcRing {
     try {
       for (;;) {
         this.#checkOpen(event);
+        Atomics.store(ctl, wantedOf(event), 1);
         const seen = Atomics.load(ctl, event);
         const got = attempt();
         if (got !== null) {
@@ -579,13 +624,25 @@ export class MpmcRing {
   // the park are shared below. (A shared loop taking the park as a callback
   // would allocate a closure per wait.)
 
-  /** Retry `attempt` SPIN_ATTEMPTS times before anyone counts as waiting; its result or null. */
+  /**
+   * Retry `attempt` before anyone counts as waiting: SPIN_ATTEMPTS times,
+   * and a producer for PRODUCER_SPIN_MS; its result or null.
+   */
   #spin<T>(attempt: () => T | null, event: number): T | null {
     for (let i = 0; i < SPIN_ATTEMPTS; i++) {
       this.#checkOpen(event);
       const got = attempt();
       if (got !== null) return got;
     }
+    if (event !== SPACE_EVENT) return null;
+    const end = performance.now() + PRODUCER_SPIN_MS;
+    do {
+      for (let i = 0; i < 64; i++) {
+        this.#checkOpen(event);
+        const got = attempt();
+        if (got !== null) return got;
+      }
+    } while (performance.now() < end);
     return null;
   }
 
@@ -600,6 +657,6 @@ export class MpmcRing {
   /** Stop counting as waiting on `event`; a waiter leaving empty-handed passes a possibly consumed wake on. */
   #leave(event: number, waiting: number, ok: boolean): void {
     Atomics.sub(this.#ctl, waiting, 1);
-    if (!ok) this.#notify(event, waiting, 1);
+    if (!ok) this.#notify(event);
   }
 }

@@ -100,14 +100,28 @@ export class Mutex {
     return Atomics.load(this.#w, STATE) & OWNER_MASK;
   }
 
-  /** Take the lock if free (or held by a dead thread); null if held. */
+  /**
+   * Take the lock if free (or held by a dead thread); null if held. A held
+   * lock stays as it was: a try does not park, so it must not set WAITERS
+   * (that would cost the holder a wake syscall at unlock for nobody).
+   */
   tryLock(): LockResult | null {
     const me = myTag();
     const w = this.#w;
     const v = Atomics.load(w, STATE);
     if (v === 0) return Atomics.compareExchange(w, STATE, 0, me) === 0 ? LOCKED : null;
-    const next = this.#afterSpin(me, w, v);
-    return typeof next === 'number' ? null : next;
+    if (holderDied(v & OWNER_MASK, me)) return takeOver(w, STATE, v, me) ? OWNER_DIED : null;
+    return null;
+  }
+
+  /**
+   * Take the lock only if it is free: one compare-and-swap, no liveness
+   * check (a system call). For spinning on a lock held by a live thread; a
+   * spin that fails must end with tryLock() or lock(), which find a dead
+   * holder.
+   */
+  tryLockFree(): boolean {
+    return Atomics.compareExchange(this.#w, STATE, 0, myTag()) === 0;
   }
 
   lockSync(timeoutMs: number = Number.POSITIVE_INFINITY): LockResult {

@@ -65,6 +65,36 @@ function label(data: unknown): string {
 
 // Every behaviour here holds for both message stores (the ring tests were written first).
 for (const queue of ['priority', 'ring'] as const) {
+  describe(`${queue}: no lost wakeups`, () => {
+    test('3000 messages through a one-slot mailbox, each side waiting on the other for nearly every one, none stalls', async () => {
+      // Every message makes the receiver wait for it and the sender wait for
+      // room, so the two processes park and wake each other thousands of
+      // times, in every interleaving of "register, re-check, park" with
+      // "publish, check for waiters, wake" the scheduler produces. A wake
+      // lost on the ring leaves its waiter parked (the sends and receives
+      // time out); on the priority queue it shows as a wait of about
+      // LIVENESS_MS (100 ms), after which the waiter looks again.
+      const name = uniqueName('wake');
+      const count = 3000;
+      const mb = await ShmMailbox.create(proc, name, { queue, capacity: 1, role: 'receive' });
+      const sender = child(['send', name, String(count)]);
+      let slow = 0;
+      let worst = 0;
+      for (let i = 0; i < count; i++) {
+        const t = performance.now();
+        const m = await mb.receive({ timeout: 30_000 });
+        const took = performance.now() - t;
+        worst = Math.max(worst, took);
+        if (took >= 90) slow++;
+        assert.equal((m.data as { i: number }).i, i);
+      }
+      assert.equal(await sender.exited, 0);
+      // A loaded machine may stall a process now and then; lost wakes would come by the dozen.
+      assert.ok(slow <= 3, `${slow} receives took 90 ms or more (worst ${worst.toFixed(1)} ms)`);
+      await mb.delete();
+    });
+  });
+
   describe(`${queue}: per-handle FIFO, whatever a send waits for`, () => {
     test('a large send waiting for a slab chunk is not overtaken by later small sends of the same handle', async () => {
       const name = uniqueName('fifo');

@@ -150,6 +150,46 @@ for (const queue of ['priority', 'ring'] as const) {
       await mb.delete();
     });
 
+    test('messages(): next() calls are answered in call order, taken at once or waited for; abort rejects and ends it; return() and closing end it', async () => {
+      const name = uniqueName('mbx');
+      const mb = await ShmMailbox.create(proc, name, { queue, capacity: 8 });
+      const data = async (p: Promise<IteratorResult<ShmMessage, void>>): Promise<unknown> => {
+        const r = await p;
+        assert.equal(r.done, false);
+        return (r.value as ShmMessage).data;
+      };
+      const done = { value: undefined, done: true };
+      await mb.send('a');
+      const it = mb.messages();
+      const first = it.next(); // taken at once
+      const second = it.next(); // waits for a message
+      const third = it.next(); // queued behind the waiting one
+      await mb.send('b');
+      await mb.send('c');
+      assert.deepEqual([await data(first), await data(second), await data(third)], ['a', 'b', 'c']);
+
+      const ac = new AbortController();
+      const aborted = mb.messages({ signal: ac.signal });
+      const pending = aborted.next();
+      ac.abort();
+      await assert.rejects(pending, hasCode('ABORTED'));
+      assert.deepEqual(await aborted.next(), done);
+
+      await mb.send('d');
+      const returned = mb.messages();
+      assert.equal(await data(returned.next()), 'd');
+      assert.deepEqual(await returned.return(undefined), done);
+      assert.deepEqual(await returned.next(), done);
+      await mb.send('e');
+      assert.equal((await mb.receive()).data, 'e', 'return() took nothing');
+
+      const other = await ShmMailbox.open(proc, name, 'receive');
+      const ends = other.messages().next();
+      await other.close();
+      assert.deepEqual(await ends, done);
+      await mb.delete();
+    });
+
     test('closing a handle rejects its pending operations with MAILBOX_CLOSED', async () => {
       const name = uniqueName('mbx');
       const mb = await ShmMailbox.create(proc, name, { queue, capacity: 1 });

@@ -57,8 +57,13 @@ import { SharedQueue, sharedQueueBytes } from './shared-queue.js';
 
 /** 'SMBX' */
 export const SHM_MAILBOX_MAGIC = 0x534d4258;
-/** 3: a second kind (the priority queue of shared-queue.ts) next to the ring. */
-export const LAYOUT_VERSION = 3;
+/**
+ * 3: a second kind (the priority queue of shared-queue.ts) next to the ring.
+ * 4: MpmcRing waiters ask for wakes through a wanted word (the message ring
+ *    and the slab's free ring): a process of version 3 would neither ask
+ *    nor look, so the two must not share a mailbox.
+ */
+export const LAYOUT_VERSION = 4;
 
 export const HEADER_BYTES = 64;
 /** Word indices into the header. */

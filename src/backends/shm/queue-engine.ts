@@ -46,6 +46,13 @@ import type { Slab } from './slab.js';
 /** How often waiting parties look for dead holders, waiters and subscribers (ms). */
 export const LIVENESS_MS = 100;
 
+/**
+ * How long a sender finding no room watches for a slot to be freed before
+ * it parks (ms). Between two processes at 64 B, most waits for room were
+ * shorter than this.
+ */
+const ROOM_WATCH_MS = 0.05;
+
 /** Loads of the lock word before an acquisition gives up spinning (each a few ns). */
 const LOCK_SPIN = 2000;
 
@@ -63,12 +70,27 @@ export interface QueueSendJob {
   taken?: boolean;
 }
 
+/** A receive registered as waiting: its entry and the entry's arrival number. */
+interface WaitingEntry {
+  readonly entry: number;
+  readonly order: number;
+}
+
 export interface QueueReceiveOptions {
   ack: boolean;
   copy: boolean;
   nonblock: boolean;
   deadline: number;
   signal: AbortSignal;
+}
+
+/** Spin while the word equals `expected`, for up to `ms`; true if it changed. */
+function spinFor(view: Int32Array, index: number, expected: number, ms: number): boolean {
+  const end = performance.now() + ms;
+  do {
+    if (spinWhile(view, index, expected, 256)) return true;
+  } while (performance.now() < end);
+  return false;
 }
 
 export class QueueEngine {
@@ -155,7 +177,7 @@ export class QueueEngine {
       this.#throwIfClosed();
       return this.#enqueueLocked(job, chunk, nonblock);
     } finally {
-      this.#q.mutex.unlock();
+      this.#unlock();
     }
   }
 
@@ -170,6 +192,7 @@ export class QueueEngine {
         s.view(chunk, job.payload.byteLength).set(job.payload);
       }
       const [room, at] = this.#q.roomWord();
+      let watch = true;
       for (;;) {
         if (!this.#tryLock()) await this.#lockSlow(deadline, signal);
         let seen: number;
@@ -180,10 +203,19 @@ export class QueueEngine {
             chunk = -1;
             return;
           }
-          this.#q.roomWaiting(1);
+          if (!watch) this.#q.roomWaiting(1);
           seen = Atomics.load(room, at);
         } finally {
-          this.#q.mutex.unlock();
+          this.#unlock();
+        }
+        if (watch) {
+          // A receiver that is taking messages frees a slot within
+          // microseconds: watch for it before asking for a wake, which costs
+          // that receiver a syscall in its loop (and, on a busy machine, its
+          // CPU to the woken thread). Then try again, asking this time.
+          watch = false;
+          spinFor(room, at, seen, Math.min(ROOM_WATCH_MS, remaining(deadline)));
+          continue;
         }
         try {
           const left = remaining(deadline);
@@ -230,7 +262,7 @@ export class QueueEngine {
       try {
         withdrawn = this.#q.withdraw(slot, gen);
       } finally {
-        this.#q.mutex.unlock();
+        this.#unlock();
       }
       if (withdrawn) throw failure;
       return;
@@ -239,24 +271,66 @@ export class QueueEngine {
 
   // ------------------------------------------------------------------ receiving
 
-  async receive(o: QueueReceiveOptions): Promise<ShmMessage> {
-    if (this.#broadcast) return this.#receiveBroadcast(o);
+  /**
+   * The next queued message if the lock is free at this instant (one
+   * compare-and-swap) and one is queued; else null (then receive(), which
+   * spins for the lock, waits, and finds a dead holder). Allocates nothing
+   * but the message: the usual case for a receiver that keeps up.
+   */
+  takeNow(ack: boolean, copy: boolean): ShmMessage | null {
     const q = this.#q;
-    if (!this.#tryLock()) await this.#lockSlow(o.deadline, o.signal);
-    let entry: number;
-    let order: number;
+    if (this.#broadcast || !q.mutex.tryLockFree()) return null;
     try {
       this.#throwIfClosed();
       if (q.taken > 0 || q.syncPending > 0) this.#sweepIfDue();
       const i = q.takeNext();
-      if (i >= 0) return this.#consume(i, o);
-      if (o.nonblock) throw new WouldBlockError(`${this.#name} is empty`);
-      entry = q.addWaiter(this.#me);
-      if (entry < 0) throw new IpcError('KERNEL_FULL', `${this.#name}: too many receives waiting`);
-      order = q.entryOrder(entry);
+      return i < 0 ? null : this.#consume(i, ack, copy);
     } finally {
-      q.mutex.unlock();
+      this.#unlock();
     }
+  }
+
+  /**
+   * A receive. When the lock is free at once and a message is queued, the
+   * message itself, taken without a promise or a yield; otherwise a
+   * promise for it.
+   */
+  receive(o: QueueReceiveOptions): ShmMessage | Promise<ShmMessage> {
+    if (this.#broadcast) return this.#receiveBroadcast(o);
+    if (!this.#tryLock()) return this.#receiveAfterLock(o);
+    const got = this.#receiveLocked(o);
+    return got instanceof ShmMessage ? got : this.#awaitHandOver(got, o);
+  }
+
+  async #receiveAfterLock(o: QueueReceiveOptions): Promise<ShmMessage> {
+    await this.#lockSlow(o.deadline, o.signal);
+    const got = this.#receiveLocked(o);
+    return got instanceof ShmMessage ? got : this.#awaitHandOver(got, o);
+  }
+
+  /**
+   * With the lock held (released before returning): the next queued
+   * message, or this receive's new waiting entry (a message is then handed
+   * to it).
+   */
+  #receiveLocked(o: QueueReceiveOptions): ShmMessage | WaitingEntry {
+    const q = this.#q;
+    try {
+      this.#throwIfClosed();
+      if (q.taken > 0 || q.syncPending > 0) this.#sweepIfDue();
+      const i = q.takeNext();
+      if (i >= 0) return this.#consume(i, o.ack, o.copy);
+      if (o.nonblock) throw new WouldBlockError(`${this.#name} is empty`);
+      const entry = q.addWaiter(this.#me);
+      if (entry < 0) throw new IpcError('KERNEL_FULL', `${this.#name}: too many receives waiting`);
+      return { entry, order: q.entryOrder(entry) };
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  async #awaitHandOver({ entry, order }: WaitingEntry, o: QueueReceiveOptions): Promise<ShmMessage> {
+    const q = this.#q;
     const [w, at] = q.wakeWord(entry);
     // A hand-over from a sender that is on a CPU comes within microseconds;
     // parking (a wake through the addon's waiter thread) costs ~100 µs.
@@ -278,7 +352,7 @@ export class QueueEngine {
         const out = q.entryOutcome(entry, this.#me, order);
         if (out >= 0) {
           q.removeWaiter(entry);
-          return this.#consume(out, o);
+          return this.#consume(out, o.ack, o.copy);
         }
         if (out === -2) throw new MailboxClosedError(`handle on ${this.#name} closed`);
         if (this.#isClosed() || interrupted !== undefined || remaining(o.deadline) === 0) {
@@ -292,10 +366,10 @@ export class QueueEngine {
         const i = q.entryOutcome(entry, this.#me, order) === -1 ? q.takeNext() : -1;
         if (i >= 0) {
           q.removeWaiter(entry);
-          return this.#consume(i, o);
+          return this.#consume(i, o.ack, o.copy);
         }
       } finally {
-        q.mutex.unlock();
+        this.#unlock();
       }
     }
   }
@@ -314,7 +388,7 @@ export class QueueEngine {
         const i = q.findFor(b);
         if (i >= 0) {
           const r = q.read(i, this.#in);
-          const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
+          const bytes = this.#copyPayload(i, r);
           const seq = q.seqOf(i);
           q.clearBit(i, b, o.ack);
           const ack = o.ack ? () => this.#withLock(() => q.ackCopy(i, b, seq)) : undefined;
@@ -333,7 +407,7 @@ export class QueueEngine {
         seen = Atomics.load(w, at);
         q.subscriberWaiting(b, 1);
       } finally {
-        q.mutex.unlock();
+        this.#unlock();
       }
       try {
         const left = remaining(o.deadline);
@@ -375,7 +449,7 @@ export class QueueEngine {
     const len = job.payload.byteLength;
     const slab = chunk >= 0;
     if (slab) (this.#slab as Slab).markQueued(chunk);
-    else q.inline(i, len).set(job.payload);
+    else q.copyIn(i, job.payload);
     const rendezvous = l.capacity === 0;
     const sync = job.sync || rendezvous;
     const mask = this.#broadcast ? q.subscribers : 0;
@@ -405,19 +479,19 @@ export class QueueEngine {
   }
 
   /** Take slot `i` (unlinked or handed to us) for this receive. */
-  #consume(i: number, o: QueueReceiveOptions): ShmMessage {
+  #consume(i: number, ack: boolean, copy: boolean): ShmMessage {
     const q = this.#q;
     const r = q.read(i, this.#in);
     const codec = codecName(r.codec);
-    if (o.ack) {
+    if (ack) {
       q.hold(i, this.#me);
-      const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
+      const bytes = this.#copyPayload(i, r);
       return new ShmMessage(bytes, codec, r.sender, this.#name, false, undefined, r.priority, () =>
         this.#ack(i),
       );
     }
-    if ((r.flags & SLOT_SLAB) === 0 || o.copy) {
-      const bytes = Buffer.from(this.#payload(i, r.flags, r.chunk, r.length));
+    if ((r.flags & SLOT_SLAB) === 0 || copy) {
+      const bytes = this.#copyPayload(i, r);
       q.free(i);
       return new ShmMessage(bytes, codec, r.sender, this.#name, false, undefined, r.priority);
     }
@@ -437,8 +511,10 @@ export class QueueEngine {
     );
   }
 
-  #payload(i: number, flags: number, chunk: number, length: number): Uint8Array {
-    return (flags & SLOT_SLAB) !== 0 ? (this.#slab as Slab).view(chunk, length) : this.#q.inline(i, length);
+  /** A private copy of slot `i`'s payload (record `r`). */
+  #copyPayload(i: number, r: SlotRecord): Buffer {
+    if ((r.flags & SLOT_SLAB) === 0) return this.#q.copyOut(i, r.length);
+    return Buffer.from((this.#slab as Slab).view(r.chunk, r.length));
   }
 
   #ack(i: number): void {
@@ -483,14 +559,17 @@ export class QueueEngine {
    */
   #tryLock(): boolean {
     const m = this.#q.mutex;
+    if (m.tryLockFree()) return true;
+    // Held by this thread (an async acquisition resuming): spinning cannot help.
+    if (m.owner === this.#ownerTag()) return false;
     for (let k = 0; k < LOCK_SPIN; k++) {
-      if (k > 0 && m.owner !== 0) continue;
-      const r = m.tryLock();
-      if (r === null) continue;
-      if (r.ownerDied) this.#q.repair();
-      return true;
+      if (m.owner === 0 && m.tryLockFree()) return true;
     }
-    return false;
+    // Only now the liveness check: a holder that died leaves the lock taken for good.
+    const r = m.tryLock();
+    if (r === null) return false;
+    if (r.ownerDied) this.#q.repair();
+    return true;
   }
 
   async #lockSlow(deadline: number, signal: AbortSignal | undefined): Promise<void> {
@@ -517,7 +596,7 @@ export class QueueEngine {
             try {
               fn();
             } finally {
-              m.unlock();
+              this.#unlock();
             }
           })
           .catch((err: unknown) => process.emitWarning(err instanceof Error ? err : String(err)));
@@ -529,8 +608,14 @@ export class QueueEngine {
     try {
       fn();
     } finally {
-      m.unlock();
+      this.#unlock();
     }
+  }
+
+  /** Release the lock, then make the wakes its critical section owes (see SharedQueue.flushWakes). */
+  #unlock(): void {
+    this.#q.mutex.unlock();
+    this.#q.flushWakes();
   }
 
   #ownerTag(): number {

@@ -178,8 +178,12 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     writeU32(bytes, off + RECORD_HEADER + 4, this.#outLength);
     (this.#slab as Slab).markQueued(this.#outChunk);
   };
+  readonly #takeCopy = (view: Uint8Array): ShmMessage => this.#take(view, true);
+  readonly #takeView = (view: Uint8Array): ShmMessage => this.#take(view, false);
   /** Aborted when this handle closes, to end its own pending waits. */
   readonly #local = new AbortController();
+  /** Caller signals joined with #local (see #waitSignal). */
+  readonly #joined = new WeakMap<AbortSignal, AbortSignal>();
 
   private constructor(
     proc: SegmentRegistry,
@@ -365,7 +369,9 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     }
     const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
     if (this.#engine !== undefined) {
-      return this.#queueSend(this.#engine, { payload, codec, priority, sync }, options, deadline);
+      const waiting = this.#queueSend(this.#engine, { payload, codec, priority, sync }, options, deadline);
+      if (waiting !== undefined) await waiting;
+      return;
     }
     if (this.#sends.idle) {
       let sent: boolean;
@@ -393,41 +399,14 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
 
   // ------------------------------------------------------------------ receiving
 
-  async receive(options: ShmReceiveOptions = {}): Promise<ShmMessage> {
-    if (options.ack === true && this.#engine === undefined) {
-      throw notSupported("acknowledged receive (ack/redelivery) with queue 'ring'");
-    }
-    this.#checkRole('receive');
-    this.#throwIfClosed();
-    if (options.signal?.aborted) throw new AbortError('receive aborted', { cause: options.signal.reason });
-    const copy = options.copy === true;
-    if (this.#engine !== undefined) {
-      const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
-      try {
-        return await this.#engine.receive({
-          ack: options.ack === true,
-          copy,
-          nonblock: options.nonblock === true,
-          deadline,
-          signal: this.#waitOptions(options.signal, deadline).signal,
-        });
-      } catch (err) {
-        throw this.#mapError(err, options.signal);
-      }
-    }
-    const take = (view: Uint8Array): ShmMessage => this.#take(view, copy);
-    let msg: ShmMessage | null;
+  receive(options: ShmReceiveOptions = {}): Promise<ShmMessage> {
+    let got: ShmMessage | Promise<ShmMessage>;
     try {
-      msg = this.#ring.tryReadWith(take);
-      if (msg === null) {
-        if (options.nonblock === true) throw new WouldBlockError(`${this.name} is empty`);
-        const deadline = deadlineAfter(options.timeout);
-        msg = await this.#ring.readWith(take, this.#waitOptions(options.signal, deadline));
-      }
+      got = this.#receive(options);
     } catch (err) {
-      throw this.#mapError(err, options.signal);
+      return Promise.reject(err);
     }
-    return msg;
+    return got instanceof ShmMessage ? Promise.resolve(got) : got;
   }
 
   /** Receive only if a message is there now; WOULD_BLOCK otherwise. */
@@ -440,22 +419,13 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
    * mailbox is closed, rejects with ABORTED when `signal` fires. Each
    * iteration is a receive, so several iterators compete like receivers.
    */
-  async *messages(
+  messages(
     options: { signal?: AbortSignal; copy?: boolean } = {},
   ): AsyncGenerator<ShmMessage, void, undefined> {
-    for (;;) {
-      let m: ShmMessage;
-      try {
-        const o: ShmReceiveOptions = {};
-        if (options.signal !== undefined) o.signal = options.signal;
-        if (options.copy !== undefined) o.copy = options.copy;
-        m = await this.receive(o);
-      } catch (err) {
-        if (err instanceof IpcError && err.code === 'MAILBOX_CLOSED') return;
-        throw err;
-      }
-      yield m;
-    }
+    const o: ShmReceiveOptions = {};
+    if (options.signal !== undefined) o.signal = options.signal;
+    if (options.copy !== undefined) o.copy = options.copy;
+    return new MessageIterator(() => this.#receive(o));
   }
 
   [Symbol.asyncIterator](): AsyncIterator<ShmMessage> {
@@ -493,6 +463,51 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
 
   // ------------------------------------------------------------------ internals
 
+  /**
+   * A receive: the message itself when it is taken at once (no promise, no
+   * turn of the microtask queue), else a promise for it. Throws what fails
+   * at once.
+   */
+  #receive(options: ShmReceiveOptions): ShmMessage | Promise<ShmMessage> {
+    if (options.ack === true && this.#engine === undefined) {
+      throw notSupported("acknowledged receive (ack/redelivery) with queue 'ring'");
+    }
+    this.#checkRole('receive');
+    this.#throwIfClosed();
+    if (options.signal?.aborted) throw new AbortError('receive aborted', { cause: options.signal.reason });
+    const copy = options.copy === true;
+    const signal = options.signal;
+    // The deadline first: a bad timeout fails even when a message is there.
+    const deadline = options.nonblock === true ? 0 : deadlineAfter(options.timeout);
+    const engine = this.#engine;
+    let got: ShmMessage | Promise<ShmMessage> | null;
+    try {
+      if (engine !== undefined) {
+        got = engine.takeNow(options.ack === true, copy);
+        if (got !== null) return got;
+        got = engine.receive({
+          ack: options.ack === true,
+          copy,
+          nonblock: options.nonblock === true,
+          deadline,
+          signal: this.#waitSignal(signal),
+        });
+        if (got instanceof ShmMessage) return got;
+      } else {
+        const take = copy ? this.#takeCopy : this.#takeView;
+        got = this.#ring.tryReadWith(take);
+        if (got !== null) return got;
+        if (options.nonblock === true) throw new WouldBlockError(`${this.name} is empty`);
+        got = this.#ring.readWith(take, this.#waitOptions(signal, deadline));
+      }
+    } catch (err) {
+      throw this.#mapError(err, signal);
+    }
+    return got.catch((err: unknown) => {
+      throw this.#mapError(err, signal);
+    });
+  }
+
   /** The ring (ring kind only: every caller has checked #engine first). */
   get #ring(): MpmcRing {
     return this.#ringOrNone as MpmcRing;
@@ -504,15 +519,15 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
    * the handle's earlier sends. A synchronous (or rendezvous) send then
    * waits until a receiver takes its message.
    */
-  async #queueSend(
+  #queueSend(
     engine: QueueEngine,
     job: PendingSend,
     options: ShmSendOptions,
     deadline: number,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const nonblock = options.nonblock === true;
+    let sent = false;
     try {
-      let sent = false;
       if (this.#sends.idle) {
         let chunk = -1;
         const len = job.payload.byteLength;
@@ -528,16 +543,31 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
           if (!sent && chunk >= 0) (this.#slab as Slab).release(chunk);
         }
       }
-      if (!sent) {
-        if (nonblock) {
-          throw new WouldBlockError(
-            this.#sends.idle
-              ? `${this.name} has no room (or no free slab chunk)`
-              : `${this.name}: earlier sends of this handle are waiting`,
-          );
-        }
-        await this.#sends.push(job, deadline, options.signal);
+      if (!sent && nonblock) {
+        throw new WouldBlockError(
+          this.#sends.idle
+            ? `${this.name} has no room (or no free slab chunk)`
+            : `${this.name}: earlier sends of this handle are waiting`,
+        );
       }
+    } catch (err) {
+      throw this.#mapError(err, options.signal);
+    }
+    // Queued now and nothing to wait for: no promise (the common case).
+    if (sent && !job.sync && this.layout.capacity !== 0) return undefined;
+    return this.#queueSendWait(engine, job, options, deadline, sent);
+  }
+
+  /** The rest of a send #queueSend could not finish: its turn in the handle's queue, then its taker. */
+  async #queueSendWait(
+    engine: QueueEngine,
+    job: PendingSend,
+    options: ShmSendOptions,
+    deadline: number,
+    sent: boolean,
+  ): Promise<void> {
+    try {
+      if (!sent) await this.#sends.push(job, deadline, options.signal);
       if (job.sync || this.layout.capacity === 0) {
         await engine.awaitTaken(job, deadline, this.#waitOptions(options.signal, deadline).signal);
       }
@@ -566,14 +596,10 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     const flags = view[1] as number;
     const sender = readU32(view, 4);
     if ((flags & RECORD_SLAB) === 0) {
-      return new ShmMessage(
-        Buffer.from(view.subarray(RECORD_HEADER)),
-        codec,
-        sender,
-        this.name,
-        false,
-        undefined,
-      );
+      // allocUnsafe + set: ~20 % cheaper than Buffer.from(view) for small records.
+      const own = Buffer.allocUnsafe(view.byteLength - RECORD_HEADER);
+      own.set(view.subarray(RECORD_HEADER));
+      return new ShmMessage(own, codec, sender, this.name, false, undefined);
     }
     const slab = this.#slab as Slab;
     const chunk = readU32(view, RECORD_HEADER);
@@ -661,11 +687,24 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
   }
 
   #waitOptions(signal: AbortSignal | undefined, deadline: number): { timeout: number; signal: AbortSignal } {
+    return { timeout: remaining(deadline), signal: this.#waitSignal(signal) };
+  }
+
+  /**
+   * The caller's signal joined with this handle's own. One joined signal per
+   * caller signal: AbortSignal.any costs microseconds and registers with both
+   * sources until collected, so making one per receive (messages({signal})
+   * passes the same signal every time) cost more than the receive itself.
+   */
+  #waitSignal(signal: AbortSignal | undefined): AbortSignal {
     const local = this.#local.signal;
-    return {
-      timeout: remaining(deadline),
-      signal: signal === undefined ? local : AbortSignal.any([signal, local]),
-    };
+    if (signal === undefined) return local;
+    let joined = this.#joined.get(signal);
+    if (joined === undefined) {
+      joined = AbortSignal.any([signal, local]);
+      this.#joined.set(signal, joined);
+    }
+    return joined;
   }
 
   #checkRole(kind: 'send' | 'receive'): void {
@@ -726,6 +765,71 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     if (this.#detached) return;
     this.#detached = true;
     this.#proc.off('segment-removed', this.#onRemoved);
+  }
+}
+
+const ITERATION_DONE: IteratorReturnResult<void> = Object.freeze({ value: undefined, done: true });
+
+/**
+ * What messages() returns: the async generator contract (next() calls are
+ * served in call order; MAILBOX_CLOSED ends the iteration, any other error
+ * rejects and ends it; return() and throw() end it) without an async
+ * generator's cost, which was about a third of a receive: a message taken
+ * at once resolves next() in one step.
+ */
+class MessageIterator implements AsyncGenerator<ShmMessage, void, undefined> {
+  readonly #receive: () => ShmMessage | Promise<ShmMessage>;
+  #done = false;
+  /** The last next() that had to wait, until it settles: later calls queue behind it. */
+  #waiting: Promise<IteratorResult<ShmMessage, void>> | undefined;
+
+  constructor(receive: () => ShmMessage | Promise<ShmMessage>) {
+    this.#receive = receive;
+  }
+
+  next(): Promise<IteratorResult<ShmMessage, void>> {
+    if (this.#waiting !== undefined) {
+      const step = (): Promise<IteratorResult<ShmMessage, void>> => this.next();
+      return this.#waiting.then(step, step);
+    }
+    if (this.#done) return Promise.resolve(ITERATION_DONE);
+    let got: ShmMessage | Promise<ShmMessage>;
+    try {
+      got = this.#receive();
+    } catch (err) {
+      return this.#end(err);
+    }
+    if (got instanceof ShmMessage) return Promise.resolve({ value: got, done: false });
+    const waiting = got.then(
+      (value): IteratorResult<ShmMessage, void> => ({ value, done: false }),
+      (err: unknown) => this.#end(err),
+    );
+    this.#waiting = waiting;
+    const settled = (): void => {
+      if (this.#waiting === waiting) this.#waiting = undefined;
+    };
+    waiting.then(settled, settled);
+    return waiting;
+  }
+
+  return(): Promise<IteratorResult<ShmMessage, void>> {
+    this.#done = true;
+    return Promise.resolve(ITERATION_DONE);
+  }
+
+  throw(err: unknown): Promise<IteratorResult<ShmMessage, void>> {
+    this.#done = true;
+    return Promise.reject(err);
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<ShmMessage, void, undefined> {
+    return this;
+  }
+
+  #end(err: unknown): Promise<IteratorResult<ShmMessage, void>> {
+    this.#done = true;
+    if (err instanceof IpcError && err.code === 'MAILBOX_CLOSED') return Promise.resolve(ITERATION_DONE);
+    return Promise.reject(err);
   }
 }
 
