@@ -5,16 +5,19 @@ import type { Welcome } from './connection.js';
 /**
  * Which path a new mailbox takes when its creator leaves it to 'auto' (README "Which path").
  *
- * The shared-memory path is taken only where it keeps every promise the kernel path makes and
- * is measured faster:
+ * The shared-memory path is faster at every size (one run of the comparison bench after the
+ * store's lock work, docs/benchmarks.md: one-way 64 B 5.5x the kernel mailbox, 1 KiB 4.9x,
+ * 64 KiB 1.25x; round trip p50 64 B 0.81x), but it does not keep every promise of the kernel
+ * path, so 'auto' takes it only where the creator's options leave nothing of those to lose:
  * - it must reach every process that could open the mailbox: the kernel says so in WELCOME
  *   (HOST_LOCAL: no cluster, no TLS listener, no group of other users), and this process loads
  *   the addon; a durable mailbox's messages live in JetStream, so never;
- * - it must be faster for the messages the mailbox will carry. Measured in one run of the
- *   comparison bench (docs/benchmarks.md), the segment beats two socket hops through the kernel
- *   for large messages only (64 KiB: 1.8x the kernel mailbox; 64 B: 0.43x), and only a fixed
- *   message size tells at creation what the messages will be. So 'auto' picks it for a
- *   fixedMessageSize of at least SHM_AUTO_MIN_BYTES, and the kernel path otherwise.
+ * - the kernel is the trusted centre: on its path a client that misbehaves loses its connection
+ *   and nobody else's messages, where every process attached to a segment can write its queue.
+ *   And the kernel path has peek, nack and the kernel's counters. A mailbox declared for bulk
+ *   data — a fixedMessageSize of at least SHM_AUTO_MIN_BYTES, where the copies the segment saves
+ *   are most of the cost — is where 'auto' makes that trade; any other mailbox stays on the
+ *   kernel unless its creator asks for 'shm'.
  */
 export const SHM_AUTO_MIN_BYTES = 16 * 1024;
 
