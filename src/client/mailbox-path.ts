@@ -14,7 +14,7 @@ import type { Welcome } from './connection.js';
  *   the addon; a durable mailbox's messages live in JetStream, so never;
  * - the kernel is the trusted centre: on its path a client that misbehaves loses its connection
  *   and nobody else's messages, where every process attached to a segment can write its queue.
- *   And the kernel path has peek, nack and the kernel's counters. A mailbox declared for bulk
+ *   And the kernel path has peek and the kernel's counters. A mailbox declared for bulk
  *   data — a fixedMessageSize of at least SHM_AUTO_MIN_BYTES, where the copies the segment saves
  *   are most of the cost — is where 'auto' makes that trade; any other mailbox stays on the
  *   kernel unless its creator asks for 'shm'.

@@ -243,9 +243,7 @@ export class ShmPath {
       false,
       {
         ack: () => shm.ack(),
-        release: () => {
-          throw notSupported('nack (close the handle to have unacknowledged messages delivered again)');
-        },
+        release: () => shm.nack(),
       },
       false,
       // The lease goes back through the ShmMessage, reached weakly: this function is held until

@@ -114,6 +114,22 @@ describe('mailbox transport', () => {
     await sender.stop();
   });
 
+  it('ack and nack through the Mailbox API on shared memory: a nacked message comes back first; peek is NOT_SUPPORTED', async () => {
+    const mb = await me.createMailbox(fresh('nack'), { transport: 'shm', capacity: 4 });
+    await mb.send('one');
+    await mb.send('two');
+    const m = await mb.receive({ ack: true, nonblock: true });
+    assert.equal(m.data, 'one');
+    m.nack();
+    const again = await mb.receive({ ack: true, nonblock: true });
+    assert.equal(again.data, 'one');
+    again.ack();
+    assert.equal((await mb.receive({ nonblock: true })).data, 'two');
+    await assert.rejects(mb.peek(), { code: 'NOT_SUPPORTED' });
+    await assert.rejects(mb.receive({ nonblock: true }), { code: 'WOULD_BLOCK' });
+    await mb.delete();
+  });
+
   it('a receiver SIGKILLed holding an unacknowledged message: it is delivered again to another process', async () => {
     const name = fresh('ack');
     const mb = await me.createMailbox(name, { transport: 'shm', capacity: 4 });

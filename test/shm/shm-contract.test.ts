@@ -69,6 +69,33 @@ describe('acknowledgement and redelivery', () => {
     await mb.delete();
   });
 
+  test('nack gives a message back ahead of later ones, to a receive waiting in another process too; misuse is INVALID_ARGUMENT', async () => {
+    const name = uniqueName('nack');
+    const mb = await ShmMailbox.create(proc, name, { capacity: 4 });
+    await mb.send('first');
+    await mb.send('second');
+    const m = await mb.receive({ ack: true, nonblock: true });
+    assert.equal(m.data, 'first');
+    m.nack();
+    assert.throws(() => m.nack(), hasCode('INVALID_ARGUMENT'), 'settled once');
+    m.ack(); // a no-op once given back: it must not free the requeued slot
+    const again = await mb.receive({ ack: true, nonblock: true });
+    assert.equal(again.data, 'first', 'redelivered ahead of later ones');
+    // Given back while another process waits: handed to that receive.
+    const second = await mb.receive({ nonblock: true });
+    assert.equal(second.data, 'second');
+    const receiver = child(['recv-wait', name]);
+    await receiver.line('waiting');
+    await waitFor(() => mb.stat().waitingReceivers === 1, 10_000, 'the child to park');
+    again.nack();
+    await receiver.line('got ');
+    assert.deepEqual(got(receiver), ['first']);
+    await mb.send('plain');
+    const plain = await mb.receive({ nonblock: true });
+    assert.throws(() => plain.nack(), hasCode('INVALID_ARGUMENT'), 'not received with ack');
+    await mb.delete();
+  });
+
   test('closing a handle with an unacknowledged message redelivers it; an acknowledged one is not', async () => {
     const name = uniqueName('ack');
     const mb = await ShmMailbox.create(proc, name, { capacity: 4 });

@@ -486,8 +486,16 @@ export class QueueEngine {
     if (ack) {
       q.hold(i, this.#me);
       const bytes = this.#copyPayload(i, r);
-      return new ShmMessage(bytes, codec, r.sender, this.#name, false, undefined, r.priority, () =>
-        this.#ack(i),
+      return new ShmMessage(
+        bytes,
+        codec,
+        r.sender,
+        this.#name,
+        false,
+        undefined,
+        r.priority,
+        () => this.#ack(i),
+        () => this.#nack(i),
       );
     }
     if ((r.flags & SLOT_SLAB) === 0 || copy) {
@@ -520,6 +528,13 @@ export class QueueEngine {
   #ack(i: number): void {
     this.#withLock(() => {
       if (this.#q.heldBy(i, this.#me)) this.#q.free(i);
+    });
+  }
+
+  /** Still ours (not redelivered since by a close or a sweep): back into the queue, as a close does. */
+  #nack(i: number): void {
+    this.#withLock(() => {
+      if (this.#q.heldBy(i, this.#me)) this.#q.requeue(i, false);
     });
   }
 

@@ -34,6 +34,7 @@ export class ShmMessage<T = unknown> {
   #release: (() => void) | undefined;
   #bytes: Buffer | undefined;
   #ack: (() => void) | undefined;
+  #nack: (() => void) | undefined;
 
   /**
    * `release`, for a mapped message, gives the chunk back; it must not refer
@@ -52,10 +53,13 @@ export class ShmMessage<T = unknown> {
     readonly priority = 0,
     /** For a message received with `ack`: acknowledges it (once). */
     ack?: () => void,
+    /** For a message received with `ack`: gives it back for redelivery (once). */
+    nack?: () => void,
   ) {
     this.#bytes = bytes;
     this.#release = release;
     this.#ack = ack;
+    this.#nack = nack;
     if (release !== undefined) leases.register(bytes.buffer, release, this);
   }
 
@@ -73,7 +77,29 @@ export class ShmMessage<T = unknown> {
     const a = this.#ack;
     if (a === undefined) return;
     this.#ack = undefined;
+    this.#nack = undefined;
     a();
+  }
+
+  /**
+   * Give a message received with `ack` back: it is queued again ahead of every message accepted
+   * after it (or handed to the longest-waiting receive) and delivered again, as when this handle
+   * closes. INVALID_ARGUMENT for a message not received with `ack` or already settled;
+   * NOT_SUPPORTED for a broadcast copy (each receiver's copy is its own: close the handle).
+   */
+  nack(): void {
+    const n = this.#nack;
+    if (n === undefined) {
+      throw new IpcError(
+        'INVALID_ARGUMENT',
+        this.#ack === undefined
+          ? 'nack() needs a message received with { ack: true } and not yet acknowledged'
+          : 'nack() is not supported on a broadcast copy (close the handle to have it delivered again)',
+      );
+    }
+    this.#ack = undefined;
+    this.#nack = undefined;
+    n();
   }
 
   /** The payload. For a mapped message: a read-only view, invalid after release(). */
