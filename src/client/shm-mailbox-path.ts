@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ShmMailbox, type ShmMessage, type ShmSendOptions } from '../backends/shm/shm-mailbox.js';
 import type { ShmMailboxOptions } from '../backends/shm/shm-options.js';
 import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
@@ -58,10 +59,17 @@ export function segmentNameFor(mailbox: string, kernelSocket: string): string {
 }
 
 /**
- * Create mailbox `name` on the shared-memory path. Its segment name is this kernel's: one that
- * exists already but that the kernel does not know is a leftover of this kernel's earlier life
- * (a system-owned mailbox when the daemon stopped), unlinked and made again; one the kernel
- * knows means the name is taken.
+ * How long a segment of a mailbox's name that the kernel does not know may be another process's
+ * creation in progress (made, its registration on the way) before it counts as a leftover.
+ */
+const CREATING_GRACE_MS = 2000;
+
+/**
+ * Create mailbox `name` on the shared-memory path. Its segment name is this kernel's: one the
+ * kernel knows means the name is taken; one that exists but that the kernel does not know is
+ * another process creating the same mailbox (it registers within a round trip: then the name is
+ * taken) or, still unknown after CREATING_GRACE_MS, a leftover of this kernel's earlier life (a
+ * system-owned mailbox when the daemon stopped), unlinked and made again.
  */
 export async function createShmMailbox(
   proc: IpcProcess,
@@ -70,21 +78,49 @@ export async function createShmMailbox(
   kernelSocket: string,
 ): Promise<ShmMailbox> {
   const segment = segmentNameFor(name, kernelSocket);
+  const taken = () => new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
   for (let attempt = 0; ; attempt++) {
     try {
       return await ShmMailbox.create(proc, segment, shmOptionsFor(o), name);
     } catch (e) {
-      if (!(e instanceof IpcError && e.code === 'NAME_TAKEN') || attempt > 0) throw e;
-      const known = await proc.attachSegment(segment, 'attach').then(
-        () => true,
-        (err: unknown) => !(err instanceof IpcError && err.code === 'NO_SUCH_SEGMENT'),
-      );
-      if (known) {
-        await proc.detachSegment(segment, 'attach').catch(() => undefined);
-        throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
+      // Another creator's registration of this segment came first.
+      if (e instanceof IpcError && e.code === 'SEGMENT_EXISTS') throw taken();
+      if (!(e instanceof IpcError && e.code === 'NAME_TAKEN')) throw e;
+      if (attempt >= 2) throw taken();
+      const deadline = Date.now() + CREATING_GRACE_MS;
+      for (;;) {
+        if (await kernelKnows(proc, segment)) throw taken();
+        if (!segmentExists(segment)) break;
+        if (Date.now() >= deadline) {
+          try {
+            Segment.unlink(segment);
+          } catch {
+            // Gone meanwhile.
+          }
+          break;
+        }
+        await sleep(20);
       }
-      Segment.unlink(segment);
     }
+  }
+}
+
+async function kernelKnows(proc: IpcProcess, segment: string): Promise<boolean> {
+  const known = await proc.attachSegment(segment, 'attach').then(
+    () => true,
+    (err: unknown) => !(err instanceof IpcError && err.code === 'NO_SUCH_SEGMENT'),
+  );
+  if (known) await proc.detachSegment(segment, 'attach').catch(() => undefined);
+  return known;
+}
+
+function segmentExists(segment: string): boolean {
+  try {
+    Segment.stat(segment);
+    return true;
+  } catch (err) {
+    if (err instanceof IpcError && err.code === 'NO_SUCH_SEGMENT') return false;
+    throw err;
   }
 }
 

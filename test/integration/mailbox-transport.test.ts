@@ -211,6 +211,42 @@ describe('mailbox transport', () => {
     await peer.stop();
   });
 
+  it('two processes creating one shared-memory mailbox at once: one gets MAILBOX_EXISTS, the other a mailbox others can use', async () => {
+    // a is slow between making its segment and registering it (a busy event loop): b tries then,
+    // and finds an unregistered segment: a's creation in progress (300 ms), or after 2.6 s, as
+    // good as a leftover (b replaces it, and a's failed registration must not unlink b's).
+    for (const slowMs of [300, 2600]) {
+      const name = fresh('race');
+      const a = await connect({ socketPath: d.socketPath, name: fresh('creator-a') });
+      const b = await connect({ socketPath: d.socketPath, name: fresh('creator-b') });
+      const register = a.registerSegment.bind(a);
+      let go!: () => void;
+      const gate = new Promise<void>((r) => {
+        go = r;
+      });
+      a.registerSegment = async (n, o) => {
+        await gate;
+        return register(n, o);
+      };
+      const both = Promise.allSettled([
+        a.createMailbox(name, { transport: 'shm', capacity: 4 }),
+        b.createMailbox(name, { transport: 'shm', capacity: 4 }),
+      ]);
+      setTimeout(go, slowMs);
+      const results = await both;
+      const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as IpcError] : []));
+      assert.equal(won.length, 1, `one creator wins (${slowMs} ms)`);
+      assert.equal(lost[0]?.code, 'MAILBOX_EXISTS', `${slowMs} ms: ${String(lost[0])}`);
+      const opened = await me.openMailbox(name);
+      await opened.send('reaches it');
+      assert.equal((await won[0]!.receive({ timeout: 5000 })).data, 'reaches it', `${slowMs} ms`);
+      await won[0]!.delete();
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('hostile registrations get a clear error and the kernel keeps serving', async () => {
     const held = await me.createMailbox(fresh('held'), { transport: 'kernel' });
     const raw = me as unknown as {

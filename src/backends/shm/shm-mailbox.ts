@@ -51,6 +51,7 @@
  */
 
 import { EventEmitter } from 'node:events';
+import { statSync } from 'node:fs';
 import type { RegisterSegmentOptions } from '../../client/process.js';
 import {
   AbortError,
@@ -241,6 +242,7 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     // The POSIX name is taken first (exclusively), so a failure can never
     // unlink a segment that is not ours; then the kernel records it.
     const segment = Segment.create(name, { size: r.layout.totalBytes, mode: r.mode });
+    const ours = inodeOf(segment.name);
     try {
       initMailbox(segment.buffer, r.layout);
       await proc.registerSegment(name, {
@@ -263,7 +265,15 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
       });
     } catch (err) {
       segment.close();
-      Segment.unlink(name);
+      // Only the segment made here: the name may be another creator's by now (the mailbox path
+      // replaces a segment the kernel does not know, shm-mailbox-path.ts).
+      if (ours === undefined || inodeOf(segment.name) === ours) {
+        try {
+          Segment.unlink(name);
+        } catch {
+          // Gone already.
+        }
+      }
       throw err;
     }
     return new ShmMailbox(proc, name, segment, r.role);
@@ -862,4 +872,13 @@ function readU32(bytes: Uint8Array, off: number): number {
       ((bytes[off + 3] as number) << 24)) >>>
     0
   );
+}
+
+/** The inode behind a POSIX shared-memory name (Linux keeps them in /dev/shm); undefined if unknown. */
+function inodeOf(posix: string): number | undefined {
+  try {
+    return statSync(`/dev/shm${posix}`, { throwIfNoEntry: false })?.ino;
+  } catch {
+    return undefined;
+  }
 }
