@@ -174,14 +174,23 @@ export class ShmPath {
     if (this.#closed !== undefined) return Promise.reject(this.#closed);
     const have = role === 'send' ? this.#send : this.#receive;
     if (have !== undefined) return have;
-    const p = ShmMailbox.open(this.proc, this.segment, role).catch((e: unknown) => {
-      // Gone since this handle was opened: for the handle, that is its mailbox closing.
-      if (e instanceof IpcError && e.code === 'NO_SUCH_MAILBOX') {
-        this.#closed ??= new MailboxClosedError(`${this.info.name} was closed`);
+    const p = ShmMailbox.open(this.proc, this.segment, role).then(
+      async (mb) => {
+        // Closed while attaching: the kernel's notice comes before its answer, so a segment found
+        // now is a new mailbox that reused the name (and segment name), not this handle's.
+        if (this.#closed === undefined) return mb;
+        await mb.close().catch(() => undefined);
         throw this.#closed;
-      }
-      throw e;
-    });
+      },
+      (e: unknown) => {
+        // Gone since this handle was opened: for the handle, that is its mailbox closing.
+        if (e instanceof IpcError && e.code === 'NO_SUCH_MAILBOX') {
+          this.#closed ??= new MailboxClosedError(`${this.info.name} was closed`);
+          throw this.#closed;
+        }
+        throw e;
+      },
+    );
     // A failed attach (rights, a receiver busy) is not kept: the next call tries again.
     p.catch(() => {
       if (role === 'send' && this.#send === p) this.#send = undefined;

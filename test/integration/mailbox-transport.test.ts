@@ -247,6 +247,38 @@ describe('mailbox transport', () => {
     }
   });
 
+  it('a handle whose mailbox was deleted and its name reused before its first send attaches: MAILBOX_CLOSED, nothing reaches the new one', async () => {
+    const name = fresh('reuse');
+    const old = await me.createMailbox(name, { transport: 'shm', capacity: 4 });
+    const b = await connect({ socketPath: d.socketPath, name: fresh('late') });
+    const handle = await b.openMailbox(name);
+    // b's first send attaches lazily; its request reaches the kernel only after the name was reused.
+    const attach = b.attachSegment.bind(b);
+    let go!: () => void;
+    const gate = new Promise<void>((r) => {
+      go = r;
+    });
+    b.attachSegment = async (n, role) => {
+      await gate;
+      return attach(n, role);
+    };
+    const closed = new Promise<void>((r) => b.once('mailbox-closed', () => r()));
+    const sent = handle.send('for the old one');
+    sent.catch(() => {});
+    await old.delete();
+    const reused = await me.createMailbox(name, { transport: 'shm', capacity: 4 });
+    await closed;
+    go();
+    await assert.rejects(sent, { code: 'MAILBOX_CLOSED' });
+    await assert.rejects(
+      reused.receive({ nonblock: true }),
+      { code: 'WOULD_BLOCK' },
+      'nothing in the new one',
+    );
+    await reused.delete();
+    await b.close();
+  });
+
   it('hostile registrations get a clear error and the kernel keeps serving', async () => {
     const held = await me.createMailbox(fresh('held'), { transport: 'kernel' });
     const raw = me as unknown as {
