@@ -279,6 +279,27 @@ describe('mailbox transport', () => {
     await b.close();
   });
 
+  it('a refused registration leaves nothing behind: the mailbox name and the segment name stay free', async () => {
+    const raw = me as unknown as { conn: { call(m: string, a: unknown): Promise<unknown> } };
+    const seg = fresh('bad-role-seg');
+    const name = fresh('bad-role');
+    await assert.rejects(
+      raw.conn.call('segment.register', {
+        name: seg,
+        size: 4096,
+        kind: 'mailbox',
+        mailbox: name,
+        ownership: 'system',
+        role: 'bogus',
+      }),
+      { code: 'INVALID_ARGUMENT' },
+    );
+    assert.ok(!(await me.listSegments()).some((s) => s.name === seg), 'no segment registered');
+    await assert.rejects(me.openMailbox(name), { code: 'NO_SUCH_MAILBOX' });
+    const mb = await me.createMailbox(name, { transport: 'kernel' });
+    await mb.delete();
+  });
+
   it('hostile registrations get a clear error and the kernel keeps serving', async () => {
     const held = await me.createMailbox(fresh('held'), { transport: 'kernel' });
     const raw = me as unknown as {
