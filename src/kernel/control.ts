@@ -15,6 +15,7 @@ import {
   claimShmMailboxName,
   deleteShmMailbox,
   describeShmMailbox,
+  requireOnThisHost,
   transferShmMailbox,
 } from './shm-mailboxes.js';
 
@@ -369,6 +370,7 @@ export function handleCall(
     case 'mailbox.open': {
       const shm = k.shmMailboxes.get(str(a, 'name'));
       if (shm !== undefined) {
+        requireOnThisHost(s, shm.mailbox ?? shm.name, 'opened');
         shm.openers.add(s);
         return describeShmMailbox(shm);
       }
