@@ -300,6 +300,27 @@ describe('mailbox transport', () => {
     await mb.delete();
   });
 
+  it('a process may hold many shared-memory handles without a listener-leak warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    const boxes = [];
+    for (let i = 0; i < 8; i++) {
+      const mb = await me.createMailbox(fresh('many'), { transport: 'shm', capacity: 2 });
+      await mb.send(i);
+      assert.equal((await mb.receive({ timeout: 5000 })).data, i);
+      boxes.push(mb);
+    }
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    for (const mb of boxes) await mb.delete();
+    assert.deepEqual(
+      warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+      [],
+      'one send and one receive handle per mailbox',
+    );
+  });
+
   it('hostile registrations get a clear error and the kernel keeps serving', async () => {
     const held = await me.createMailbox(fresh('held'), { transport: 'kernel' });
     const raw = me as unknown as {

@@ -227,6 +227,8 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     this.#onRemoved = (e) => {
       if (e.name === name || e.name === `/${name}`) this.#markClosed(`mailbox ${name} closed: ${e.reason}`);
     };
+    // One listener per handle, and a process may hold any number: not a leak to warn about.
+    listenerRoom(proc, 1);
     proc.on('segment-removed', this.#onRemoved);
   }
 
@@ -775,7 +777,15 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     if (this.#detached) return;
     this.#detached = true;
     this.#proc.off('segment-removed', this.#onRemoved);
+    listenerRoom(this.#proc, -1);
   }
+}
+
+/** Raise (or lower) an EventEmitter registry's listener limit by `n` (0 means no limit: left alone). */
+function listenerRoom(proc: SegmentRegistry, n: number): void {
+  if (!(proc instanceof EventEmitter)) return;
+  const max = proc.getMaxListeners();
+  if (max !== 0) proc.setMaxListeners(Math.max(1, max + n));
 }
 
 const ITERATION_DONE: IteratorReturnResult<void> = Object.freeze({ value: undefined, done: true });
