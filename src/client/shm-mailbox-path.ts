@@ -161,6 +161,19 @@ export class ShmPath {
     void h?.then((m) => m.close()).catch(() => undefined);
   }
 
+  /**
+   * The connection to the kernel is lost: the handle ends as a kernel mailbox's does. Its waits
+   * end (MAILBOX_CLOSED, from the store; its unacknowledged messages go back) and later calls fail
+   * with `error`: without the kernel nobody keeps the mailbox's rights or tells of its removal,
+   * and a kernel that died leaves the segment behind for the next one to replace.
+   */
+  lost(error: IpcError): void {
+    this.#closed ??= error;
+    const handles = [this.#send, this.#receive];
+    this.#send = this.#receive = undefined;
+    for (const h of handles) void h?.then((m) => m.close()).catch(() => undefined);
+  }
+
   /** The kernel removed the mailbox: every later call fails MAILBOX_CLOSED (pending ones fail in the store). */
   closedBy(reason: string): void {
     this.#closed ??= new MailboxClosedError(`${this.info.name} was closed: ${reason}`);

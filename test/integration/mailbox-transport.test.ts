@@ -321,6 +321,33 @@ describe('mailbox transport', () => {
     );
   });
 
+  it('the kernel gone (stopped or SIGKILLed): waits on a shared-memory handle end and later calls fail, as on the kernel path', async () => {
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      const own = await startDaemon();
+      const p = await connect({ socketPath: own.socketPath, name: fresh('orphan') });
+      const mb = await p.createMailbox(fresh('orphaned'), { transport: 'shm', capacity: 4 });
+      const onKernel = await p.createMailbox(fresh('on-kernel'), { transport: 'kernel' });
+      const pending = mb.receive();
+      const pendingKernel = onKernel.receive();
+      pending.catch(() => {});
+      pendingKernel.catch(() => {});
+      const outcome = (x: Promise<unknown>) =>
+        Promise.race([
+          x.then(
+            () => 'resolved',
+            (e: IpcError) => e.code,
+          ),
+          new Promise((r) => setTimeout(() => r('still waiting'), 5000).unref()),
+        ]);
+      await waitFor(async () => (await mb.stat()).waitingReceivers === 1, 10_000, 'the receive to park');
+      await own.stop(signal);
+      assert.equal(await outcome(pendingKernel), 'KERNEL_UNAVAILABLE', `${signal}: the kernel path`);
+      assert.equal(await outcome(pending), 'MAILBOX_CLOSED', `${signal}: the pending receive`);
+      assert.equal(await outcome(mb.send('after')), 'KERNEL_UNAVAILABLE', `${signal}: a later send`);
+      await p.close();
+    }
+  });
+
   it('hostile registrations get a clear error and the kernel keeps serving', async () => {
     const held = await me.createMailbox(fresh('held'), { transport: 'kernel' });
     const raw = me as unknown as {
