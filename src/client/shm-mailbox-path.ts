@@ -246,7 +246,11 @@ export class ShmPath {
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         });
       } catch (err) {
-        if (err instanceof IpcError && err.code === 'MAILBOX_CLOSED') return;
+        // The mailbox closing ends the iteration; the kernel connection lost fails it (as on the kernel path).
+        if (err instanceof IpcError && err.code === 'MAILBOX_CLOSED') {
+          if (this.#closed !== undefined && this.#closed.code !== 'MAILBOX_CLOSED') throw this.#closed;
+          return;
+        }
         throw err;
       }
       yield m;

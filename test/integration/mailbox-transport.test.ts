@@ -329,8 +329,13 @@ describe('mailbox transport', () => {
       const onKernel = await p.createMailbox(fresh('on-kernel'), { transport: 'kernel' });
       const pending = mb.receive();
       const pendingKernel = onKernel.receive();
+      const iteration = (async () => {
+        for await (const _ of await p.openMailbox(mb.name)) return 'a message';
+        return 'ended quietly';
+      })();
       pending.catch(() => {});
       pendingKernel.catch(() => {});
+      iteration.catch(() => {});
       const outcome = (x: Promise<unknown>) =>
         Promise.race([
           x.then(
@@ -339,11 +344,12 @@ describe('mailbox transport', () => {
           ),
           new Promise((r) => setTimeout(() => r('still waiting'), 5000).unref()),
         ]);
-      await waitFor(async () => (await mb.stat()).waitingReceivers === 1, 10_000, 'the receive to park');
+      await waitFor(async () => (await mb.stat()).waitingReceivers === 2, 10_000, 'the receives to park');
       await own.stop(signal);
       assert.equal(await outcome(pendingKernel), 'KERNEL_UNAVAILABLE', `${signal}: the kernel path`);
       assert.equal(await outcome(pending), 'MAILBOX_CLOSED', `${signal}: the pending receive`);
       assert.equal(await outcome(mb.send('after')), 'KERNEL_UNAVAILABLE', `${signal}: a later send`);
+      assert.equal(await outcome(iteration), 'KERNEL_UNAVAILABLE', `${signal}: an iteration`);
       await p.close();
     }
   });
