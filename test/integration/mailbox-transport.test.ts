@@ -6,8 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connect, IpcError, type IpcProcess } from '../../src/index.js';
+import { segmentNameFor } from '../../src/client/shm-mailbox-path.js';
+import { connect, IpcError, type IpcProcess, Segment } from '../../src/index.js';
 import { type Daemon, runCli, startDaemon, waitFor } from '../helpers/kernel-harness.js';
 import { type PeerMessage, RemotePeer, stopAll } from './remote-peer.js';
 
@@ -352,6 +354,18 @@ describe('mailbox transport', () => {
       assert.equal(await outcome(iteration), 'KERNEL_UNAVAILABLE', `${signal}: an iteration`);
       await p.close();
     }
+  });
+
+  it("a leftover segment of the mailbox's name that the kernel does not know is replaced", async () => {
+    const name = fresh('leftover');
+    const segment = segmentNameFor(name, resolve(d.socketPath));
+    const stale = Segment.create(segment, { size: 4096 });
+    stale.close();
+    const mb = await me.createMailbox(name, { transport: 'shm', capacity: 2 });
+    assert.equal((await mb.stat()).segment, segment);
+    await mb.send('fresh');
+    assert.equal((await (await me.openMailbox(name)).receive({ timeout: 5000 })).data, 'fresh');
+    await mb.delete();
   });
 
   it('hostile registrations get a clear error and the kernel keeps serving', async () => {
