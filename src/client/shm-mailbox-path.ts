@@ -139,6 +139,8 @@ export class ShmPath {
   #ended = false;
   /** Sender numbers the kernel did not know when asked (exited): asked once, not per message. */
   readonly #unknown = new Set<number>();
+  /** Handles closed because the kernel took their right away: their waits fail PERMISSION_DENIED, as on the kernel path. */
+  readonly #revoked = new WeakSet<ShmMailbox>();
 
   constructor(
     private readonly proc: IpcProcess,
@@ -158,7 +160,12 @@ export class ShmPath {
     const h = right === 'send' ? this.#send : this.#receive;
     if (right === 'send') this.#send = undefined;
     else this.#receive = undefined;
-    void h?.then((m) => m.close()).catch(() => undefined);
+    void h
+      ?.then((m) => {
+        this.#revoked.add(m);
+        return m.close();
+      })
+      .catch(() => undefined);
   }
 
   /**
@@ -219,7 +226,17 @@ export class ShmPath {
     const mb = await this.#handle('send');
     const o: ShmSendOptions = { ...options };
     if (options.timeout !== undefined) o.timeout = Math.max(0, options.timeout - (Date.now() - start));
-    await mb.send(value, o);
+    try {
+      await mb.send(value, o);
+    } catch (e) {
+      throw this.#denied(mb, e, 'send');
+    }
+  }
+
+  /** The error a wait on `mb` ended with, as PERMISSION_DENIED if its handle was closed by a revoke. */
+  #denied(mb: ShmMailbox, e: unknown, right: 'send' | 'receive'): unknown {
+    if (!(e instanceof IpcError && e.code === 'MAILBOX_CLOSED' && this.#revoked.has(mb))) return e;
+    return new IpcError('PERMISSION_DENIED', `${this.proc.name} may no longer ${right} on ${this.info.name}`);
   }
 
   async receive(options: ReceiveOptions = {}): Promise<Message> {
@@ -228,12 +245,17 @@ export class ShmPath {
     const mb = await this.#handle('receive');
     const timeout =
       options.timeout === undefined ? undefined : Math.max(0, options.timeout - (Date.now() - start));
-    const m = await mb.receive({
-      ...(options.ack === true ? { ack: true } : {}),
-      ...(options.nonblock === true ? { nonblock: true } : {}),
-      ...(timeout === undefined ? {} : { timeout }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    let m: ShmMessage;
+    try {
+      m = await mb.receive({
+        ...(options.ack === true ? { ack: true } : {}),
+        ...(options.nonblock === true ? { nonblock: true } : {}),
+        ...(timeout === undefined ? {} : { timeout }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    } catch (e) {
+      throw this.#denied(mb, e, 'receive');
+    }
     return this.#message(m);
   }
 
