@@ -221,6 +221,8 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
     conn.onLost = (e) => {
       // Links live only as long as the kernel that vouched for them: their messages are lost with it.
       this.closeLinks();
+      // So do shared-memory mailbox handles (the kernel kept their names, rights and cleanup).
+      for (const p of this.shmPaths) p.lost(e);
       this.emit('disconnect', e);
     };
   }

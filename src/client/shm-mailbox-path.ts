@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ShmMailbox, type ShmMessage, type ShmSendOptions } from '../backends/shm/shm-mailbox.js';
 import type { ShmMailboxOptions } from '../backends/shm/shm-options.js';
 import type { ResolvedMailboxOptions } from '../core/mailbox-options.js';
@@ -58,10 +59,17 @@ export function segmentNameFor(mailbox: string, kernelSocket: string): string {
 }
 
 /**
- * Create mailbox `name` on the shared-memory path. Its segment name is this kernel's: one that
- * exists already but that the kernel does not know is a leftover of this kernel's earlier life
- * (a system-owned mailbox when the daemon stopped), unlinked and made again; one the kernel
- * knows means the name is taken.
+ * How long a segment of a mailbox's name that the kernel does not know may be another process's
+ * creation in progress (made, its registration on the way) before it counts as a leftover.
+ */
+const CREATING_GRACE_MS = 2000;
+
+/**
+ * Create mailbox `name` on the shared-memory path. Its segment name is this kernel's: one the
+ * kernel knows means the name is taken; one that exists but that the kernel does not know is
+ * another process creating the same mailbox (it registers within a round trip: then the name is
+ * taken) or, still unknown after CREATING_GRACE_MS, a leftover of this kernel's earlier life (a
+ * system-owned mailbox when the daemon stopped), unlinked and made again.
  */
 export async function createShmMailbox(
   proc: IpcProcess,
@@ -70,21 +78,49 @@ export async function createShmMailbox(
   kernelSocket: string,
 ): Promise<ShmMailbox> {
   const segment = segmentNameFor(name, kernelSocket);
+  const taken = () => new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
   for (let attempt = 0; ; attempt++) {
     try {
       return await ShmMailbox.create(proc, segment, shmOptionsFor(o), name);
     } catch (e) {
-      if (!(e instanceof IpcError && e.code === 'NAME_TAKEN') || attempt > 0) throw e;
-      const known = await proc.attachSegment(segment, 'attach').then(
-        () => true,
-        (err: unknown) => !(err instanceof IpcError && err.code === 'NO_SUCH_SEGMENT'),
-      );
-      if (known) {
-        await proc.detachSegment(segment, 'attach').catch(() => undefined);
-        throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
+      // Another creator's registration of this segment came first.
+      if (e instanceof IpcError && e.code === 'SEGMENT_EXISTS') throw taken();
+      if (!(e instanceof IpcError && e.code === 'NAME_TAKEN')) throw e;
+      if (attempt >= 2) throw taken();
+      const deadline = Date.now() + CREATING_GRACE_MS;
+      for (;;) {
+        if (await kernelKnows(proc, segment)) throw taken();
+        if (!segmentExists(segment)) break;
+        if (Date.now() >= deadline) {
+          try {
+            Segment.unlink(segment);
+          } catch {
+            // Gone meanwhile.
+          }
+          break;
+        }
+        await sleep(20);
       }
-      Segment.unlink(segment);
     }
+  }
+}
+
+async function kernelKnows(proc: IpcProcess, segment: string): Promise<boolean> {
+  const known = await proc.attachSegment(segment, 'attach').then(
+    () => true,
+    (err: unknown) => !(err instanceof IpcError && err.code === 'NO_SUCH_SEGMENT'),
+  );
+  if (known) await proc.detachSegment(segment, 'attach').catch(() => undefined);
+  return known;
+}
+
+function segmentExists(segment: string): boolean {
+  try {
+    Segment.stat(segment);
+    return true;
+  } catch (err) {
+    if (err instanceof IpcError && err.code === 'NO_SUCH_SEGMENT') return false;
+    throw err;
   }
 }
 
@@ -103,6 +139,8 @@ export class ShmPath {
   #ended = false;
   /** Sender numbers the kernel did not know when asked (exited): asked once, not per message. */
   readonly #unknown = new Set<number>();
+  /** Handles closed because the kernel took their right away: their waits fail PERMISSION_DENIED, as on the kernel path. */
+  readonly #revoked = new WeakSet<ShmMailbox>();
 
   constructor(
     private readonly proc: IpcProcess,
@@ -122,7 +160,25 @@ export class ShmPath {
     const h = right === 'send' ? this.#send : this.#receive;
     if (right === 'send') this.#send = undefined;
     else this.#receive = undefined;
-    void h?.then((m) => m.close()).catch(() => undefined);
+    void h
+      ?.then((m) => {
+        this.#revoked.add(m);
+        return m.close();
+      })
+      .catch(() => undefined);
+  }
+
+  /**
+   * The connection to the kernel is lost: the handle ends as a kernel mailbox's does. Its waits
+   * end (MAILBOX_CLOSED, from the store; its unacknowledged messages go back) and later calls fail
+   * with `error`: without the kernel nobody keeps the mailbox's rights or tells of its removal,
+   * and a kernel that died leaves the segment behind for the next one to replace.
+   */
+  lost(error: IpcError): void {
+    this.#closed ??= error;
+    const handles = [this.#send, this.#receive];
+    this.#send = this.#receive = undefined;
+    for (const h of handles) void h?.then((m) => m.close()).catch(() => undefined);
   }
 
   /** The kernel removed the mailbox: every later call fails MAILBOX_CLOSED (pending ones fail in the store). */
@@ -138,14 +194,23 @@ export class ShmPath {
     if (this.#closed !== undefined) return Promise.reject(this.#closed);
     const have = role === 'send' ? this.#send : this.#receive;
     if (have !== undefined) return have;
-    const p = ShmMailbox.open(this.proc, this.segment, role).catch((e: unknown) => {
-      // Gone since this handle was opened: for the handle, that is its mailbox closing.
-      if (e instanceof IpcError && e.code === 'NO_SUCH_MAILBOX') {
-        this.#closed ??= new MailboxClosedError(`${this.info.name} was closed`);
+    const p = ShmMailbox.open(this.proc, this.segment, role).then(
+      async (mb) => {
+        // Closed while attaching: the kernel's notice comes before its answer, so a segment found
+        // now is a new mailbox that reused the name (and segment name), not this handle's.
+        if (this.#closed === undefined) return mb;
+        await mb.close().catch(() => undefined);
         throw this.#closed;
-      }
-      throw e;
-    });
+      },
+      (e: unknown) => {
+        // Gone since this handle was opened: for the handle, that is its mailbox closing.
+        if (e instanceof IpcError && e.code === 'NO_SUCH_MAILBOX') {
+          this.#closed ??= new MailboxClosedError(`${this.info.name} was closed`);
+          throw this.#closed;
+        }
+        throw e;
+      },
+    );
     // A failed attach (rights, a receiver busy) is not kept: the next call tries again.
     p.catch(() => {
       if (role === 'send' && this.#send === p) this.#send = undefined;
@@ -161,7 +226,17 @@ export class ShmPath {
     const mb = await this.#handle('send');
     const o: ShmSendOptions = { ...options };
     if (options.timeout !== undefined) o.timeout = Math.max(0, options.timeout - (Date.now() - start));
-    await mb.send(value, o);
+    try {
+      await mb.send(value, o);
+    } catch (e) {
+      throw this.#denied(mb, e, 'send');
+    }
+  }
+
+  /** The error a wait on `mb` ended with, as PERMISSION_DENIED if its handle was closed by a revoke. */
+  #denied(mb: ShmMailbox, e: unknown, right: 'send' | 'receive'): unknown {
+    if (!(e instanceof IpcError && e.code === 'MAILBOX_CLOSED' && this.#revoked.has(mb))) return e;
+    return new IpcError('PERMISSION_DENIED', `${this.proc.name} may no longer ${right} on ${this.info.name}`);
   }
 
   async receive(options: ReceiveOptions = {}): Promise<Message> {
@@ -170,12 +245,17 @@ export class ShmPath {
     const mb = await this.#handle('receive');
     const timeout =
       options.timeout === undefined ? undefined : Math.max(0, options.timeout - (Date.now() - start));
-    const m = await mb.receive({
-      ...(options.ack === true ? { ack: true } : {}),
-      ...(options.nonblock === true ? { nonblock: true } : {}),
-      ...(timeout === undefined ? {} : { timeout }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    let m: ShmMessage;
+    try {
+      m = await mb.receive({
+        ...(options.ack === true ? { ack: true } : {}),
+        ...(options.nonblock === true ? { nonblock: true } : {}),
+        ...(timeout === undefined ? {} : { timeout }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    } catch (e) {
+      throw this.#denied(mb, e, 'receive');
+    }
     return this.#message(m);
   }
 
@@ -188,7 +268,11 @@ export class ShmPath {
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         });
       } catch (err) {
-        if (err instanceof IpcError && err.code === 'MAILBOX_CLOSED') return;
+        // The mailbox closing ends the iteration; the kernel connection lost fails it (as on the kernel path).
+        if (err instanceof IpcError && err.code === 'MAILBOX_CLOSED') {
+          if (this.#closed !== undefined && this.#closed.code !== 'MAILBOX_CLOSED') throw this.#closed;
+          return;
+        }
         throw err;
       }
       yield m;

@@ -15,6 +15,7 @@ import {
   claimShmMailboxName,
   deleteShmMailbox,
   describeShmMailbox,
+  requireOnThisHost,
   transferShmMailbox,
 } from './shm-mailboxes.js';
 
@@ -241,6 +242,8 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
       const ownership = a.ownership ?? 'process';
       if (ownership !== 'process' && ownership !== 'system')
         throw new TypeError("ownership must be 'process' or 'system'");
+      // Every argument is checked before anything is recorded: a refused call leaves no record.
+      const role = segmentRole(a.role ?? 'both');
       let mailbox: string | undefined;
       if (a.mailbox !== undefined) {
         if (kind !== 'mailbox')
@@ -267,7 +270,7 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
         if (a.senders !== undefined) k.bindConnected(rec.rights, grantees(a.senders, 'senders'));
         if (a.receivers !== undefined) k.bindConnected(rec.rights, grantees(a.receivers, 'receivers'));
       }
-      rec.attach(s, segmentRole(a.role ?? 'both'));
+      rec.attach(s, role);
       return rec.describe();
     }
     case 'segment.attach': {
@@ -367,6 +370,7 @@ export function handleCall(
     case 'mailbox.open': {
       const shm = k.shmMailboxes.get(str(a, 'name'));
       if (shm !== undefined) {
+        requireOnThisHost(s, shm.mailbox ?? shm.name, 'opened');
         shm.openers.add(s);
         return describeShmMailbox(shm);
       }

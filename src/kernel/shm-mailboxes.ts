@@ -29,13 +29,7 @@ export function checkMailboxNameFree(k: Kernel, name: string): void {
  */
 export function claimShmMailboxName(k: Kernel, s: Session, mailbox: unknown): string {
   const name = validateName('mailbox', mailbox);
-  // Without peer credentials the process may be on another host (TLS) or another node (a
-  // proxy), where this host's memory is not; the link broker draws the same line.
-  if (s.credentials === undefined || s.remoteNode !== undefined)
-    throw new IpcError(
-      'NOT_SUPPORTED',
-      `${name}: a shared-memory mailbox is made by a process the kernel sees on this host (peer credentials)`,
-    );
+  requireOnThisHost(s, name, 'made');
   if (k.options.cluster !== undefined)
     throw new IpcError(
       'NOT_SUPPORTED',
@@ -43,6 +37,19 @@ export function claimShmMailboxName(k: Kernel, s: Session, mailbox: unknown): st
     );
   checkMailboxNameFree(k, name);
   return name;
+}
+
+/**
+ * Without peer credentials the process may be on another host (TLS) or another node (a proxy),
+ * where this host's memory is not: there the segment name would find nothing, or another
+ * kernel's mailbox of that name. The link broker draws the same line.
+ */
+export function requireOnThisHost(s: Session, name: string, what: 'made' | 'opened'): void {
+  if (s.credentials === undefined || s.remoteNode !== undefined)
+    throw new IpcError(
+      'NOT_SUPPORTED',
+      `${name}: a shared-memory mailbox is ${what} only by a process the kernel sees on this host (peer credentials)`,
+    );
 }
 
 /** A mailbox the kernel makes is on its own path: 'shm' is made by the creating process, never here. */

@@ -95,6 +95,13 @@ describe('the TLS listener', () => {
         }),
         { code: 'NOT_SUPPORTED' },
       );
+      // Nor open one a local process made: its segment name would find this host's memory, or on
+      // the client's host another kernel's mailbox of that name (same socket path, same uid).
+      const onShm = await local.createMailbox('tls-local-shm', { transport: 'shm' });
+      await assert.rejects(remote.openMailbox('tls-local-shm'), { code: 'NOT_SUPPORTED' });
+      await onShm.send('still local');
+      assert.equal((await onShm.receive({ timeout: 5000 })).data, 'still local');
+      await onShm.delete();
     } finally {
       await remote.close();
     }

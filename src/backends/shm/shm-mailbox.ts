@@ -51,6 +51,7 @@
  */
 
 import { EventEmitter } from 'node:events';
+import { statSync } from 'node:fs';
 import type { RegisterSegmentOptions } from '../../client/process.js';
 import {
   AbortError,
@@ -226,6 +227,8 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     this.#onRemoved = (e) => {
       if (e.name === name || e.name === `/${name}`) this.#markClosed(`mailbox ${name} closed: ${e.reason}`);
     };
+    // One listener per handle, and a process may hold any number: not a leak to warn about.
+    listenerRoom(proc, 1);
     proc.on('segment-removed', this.#onRemoved);
   }
 
@@ -241,6 +244,7 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     // The POSIX name is taken first (exclusively), so a failure can never
     // unlink a segment that is not ours; then the kernel records it.
     const segment = Segment.create(name, { size: r.layout.totalBytes, mode: r.mode });
+    const ours = inodeOf(segment.name);
     try {
       initMailbox(segment.buffer, r.layout);
       await proc.registerSegment(name, {
@@ -263,7 +267,15 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
       });
     } catch (err) {
       segment.close();
-      Segment.unlink(name);
+      // Only the segment made here: the name may be another creator's by now (the mailbox path
+      // replaces a segment the kernel does not know, shm-mailbox-path.ts).
+      if (ours === undefined || inodeOf(segment.name) === ours) {
+        try {
+          Segment.unlink(name);
+        } catch {
+          // Gone already.
+        }
+      }
       throw err;
     }
     return new ShmMailbox(proc, name, segment, r.role);
@@ -765,7 +777,15 @@ export class ShmMailbox extends EventEmitter<MailboxEvents> implements AsyncIter
     if (this.#detached) return;
     this.#detached = true;
     this.#proc.off('segment-removed', this.#onRemoved);
+    listenerRoom(this.#proc, -1);
   }
+}
+
+/** Raise (or lower) an EventEmitter registry's listener limit by `n` (0 means no limit: left alone). */
+function listenerRoom(proc: SegmentRegistry, n: number): void {
+  if (!(proc instanceof EventEmitter)) return;
+  const max = proc.getMaxListeners();
+  if (max !== 0) proc.setMaxListeners(Math.max(1, max + n));
 }
 
 const ITERATION_DONE: IteratorReturnResult<void> = Object.freeze({ value: undefined, done: true });
@@ -862,4 +882,13 @@ function readU32(bytes: Uint8Array, off: number): number {
       ((bytes[off + 3] as number) << 24)) >>>
     0
   );
+}
+
+/** The inode behind a POSIX shared-memory name (Linux keeps them in /dev/shm); undefined if unknown. */
+function inodeOf(posix: string): number | undefined {
+  try {
+    return statSync(`/dev/shm${posix}`, { throwIfNoEntry: false })?.ino;
+  } catch {
+    return undefined;
+  }
 }
