@@ -117,6 +117,11 @@ export interface PrefetchConsumer {
   /** Take an unread delivery back out of the buffer; false if the application already has it. */
   withdraw(deliveryId: number): Message | undefined;
   fail(error: IpcError): void;
+  /**
+   * The kernel detached this process (its receive right was revoked) and took back every
+   * delivery not yet consumed: drop the unread ones (they go to other receivers now), then fail.
+   */
+  revoked?(error: IpcError): void;
   /** End the iteration as if the loop had returned. */
   close(): void;
 }
@@ -1210,6 +1215,12 @@ export class Connection implements DeliveryControl {
         t.credits = 0;
         t.byteCredits = 0;
       }
+    }
+    if (notice.kind === 'rights' && notice.right === 'receive') {
+      // The kernel detached us: pending receives failed there, but a running iteration only
+      // waits for pushes that will not come. It ends with the same error.
+      const t = this.targets.get(notice.id as number);
+      t?.consumer?.revoked?.(errorFromCode('PERMISSION_DENIED', `${t.name}: the receive right was revoked`));
     }
     const handler = this.noticeHandler;
     if (handler === undefined) {

@@ -92,6 +92,14 @@ export class MessageStream implements AsyncIterableIterator<Message>, PrefetchCo
     }
   }
 
+  revoked(error: IpcError): void {
+    // Already back in the mailbox (the kernel's detach): neither read them nor give them back.
+    this.buffer.clear();
+    this.outstanding = 0;
+    if (this.target.consumer === this) this.target.consumer = undefined;
+    this.fail(error);
+  }
+
   next(): Promise<IteratorResult<Message>> {
     if (this.done) return Promise.resolve({ value: undefined, done: true });
     const m = this.buffer.shift();

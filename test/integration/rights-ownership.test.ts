@@ -189,4 +189,32 @@ describe('rights and ownership across processes', () => {
     );
     await assert.rejects(me.openMailbox('owned-send'), { code: 'NO_SUCH_MAILBOX' });
   });
+
+  test('an iteration whose receive right is revoked ends with PERMISSION_DENIED; what it had prefetched goes to the others, once', async () => {
+    const mb = await me.createMailbox('revoke-iter', { capacity: 64 });
+    const it = await connect({ socketPath: daemon.socketPath, name: 'revoke-iter-rx' });
+    try {
+      const theirs = await it.openMailbox('revoke-iter');
+      for (let i = 0; i < 10; i++) await mb.send(i);
+      const iter = theirs.messages({ prefetch: 16 });
+      const seen = [(await iter.next()).value?.data, (await iter.next()).value?.data];
+      assert.deepEqual(seen, [0, 1]);
+      await waitFor(async () => (await mb.stat()).depth === 0, 10_000, 'the rest prefetched');
+      await mb.revoke('receive', ['revoke-iter-rx']);
+      const rest: number[] = [];
+      for (let i = 0; i < 8; i++) rest.push((await mb.receive({ timeout: 10_000 })).data as number);
+      assert.deepEqual(
+        rest.sort((a, b) => a - b),
+        [2, 3, 4, 5, 6, 7, 8, 9],
+        'the unread ones came back',
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      // The loop does not hand out its prefetched copies of them: it ends.
+      await assert.rejects(iter.next(), { code: 'PERMISSION_DENIED' });
+      await assert.rejects(theirs.receive({ nonblock: true }), { code: 'PERMISSION_DENIED' });
+    } finally {
+      await it.close();
+      await mb.delete();
+    }
+  });
 });
