@@ -292,7 +292,7 @@ class InboundLink implements LinkOrigin {
     private readonly pid: number,
     private readonly name: string,
     private readonly mailboxName: string,
-    maxMessageSize: number,
+    private readonly maxMessageSize: number,
     private readonly inbox: LocalInbox,
     segment: Segment | undefined,
     region: MapRegion | undefined,
@@ -347,18 +347,7 @@ class InboundLink implements LinkOrigin {
       const sync = (f.flags & LinkFlag.SYNC) !== 0 ? f.reqId : 0;
       if (((f.flags & LinkFlag.SYNC) !== 0 && sync === 0) || f.priority > MAX_PRIORITY)
         return this.violation();
-      const m = new Message(
-        f.body,
-        f.codec,
-        f.priority,
-        this.name,
-        this.pid,
-        this.mailboxName,
-        false,
-        0,
-        false,
-        this.inbox,
-      );
+      const m = this.message(f.body, f.codec, f.priority);
       if (this.ring === undefined) return this.deliver(m, sync);
       // With a ring, a socket message is one a ring marker announced: in order once the marker is read.
       if (this.awaitingSocket) {
@@ -465,21 +454,11 @@ class InboundLink implements LinkOrigin {
       return this.deliver(e[0], e[1]);
     }
     if ((flags & LinkFlag.MAPPED) !== 0) return this.onMapped(r, priority, sync);
+    // The kernel's limit holds over a link too (the ring alone would allow 2 MiB).
+    if (r.length - LinkRing.RECORD_HEADER > this.maxMessageSize) return this.violation();
     const bytes = Buffer.allocUnsafe(r.length - LinkRing.RECORD_HEADER);
     bytes.set(r.subarray(LinkRing.RECORD_HEADER));
-    const m = new Message(
-      bytes,
-      r[2]!,
-      priority,
-      this.name,
-      this.pid,
-      this.mailboxName,
-      false,
-      0,
-      false,
-      this.inbox,
-    );
-    this.deliver(m, sync);
+    this.deliver(this.message(bytes, r[2]!, priority), sync);
   }
 
   /**
@@ -496,16 +475,28 @@ class InboundLink implements LinkOrigin {
     const at = LinkRing.RECORD_HEADER;
     const chunk = (r[at]! | (r[at + 1]! << 8) | (r[at + 2]! << 16) | (r[at + 3]! << 24)) >>> 0;
     const length = (r[at + 4]! | (r[at + 5]! << 8) | (r[at + 6]! << 16) | (r[at + 7]! << 24)) >>> 0;
-    if (chunk >= region.chunks || length === 0 || length > region.chunkBytes) return this.violation();
+    if (chunk >= region.chunks || length === 0 || length > region.chunkBytes || length > this.maxMessageSize)
+      return this.violation();
     // Ours from here (the sender frees only chunks of a dead holder); a chunk not QUEUED is not a message.
     if (Atomics.compareExchange(states, chunk, CHUNK_QUEUED, process.pid) !== CHUNK_QUEUED)
       return this.violation();
     const bytes = region.lend(chunk, length);
     const slab = region.slab;
     let back = false;
-    const m = new Message(
+    // Must not refer to `bytes` (it is held until their buffer is collected): the slab only.
+    const m = this.message(bytes, r[2]!, priority, () => {
+      if (back) return;
+      back = true;
+      slab.release(chunk);
+    });
+    this.deliver(m, sync);
+  }
+
+  /** A message from this link's sender as the inbox keeps it (a lent one with its `unmap`). */
+  private message(bytes: Buffer, codec: number, priority: number, unmap?: () => void): Message {
+    return new Message(
       bytes,
-      r[2]!,
+      codec,
       priority,
       this.name,
       this.pid,
@@ -515,14 +506,8 @@ class InboundLink implements LinkOrigin {
       false,
       this.inbox,
       false,
-      // Must not refer to `bytes` (it is held until their buffer is collected): the slab only.
-      () => {
-        if (back) return;
-        back = true;
-        slab.release(chunk);
-      },
+      unmap,
     );
-    this.deliver(m, sync);
   }
 
   private release(): void {

@@ -179,6 +179,8 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   /** Messages sent over this process's links, reported to the kernel for `status` (reportLinks). */
   private readonly linkCounts: LinkCounts = { sent: 0 };
   private linkReport: NodeJS.Timeout | undefined;
+  /** Set once the process left or lost its kernel: no report timer starts again. */
+  private linkReportsStopped = false;
   private lastReport = '';
   private listener: LinkListener | undefined;
   private linksOut = false;
@@ -223,6 +225,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
       this.closeLinks();
       // So do shared-memory mailbox handles (the kernel kept their names, rights and cleanup).
       for (const p of this.shmPaths) p.lost(e);
+      this.stopLinkReports();
       this.emit('disconnect', e);
     };
   }
@@ -286,7 +289,7 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
    * them to the process's counts. Only changes are sent; the timer does not keep the process alive.
    */
   private reportLinks(): void {
-    if (this.linkReport !== undefined) return;
+    if (this.linkReport !== undefined || this.linkReportsStopped) return;
     this.linkReport = setInterval(() => {
       const report = {
         sent: this.linkCounts.sent,
@@ -619,8 +622,15 @@ export class IpcProcess extends EventEmitter<ProcessEvents> {
   }
 
   /** Leave: the kernel removes this process, its inbox and the mailboxes it owns. */
-  async close(): Promise<void> {
+  /** No more link reports (the process left, or its kernel is gone). */
+  private stopLinkReports(): void {
+    this.linkReportsStopped = true;
     clearInterval(this.linkReport);
+    this.linkReport = undefined;
+  }
+
+  async close(): Promise<void> {
+    this.stopLinkReports();
     // Shared-memory handles first: leaving hands their unacknowledged messages back (as the
     // kernel does for a connection that ends), which the segment cannot see while this process lives.
     const shm = [...this.shmPaths];
