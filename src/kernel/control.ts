@@ -250,6 +250,19 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
           throw new TypeError("a segment that names a mailbox must be of kind 'mailbox'");
         mailbox = claimShmMailboxName(k, s, a.mailbox);
       }
+      // Records and their meta are kernel memory the message budget does not see: bounded here.
+      if (k.segments.size >= k.options.maxSegments)
+        throw new IpcError(
+          'KERNEL_FULL',
+          `this kernel holds its most segments (${k.options.maxSegments}): remove some first`,
+        );
+      const meta = checkMeta(a.meta);
+      const metaBytes = meta === undefined ? 0 : JSON.stringify(meta).length;
+      if (k.segmentMetaBytes + metaBytes > k.options.memoryBudget / 16)
+        throw new IpcError(
+          'KERNEL_FULL',
+          `the segments' meta would pass ${k.options.memoryBudget / 16} bytes (a 16th of the memory budget)`,
+        );
       const rec = new SegmentRecord(
         name,
         size,
@@ -257,12 +270,14 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
         ownership,
         s,
         ownership === 'process' ? s : undefined,
-        checkMeta(a.meta),
+        meta,
         a.senders === undefined ? 'everyone' : grantees(a.senders, 'senders'),
         a.receivers === undefined ? 'everyone' : grantees(a.receivers, 'receivers'),
       );
       rec.unlinkOnRemove = mayUnlink(name, s, a.created);
+      rec.metaBytes = metaBytes;
       k.segments.set(name, rec);
+      k.segmentMetaBytes += metaBytes;
       if (mailbox !== undefined) {
         rec.mailbox = mailbox;
         rec.openers.add(s);

@@ -32,6 +32,16 @@ export interface KernelOptions {
   /** Most connections that have not sent HELLO yet; beyond it the oldest is closed. Default 64. */
   maxHandshakes?: number;
   /**
+   * Most mailboxes at once, on either path (their records are kernel memory the message budget does
+   * not see); a create beyond it is KERNEL_FULL. Default 65536.
+   */
+  maxMailboxes?: number;
+  /**
+   * Most registered shared-memory segments at once (shm mailboxes included); beyond it KERNEL_FULL.
+   * Their `meta` together may take at most memoryBudget / 16 bytes. Default 16384.
+   */
+  maxSegments?: number;
+  /**
    * A multi-user daemon: members of this group (name or gid) may connect
    * (socket 0660, directory 0750, both of that group). Rights are then held
    * by uid, read from each connection's peer credentials, so it needs the
@@ -103,6 +113,8 @@ export interface ResolvedKernelOptions {
   helloTimeout: number;
   maxConnections: number;
   maxHandshakes: number;
+  maxMailboxes: number;
+  maxSegments: number;
   group: number | undefined;
   cluster: ClusterOptions | undefined;
   http: DashboardOptions | undefined;
@@ -155,6 +167,8 @@ export function resolveKernelOptions(o: KernelOptions): ResolvedKernelOptions {
     helloTimeout: positiveInt(o.helloTimeout ?? 5000, 'helloTimeout'),
     maxConnections: positiveInt(o.maxConnections ?? 1024, 'maxConnections'),
     maxHandshakes: positiveInt(o.maxHandshakes ?? 64, 'maxHandshakes'),
+    maxMailboxes: positiveInt(o.maxMailboxes ?? 65536, 'maxMailboxes'),
+    maxSegments: positiveInt(o.maxSegments ?? 16384, 'maxSegments'),
     group: resolveGroup(o.group),
     cluster: checkedCluster(o.cluster),
     http: checkedHttp(o.http),

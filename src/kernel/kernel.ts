@@ -39,7 +39,7 @@ import { RateSampler } from './rate-sampler.js';
 import { RemoteRoutes } from './remote-routes.js';
 import type { SegmentRecord } from './segment-record.js';
 import { type ExitReason, PUSH_BYTES_MAX, Session } from './session.js';
-import { checkMailboxNameFree, kernelPathOnly } from './shm-mailboxes.js';
+import { checkMailboxNameFree, checkMailboxRoom, kernelPathOnly } from './shm-mailboxes.js';
 import { claimSocketPath } from './socket-path.js';
 
 export type { KernelOptions } from './kernel-options.js';
@@ -67,6 +67,8 @@ export class Kernel {
   readonly segments = new Map<string, SegmentRecord>();
   /** The segments that are shared-memory mailboxes in the mailbox namespace, by mailbox name (shm-mailboxes.ts). */
   readonly shmMailboxes = new Map<string, SegmentRecord>();
+  /** Bytes of `meta` the registered segments carry (bounded: see control.ts segment.register). */
+  segmentMetaBytes = 0;
   /** Bytes queued in mailboxes (the core's count; also part of `budget.held`). */
   readonly ledger = { used: 0 };
   readonly budget: MemoryBudget;
@@ -769,6 +771,7 @@ export class Kernel {
     validateName('mailbox', name);
     if (this.mailboxByName.has(name) || this.shmMailboxes.has(name))
       throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
+    checkMailboxRoom(this);
     const resolved = kernelPathOnly(resolveMailboxOptions(options, this.options.maxMessageSize));
     const rec = this.newRecord(name, 'mailbox', resolved, s, resolved.owner === 'process' ? s : undefined);
     this.bindConnected(rec.rights, resolved.senders);
@@ -854,6 +857,7 @@ export class Kernel {
   removeSegment(rec: SegmentRecord, reason: string): void {
     if (this.segments.get(rec.name) !== rec) return;
     this.segments.delete(rec.name);
+    this.segmentMetaBytes -= rec.metaBytes;
     if (rec.mailbox !== undefined) this.shmMailboxes.delete(rec.mailbox);
     try {
       if (rec.unlinkOnRemove && (rec.rights.uid ?? process.getuid?.()) === Segment.stat(rec.name).uid) {

@@ -31,6 +31,8 @@ export class SegmentRecord {
   readonly createdAt = Date.now();
   /** The kernel unlinks the POSIX name on removal only if it knows the registrant created it (control.ts mayUnlink). */
   unlinkOnRemove = false;
+  /** Bytes of its meta as JSON, counted in the kernel's segmentMetaBytes while it is registered. */
+  metaBytes = 0;
   /** The mailbox name it carries in the mailbox namespace, for a shared-memory mailbox (shm-mailboxes.ts). */
   mailbox: string | undefined = undefined;
   /** For a mailbox: processes that opened it (told when it goes, attached or not, as on the kernel path). */

@@ -16,10 +16,21 @@ import type { Session } from './session.js';
  * kill it with SIGBUS), so `status` shows them as unknown and the handle's `stat()` reads them.
  */
 
-/** Throws MAILBOX_EXISTS if `name` is held on either path here. */
+/** Throws MAILBOX_EXISTS if `name` is held on either path here, KERNEL_FULL if no more mailboxes may be made. */
 export function checkMailboxNameFree(k: Kernel, name: string): void {
   if (k.mailboxByName.has(name) || k.shmMailboxes.has(name) || k.cluster?.isPending('mailbox', name))
     throw new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
+  checkMailboxRoom(k);
+}
+
+/**
+ * A mailbox's record is kernel memory the message budget does not count, so their number is
+ * bounded (maxMailboxes): without it one client could grow the kernel without end.
+ */
+export function checkMailboxRoom(k: Kernel): void {
+  const most = k.options.maxMailboxes;
+  if (k.mailboxByName.size + k.shmMailboxes.size >= most)
+    throw new IpcError('KERNEL_FULL', `this kernel holds its most mailboxes (${most}): delete some first`);
 }
 
 /**
