@@ -221,7 +221,10 @@ export class LinkSender {
       const sync = options.sync === true;
       if (this.waiting.length === 0) {
         const now = this.tryNow(payload, codec, priority, sync, deadlineOf(options.timeout), options.signal);
-        if (now !== undefined) return now;
+        if (now !== undefined) {
+          this.counts.sent++;
+          return now;
+        }
       }
       if (options.nonblock) throw new WouldBlockError(`the link to ${this.peer} is full`);
       return this.wait(payload, codec, priority, sync, options);
@@ -240,19 +243,6 @@ export class LinkSender {
 
   /** Send now if there is room: the send's promise, or undefined (no room; nothing was written). */
   private tryNow(
-    payload: Uint8Array,
-    codec: number,
-    priority: number,
-    sync: boolean,
-    deadline: number | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<void> | undefined {
-    const p = this.writeNow(payload, codec, priority, sync, deadline, signal);
-    if (p !== undefined) this.counts.sent++;
-    return p;
-  }
-
-  private writeNow(
     payload: Uint8Array,
     codec: number,
     priority: number,
@@ -530,6 +520,7 @@ export class LinkSender {
       // Its wait for room ends here; a sync send's wait for TAKEN keeps the deadline and the signal.
       const p = this.tryNow(w.payload, w.codec, w.priority, w.sync, w.deadline, w.signal);
       if (p === undefined) return;
+      this.counts.sent++;
       this.waiting.shift();
       w.done = true;
       w.cleanup();
