@@ -283,9 +283,8 @@ class InboundLink implements LinkOrigin {
   /** The sender broke the protocol: nothing more is taken from it. */
   private broken = false;
   private segment: Segment | undefined;
-  /** The sender's map region (LinkFlag.MAPPED records name its chunks), and its chunk states. */
+  /** The sender's map region (LinkFlag.MAPPED records name its chunks). */
   private region: MapRegion | undefined;
-  private regionStates: Int32Array | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -312,10 +311,8 @@ class InboundLink implements LinkOrigin {
         segment.close();
       }
     }
-    if (this.ring !== undefined && region !== undefined) {
-      this.region = region;
-      this.regionStates = new Int32Array(region.states.buffer, region.states.byteOffset, region.chunks);
-    } else region?.close();
+    if (this.ring !== undefined && region !== undefined) this.region = region;
+    else region?.close();
     socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
     socket.on('close', () => {
       this.ended = true;
@@ -469,16 +466,14 @@ class InboundLink implements LinkOrigin {
    */
   private onMapped(r: Uint8Array, priority: number, sync: number): void {
     const region = this.region;
-    const states = this.regionStates;
-    if (region === undefined || states === undefined || r.length !== LinkRing.RECORD_HEADER + 8)
-      return this.violation();
+    if (region === undefined || r.length !== LinkRing.RECORD_HEADER + 8) return this.violation();
     const at = LinkRing.RECORD_HEADER;
     const chunk = (r[at]! | (r[at + 1]! << 8) | (r[at + 2]! << 16) | (r[at + 3]! << 24)) >>> 0;
     const length = (r[at + 4]! | (r[at + 5]! << 8) | (r[at + 6]! << 16) | (r[at + 7]! << 24)) >>> 0;
     if (chunk >= region.chunks || length === 0 || length > region.chunkBytes || length > this.maxMessageSize)
       return this.violation();
     // Ours from here (the sender frees only chunks of a dead holder); a chunk not QUEUED is not a message.
-    if (Atomics.compareExchange(states, chunk, CHUNK_QUEUED, process.pid) !== CHUNK_QUEUED)
+    if (Atomics.compareExchange(region.states, chunk, CHUNK_QUEUED, process.pid) !== CHUNK_QUEUED)
       return this.violation();
     const bytes = region.lend(chunk, length);
     const slab = region.slab;

@@ -124,9 +124,6 @@ function segmentExists(segment: string): boolean {
   }
 }
 
-/** Keeps the ShmMessage (and so its lease) alive as long as the Message made from it. */
-const held = new WeakMap<Message, ShmMessage>();
-
 function notSupported(what: string): IpcError {
   return new IpcError('NOT_SUPPORTED', `a mailbox on the shared-memory path does not support ${what}`);
 }
@@ -313,9 +310,8 @@ export class ShmPath {
   /** A ShmMessage as the Message every mailbox hands out, with the sender's name. */
   async #message(m: ShmMessage): Promise<Message> {
     const sender = await this.#senderName(m.senderPid);
-    const shm = m;
     const ref = new WeakRef(m);
-    const message = new Message(
+    return new Message(
       m.bytes,
       codecId(m.codec),
       m.priority,
@@ -325,18 +321,16 @@ export class ShmPath {
       m.needsAck,
       0,
       false,
+      // The Message keeps these, and through them the ShmMessage (and its lease), as long as it lives.
       {
-        ack: () => shm.ack(),
-        release: () => shm.nack(),
+        ack: () => m.ack(),
+        release: () => m.nack(),
       },
       false,
       // The lease goes back through the ShmMessage, reached weakly: this function is held until
-      // the payload's buffer is collected and must not keep it (the WeakMap below keeps the
-      // ShmMessage for as long as the Message lives).
+      // the payload's buffer is collected and must not keep it.
       m.mapped ? () => ref.deref()?.release() : undefined,
     );
-    held.set(message, m);
-    return message;
   }
 
   /** The name behind a sender's process number: known from the kernel's notices, or asked once. */

@@ -1,5 +1,5 @@
 import { type MailboxOptions, validateName } from '../core/mailbox-options.js';
-import type { Grantees, RightKind } from '../core/rights.js';
+import type { Grantees, MailboxRights, RightKind } from '../core/rights.js';
 import { IpcError } from '../errors.js';
 import { Segment } from '../shm/segment.js';
 import type { KernelStatus, MailboxInfo, ProcessInfo, SegmentRole } from '../wire/info-types.js';
@@ -13,7 +13,6 @@ import type { Session } from './session.js';
 import {
   changeShmRights,
   claimShmMailboxName,
-  deleteShmMailbox,
   describeShmMailbox,
   requireOnThisHost,
   transferShmMailbox,
@@ -89,9 +88,15 @@ function isAdministrator(s: Session): boolean {
   return s.uid === undefined || s.uid === 0 || s.uid === process.getuid?.();
 }
 
-function requireOwner(rec: MailboxRecord, s: Session, what: string): void {
-  if (!rec.rights.mayAdminister(s, rec.options.owner === 'system')) {
-    throw new IpcError('PERMISSION_DENIED', `only the owner (${rec.rights.owner}) may ${what} ${rec.name}`);
+/** PERMISSION_DENIED unless `s` may administer `rec` (a mailbox on either path, or a segment), shown as `name`. */
+function requireOwner(
+  rec: { readonly rights: MailboxRights; readonly systemOwned: boolean },
+  name: string,
+  s: Session,
+  what: string,
+): void {
+  if (!rec.rights.mayAdminister(s, rec.systemOwned)) {
+    throw new IpcError('PERMISSION_DENIED', `only the owner (${rec.rights.owner}) may ${what} ${name}`);
   }
 }
 
@@ -194,8 +199,9 @@ function segmentRole(v: unknown): SegmentRole {
 const MAX_META_BYTES = 64 * 1024;
 const MAX_META_DEPTH = 32;
 
-function checkMeta(meta: unknown): unknown {
-  if (meta === undefined) return null;
+/** The meta to keep, and its size as JSON (what the kernel's bound on all meta counts). */
+function checkMeta(meta: unknown): { meta: unknown; bytes: number } {
+  if (meta === undefined) return { meta: null, bytes: 0 };
   // Depth first and without recursion: a hostile 6,000-deep value must not overflow the stack
   // here, in JSON.stringify below, or later in every status call.
   const stack: Array<[unknown, number]> = [[meta, 1]];
@@ -206,10 +212,11 @@ function checkMeta(meta: unknown): unknown {
       throw new RangeError(`meta must be nested at most ${MAX_META_DEPTH} levels deep`);
     for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, depth + 1]);
   }
-  if (JSON.stringify(meta).length > MAX_META_BYTES) {
+  const bytes = JSON.stringify(meta).length;
+  if (bytes > MAX_META_BYTES) {
     throw new RangeError(`meta must be at most ${MAX_META_BYTES} bytes of JSON`);
   }
-  return meta;
+  return { meta, bytes };
 }
 
 /**
@@ -256,8 +263,7 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
           'KERNEL_FULL',
           `this kernel holds its most segments (${k.options.maxSegments}): remove some first`,
         );
-      const meta = checkMeta(a.meta);
-      const metaBytes = meta === undefined ? 0 : JSON.stringify(meta).length;
+      const { meta, bytes: metaBytes } = checkMeta(a.meta);
       if (k.segmentMetaBytes + metaBytes > k.options.memoryBudget / 16)
         throw new IpcError(
           'KERNEL_FULL',
@@ -314,15 +320,7 @@ function handleSegmentCall(k: Kernel, s: Session, method: string, a: Record<stri
     }
     case 'segment.remove': {
       const rec = segmentNamed(k, str(a, 'name'));
-      if (
-        !(a.force === true && isAdministrator(s)) &&
-        !rec.rights.mayAdminister(s, rec.ownership === 'system')
-      ) {
-        throw new IpcError(
-          'PERMISSION_DENIED',
-          `only the owner (${rec.rights.owner}) may remove ${rec.name}`,
-        );
-      }
+      if (!(a.force === true && isAdministrator(s))) requireOwner(rec, rec.name, s, 'remove');
       k.removeSegment(rec, `removed by ${s.name}`);
       return null;
     }
@@ -413,11 +411,13 @@ export function handleCall(
     case 'mailbox.delete': {
       const shm = k.shmMailboxes.get(str(a, 'name'));
       if (shm !== undefined) {
-        deleteShmMailbox(k, s, shm, a.force === true && isAdministrator(s));
+        if (!(a.force === true && isAdministrator(s)))
+          requireOwner(shm, shm.mailbox ?? shm.name, s, 'delete');
+        k.removeSegment(shm, `deleted by ${s.name}`);
         return null;
       }
       const rec = mailboxNamed(k, str(a, 'name'));
-      if (!(a.force === true && isAdministrator(s))) requireOwner(rec, s, 'delete');
+      if (!(a.force === true && isAdministrator(s))) requireOwner(rec, rec.name, s, 'delete');
       k.deleteMailbox(rec, `deleted by ${s.name}`);
       // A durable one is deleted once its definition and stream are gone too: no restart revives it.
       const removal = k.durables?.removal(rec.name);
@@ -436,10 +436,12 @@ export function handleCall(
     case 'mailbox.grant':
     case 'mailbox.revoke': {
       const shm = k.shmMailboxes.get(str(a, 'name'));
-      if (shm !== undefined)
-        return changeShmRights(k, s, shm, method === 'mailbox.grant', right(a.right), grantees(a.who, 'who'));
+      if (shm !== undefined) {
+        requireOwner(shm, shm.mailbox ?? shm.name, s, 'change the rights of');
+        return changeShmRights(k, shm, method === 'mailbox.grant', right(a.right), grantees(a.who, 'who'));
+      }
       const rec = mailboxNamed(k, str(a, 'name'));
-      requireOwner(rec, s, 'change the rights of');
+      requireOwner(rec, rec.name, s, 'change the rights of');
       const kind = right(a.right);
       const who = grantees(a.who, 'who');
       if (method === 'mailbox.grant') {
@@ -453,9 +455,12 @@ export function handleCall(
     }
     case 'mailbox.transfer': {
       const shm = k.shmMailboxes.get(str(a, 'name'));
-      if (shm !== undefined) return transferShmMailbox(shm, s, sessionNamed(k, str(a, 'to')));
+      if (shm !== undefined) {
+        requireOwner(shm, shm.mailbox ?? shm.name, s, 'transfer');
+        return transferShmMailbox(shm, s, sessionNamed(k, str(a, 'to')));
+      }
       const rec = mailboxNamed(k, str(a, 'name'));
-      requireOwner(rec, s, 'transfer');
+      requireOwner(rec, rec.name, s, 'transfer');
       const to = sessionNamed(k, str(a, 'to'));
       rec.rights.setOwner(to);
       if (rec.ownerSession !== undefined) rec.ownerSession = to;

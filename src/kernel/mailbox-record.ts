@@ -147,6 +147,11 @@ export class MailboxRecord {
     });
   }
 
+  /** Lives until deleted (its owner exiting does not delete it). */
+  get systemOwned(): boolean {
+    return this.options.owner === 'system';
+  }
+
   describe(): MailboxInfo {
     const o = this.options;
     return {

@@ -52,6 +52,11 @@ export class SegmentRecord {
     this.rights = new MailboxRights(owner, senders, receivers);
   }
 
+  /** Lives until removed (its owner exiting does not remove it). */
+  get systemOwned(): boolean {
+    return this.ownership === 'system';
+  }
+
   /** What `s` uses the segment for, over all its handles (undefined if not attached). */
   roleOf(s: Session): SegmentRole | undefined {
     const roles = this.attached.get(s);
