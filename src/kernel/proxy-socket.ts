@@ -11,6 +11,9 @@ import type { HomeChannel } from '../cluster/channels.js';
 export class ProxySocket extends Duplex {
   constructor(private readonly channel: HomeChannel) {
     super({ allowHalfOpen: false });
+    // Once the session read everything, the socket is done: writes still waiting for the pipe are
+    // for a process that is gone.
+    this.once('end', () => this.destroy());
   }
 
   /** Bytes from the remote process's kernel. */
@@ -18,9 +21,14 @@ export class ProxySocket extends Duplex {
     this.push(bytes);
   }
 
-  /** The channel ended (the process left, its node went down, the link broke). */
+  /**
+   * The channel ended (the process left, its node went down, the link broke). The session still
+   * reads what came before the end, as it would from a local socket that closed: sends the process
+   * saw resolved are in there (a paused session holds them in the read buffer). With half-open
+   * off, the end of reading ends the socket, and 'close' follows.
+   */
   ended(): void {
-    this.destroy();
+    this.push(null);
   }
 
   override _read(): void {}

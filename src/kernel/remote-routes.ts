@@ -174,9 +174,14 @@ class Route {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      const bytes = this.writer.take();
-      if (bytes !== undefined && !this.closed) this.channel.write(bytes);
+      this.flush();
     });
+  }
+
+  /** Write what this turn forwarded. */
+  flush(): void {
+    const bytes = this.writer.take();
+    if (bytes !== undefined && !this.closed) this.channel.write(bytes);
   }
 
   /** The route is gone: answer what is in flight, tell the process its aliases are stale. */
@@ -582,6 +587,9 @@ export class RemoteRoutes {
     if (m === undefined) return;
     this.bySession.delete(s);
     for (const r of m.values()) {
+      // What the process sent in its last turn is still in the route's writer: it goes first (its
+      // sends resolved once the bytes were in this kernel's socket), then the close behind it.
+      r.flush();
       r.closed = true;
       r.channel.close('process exited');
     }
