@@ -42,6 +42,44 @@ describe('last sends across nodes', () => {
     }
   }
 
+  test('a monitor on another node sees the exit only after every message the process sent', async () => {
+    const w = await connect({ socketPath: a.socketPath, name: 'watcher', inboxCapacity: 64 });
+    clients.push(w);
+    const sender = spawnFixture(
+      'burst-sender',
+      [b.socketPath, 'process', 'watcher', String(COUNT), 'exit', 'leaver'],
+      b.socketPath,
+    );
+    await w.waitForProcess('leaver', { timeout: 10_000 });
+    let exited = false;
+    w.on('exit', (e) => {
+      if (e.process === 'leaver') exited = true;
+    });
+    await w.monitor('leaver');
+    // Take messages until the exit is reported, then only what is already here (non-blocking):
+    // everything the process sent before it left must be.
+    let got = 0;
+    while (!exited) {
+      try {
+        assert.equal((await w.receive({ timeout: 200 })).data, got);
+        got++;
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'TIMEOUT') throw e;
+      }
+    }
+    for (;;) {
+      try {
+        assert.equal((await w.receive({ nonblock: true })).data, got);
+        got++;
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'WOULD_BLOCK') throw e;
+        break;
+      }
+    }
+    assert.equal(got, COUNT, 'every message was there when the exit came');
+    await sender.exit;
+  });
+
   for (const ending of ['close', 'exit', 'kill'] as const) {
     test(`to a mailbox on another node, the sender then ${ending}s: all ${COUNT} arrive in order`, async () => {
       const owner = await connect({ socketPath: a.socketPath, name: `owner-${ending}` });
