@@ -1100,6 +1100,10 @@ export class Connection implements DeliveryControl {
     const t = p.target;
     if (t !== undefined && t.kind === 'inbox' && (code === 'MAILBOX_CLOSED' || code === 'NO_SUCH_MAILBOX')) {
       err = new NoSuchProcessError(t.name.slice(1));
+    } else if (t !== undefined && code === 'NO_SUCH_MAILBOX') {
+      // A mailbox this handle had open is gone by its id: it was deleted (closed for everyone) while
+      // the request was on its way, which is how a send or receive that waited on it fails too.
+      err = errorFromCode('MAILBOX_CLOSED', `${t.name} was closed: ${text}`);
     }
     p.reject(err);
   }

@@ -22,7 +22,8 @@
  * Invariants:
  * - Every request forwarded on a route is answered exactly once: by the home, or by this file when
  *   the route ends first — MAILBOX_CLOSED for a send or receive whose home node is gone (its
- *   mailboxes went with it), CLUSTER_UNAVAILABLE otherwise.
+ *   mailboxes went with it), CLUSTER_UNAVAILABLE otherwise — or when a timed or non-blocking
+ *   receive's deadline passes unanswered (the home's late delivery then goes back to the mailbox).
  * - A route that ends tells its process `mailbox-closed` for every alias it used, so the process
  *   drops its credits and looks the name up again; credited sends already on their way are lost
  *   with the route, as sends to a deleted mailbox are.
@@ -30,10 +31,11 @@
 import type { OpenerChannel } from '../cluster/channels.js';
 import type { NameKind } from '../cluster/global-names.js';
 import { type Frame, Frame as FrameClass, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
-import { CreditFlag, DeliverFlag, Op, SendFlag } from '../wire/protocol.js';
+import { CreditFlag, DeliverFlag, Op, RecvFlag, SendFlag } from '../wire/protocol.js';
 import type { ClusterLink } from './cluster-link.js';
 import type { Kernel } from './kernel.js';
 import type { Session } from './session.js';
+import { startTimer, type Timer } from './timer.js';
 
 interface Alias {
   node: string;
@@ -71,12 +73,23 @@ interface Forwarded {
   onResult: (() => void) | undefined;
   /** A SEND or RECV on a mailbox there (a dead home closes it: MAILBOX_CLOSED), not a call. */
   onMailbox?: boolean;
+  /** A timed or non-blocking RECV: answered here if the home has not answered by its deadline. */
+  deadline?: Timer;
+  /** Answered here already (its deadline passed): the home's late answer is dropped, a message handed back. */
+  abandoned?: boolean;
 }
 
 /** Frames a proxy may send back that mean nothing to forward (version 2 answers only). */
 const MAX_ROUTE_FRAME = 64 * 1024 * 1024;
 /** Most requests one route may have in flight (as a session may have pending locally): beyond, KERNEL_FULL. */
 const MAX_FORWARDED = 65536;
+/**
+ * A timed (or non-blocking) receive on another node is answered by that node's own timer; this
+ * kernel answers it itself this long after its timeout if the home has not (the home or the way
+ * to it is dead, and noticing that takes the membership's down time). The margin leaves a home
+ * that is only far away the time to answer first.
+ */
+const ROUTE_DEADLINE_GRACE_MS = 250;
 
 class Route {
   readonly forwarded = new Map<number, Forwarded>();
@@ -161,6 +174,12 @@ class Route {
   /** A frame with only a body (CONSUMED, ACK, RELEASE). */
   upFrame(op: number, body: Buffer): void {
     this.writer.frame(op, 0, 0, 0, 0, 0, 0, 0, 0, body);
+    this.schedule();
+  }
+
+  /** Ask the home to withdraw request `reqId` (its answer is then dropped here). */
+  upCancel(reqId: number): void {
+    this.writer.frame(Op.CANCEL, 0, 0, 0, reqId, 0, 0, 0, 0, undefined);
     this.schedule();
   }
 
@@ -257,7 +276,9 @@ export class RemoteRoutes {
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
         if (f.op === Op.RECV) {
-          if (!r.track(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true })) return true;
+          const fw: Forwarded = { rewrite: undefined, onResult: undefined, onMailbox: true };
+          if (!r.track(f.reqId, fw)) return true;
+          this.armDeadline(r, f, fw);
         } else if (f.reqId !== 0) {
           if (!r.trackIteration(f.reqId)) return true;
         }
@@ -280,6 +301,32 @@ export class RemoteRoutes {
       default:
         return false;
     }
+  }
+
+  /**
+   * A receive that must end by a time (TIMED, or NONBLOCK: now) ends then also when its home is
+   * unreachable: at its timeout plus a margin this kernel answers it as the home would have
+   * (TIMEOUT, WOULD_BLOCK) and asks the home to withdraw it. The home's late answer is dropped,
+   * and a message it delivered meanwhile goes back to the mailbox (as a client does with a
+   * delivery for a receive it abandoned), so nothing is lost.
+   */
+  private armDeadline(r: Route, f: Frame, fw: Forwarded): void {
+    const nonblock = (f.flags & RecvFlag.NONBLOCK) !== 0;
+    let timeout: number;
+    if (nonblock) timeout = 0;
+    else if ((f.flags & RecvFlag.TIMED) !== 0 && f.bodyLength >= 4) timeout = f.u32(0);
+    else return;
+    const reqId = f.reqId;
+    fw.deadline = startTimer(timeout + ROUTE_DEADLINE_GRACE_MS, () => {
+      fw.deadline = undefined;
+      if (r.closed || r.forwarded.get(reqId) !== fw) return;
+      fw.abandoned = true;
+      const why = `node ${r.node} did not answer`;
+      if (nonblock) r.session.sendError(reqId, 'WOULD_BLOCK', `no message could be taken now (${why})`);
+      else r.session.sendError(reqId, 'TIMEOUT', `receive timed out after ${timeout} ms (${why})`);
+      r.upCancel(reqId);
+      this.k.markDirty(r.session);
+    });
   }
 
   /** Delivery ids of remote deliveries go to their routes; the rest stay here (false if none remain). */
@@ -418,6 +465,17 @@ export class RemoteRoutes {
     const pid = name === undefined ? 0 : this.localPid(name, r.node);
     if (name !== undefined) s.introduce(pid, name);
     const peek = (f.flags & DeliverFlag.PEEK) !== 0;
+    const fw = f.reqId !== 0 ? r.forwarded.get(f.reqId) : undefined;
+    if (fw?.abandoned === true && !peek) {
+      // The answer to a receive this kernel already answered (its deadline passed): the message
+      // goes back to the mailbox there, for whoever receives next.
+      r.forwarded.delete(f.reqId);
+      const body = Buffer.allocUnsafe(4);
+      body.writeUInt32LE(remoteId, 0);
+      r.upFrame(Op.RELEASE, body);
+      return;
+    }
+    fw?.deadline?.clear();
     let id = 0;
     if (!peek) {
       id = s.nextDelivery++;
@@ -458,6 +516,9 @@ export class RemoteRoutes {
         const fw = r.forwarded.get(f.reqId);
         if (fw === undefined) return;
         r.forwarded.delete(f.reqId);
+        fw.deadline?.clear();
+        // Answered here already when its deadline passed.
+        if (fw.abandoned === true) return;
         if (f.op === Op.RESULT) {
           fw.onResult?.();
           if (fw.rewrite !== undefined) {
@@ -558,6 +619,8 @@ export class RemoteRoutes {
     const down = reason === 'node-down' || reason === 'reset';
     // A home that is gone took its mailboxes with it: what waited on one fails as on a closed mailbox.
     for (const [reqId, fw] of r.forwarded) {
+      fw.deadline?.clear();
+      if (fw.abandoned === true) continue;
       if (down && fw.onMailbox === true)
         s.sendError(reqId, 'MAILBOX_CLOSED', `${text}: its mailboxes are gone`);
       else s.sendError(reqId, 'CLUSTER_UNAVAILABLE', text);
@@ -591,6 +654,7 @@ export class RemoteRoutes {
       // sends resolved once the bytes were in this kernel's socket), then the close behind it.
       r.flush();
       r.closed = true;
+      for (const fw of r.forwarded.values()) fw.deadline?.clear();
       r.channel.close('process exited');
     }
   }

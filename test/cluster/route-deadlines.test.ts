@@ -1,0 +1,91 @@
+/**
+ * A timed or non-blocking receive on a mailbox of another node ends by its deadline also when that
+ * node does not answer: with the home kernel stopped (SIGSTOP), a receive through a route rejects
+ * TIMEOUT (WOULD_BLOCK when non-blocking) instead of waiting for the membership to call the node
+ * down. The message the home delivers once it runs again, to a receive already answered, goes back
+ * to the mailbox: the next receive gets it, once. (Before: the deadline was the home's alone, and
+ * the receive waited until the node was counted down, then failed MAILBOX_CLOSED.)
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { connect, type IpcProcess } from '../../src/index.js';
+import { type ClusterKernel, startClusterKernel } from '../helpers/cluster-harness.js';
+import { tempDir } from '../helpers/kernel-harness.js';
+import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
+
+/** Long enough for a route's own deadline (timeout + 250 ms), well short of the membership's 4 s down time. */
+const STALL_MS = 2500;
+
+describe('receive deadlines through a route', () => {
+  let nats: NatsServer;
+  let a: ClusterKernel;
+  let b: ClusterKernel;
+  const clients: IpcProcess[] = [];
+
+  before(async () => {
+    nats = await startNatsServer();
+    const dir = tempDir('ipcbox-deadline-');
+    [a, b] = await Promise.all([
+      startClusterKernel(dir, 'da', nats.url),
+      startClusterKernel(dir, 'db', nats.url),
+    ]);
+  });
+  after(async () => {
+    a?.child.kill('SIGCONT');
+    for (const c of clients) await c.close().catch(() => undefined);
+    for (const k of [a, b]) k?.child.kill('SIGKILL');
+    await nats?.stop();
+  });
+
+  /** `p`'s outcome, or 'no answer' if it has none within STALL_MS (the home is stopped meanwhile). */
+  async function outcome(p: Promise<unknown>): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<string>((r) => {
+      timer = setTimeout(() => r('no answer'), STALL_MS);
+    });
+    const settled = p.then(
+      () => 'resolved',
+      (e: { code?: string }) => String(e.code),
+    );
+    try {
+      return await Promise.race([settled, stalled]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  for (const ack of [false, true]) {
+    test(`with the home stopped, a receive${ack ? ' with ack' : ''} ends by its deadline and the message stays`, async () => {
+      const owner = await connect({ socketPath: a.socketPath });
+      clients.push(owner);
+      const name = `deadline-${ack}`;
+      const home = await owner.createMailbox(name, { capacity: 8 });
+      await home.send('kept');
+      const p = await connect({ socketPath: b.socketPath });
+      clients.push(p);
+      const mb = await p.openMailbox(name);
+
+      a.child.kill('SIGSTOP');
+      let timed: string;
+      let nonblock: string;
+      try {
+        timed = await outcome(mb.receive({ timeout: 100, ack }));
+        nonblock = await outcome(mb.receive({ nonblock: true, ack }));
+      } finally {
+        a.child.kill('SIGCONT');
+      }
+      assert.equal(timed, 'TIMEOUT');
+      assert.equal(nonblock, 'WOULD_BLOCK');
+
+      // The home, running again, answered both receives with the message: each answer came too
+      // late and handed it back, so it is there once for the next receive.
+      const m = await mb.receive({ timeout: 10_000, ack });
+      assert.equal(m.data, 'kept');
+      if (ack) await m.ack();
+      await assert.rejects(home.receive({ nonblock: true }), { code: 'WOULD_BLOCK' });
+      await assert.rejects(mb.receive({ timeout: 300 }), { code: 'TIMEOUT' });
+      const info = await home.stat();
+      assert.equal(info.depth, 0);
+    });
+  }
+});
