@@ -22,8 +22,10 @@
  * Invariants:
  * - Every request forwarded on a route is answered exactly once: by the home, or by this file when
  *   the route ends first — MAILBOX_CLOSED for a send or receive whose home node is gone (its
- *   mailboxes went with it), CLUSTER_UNAVAILABLE otherwise — or when a timed or non-blocking
- *   receive's deadline passes unanswered (the home's late delivery then goes back to the mailbox).
+ *   mailboxes went with it), CLUSTER_UNAVAILABLE otherwise — or when a timed, non-blocking or
+ *   aborted send or receive is still unanswered a margin past its deadline (a receive then fails
+ *   as the home would have, and the home's late delivery goes back to the mailbox; a send fails
+ *   CLUSTER_UNAVAILABLE, its outcome unknown).
  * - A route that ends tells its process `mailbox-closed` for every alias it used, so the process
  *   drops its credits and looks the name up again; credited sends already on their way are lost
  *   with the route, as sends to a deleted mailbox are.
@@ -73,7 +75,9 @@ interface Forwarded {
   onResult: (() => void) | undefined;
   /** A SEND or RECV on a mailbox there (a dead home closes it: MAILBOX_CLOSED), not a call. */
   onMailbox?: boolean;
-  /** A timed or non-blocking RECV: answered here if the home has not answered by its deadline. */
+  /** A SEND (its outcome is unknown if the home goes silent) rather than a RECV or a call. */
+  send?: boolean;
+  /** A timed, non-blocking or aborted SEND or RECV: answered here if the home has not answered by its deadline. */
   deadline?: Timer;
   /** Answered here already (its deadline passed): the home's late answer is dropped, a message handed back. */
   abandoned?: boolean;
@@ -264,7 +268,9 @@ export class RemoteRoutes {
           return true;
         }
         if (f.op === Op.SEND && f.reqId !== 0) {
-          if (!r.track(f.reqId, { rewrite: undefined, onResult: undefined, onMailbox: true })) return true;
+          const fw: Forwarded = { rewrite: undefined, onResult: undefined, onMailbox: true, send: true };
+          if (!r.track(f.reqId, fw)) return true;
+          this.armDeadline(r, f, fw);
         }
         r.up(up, a.remoteId);
         return true;
@@ -291,8 +297,10 @@ export class RemoteRoutes {
         return s.remoteDeliveries.size > 0 && this.deliveryIds(s, f);
       case Op.CANCEL: {
         for (const r of this.bySession.get(s)?.values() ?? []) {
-          if (r.forwarded.has(f.reqId)) {
+          const fw = r.forwarded.get(f.reqId);
+          if (fw !== undefined) {
             r.up(f, 0);
+            if (fw.abandoned !== true) this.armAbort(r, f.reqId, fw);
             return true;
           }
         }
@@ -304,29 +312,61 @@ export class RemoteRoutes {
   }
 
   /**
-   * A receive that must end by a time (TIMED, or NONBLOCK: now) ends then also when its home is
-   * unreachable: at its timeout plus a margin this kernel answers it as the home would have
-   * (TIMEOUT, WOULD_BLOCK) and asks the home to withdraw it. The home's late answer is dropped,
-   * and a message it delivered meanwhile goes back to the mailbox (as a client does with a
-   * delivery for a receive it abandoned), so nothing is lost.
+   * A send or receive that must end by a time (TIMED, or NONBLOCK: now) ends then also when its
+   * home is unreachable: at its timeout plus a margin this kernel answers it and asks the home to
+   * withdraw it. A receive is answered as the home would have (TIMEOUT, WOULD_BLOCK); the home's
+   * late answer is dropped, and a message it delivered meanwhile goes back to the mailbox (as a
+   * client does with a delivery for a receive it abandoned), so nothing is lost. A send is answered
+   * CLUSTER_UNAVAILABLE: the home may have taken it, so TIMEOUT ("not sent") could be false.
    */
   private armDeadline(r: Route, f: Frame, fw: Forwarded): void {
+    // SendFlag and RecvFlag agree on NONBLOCK and TIMED, and both put the timeout first in the body.
     const nonblock = (f.flags & RecvFlag.NONBLOCK) !== 0;
     let timeout: number;
     if (nonblock) timeout = 0;
     else if ((f.flags & RecvFlag.TIMED) !== 0 && f.bodyLength >= 4) timeout = f.u32(0);
     else return;
-    const reqId = f.reqId;
-    fw.deadline = startTimer(timeout + ROUTE_DEADLINE_GRACE_MS, () => {
+    const why = `node ${r.node} did not answer`;
+    this.answerLate(r, f.reqId, fw, timeout, () => {
+      if (fw.send === true) return this.unknownSend(r, f.reqId, `within the send's timeout of ${timeout} ms`);
+      if (nonblock) r.session.sendError(f.reqId, 'WOULD_BLOCK', `no message could be taken now (${why})`);
+      else r.session.sendError(f.reqId, 'TIMEOUT', `receive timed out after ${timeout} ms (${why})`);
+    });
+  }
+
+  /**
+   * The process aborted a request forwarded to the home (CANCEL, passed on): the home answers
+   * ABORTED, or the outcome, as it would locally. A home that stays silent past the margin is
+   * answered for here — a receive or call ABORTED (a late delivery goes back to the mailbox), a send
+   * CLUSTER_UNAVAILABLE, since the home may have taken it — so an AbortSignal ends the wait also
+   * when the way to the home is dead.
+   */
+  private armAbort(r: Route, reqId: number, fw: Forwarded): void {
+    fw.deadline?.clear();
+    this.answerLate(r, reqId, fw, 0, () => {
+      if (fw.send === true) return this.unknownSend(r, reqId, 'after the send was aborted');
+      r.session.sendError(reqId, 'ABORTED', `aborted (node ${r.node} did not answer)`);
+    });
+  }
+
+  /** Run `answer` for request `reqId` `after` ms past the margin unless the home answered first; then drop the home's answer. */
+  private answerLate(r: Route, reqId: number, fw: Forwarded, after: number, answer: () => void): void {
+    fw.deadline = startTimer(after + ROUTE_DEADLINE_GRACE_MS, () => {
       fw.deadline = undefined;
-      if (r.closed || r.forwarded.get(reqId) !== fw) return;
+      if (r.closed || r.forwarded.get(reqId) !== fw || fw.abandoned === true) return;
       fw.abandoned = true;
-      const why = `node ${r.node} did not answer`;
-      if (nonblock) r.session.sendError(reqId, 'WOULD_BLOCK', `no message could be taken now (${why})`);
-      else r.session.sendError(reqId, 'TIMEOUT', `receive timed out after ${timeout} ms (${why})`);
+      answer();
       r.upCancel(reqId);
       this.k.markDirty(r.session);
     });
+  }
+
+  private unknownSend(r: Route, reqId: number, when: string): void {
+    r.session.sendError(
+      reqId,
+      'CLUSTER_UNAVAILABLE',
+      `node ${r.node}, the mailbox's home, did not answer ${when}: the message may or may not have arrived`,
+    );
   }
 
   /** Delivery ids of remote deliveries go to their routes; the rest stay here (false if none remain). */

@@ -1,6 +1,7 @@
 /**
- * A timed or non-blocking receive on a mailbox of another node ends by its deadline also when that
- * node does not answer: with the home kernel stopped (SIGSTOP), a receive through a route rejects
+ * A timed, non-blocking or aborted receive or send on a mailbox of another node ends by its
+ * deadline (or signal) also when that node does not answer. A send so ended fails
+ * CLUSTER_UNAVAILABLE (the home may have taken it: its outcome is unknown). For receives: with the home kernel stopped (SIGSTOP), a receive through a route rejects
  * TIMEOUT (WOULD_BLOCK when non-blocking) instead of waiting for the membership to call the node
  * down. The message the home delivers once it runs again, to a receive already answered, goes back
  * to the mailbox: the next receive gets it, once. (Before: the deadline was the home's alone, and
@@ -88,4 +89,43 @@ describe('receive deadlines through a route', () => {
       assert.equal(info.depth, 0);
     });
   }
+
+  test('with the home stopped, a timed, non-blocking or aborted send ends, CLUSTER_UNAVAILABLE; an aborted receive ends ABORTED', async () => {
+    const owner = await connect({ socketPath: a.socketPath });
+    clients.push(owner);
+    // Full, so every send is a request the home must answer (no credit to spend).
+    const home = await owner.createMailbox('deadline-send', { capacity: 1 });
+    await home.send('first');
+    const p = await connect({ socketPath: b.socketPath });
+    clients.push(p);
+    const mb = await p.openMailbox('deadline-send');
+    await assert.rejects(mb.send('x', { nonblock: true }), { code: 'WOULD_BLOCK' });
+
+    a.child.kill('SIGSTOP');
+    const results: string[] = [];
+    try {
+      results.push(await outcome(mb.send('timed', { timeout: 100 })));
+      results.push(await outcome(mb.send('nonblock', { nonblock: true })));
+      const sendAbort = new AbortController();
+      setTimeout(() => sendAbort.abort(), 100);
+      results.push(await outcome(mb.send('aborted', { signal: sendAbort.signal })));
+      // A receive that would get 'first', but the home is stopped: aborted, it ends anyway.
+      const recvAbort = new AbortController();
+      setTimeout(() => recvAbort.abort(), 100);
+      results.push(await outcome(mb.receive({ signal: recvAbort.signal })));
+    } finally {
+      a.child.kill('SIGCONT');
+    }
+    assert.deepEqual(results.slice(0, 3), [
+      'CLUSTER_UNAVAILABLE',
+      'CLUSTER_UNAVAILABLE',
+      'CLUSTER_UNAVAILABLE',
+    ]);
+    assert.equal(results[3], 'ABORTED');
+    // Running again, the home met each withdrawn send on a full mailbox and the aborted receive
+    // handed back what it got: 'first' is there, alone.
+    const m = await home.receive({ timeout: 10_000 });
+    assert.equal(m.data, 'first');
+    await assert.rejects(home.receive({ timeout: 500 }), { code: 'TIMEOUT' });
+  });
 });
