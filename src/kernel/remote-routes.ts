@@ -88,10 +88,10 @@ const MAX_ROUTE_FRAME = 64 * 1024 * 1024;
 /** Most requests one route may have in flight (as a session may have pending locally): beyond, KERNEL_FULL. */
 const MAX_FORWARDED = 65536;
 /**
- * A timed (or non-blocking) receive on another node is answered by that node's own timer; this
- * kernel answers it itself this long after its timeout if the home has not (the home or the way
- * to it is dead, and noticing that takes the membership's down time). The margin leaves a home
- * that is only far away the time to answer first.
+ * A timed, non-blocking or aborted send or receive on another node is answered by that node; this
+ * kernel answers it itself this long after its timeout (or its abort) if the home has not (the
+ * home or the way to it is dead, and noticing that takes the membership's down time). The margin
+ * leaves a home that is only far away the time to answer first.
  */
 const ROUTE_DEADLINE_GRACE_MS = 250;
 
