@@ -3,7 +3,8 @@
 //
 // The whole native surface of ipcbox. Everything else (layouts, locks, rings)
 // lives in TypeScript under src/shm/. Exports:
-//   open(name, size, {create, exclusive, mode}) -> SharedArrayBuffer
+//   open(name, size, {create, exclusive, mode, guard}) -> SharedArrayBuffer
+//   guardIndex(sab) -> slot of a guarded mapping or -1, guardHit(slot) -> boolean (see "guarded mappings")
 //   unlink(name), stat(name) -> {size, mode, uid}
 //   alias(sab, byteOffset, length) -> SharedArrayBuffer over those bytes of sab's memory
 //   futexWait(sab, byteOffset, expected, timeoutMs) -> 'ok'|'timed-out'|'not-equal'
@@ -669,6 +670,119 @@ void OnEnvCleanup(void* arg) {
   });
 }
 
+// ---- guarded mappings -------------------------------------------------------
+//
+// A mapping of a segment another process created can be cut short under us:
+// its owner ftruncate()s the file, and our next access past the new end
+// faults with SIGBUS, which kills the whole process (the kernel serving
+// everyone, or a receiver). A guarded mapping survives that: a SIGBUS whose
+// address falls in one is answered by mapping private zero pages over the
+// whole mapping (MAP_FIXED), so the access that faulted is retried and reads
+// zeros, and the mapping is marked hit; callers ask guardHit() and treat the
+// segment as broken by its owner. (Wayland compositors protect themselves
+// from clients' shm pools the same way.) Any other SIGBUS goes to the handler
+// that was there before, or to the default action, which kills as before.
+//
+// The handler only reads this table (lock-free, fixed size, no allocation):
+// a slot is claimed with a CAS on `used`, filled, then published by storing
+// `start`; the mapping's deleter withdraws it (start 0, then used 0) before
+// munmap, so the handler never remaps memory that is no longer ours.
+
+constexpr int kGuardSlots = 8192;
+
+struct GuardSlot {
+  std::atomic<int> used{0};
+  std::atomic<uintptr_t> start{0};
+  std::atomic<size_t> len{0};
+  std::atomic<int> hit{0};
+};
+
+GuardSlot g_guards[kGuardSlots];
+struct sigaction g_prev_bus;
+std::once_flag g_bus_once;
+
+void OnSigbus(int sig, siginfo_t* info, void* uctx) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (int i = 0; i < kGuardSlots; i++) {
+    uintptr_t s = g_guards[i].start.load(std::memory_order_acquire);
+    if (s == 0 || a < s) continue;
+    size_t l = g_guards[i].len.load(std::memory_order_acquire);
+    if (a - s >= l) continue;
+    void* r = mmap(reinterpret_cast<void*>(s), l, PROT_READ | PROT_WRITE,
+                   MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r != MAP_FAILED) {
+      g_guards[i].hit.store(1, std::memory_order_release);
+      return;
+    }
+    break;
+  }
+  // Not a guarded mapping (or the remap failed): what would have happened without us.
+  if ((g_prev_bus.sa_flags & SA_SIGINFO) != 0 && g_prev_bus.sa_sigaction != nullptr) {
+    g_prev_bus.sa_sigaction(sig, info, uctx);
+    return;
+  }
+  if (g_prev_bus.sa_handler != SIG_DFL && g_prev_bus.sa_handler != SIG_IGN) {
+    g_prev_bus.sa_handler(sig);
+    return;
+  }
+  // Returning retries the access, which faults again, into the default action.
+  signal(SIGBUS, SIG_DFL);
+}
+
+void InstallSigbus() {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = OnSigbus;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, &g_prev_bus);
+}
+
+// The slot now guarding [addr, addr+len), or -1 when every slot is taken.
+int GuardAdd(void* addr, size_t len) {
+  std::call_once(g_bus_once, InstallSigbus);
+  for (int i = 0; i < kGuardSlots; i++) {
+    int expected = 0;
+    if (!g_guards[i].used.compare_exchange_strong(expected, 1)) continue;
+    g_guards[i].hit.store(0);
+    g_guards[i].len.store(len, std::memory_order_release);
+    g_guards[i].start.store(reinterpret_cast<uintptr_t>(addr), std::memory_order_release);
+    return i;
+  }
+  return -1;
+}
+
+void GuardRemove(int i) {
+  g_guards[i].start.store(0, std::memory_order_release);
+  g_guards[i].len.store(0, std::memory_order_release);
+  g_guards[i].used.store(0, std::memory_order_release);
+}
+
+// The slot guarding the memory `sab` starts in, or -1.
+int GuardOf(Local<Value> v) {
+  if (!v->IsSharedArrayBuffer()) return -1;
+  std::shared_ptr<BackingStore> store = v.As<SharedArrayBuffer>()->GetBackingStore();
+  uintptr_t a = reinterpret_cast<uintptr_t>(store->Data());
+  for (int i = 0; i < kGuardSlots; i++) {
+    uintptr_t s = g_guards[i].start.load(std::memory_order_acquire);
+    if (s != 0 && a >= s && a - s < g_guards[i].len.load(std::memory_order_acquire)) return i;
+  }
+  return -1;
+}
+
+// guardIndex(sab) -> the slot of a guarded mapping (open(..., {guard: true})), or -1.
+void GuardIndex(const FunctionCallbackInfo<Value>& args) {
+  args.GetReturnValue().Set(Integer::New(args.GetIsolate(), GuardOf(args[0])));
+}
+
+// guardHit(slot) -> whether that guarded mapping faulted (its segment was cut short).
+void GuardHit(const FunctionCallbackInfo<Value>& args) {
+  Isolate* iso = args.GetIsolate();
+  double i = args[0]->IsNumber() ? args[0].As<Number>()->Value() : -1;
+  bool hit = i >= 0 && i < kGuardSlots && g_guards[static_cast<int>(i)].hit.load(std::memory_order_acquire) != 0;
+  args.GetReturnValue().Set(Boolean::New(iso, hit));
+}
+
 // ---- exported functions ---------------------------------------------------
 
 void Open(const FunctionCallbackInfo<Value>& args) {
@@ -682,6 +796,7 @@ void Open(const FunctionCallbackInfo<Value>& args) {
   Local<Object> flags = args[2].As<Object>();
   bool create = flags->Get(ctx, Str(iso, "create")).ToLocalChecked()->BooleanValue(iso);
   bool exclusive = flags->Get(ctx, Str(iso, "exclusive")).ToLocalChecked()->BooleanValue(iso);
+  bool guard = flags->Get(ctx, Str(iso, "guard")).ToLocalChecked()->BooleanValue(iso);
   Local<Value> mode_v = flags->Get(ctx, Str(iso, "mode")).ToLocalChecked();
   mode_t mode = mode_v->IsNumber() ? static_cast<mode_t>(mode_v.As<Number>()->Value()) : 0600;
   if (!(size >= 0) || std::floor(size) != size || size > 0x7fffffffffff) {
@@ -724,9 +839,25 @@ void Open(const FunctionCallbackInfo<Value>& args) {
   int err = errno;
   close(fd);
   if (addr == MAP_FAILED) return ThrowErrno(iso, err, "mmap", name);
+  // A guarded mapping's slot rides in the deleter's data, as slot + 1 (0: not guarded).
+  intptr_t slot = 0;
+  if (guard) {
+    int g = GuardAdd(addr, len);
+    if (g < 0) {
+      munmap(addr, len);
+      return ThrowErrno(iso, ENOMEM, "guard", name);
+    }
+    slot = g + 1;
+  }
 
   std::unique_ptr<BackingStore> store = SharedArrayBuffer::NewBackingStore(
-      addr, len, [](void* data, size_t length, void*) { munmap(data, length); }, nullptr);
+      addr, len,
+      [](void* data, size_t length, void* g) {
+        intptr_t slot = reinterpret_cast<intptr_t>(g);
+        if (slot > 0) GuardRemove(static_cast<int>(slot - 1));
+        munmap(data, length);
+      },
+      reinterpret_cast<void*>(slot));
   args.GetReturnValue().Set(SharedArrayBuffer::New(iso, std::move(store)));
 }
 
@@ -952,6 +1083,8 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   set("unlink", Unlink);
   set("stat", Stat);
   set("alias", Alias);
+  set("guardIndex", GuardIndex);
+  set("guardHit", GuardHit);
   set("futexWait", FutexWait);
   set("futexWaitAsync", FutexWaitAsync);
   set("futexCancel", FutexCancel);

@@ -655,6 +655,8 @@ export class Connection implements DeliveryControl {
     const m = target.byCopy === true ? undefined : this.mapClass(payload.byteLength);
     let chunk = -1;
     if (m !== undefined) {
+      // A region cut short under us (another process truncated it) reads zeros: copy from now on.
+      if (m.state === 'ready' && (m.region as MapRegion).damaged) m.state = 'off';
       if (m.state === 'ready') {
         chunk = (m.region as MapRegion).slab.tryAcquire();
         if (chunk < 0 && !options.nonblock) {
@@ -766,12 +768,17 @@ export class Connection implements DeliveryControl {
         const region = m.region as MapRegion;
         region.view(chunk, payload.byteLength).set(payload);
         region.slab.markQueued(chunk);
-        const ref = this.ref;
-        ref.writeUInt32LE(m.id, 0);
-        ref.writeUInt32LE(chunk, 4);
-        ref.writeUInt32LE(payload.byteLength, 8);
-        body = ref;
-        mapped = SendFlag.MAPPED;
+        if (region.damaged) {
+          // Cut short while we wrote (the bytes went nowhere): this one and the rest by copy.
+          m.state = 'off';
+        } else {
+          const ref = this.ref;
+          ref.writeUInt32LE(m.id, 0);
+          ref.writeUInt32LE(chunk, 4);
+          ref.writeUInt32LE(payload.byteLength, 8);
+          body = ref;
+          mapped = SendFlag.MAPPED;
+        }
       }
       if (
         target.credits > 0 &&

@@ -115,6 +115,8 @@ export class Kernel {
     this.options = resolveKernelOptions(options);
     this.budget = new MemoryBudget(this.options.memoryBudget);
     this.budget.dropMapped = (p) => this.maps.drop(p);
+    this.maps.onDamaged = (r) =>
+      this.protocolError(r.owner, `map region ${r.id} was cut short (its file truncated) under the kernel`);
     this.path = new MessagePath(this);
     this.maxFrame = HEADER_REST + Math.max(this.options.maxMessageSize + 8, MAX_CONTROL_BODY);
     this.hooks = (rec) => ({

@@ -50,6 +50,8 @@ export class RegionRecord {
   readonly lentTo = new Set<Session>();
   /** Sessions that could not open it (UNMAP REFUSE): they get its payloads by copy. */
   readonly refusedBy = new Set<Session>();
+  /** The kernel found it cut short (MapRegion.damaged) and told `onDamaged`. */
+  damageSeen = false;
   /** The reference in a MAPPED DELIVER after the three u32s: the name, UTF-8. */
   readonly nameBytes: Buffer;
 
@@ -57,9 +59,26 @@ export class RegionRecord {
     readonly id: number,
     readonly owner: Session,
     readonly map: MapRegion,
+    private readonly tell: (r: RegionRecord) => void,
   ) {
     this.refs = new Int32Array(map.chunks);
     this.nameBytes = Buffer.from(map.name, 'utf8');
+  }
+
+  /**
+   * After the kernel read this region's memory: was it cut short? (The read itself survived:
+   * the mapping is guarded and now reads zeros.) The first time, MapRegions.onDamaged hears
+   * of it from a later turn, never inside the delivery or release that noticed it. Receivers
+   * got zeros for its payloads, as they would had the owner overwritten its own queued
+   * chunks; nobody else's messages are touched.
+   */
+  check(): boolean {
+    if (!this.map.damaged) return false;
+    if (!this.damageSeen) {
+      this.damageSeen = true;
+      setImmediate(() => this.tell(this));
+    }
+    return true;
   }
 }
 
@@ -106,6 +125,11 @@ export class MapRegions {
   readonly enabled = mapAvailable();
   readonly byId = new Map<number, RegionRecord>();
   private nextId = 1;
+  /**
+   * A region was found cut short (its file truncated): the kernel ends its owner's session.
+   * Called from a later turn, never inside the delivery or release that noticed it.
+   */
+  onDamaged: (r: RegionRecord) => void = () => {};
 
   /** `map.register {name}`: map a region the caller created, owned by its uid. */
   register(s: Session, name: string): RegionRecord {
@@ -127,7 +151,7 @@ export class MapRegions {
         `map region ${name} is larger than ${MAX_MAP_CHUNKS} chunks of ${MAX_MAP_CHUNK_BYTES} bytes`,
       );
     }
-    const rec = new RegionRecord(this.nextId++, s, map);
+    const rec = new RegionRecord(this.nextId++, s, map, (r) => this.onDamaged(r));
     this.byId.set(rec.id, rec);
     return rec;
   }
@@ -142,8 +166,14 @@ export class MapRegions {
     if (chunk >= r.map.chunks) return `chunk ${chunk} is outside map region ${regionId}`;
     if (length > r.map.chunkBytes) return `${length} bytes do not fit a chunk of map region ${regionId}`;
     if (r.refs[chunk] !== 0) return `chunk ${chunk} of map region ${regionId} is still in use`;
-    if (Atomics.load(r.map.states, chunk) !== CHUNK_QUEUED)
-      return `chunk ${chunk} of map region ${regionId} was not marked queued`;
+    const state = Atomics.load(r.map.states, chunk);
+    // A truncated region reads zeros (it is guarded), so its states would say "not queued":
+    // name the real fault.
+    if (r.map.damaged) {
+      r.damageSeen = true;
+      return `map region ${regionId} was cut short (its file truncated)`;
+    }
+    if (state !== CHUNK_QUEUED) return `chunk ${chunk} of map region ${regionId} was not marked queued`;
     r.refs[chunk] = 1;
     r.live++;
     return new MappedPayload(r, chunk, length);
@@ -162,6 +192,7 @@ export class MapRegions {
     const body = Buffer.allocUnsafe(off + p.length);
     f.buf.copy(body, 0, f.start, f.start + off);
     p.view().copy(body, off);
+    p.region.check();
     this.drop(p);
     const out = new Frame();
     out.op = f.op;
@@ -205,7 +236,8 @@ export class MapRegions {
     const r = p.region;
     const left = --(r.refs as Int32Array)[p.chunk]!;
     r.live--;
-    if (left === 0 && !r.ownerGone) r.map.slab.release(p.chunk);
+    // A cut-short region's free ring is zeros now: nothing goes back to it.
+    if (left === 0 && !r.ownerGone && !r.check()) r.map.slab.release(p.chunk);
     if (r.ownerGone && r.live === 0) this.remove(r);
   }
 

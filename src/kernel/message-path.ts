@@ -677,6 +677,7 @@ export class MessagePath {
           m.sender,
           p.view(),
         );
+        p.region.check();
       }
       this.k.markDirty(s);
       return;

@@ -73,6 +73,7 @@ export function answerPeek(
         m.sender,
         m.mapped.view(),
       );
+      m.mapped.region.check();
       continue;
     }
     s.writer.frameFrom(

@@ -26,6 +26,11 @@
  *
  * Names are `ipcbox-map-<os pid>-<random>`, mode 0600 (receivers of the
  * sender's uid only: the kernel copies for others).
+ *
+ * Every mapping of a region is guarded (Segment `guard`): a sender that
+ * truncates its region cannot kill the kernel or a receiver with SIGBUS; the
+ * region reads zeros from then on (`damaged`), which costs that sender its
+ * payloads, as overwriting its own queued chunks would, and nobody else anything.
  */
 import { randomBytes } from 'node:crypto';
 import { initMailbox, layoutFor, type MailboxLayout, readLayout } from '../backends/shm/mailbox-layout.js';
@@ -138,20 +143,36 @@ export class MapRegion {
   static create(chunks: number, chunkBytes: number): MapRegion {
     const layout = regionLayout(chunks, chunkBytes);
     const name = `ipcbox-map-${process.pid}-${randomBytes(6).toString('hex')}`;
-    const segment = Segment.create(name, { size: layout.totalBytes, mode: 0o600, exclusive: true });
+    const segment = Segment.create(name, {
+      size: layout.totalBytes,
+      mode: 0o600,
+      exclusive: true,
+      guard: true,
+    });
     initMailbox(segment.buffer, layout);
     return new MapRegion(name, segment, layout);
   }
 
-  /** Attach to an existing region (the kernel; a receiver). */
+  /**
+   * Attach to an existing region (the kernel; a receiver). Guarded: its owner cutting it short
+   * makes it read zeros (`damaged`), it does not kill the kernel or a receiver with SIGBUS.
+   */
   static open(name: string): MapRegion {
-    const segment = Segment.open(name);
+    const segment = Segment.open(name, { guard: true });
     try {
       return new MapRegion(name, segment, readLayout(segment.buffer, name));
     } catch (e) {
       segment.close();
       throw e;
     }
+  }
+
+  /**
+   * Someone cut the segment short (its owner, or another process of that user): it now reads
+   * zeros. Its chunk states and free ring mean nothing any more; its payloads are gone.
+   */
+  get damaged(): boolean {
+    return this.segment.damaged;
   }
 
   get chunks(): number {

@@ -33,6 +33,8 @@ export interface NativeOpenFlags {
   create: boolean;
   exclusive: boolean;
   mode: number;
+  /** Survive the segment being cut short by another process (see "guarded mappings" in the addon). */
+  guard?: boolean;
 }
 
 export interface NativeStat {
@@ -63,6 +65,10 @@ export interface NativeShm {
    * `sab`'s memory, which stays mapped while either buffer is reachable.
    */
   alias(sab: SharedArrayBuffer, byteOffset: number, length: number): SharedArrayBuffer;
+  /** The guard slot of a mapping opened with `guard`, or -1. */
+  guardIndex(sab: SharedArrayBuffer): number;
+  /** Whether guarded mapping `slot` faulted: its segment was cut short, it now reads zeros. */
+  guardHit(slot: number): boolean;
   /**
    * Blocks the calling thread. `timeoutMs` < 0, NaN, Infinity or beyond what
    * a timespec deadline holds waits forever.

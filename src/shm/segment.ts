@@ -33,11 +33,20 @@ export interface SegmentCreateOptions {
   mode?: number;
   /** Fail with NAME_TAKEN if the name exists (default true); false opens and grows it. */
   exclusive?: boolean;
+  /** As for `Segment.open`: survive another process of this user cutting it short. */
+  guard?: boolean;
 }
 
 export interface SegmentOpenOptions {
   /** Bytes to map from the start; default the whole segment. */
   size?: number;
+  /**
+   * Survive another process cutting the segment short (ftruncate): an access past the new end
+   * then reads zeros (the mapping is replaced by private zero pages and stops being shared)
+   * instead of killing this process with SIGBUS, and `damaged` turns true. For memory a less
+   * trusted process created. Default false.
+   */
+  guard?: boolean;
 }
 
 export interface SegmentStat {
@@ -102,10 +111,13 @@ export class Segment {
   /** The POSIX name, with its leading slash. */
   readonly name: string;
   #buffer: SharedArrayBuffer | undefined;
+  /** The addon's guard slot of a guarded mapping, else -1. */
+  readonly #guard: number;
 
-  private constructor(name: string, buffer: SharedArrayBuffer) {
+  private constructor(name: string, buffer: SharedArrayBuffer, guarded = false) {
     this.name = name;
     this.#buffer = buffer;
+    this.#guard = guarded ? native().guardIndex(buffer) : -1;
   }
 
   /** Create a new zero-filled segment and map it. */
@@ -120,7 +132,13 @@ export class Segment {
     try {
       return new Segment(
         posix,
-        shm.open(posix, size, { create: true, exclusive: options.exclusive ?? true, mode }),
+        shm.open(posix, size, {
+          create: true,
+          exclusive: options.exclusive ?? true,
+          mode,
+          guard: options.guard,
+        }),
+        options.guard === true,
       );
     } catch (err) {
       return fromErrno(err, posix);
@@ -133,7 +151,13 @@ export class Segment {
     const size = options.size === undefined ? 0 : checkSize(options.size, 'size');
     const shm = native();
     try {
-      return new Segment(posix, shm.open(posix, size, { create: false, exclusive: false, mode: 0 }));
+      const buffer = shm.open(posix, size, {
+        create: false,
+        exclusive: false,
+        mode: 0,
+        guard: options.guard,
+      });
+      return new Segment(posix, buffer, options.guard === true);
     } catch (err) {
       return fromErrno(err, posix);
     }
@@ -192,6 +216,14 @@ export class Segment {
 
   get size(): number {
     return this.buffer.byteLength;
+  }
+
+  /**
+   * A guarded mapping (`guard: true`) that another process cut short: it reads zeros from the
+   * first fault on, no longer shared. Always false for an unguarded one (which would have died).
+   */
+  get damaged(): boolean {
+    return this.#guard >= 0 && this.#buffer !== undefined && native().guardHit(this.#guard);
   }
 
   get closed(): boolean {
