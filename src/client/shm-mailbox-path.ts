@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ShmMailbox, type ShmMessage, type ShmSendOptions } from '../backends/shm/shm-mailbox.js';
 import type { ShmMailboxOptions } from '../backends/shm/shm-options.js';
@@ -77,7 +78,7 @@ export async function createShmMailbox(
   o: ResolvedMailboxOptions,
   kernelSocket: string,
 ): Promise<ShmMailbox> {
-  const segment = segmentNameFor(name, kernelSocket);
+  let segment = segmentNameFor(name, kernelSocket);
   const taken = () => new IpcError('MAILBOX_EXISTS', `mailbox already exists: ${name}`);
   for (let attempt = 0; ; attempt++) {
     try {
@@ -87,6 +88,13 @@ export async function createShmMailbox(
       if (e instanceof IpcError && e.code === 'SEGMENT_EXISTS') throw taken();
       if (!(e instanceof IpcError && e.code === 'NAME_TAKEN')) throw e;
       if (attempt >= 2) throw taken();
+      if (squatted(segment)) {
+        // Another user made a segment of this name (anyone may create in /dev/shm, and only its
+        // owner may remove it): not ours to wait for or replace. The mailbox takes a name of its
+        // own; openers find it through the kernel's record (`segment`), not by the name's shape.
+        segment = `${segment.slice(0, 200)}-${randomBytes(6).toString('hex')}`;
+        continue;
+      }
       const deadline = Date.now() + CREATING_GRACE_MS;
       for (;;) {
         if (await kernelKnows(proc, segment)) throw taken();
@@ -112,6 +120,15 @@ async function kernelKnows(proc: IpcProcess, segment: string): Promise<boolean> 
   );
   if (known) await proc.detachSegment(segment, 'attach').catch(() => undefined);
   return known;
+}
+
+/** Is there a segment of this name that another user owns? */
+function squatted(segment: string): boolean {
+  try {
+    return Segment.stat(segment).uid !== (process.getuid?.() ?? 0);
+  } catch {
+    return false;
+  }
 }
 
 function segmentExists(segment: string): boolean {

@@ -5,7 +5,7 @@
  * hostile registrations that must leave the kernel serving.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { chownSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { segmentNameFor } from '../../src/client/shm-mailbox-path.js';
@@ -382,6 +382,30 @@ describe('mailbox transport', () => {
     await mb.send('fresh');
     assert.equal((await (await me.openMailbox(name)).receive({ timeout: 5000 })).data, 'fresh');
     await mb.delete();
+  });
+
+  it("a segment of the mailbox's name that another user made (squatted) does not stop it: it takes a name of its own", {
+    skip: process.getuid?.() !== 0 ? 'needs root to make a segment of another uid' : false,
+  }, async () => {
+    const name = fresh('squatted');
+    const segment = segmentNameFor(name, resolve(d.socketPath));
+    const squat = Segment.create(segment, { size: 4096, mode: 0o644 });
+    squat.close();
+    chownSync(`/dev/shm/${segment}`, 65534, 65534);
+    try {
+      const mb = await me.createMailbox(name, { transport: 'shm', capacity: 2 });
+      const own = (await mb.stat()).segment as string;
+      assert.notEqual(own, segment, 'not the squatted segment');
+      assert.ok(own.startsWith(`${segment}-`), own);
+      assert.equal(Segment.stat(segment).uid, 65534, "the other user's segment is left alone");
+      const other = await connect({ socketPath: d.socketPath, name: fresh('squat-peer') });
+      await (await other.openMailbox(name)).send('through my own segment');
+      assert.equal((await mb.receive({ timeout: 5000 })).data, 'through my own segment');
+      await other.close();
+      await mb.delete();
+    } finally {
+      Segment.unlink(segment);
+    }
   });
 
   it('a receive right revoked under a waiting receive: PERMISSION_DENIED on either path, and a shared-memory iteration fails with it', async () => {
