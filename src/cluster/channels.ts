@@ -33,8 +33,16 @@ export interface OpenerSink {
 /** What the home side is told once it accepted a channel. */
 export interface HomeSink {
   data(bytes: Buffer): void;
-  closed(reason: string): void;
+  /** The channel ended; the promise (if any) settles once everything that came before it is served. */
+  closed(reason: string): void | Promise<void>;
 }
+
+/**
+ * How long a lost node's opened channels wait for its homed ones to be served before they end
+ * anyway (a bound, so a monitor always hears of the node; in practice the homed ones finish
+ * within a turn or two of their sessions resuming).
+ */
+const LOST_DRAIN_MS = 10_000;
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8');
 function parse(b: Buffer): Record<string, unknown> {
@@ -61,7 +69,9 @@ abstract class ChannelEnd {
   }
 
   whenWritable(cb: () => void): void {
-    this.hub.pipes.whenWritable(this.node, cb);
+    // A closed channel drops its writes: nothing to wait for (and no pipe to make for it).
+    if (this.closed) cb();
+    else this.hub.pipes.whenWritable(this.node, cb);
   }
 
   /** Close this end and tell the other side why. */
@@ -112,11 +122,11 @@ export class HomeChannel extends ChannelEnd {
     else this.sink.data(b);
   }
 
-  ended(reason: string): void {
+  ended(reason: string): void | Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.early = [];
-    this.sink?.closed(reason);
+    return this.sink?.closed(reason);
   }
 }
 
@@ -192,14 +202,39 @@ export class Channels {
     ch.ended(String(parse(r.bytes).reason ?? 'closed'));
   }
 
-  /** Every channel with `node` ends (its pipe was reset, or the node is down). */
+  /**
+   * Every channel with `node` ends (its pipe was reset, or the node is down). The channels it
+   * opened here end first; those this node opened to it only once those are served (or after
+   * LOST_DRAIN_MS): a proxy session here may still hold, unread, sends its process made before
+   * the end (paused while its output waited for the pipe), and a monitor, which hears through an
+   * opened channel, must see `node-down` only after every one of them was delivered (Erlang's
+   * guarantee for nodedown). Meanwhile the opened channels drop writes (nothing reaches a lost node).
+   */
   lost(node: string, reason: string): void {
-    for (const m of [this.opened, this.homed]) {
-      const t = m.get(node);
-      if (t === undefined) continue;
-      m.delete(node);
-      for (const ch of t.values()) ch.ended(reason);
+    const homed = this.homed.get(node);
+    const opened = this.opened.get(node);
+    this.homed.delete(node);
+    this.opened.delete(node);
+    const served: Promise<void>[] = [];
+    for (const ch of homed?.values() ?? []) {
+      const p = ch.ended(reason);
+      if (p !== undefined) served.push(p);
     }
+    const ends = [...(opened?.values() ?? [])].filter((ch) => !ch.closed);
+    for (const ch of ends) ch.closed = true;
+    const endOpened = () => {
+      for (const ch of ends) ch.sink.closed(reason);
+    };
+    if (served.length === 0 || ends.length === 0) return endOpened();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, LOST_DRAIN_MS);
+      timer.unref();
+    });
+    void Promise.race([Promise.all(served), bound]).then(() => {
+      clearTimeout(timer);
+      endOpened();
+    });
   }
 
   /** How many channels are open with each node (status). */

@@ -62,8 +62,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     membership.on('node-up', (r) => this.emit('node-up', r));
     membership.on('node-down', (r, why) => {
       names.forget(r.node, r.incarnation);
-      this.pipes.forget(r.node);
+      // Channels first: forgetting the pipe lets the writes waiting for it finish, and what a
+      // channel writes after that must be dropped, not queued on a new pipe to a dead node.
       this.channels.lost(r.node, 'node-down');
+      this.pipes.forget(r.node);
       this.emit('node-down', r, why);
     });
     membership.on('fenced', () => this.emit('fenced'));

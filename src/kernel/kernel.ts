@@ -356,7 +356,16 @@ export class Kernel {
     session.version = PROTOCOL_VERSION;
     session.ready = true;
     this.sessions.set(pid, session);
-    ch.accept({ data: (b) => socket.deliver(b), closed: () => socket.ended() });
+    ch.accept({
+      data: (b) => socket.deliver(b),
+      // Served once the session has read all it held and ended ('close'): see Channels.lost.
+      closed: () => {
+        if (socket.destroyed) return;
+        const served = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+        socket.ended();
+        return served;
+      },
+    });
   }
 
   /** The pid remote process `name` of `node` has on this kernel (reserved until its proxy comes). */
