@@ -32,10 +32,25 @@ interface ClusterEvents {
   'names-lost': [{ kind: NameKind; name: string; node: string }[]];
 }
 
+/** How often a bucket's create is tried again when another kernel is creating it at the same moment. */
+const BUCKET_TRIES = 6;
+
 async function bucket(nc: NatsConnection, name: string, replicas: number): Promise<KV> {
   const { Kvm } = await import('@nats-io/kv');
-  // create() binds to the bucket when it exists with the same configuration.
-  return new Kvm(nc).create(name, { history: 1, storage: 'file' as never, replicas });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // create() binds to the bucket when it exists with the same configuration.
+      return await new Kvm(nc).create(name, { history: 1, storage: 'file' as never, replicas });
+    } catch (e) {
+      // Kernels started together race to create the bucket's stream, and JetStream's check of a new
+      // stream's subjects against the others is not atomic with its creation: the loser hears
+      // "subjects overlap with an existing stream" (or "already in use") for a stream that is the
+      // very one it wants. Once the winner's stream exists, the same create binds to it.
+      const racing = /overlap|already in use/i.test(e instanceof Error ? e.message : String(e));
+      if (!racing || attempt >= BUCKET_TRIES) throw e;
+      await new Promise((r) => setTimeout(r, 25 * 2 ** attempt * (0.5 + Math.random())));
+    }
+  }
 }
 
 export class Cluster extends EventEmitter<ClusterEvents> {
@@ -54,6 +69,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     readonly durables: DurableRegistry,
   ) {
     super();
+    // The pipes subscribe here, after Membership announced this node but before any of its names
+    // exists: other nodes send to a node only for a name it holds, and a claim goes out on this same
+    // connection after these SUBs, so the server has them first (NATS core would drop, and a pipe
+    // then reset, batches for a subject nobody had subscribed yet).
     this.pipes = new Pipes(nc, `ipcbox.${options.name}`, options.node, {
       records: (from, records) => this.channels.records(from, records),
       reset: (node) => this.channels.lost(node, 'reset'),

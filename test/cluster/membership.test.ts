@@ -167,6 +167,25 @@ describe('cluster membership and global names', () => {
     assert.equal(again.node, 'phoenix');
   });
 
+  test('kernels started at the same moment on a new cluster all join (they race to create its buckets)', async () => {
+    // Each round is a cluster name never used on this NATS, so its buckets do not exist yet and all
+    // four processes try to create them together.
+    for (let round = 0; round < 3; round++) {
+      const name = `fresh${round}`;
+      const nodes = Array.from({ length: 4 }, (_, i) =>
+        spawnNode([nats.url, `r${i}`, name, '1000', '4000', `p${i}`]),
+      );
+      try {
+        await Promise.all(nodes.map((n) => n.ready));
+        const seer = await join_({ node: 'seer', name });
+        for (let i = 0; i < 4; i++)
+          assert.equal((await seer.lookup('process', `p${i}`))?.node, `r${i}`, `round ${round} node r${i}`);
+      } finally {
+        for (const n of nodes) n.child.kill('SIGKILL');
+      }
+    }
+  });
+
   test('an unreachable NATS is CLUSTER_UNAVAILABLE', async () => {
     await rejectsWith(
       Cluster.join({ servers: 'nats://127.0.0.1:1', node: 'nowhere' }),

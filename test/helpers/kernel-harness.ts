@@ -32,12 +32,15 @@ export function tempDir(prefix = 'ipcbox-test-'): string {
 export async function waitFor(
   predicate: () => boolean | Promise<boolean>,
   timeoutMs = 10_000,
-  what = 'condition',
+  what: string | (() => string) = 'condition',
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`,
+      );
     await new Promise((r) => setTimeout(r, 10));
   }
 }
