@@ -6,7 +6,7 @@
  * which the runner reports as SKIPPED.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { sleep } from './common.js';
@@ -122,15 +122,27 @@ export function startRedis(dir: string): Promise<Server> {
   );
 }
 
+/** The node flags on a script's `#!/usr/bin/env -S node ...` line (none for a plain `node` shebang). */
+export function shebangFlags(script: string): string[] {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env -S node(?<flags>( +--\S+)*) *$/.exec(first);
+  return m?.groups?.flags?.trim().split(/ +/).filter(Boolean) ?? [];
+}
+
 export async function startKernel(
   cli: string,
   socketPath: string,
   version: string,
   extraArgs: string[] = [],
 ): Promise<Server> {
-  const child = spawn(process.execPath, [cli, '--socket', socketPath, 'daemon', ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // Run the daemon as the installed command runs it: with the node flags of the CLI's shebang line.
+  const child = spawn(
+    process.execPath,
+    [...shebangFlags(cli), cli, '--socket', socketPath, 'daemon', ...extraArgs],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const t = tracked(child);
   const deadline = Date.now() + 15_000;
   while (!t.output().includes('listening')) {

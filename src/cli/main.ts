@@ -1,4 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
+// Why the flag: under cross-node traffic the daemon turns over many short-lived ArrayBuffers (socket reads,
+// frame batches, NATS payloads); on V8's small default old space that costs ~48 mark-compacts a second
+// and about a quarter of the daemon's time. 128 MB only moves the first full-GC trigger (nothing is
+// reserved); it doubled 64 KiB cross-node throughput in bench/. Node 20 cannot take it from NODE_OPTIONS
+// or v8.setFlagsFromString once the heap exists, so the shebang is the one place; bench/compare/servers.ts
+// reads it from here.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ROOT, tempDir } from '../helpers/kernel-harness.js';
+import { CLI, ROOT, tempDir } from '../helpers/kernel-harness.js';
 
 interface Cell {
   transport: string;
@@ -139,4 +139,24 @@ test('bench/compare --tiny reports every transport, with figures or a reason', {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the bench starts its daemons with the node flags of the CLI shebang, and node accepts them', async () => {
+  const { shebangFlags } = await import('../../bench/compare/servers.js');
+  const flags = shebangFlags(CLI);
+  // The daemon's heap flag (see src/cli/main.ts) must survive tsc and be what the bench measures with.
+  assert.deepEqual(flags, ['--initial-old-space-size=128']);
+  const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const c = spawn(process.execPath, [...flags, CLI, '--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    c.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    c.on('close', (code) => resolve({ code, out }));
+  });
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out.trim(), /^\d+\.\d+\.\d+/);
 });
