@@ -32,6 +32,9 @@ interface ClusterEvents {
   'names-lost': [{ kind: NameKind; name: string; node: string }[]];
 }
 
+/** How long close() waits for the orderly leave (names released, membership left, connection drained). */
+const LEAVE_MS = 2_000;
+
 /** How often a bucket's create is tried again when another kernel is creating it at the same moment. */
 const BUCKET_TRIES = 6;
 
@@ -159,14 +162,31 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.membership.nodes();
   }
 
-  /** Release this node's names, leave the membership and close the NATS connection. */
+  /**
+   * Release this node's names, leave the membership and close the NATS connection. The orderly
+   * leave is bounded by LEAVE_MS: with NATS unreachable its requests would wait for a server that may
+   * never come back, and a daemon asked to stop must stop. Names not released are freed by the other
+   * nodes' dead-node sweep, as for a crash.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.names.close();
     this.pipes.close();
-    await this.names.releaseAll();
-    await this.membership.leave();
-    await this.nc.drain().catch(() => undefined);
+    const leave = (async () => {
+      await this.names.releaseAll();
+      await this.membership.leave();
+      await this.nc.drain();
+    })().then(
+      () => true,
+      () => false,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), LEAVE_MS);
+    });
+    const left = await Promise.race([leave, late]);
+    clearTimeout(timer);
+    if (!left) await this.nc.close().catch(() => undefined);
   }
 }

@@ -4,6 +4,7 @@
  * nodes and where each name lives; a cluster-only flag without --cluster is a usage error.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { KernelStatus } from '../../src/index.js';
@@ -71,5 +72,28 @@ describe('ipcbox daemon --cluster', () => {
     const r = await runCli(['daemon', '--node', 'x'], join(dir, 'never.sock'));
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /need --cluster/);
+  });
+
+  test('SIGTERM stops a daemon whose NATS server is gone, promptly and removing its socket', async () => {
+    // Its leave (names released, membership left) cannot reach NATS; it must not wait for ever.
+    const own = await startNatsServer();
+    const d = await spawnDaemon(sock('lone'), [
+      '--cluster',
+      own.url,
+      '--node',
+      'cli-lone',
+      '--cluster-name',
+      'lone',
+    ]);
+    await own.stop();
+    const asked = Date.now();
+    d.child.kill('SIGTERM');
+    const code = await Promise.race([
+      d.exit,
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000)),
+    ]);
+    if (code === 'hung') d.child.kill('SIGKILL');
+    assert.equal(code, 0, `daemon exit after SIGTERM (${Date.now() - asked} ms): ${d.output()}`);
+    assert.ok(!existsSync(sock('lone')), 'its socket is removed');
   });
 });
