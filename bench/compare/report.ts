@@ -286,6 +286,15 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
     parts.push(table(['goal', 'reached', 'ratio', 'met'], goals));
   }
 
+  const across = clusterGoalRows(r);
+  if (across.length > 0) {
+    parts.push('## Cross-node goals (issue 9), from this run');
+    parts.push(
+      "A process connected to kernel B sends to a mailbox homed on kernel A (or to a process on A), the two kernels one cluster over the run's nats-server; NATS is raw nats.js between two processes through the same server (its round trip a publish echoed back, the same hops as request/reply). See docs/cluster.md, Speed, for what limits these.",
+    );
+    parts.push(table(['goal', 'reached', 'ratio', 'met'], across));
+  }
+
   const sizes = params(r, 'one-way');
   parts.push('## One-way throughput (msgs/s; higher is better)');
   parts.push(
@@ -448,7 +457,8 @@ async function render(vega: Any, vl: Any, spec: object): Promise<string> {
 }
 
 /** The same-host goals of issue 10 as rows: what, the figures, the ratio, met or not (only those whose cells ran). */
-function goalRows(r: Report): string[][] {
+/** Rows of a goals table: `higher` for throughput goals (a ≥ want × b), `lower` for 64 B round trips. */
+function goalTable(r: Report) {
   const rows: string[][] = [];
   const main = (t: string, sc: Scenario, p: number): number | undefined => {
     const c = find(r, t, sc, p);
@@ -481,6 +491,32 @@ function goalRows(r: Report): string[][] {
       x / y <= want ? 'yes' : '**no**',
     ]);
   };
+  return { rows, higher, lower, main, mbps, label };
+}
+
+/** The cross-node goals of issue 9: cluster cells against raw NATS through the same nats-server. */
+function clusterGoalRows(r: Report): string[][] {
+  const { rows, higher, lower } = goalTable(r);
+  for (const [t, what] of [
+    ['ipcbox-cluster-mailbox', 'mailbox'],
+    ['ipcbox-cluster-direct', 'direct send'],
+  ] as const) {
+    for (const size of [64, 64 * 1024])
+      higher(
+        `${what} across nodes ${fmtSize(size)} one-way ≥ 0.5× NATS pub/sub`,
+        t,
+        'nats',
+        'one-way',
+        size,
+        0.5,
+      );
+    lower(`${what} across nodes 64 B round trip p50 ≤ 2× NATS`, t, 'nats', 2);
+  }
+  return rows;
+}
+
+function goalRows(r: Report): string[][] {
+  const { rows, higher, lower, mbps, label } = goalTable(r);
   higher(
     'direct send 64 B one-way ≥ 0.5× raw Unix socket',
     'ipcbox-direct',
