@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { IpcError } from '../errors.js';
 import { Channels, type HomeChannel, type OpenerChannel, type OpenerSink } from './channels.js';
 import {
   type ClusterOptions,
@@ -54,6 +55,30 @@ async function bucket(nc: NatsConnection, name: string, replicas: number): Promi
       await new Promise((r) => setTimeout(r, 25 * 2 ** attempt * (0.5 + Math.random())));
     }
   }
+}
+
+/**
+ * What a failed join tells the user. The server answered (connectNats already reported an unreachable
+ * one), so the likely causes are a server without JetStream (the names live in JetStream KV) and an
+ * account not allowed to use it; both are the operator's to fix and are said so, with a stable code.
+ */
+function joinError(e: unknown, o: ResolvedClusterOptions): IpcError {
+  if (e instanceof IpcError) return e;
+  const why = e instanceof Error ? e.message : String(e);
+  const at = `NATS at ${o.servers.join(', ')}`;
+  if (/jetstream (is )?not enabled|JetStreamNotEnabled/i.test(`${(e as Error)?.name} ${why}`))
+    return new IpcError(
+      'CLUSTER_UNAVAILABLE',
+      `${at} has no JetStream; ipcbox keeps the cluster's names in JetStream KV: start nats-server with -js (or jetstream {} in its config)`,
+      { cause: e },
+    );
+  if (/permissions? violation|authorization/i.test(why))
+    return new IpcError('PERMISSION_DENIED', `${at} does not let this kernel use JetStream KV: ${why}`, {
+      cause: e,
+    });
+  return new IpcError('CLUSTER_UNAVAILABLE', `joining cluster ${o.name} on ${at} failed: ${why}`, {
+    cause: e,
+  });
 }
 
 export class Cluster extends EventEmitter<ClusterEvents> {
@@ -110,7 +135,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       return new Cluster(o, nc, membership, names, durables);
     } catch (e) {
       await nc.close().catch(() => undefined);
-      throw e;
+      throw joinError(e, o);
     }
   }
 

@@ -5,7 +5,7 @@
  * refused with a clear error; with TLS and the right CA it works.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connect, IpcError, type IpcProcess, startKernel } from '../../src/index.js';
@@ -98,6 +98,39 @@ describe('cluster faults', () => {
     const good = await startKernel({
       socketPath: join(dir, 'k.sock'),
       cluster: { servers: nats.url, node: 'n', auth: { user: 'ipcbox', pass: 'right' } },
+    });
+    await good.close();
+  });
+
+  test('a NATS server without JetStream, or an account not allowed to use it: a clear, coded refusal', async () => {
+    const dir = tempDir('ipcbox-nojs-');
+    const plain = await startNatsServer({ jetstream: false });
+    cleanup.push(() => plain.stop());
+    await assert.rejects(
+      startKernel({ socketPath: join(dir, 'k.sock'), cluster: { servers: plain.url, node: 'n' } }),
+      (e: IpcError) => e.code === 'CLUSTER_UNAVAILABLE' && /no JetStream.*-js/.test(e.message),
+    );
+    // A user who may publish only ipcbox's own subjects cannot reach the JetStream API ($JS.API.>).
+    const conf = join(dir, 'nats.conf');
+    writeFileSync(
+      conf,
+      'authorization { users = [ { user: k, password: p, permissions: { publish: { allow: ["ipcbox.>", "_INBOX.>"] }, subscribe: { allow: [">"] } } } ] }\n',
+    );
+    const fenced = await startNatsServer({ args: ['-c', conf] });
+    cleanup.push(() => fenced.stop());
+    await assert.rejects(
+      startKernel({
+        socketPath: join(dir, 'k.sock'),
+        cluster: { servers: fenced.url, node: 'n', auth: { user: 'k', pass: 'p' } },
+      }),
+      (e: IpcError) => e.code === 'PERMISSION_DENIED' && /JetStream/.test(e.message),
+    );
+    // The failed starts left nothing behind: the socket path is free for a kernel that can join.
+    const nats = await startNatsServer();
+    cleanup.push(() => nats.stop());
+    const good = await startKernel({
+      socketPath: join(dir, 'k.sock'),
+      cluster: { servers: nats.url, node: 'n' },
     });
     await good.close();
   });

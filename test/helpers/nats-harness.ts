@@ -22,13 +22,16 @@ export interface NatsServer {
 export interface NatsServerOptions {
   port?: number;
   storeDir?: string;
+  /** false: a server without JetStream (nats-server's default), which a cluster cannot use. */
+  jetstream?: boolean;
   /** Extra nats-server arguments (auth, TLS, cluster routes, a config file). */
   args?: string[];
 }
 
 export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsServer> {
   const storeDir = o.storeDir ?? mkdtempSync(join(tmpdir(), 'ipcbox-nats-'));
-  const args = ['-a', '127.0.0.1', '-p', String(o.port ?? -1), '-js', '-sd', storeDir, ...(o.args ?? [])];
+  const js = o.jetstream === false ? [] : ['-js', '-sd', storeDir];
+  const args = ['-a', '127.0.0.1', '-p', String(o.port ?? -1), ...js, ...(o.args ?? [])];
   const child = spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const port = await new Promise<number>((resolve, reject) => {
