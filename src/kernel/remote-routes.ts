@@ -52,6 +52,8 @@ interface RemoteDelivery {
   remoteId: number;
   /** It needs ACK (else CONSUMED finishes it). */
   ack: boolean;
+  /** The receive it answered (0: a push of an iteration). */
+  recv: number;
 }
 
 /** Calls that name a mailbox: forwarded when it lives on another node. */
@@ -304,6 +306,17 @@ export class RemoteRoutes {
             return true;
           }
         }
+        // Too late here too: the home's answer has passed this kernel on its way to the process,
+        // which gave up and will hand it back. The home must still hear the CANCEL, so that until
+        // then it gives this receiver nothing else from the mailbox (as for a local receiver):
+        // else the next receive overtakes the message handed back, and order is lost.
+        for (const v of s.remoteDeliveries.values()) {
+          const d = v as RemoteDelivery;
+          if (d.recv === f.reqId && f.reqId !== 0) {
+            d.route.up(f, 0);
+            return true;
+          }
+        }
         return false;
       }
       default:
@@ -521,7 +534,12 @@ export class RemoteRoutes {
       id = s.nextDelivery++;
       if (s.nextDelivery > 0xffffffff) s.nextDelivery = 1;
       while (s.inflight.has(id) || s.remoteDeliveries.has(id)) id = s.nextDelivery++;
-      const d: RemoteDelivery = { route: r, remoteId, ack: (f.flags & DeliverFlag.ACK) !== 0 };
+      const d: RemoteDelivery = {
+        route: r,
+        remoteId,
+        ack: (f.flags & DeliverFlag.ACK) !== 0,
+        recv: fw === undefined ? 0 : f.reqId,
+      };
       s.remoteDeliveries.set(id, d);
       r.byRemoteId.set(remoteId, id);
       if (f.reqId !== 0) r.forwarded.delete(f.reqId);
