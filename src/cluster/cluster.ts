@@ -104,6 +104,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.pipes = new Pipes(nc, `ipcbox.${options.name}`, options.node, {
       records: (from, records) => this.channels.records(from, records),
       reset: (node) => this.channels.lost(node, 'reset'),
+      // Heartbeats travel the same connection as the pipes' data, behind it: a node whose batches
+      // keep coming is alive even while megabytes of them hold its heartbeats up.
+      heard: (node) => membership.heardFrom(node),
     });
     this.channels = new Channels(this.pipes, (from, hello, ch) => this.handler(from, hello, ch));
     membership.on('node-up', (r) => this.emit('node-up', r));

@@ -179,6 +179,15 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (fresh) this.emit('node-up', record);
   }
 
+  /**
+   * Traffic from `node` reached this kernel: as good as a heartbeat for its liveness (a node counted
+   * down already stays down; its incarnation is the KV's to tell).
+   */
+  heardFrom(node: string): void {
+    const s = this.seen.get(node);
+    if (s !== undefined) s.heard = performance.now();
+  }
+
   private down(key: string, record: NodeRecord, reason: NodeDownReason): void {
     this.seen.delete(key);
     this.emit('node-down', record, reason);

@@ -83,6 +83,8 @@ export interface PipeEvents {
   records(from: string, records: PipeRecord[]): void;
   /** Everything in flight between this node and `node` is lost (either side restarted its pipe). */
   reset(node: string): void;
+  /** Something came from `node` (a batch, an ack): it is alive, whatever its heartbeats' delay. */
+  heard?(node: string): void;
 }
 
 export class Pipes {
@@ -213,6 +215,7 @@ export class Pipes {
   private onBatch(subject: string, raw: Uint8Array): void {
     const from = subject.slice(subject.lastIndexOf('.') + 1);
     if (raw.length < HEADER || this.closed) return;
+    this.events.heard?.(from);
     const data = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     const epoch = data.readUInt32LE(4);
     const seq = data.readUInt32LE(8);
@@ -258,6 +261,7 @@ export class Pipes {
   private onAck(subject: string, raw: Uint8Array): void {
     const from = subject.slice(subject.lastIndexOf('.') + 1);
     if (raw.length < HEADER) return;
+    this.events.heard?.(from);
     const data = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     const p = this.out.get(from);
     if (p === undefined || data.readUInt32LE(4) !== p.epoch) return;

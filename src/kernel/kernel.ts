@@ -26,6 +26,7 @@ import {
 import { ClusterLink } from './cluster-link.js';
 import { ANSWERED_SEPARATELY, describeProcess, handleCall } from './control.js';
 import { DurableMailboxes } from './durable-mailboxes.js';
+import { MAX_CALL_NESTING, nestsDeeperThan } from './json-depth.js';
 import { type KernelOptions, type ResolvedKernelOptions, resolveKernelOptions } from './kernel-options.js';
 import { forgetLinks } from './link-broker.js';
 import type { KernelMessage, PendingReceive, SendRequest } from './mailbox-record.js';
@@ -715,8 +716,15 @@ export class Kernel {
     if (f.bodyLength > MAX_CONTROL_BODY)
       return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL body too large');
     let call: { m?: unknown; a?: unknown };
+    const text = f.body.toString('utf8');
+    if (nestsDeeperThan(text, MAX_CALL_NESTING))
+      return s.sendError(
+        f.reqId,
+        'INVALID_ARGUMENT',
+        `CALL body nests deeper than ${MAX_CALL_NESTING} levels`,
+      );
     try {
-      call = JSON.parse(f.body.toString('utf8'));
+      call = JSON.parse(text);
     } catch {
       return s.sendError(f.reqId, 'INVALID_ARGUMENT', 'CALL body is not valid JSON');
     }

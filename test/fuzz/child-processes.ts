@@ -18,6 +18,8 @@ export interface KernelConfig {
   maxMessageSize: number;
   /** The daemon's --memory-budget. */
   memoryBudget: number;
+  /** Join this cluster (--cluster, --node, --cluster-name): the cross-node campaign's two kernels. */
+  cluster?: { servers: string; node: string; name: string };
 }
 
 /** Every daemon and pair process started here, killed if this process exits first (a test timeout, ^C). */
@@ -74,6 +76,16 @@ export class KernelProcess {
           String(config.maxMessageSize),
           '--memory-budget',
           String(config.memoryBudget),
+          ...(config.cluster === undefined
+            ? []
+            : [
+                '--cluster',
+                config.cluster.servers,
+                '--node',
+                config.cluster.node,
+                '--cluster-name',
+                config.cluster.name,
+              ]),
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       ),
@@ -145,13 +157,16 @@ export class PairProcess {
     );
   }
 
+  /** `bSocketPath`: the receiving half connects to this (another node's) kernel instead. */
   static async start(
     socketPath: string,
     seed: number,
     onReport: (r: PairReport) => void,
+    bSocketPath?: string,
   ): Promise<{ pair: PairProcess; ids: PairIds }> {
+    const args = [PAIR_SCRIPT, socketPath, String(seed), ...(bSocketPath === undefined ? [] : [bSocketPath])];
     const child = adopt(
-      spawn(process.execPath, [PAIR_SCRIPT, socketPath, String(seed)], {
+      spawn(process.execPath, args, {
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       }),
     );

@@ -26,7 +26,8 @@
 import { readFileSync } from 'node:fs';
 import type { KernelStatus, MailboxInfo, SegmentInfo } from '../../src/wire/info-types.js';
 import { HEADER_REST, MAX_CONTROL_BODY } from '../../src/wire/protocol.js';
-import { waitFor } from '../helpers/kernel-harness.js';
+import { runCli, waitFor } from '../helpers/kernel-harness.js';
+import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
 import { type KernelConfig, KernelProcess, PairProcess } from './child-processes.js';
 import { type FuzzContext, type FuzzInput, generateInput, hex } from './frame-fuzzer.js';
 import { type HostileOutcome, type PairIds, runHostile } from './hostile-session.js';
@@ -128,6 +129,22 @@ export interface HarnessOptions {
   pairSeed?: number;
   /** Hostile connections running at once (the RSS bound allows one frame in assembly for each). */
   concurrency?: number;
+  /**
+   * Across nodes: a second kernel (the pair's home: its mailboxes and fuzz-pair-a) joins the fuzzed
+   * kernel in a cluster over a nats-server started here; fuzz-pair-b, the sentinel and every hostile
+   * connection are on the fuzzed kernel, so hostile frames reach the home through its routes and
+   * the pair's messages all cross nodes. The home is held to the same exit, stderr and RSS checks.
+   */
+  cluster?: boolean;
+}
+
+/** The second node of a cross-node campaign, and the nats-server under both. */
+interface HomeNode {
+  kernel: KernelProcess;
+  nats: NatsServer;
+  baseline: number;
+  bound: number;
+  peak: number;
 }
 
 export interface CampaignProgress {
@@ -164,26 +181,54 @@ export class FuzzHarness {
     private pair: PairProcess | undefined,
     readonly pairIds: PairIds,
     private readonly sentinel: Sentinel,
+    private readonly home: HomeNode | undefined,
   ) {}
 
   static async start(options: HarnessOptions = {}): Promise<FuzzHarness> {
     const config = options.config ?? DEFAULT_CONFIG;
     const concurrency = options.concurrency ?? 8;
-    const kernel = await KernelProcess.start(config);
+    let home: HomeNode | undefined;
+    let kernelConfig = config;
+    if (options.cluster === true) {
+      const nats = await startNatsServer();
+      const cluster = (node: string) => ({ servers: nats.url, node, name: `fuzz${process.pid}` });
+      const homeKernel = await KernelProcess.start({ ...config, cluster: cluster('fuzz-home') }).catch(
+        async (e: unknown) => {
+          await nats.stop();
+          throw e;
+        },
+      );
+      home = { kernel: homeKernel, nats, baseline: 0, bound: 0, peak: 0 };
+      kernelConfig = { ...config, cluster: cluster('fuzz-edge') };
+    }
+    const stopHome = async () => {
+      await home?.kernel.stop();
+      await home?.nats.stop();
+    };
+    const kernel = await KernelProcess.start(kernelConfig).catch(async (e: unknown) => {
+      await stopHome();
+      throw e;
+    });
     let harness: FuzzHarness | undefined;
     const early: PairReport[] = [];
     try {
-      const { pair, ids } = await PairProcess.start(kernel.socketPath, options.pairSeed ?? 1, (r) => {
-        if (harness === undefined) early.push(r);
-        else harness.onPairReport(r);
-      });
+      const { pair, ids } = await PairProcess.start(
+        home?.kernel.socketPath ?? kernel.socketPath,
+        options.pairSeed ?? 1,
+        (r) => {
+          if (harness === undefined) early.push(r);
+          else harness.onPairReport(r);
+        },
+        home === undefined ? undefined : kernel.socketPath,
+      );
       const sentinel = await Sentinel.connect(kernel.socketPath);
-      harness = new FuzzHarness(config, concurrency, kernel, fuzzContext(config), pair, ids, sentinel);
+      harness = new FuzzHarness(config, concurrency, kernel, fuzzContext(config), pair, ids, sentinel, home);
       for (const r of early) harness.onPairReport(r);
       await harness.watch();
       return harness;
     } catch (e) {
       await kernel.stop();
+      await stopHome();
       throw e;
     }
   }
@@ -258,10 +303,26 @@ export class FuzzHarness {
         `the pair's process exited (${code ?? signal}):\n${stderr.trim()}`,
       );
     });
+    const home = this.home;
+    if (home !== undefined) {
+      void home.kernel.exit.then(({ code, signal }) => {
+        if (this.stopped) return;
+        this.fail(
+          'kernel-exit',
+          `home kernel exited: ${crashSignature(home.kernel.stderr)}`,
+          `the pair's home kernel (the other node) exited (${code ?? signal}):\n${home.kernel.stderr.trim()}`,
+        );
+      });
+    }
     // Warm up with the pair's traffic before taking the baseline.
     await sleep(500);
     this.baseline = memoryOf(kernel.pid)?.rss ?? 0;
     this.bound = 2 * this.baseline + this.config.memoryBudget + this.concurrency * this.maxFrame + GC_SLACK;
+    if (home !== undefined) {
+      // The home buffers at most what its proxy sessions for the hostile connections are sent.
+      home.baseline = memoryOf(home.kernel.pid)?.rss ?? 0;
+      home.bound = 2 * home.baseline + this.config.memoryBudget + this.concurrency * this.maxFrame + GC_SLACK;
+    }
     let pingInFlight = false;
     let tick = 0;
     this.monitor = setInterval(() => {
@@ -270,6 +331,7 @@ export class FuzzHarness {
         this.peak = Math.max(this.peak, m.rss, m.peak);
         if (this.peak > this.bound) this.failRss();
       }
+      if (home !== undefined) this.watchHome(home);
       if (kernel.stderr !== '' && !kernel.exited) {
         // Give a dying kernel a moment: then it is an exit, not a warning.
         const text = kernel.stderr;
@@ -321,6 +383,34 @@ export class FuzzHarness {
           });
       }
     }, 100);
+  }
+
+  /** One tick of the home kernel's checks: its RSS bound and a silent stderr. */
+  private watchHome(home: HomeNode): void {
+    const m = memoryOf(home.kernel.pid);
+    if (m !== undefined) {
+      home.peak = Math.max(home.peak, m.rss, m.peak);
+      if (home.peak > home.bound) this.failHomeRss(home);
+    }
+    const text = home.kernel.stderr;
+    if (text !== '' && !home.kernel.exited && !this.seen.some((f) => f.kind === 'kernel-stderr')) {
+      setTimeout(() => {
+        if (!home.kernel.exited)
+          this.fail(
+            'kernel-stderr',
+            `home kernel stderr: ${crashSignature(text)}`,
+            `the pair's home kernel wrote to stderr:\n${text.trim()}`,
+          );
+      }, 300);
+    }
+  }
+
+  private failHomeRss(home: HomeNode): void {
+    this.fail(
+      'rss',
+      'home kernel RSS over its bound',
+      `the home kernel's resident set reached ${mib(home.peak)}, over the bound of ${mib(home.bound)} (2 x baseline ${mib(home.baseline)} + the same allowances as the fuzzed kernel's)`,
+    );
   }
 
   /** The pair got nothing through for STALL_MS: say what the kernel holds, which is usually why. */
@@ -513,6 +603,7 @@ export class FuzzHarness {
       await this.janitor();
       await this.pair?.stop();
       await this.checkLeaks();
+      if (this.home !== undefined && !this.home.kernel.exited) await this.checkHomeLeaks(this.home);
     }
     this.stopped = true;
     clearInterval(this.monitor);
@@ -523,6 +614,7 @@ export class FuzzHarness {
     this.sentinel.close();
     const wasAlive = !kernel.exited;
     const { code, signal } = await kernel.stop();
+    if (this.home !== undefined) await this.stopHome(this.home);
     if (wasAlive && code !== 0) {
       this.fail(
         'kernel-exit',
@@ -538,6 +630,64 @@ export class FuzzHarness {
       );
     }
     return this.failures;
+  }
+
+  /** The home kernel stops cleanly (exit 0, nothing on stderr) and its nats-server goes with it. */
+  private async stopHome(home: HomeNode): Promise<void> {
+    const m = memoryOf(home.kernel.pid);
+    if (m !== undefined) home.peak = Math.max(home.peak, m.peak);
+    if (home.peak > home.bound && home.bound > 0) this.failHomeRss(home);
+    const wasAlive = !home.kernel.exited;
+    const { code, signal } = await home.kernel.stop();
+    await home.nats.stop();
+    if (wasAlive && code !== 0)
+      this.fail(
+        'kernel-exit',
+        `home kernel shutdown: ${crashSignature(home.kernel.stderr)}`,
+        `the home kernel stopped with ${code ?? signal}:\n${home.kernel.stderr.trim()}`,
+      );
+    if (wasAlive && home.kernel.stderr !== '' && !this.seen.some((f) => f.kind === 'kernel-stderr'))
+      this.fail(
+        'kernel-stderr',
+        `home kernel stderr: ${crashSignature(home.kernel.stderr)}`,
+        `the home kernel wrote to stderr:\n${home.kernel.stderr.trim()}`,
+      );
+  }
+
+  /**
+   * Once the pair has left, the home holds nothing either: the proxy sessions that served hostile
+   * connections of the other node ended with them, and nothing they sent or were delivered is held.
+   */
+  private async checkHomeLeaks(home: HomeNode): Promise<void> {
+    let status: KernelStatus | undefined;
+    const me = 'fuzz-home-status';
+    const others = (s: KernelStatus) => s.processes.filter((p) => p.name !== me);
+    try {
+      await waitFor(
+        async () => {
+          const r = await runCli(['--name', me, 'status', '--json'], home.kernel.socketPath);
+          if (r.code !== 0) return false;
+          status = JSON.parse(r.stdout) as KernelStatus;
+          return (
+            others(status).length === 0 && status.kernel.memoryUsed === 0 && status.mailboxes.length === 0
+          );
+        },
+        5000,
+        'the home kernel to let go of everything',
+      );
+    } catch {
+      if (status === undefined || home.kernel.exited) return;
+      this.fail(
+        'leak',
+        `leak: home kernel holds ${status.kernel.memoryUsed > 0 ? 'message bytes' : others(status).length > 0 ? 'processes' : 'mailboxes'} after everyone left`,
+        `with every client gone the home kernel still holds ${status.kernel.memoryUsed} bytes of messages; ` +
+          `processes: ${others(status)
+            .map((p) => p.name)
+            .join(
+              ', ',
+            )}; mailboxes: ${status.mailboxes.map((b) => `${b.name} (depth ${b.depth})`).join(', ') || 'none'}`,
+      );
+    }
   }
 
   /** Once the pair has left: no processes but the sentinel, no mailboxes, no message bytes. */
@@ -588,6 +738,10 @@ export class FuzzHarness {
     this.pair?.kill();
     this.sentinel.close();
     await this.kernel.stop();
+    if (this.home !== undefined) {
+      await this.home.kernel.stop();
+      await this.home.nats.stop();
+    }
   }
 }
 

@@ -13,7 +13,9 @@
  * Talks to the harness over the IPC channel (`PairReport`); on `stop` it
  * finishes sending, drains, reports, and exits.
  *
- * argv: socketPath seed
+ * argv: socketPath seed [socketPathB]. With socketPathB (the cross-node campaign), `fuzz-pair-b` is
+ * connected to that kernel, another node of a cluster: the mailboxes are homed on a's kernel and
+ * every message crosses nodes; the ids reported are then b's kernel's, where the hostile inputs run.
  */
 import { connect, IpcError, type IpcProcess, type Mailbox, type Message } from '../../src/index.js';
 import { Rng } from './frame-fuzzer.js';
@@ -27,7 +29,7 @@ import {
   type Stream,
 } from './pair-report.js';
 
-const [socketPath, seedText] = process.argv.slice(2);
+const [socketPath, seedText, socketPathB] = process.argv.slice(2);
 const rng = new Rng(Number(seedText ?? 1));
 /** Marks this run's genuine messages; a forger cannot guess it by accident. */
 const RUN = `run-${rng.u32().toString(36)}`;
@@ -102,6 +104,10 @@ function sequenceOf(m: Message, stream: Stream): number | undefined {
  * one expected (the stream advances past it unless `advance` is false, when
  * the caller hands it back to come again).
  */
+/** The receive style each stream's loop is in, and its last few receipts: a violation says how it came. */
+const modeOf: Record<Stream, string> = { mailbox: '', rendezvous: '', direct: '' };
+const trail: Record<Stream, string[]> = { mailbox: [], rendezvous: [], direct: [] };
+
 function check(stream: Stream, m: Message, advance = true): boolean {
   if (m.sender !== PAIR_A) {
     foreign++;
@@ -128,10 +134,13 @@ function check(stream: Stream, m: Message, advance = true): boolean {
     return false;
   }
   const want = expected[stream];
+  const t = trail[stream];
+  t.push(`${modeOf[stream]}:${seq}${advance ? '' : '(nack)'}`);
+  if (t.length > 12) t.shift();
   if (seq !== want) {
     violation(
       seq < want ? 'duplicate' : 'out-of-order',
-      `${stream}: received message ${seq} when ${want} was next (${PAIR_A} has sent ${sent[stream]})`,
+      `${stream}: received message ${seq} when ${want} was next (${PAIR_A} has sent ${sent[stream]}; last receipts, style:seq: ${t.join(' ')})`,
     );
     expected[stream] = Math.max(want, seq + 1);
     return false;
@@ -194,6 +203,7 @@ function done(stream: Stream): boolean {
 async function mailboxReceiver(box: Mailbox, stream: 'mailbox' | 'rendezvous'): Promise<void> {
   while (!done(stream)) {
     const mode = rng.pick(['receive', 'receive', 'ack', 'iterate', 'iterate-ack', 'try', 'abort'] as const);
+    modeOf[stream] = mode;
     try {
       switch (mode) {
         case 'receive':
@@ -293,6 +303,7 @@ async function drainInbox(a: IpcProcess): Promise<void> {
 async function inboxReceiver(b: IpcProcess): Promise<void> {
   while (!done('direct')) {
     const mode = rng.pick(['any', 'any', 'from', 'iterate'] as const);
+    modeOf.direct = mode;
     try {
       switch (mode) {
         case 'any':
@@ -328,9 +339,21 @@ async function inboxReceiver(b: IpcProcess): Promise<void> {
   }
 }
 
+/** Open a mailbox by name; on another node its name reaches this kernel's mirror a moment after creation. */
+async function openWhenKnown(p: IpcProcess, name: string): Promise<Mailbox> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await p.openMailbox(name);
+    } catch (e) {
+      if (!(e instanceof IpcError) || e.code !== 'NO_SUCH_MAILBOX' || tries >= 100) throw e;
+      await sleep(50);
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const a = await connect({ socketPath, name: PAIR_A });
-  const b = await connect({ socketPath, name: PAIR_B });
+  const b = await connect({ socketPath: socketPathB ?? socketPath, name: PAIR_B });
   for (const p of [a, b]) {
     p.on('disconnect', (e) =>
       violation(`disconnected ${e.code}`, `${p.name} lost its connection: ${e.code} ${e.message}`),
@@ -342,13 +365,32 @@ async function main(): Promise<void> {
   const rights = { senders: [PAIR_A], receivers: [PAIR_B] };
   const boxA = await a.createMailbox(PAIR_MAILBOX, { capacity: 16, ...rights });
   const rvA = await a.createMailbox(PAIR_RENDEZVOUS, { capacity: 0, ...rights });
-  const boxB = await b.openMailbox(PAIR_MAILBOX);
-  const rvB = await b.openMailbox(PAIR_RENDEZVOUS);
-  const procs = await a.listProcesses();
+  const boxB = await openWhenKnown(b, PAIR_MAILBOX);
+  const rvB = await openWhenKnown(b, PAIR_RENDEZVOUS);
+  const split = socketPathB !== undefined;
+  if (split) {
+    // a's first direct send must find b: wait for b's name to reach a's kernel.
+    for (let tries = 0; ; tries++) {
+      const known = await a.monitor(PAIR_B).then(
+        () => true,
+        (e: unknown) => {
+          if (!(e instanceof IpcError) || e.code !== 'NO_SUCH_PROCESS' || tries >= 100) throw e;
+          return false;
+        },
+      );
+      if (known) break;
+      await sleep(50);
+    }
+    await a.demonitor(PAIR_B);
+  }
+  const procs = await (split ? b : a).listProcesses();
   const inboxOf = (name: string): number => procs.find((p) => p.name === name)?.inbox ?? 0;
   report({
     type: 'ready',
-    targets: [boxA.id, rvA.id, inboxOf(PAIR_A), inboxOf(PAIR_B)], // the order of PAIR_TARGETS
+    // The order of PAIR_TARGETS, as the kernel the hostile inputs talk to numbers them.
+    targets: split
+      ? [boxB.id, rvB.id, inboxOf(PAIR_A), inboxOf(PAIR_B)]
+      : [boxA.id, rvA.id, inboxOf(PAIR_A), inboxOf(PAIR_B)],
     pids: [a.pid, b.pid],
   });
 
@@ -362,7 +404,15 @@ async function main(): Promise<void> {
     });
   }, 250);
   process.on('message', (m: PairCommand) => {
-    if (m.type === 'stop') stopping = true;
+    if (m.type !== 'stop') return;
+    stopping = true;
+    // The harness kills a pair that has not left 20 s after stop: first say where it is stuck.
+    setTimeout(() => {
+      violation(
+        'stuck',
+        `${draining ? 'draining' : 'still sending'} 15 s after stop: sent ${JSON.stringify(sent)}, received in order ${JSON.stringify(expected)}, receive styles ${JSON.stringify(modeOf)}, last receipts ${JSON.stringify(trail)}`,
+      );
+    }, 15_000).unref();
   });
 
   const sending = sender({ mailbox: boxA, rendezvous: rvA }, a);

@@ -2,7 +2,7 @@
  * `npm run fuzz`: the kernel fuzzer from the command line.
  *
  *   npm run fuzz -- [--inputs N] [--seed S] [--concurrency C] [--keep-going]
- *                   [--exclude REGEX]... [--findings FILE]
+ *                   [--exclude REGEX]... [--findings FILE] [--cluster]
  *   npm run fuzz -- --replay SEED[,SEED...]
  *
  * Runs N generated inputs (default a million) against a fresh daemon with the
@@ -13,7 +13,11 @@
  * skips inputs whose scenario name and description (the first line is the
  * scenario) match (to look past a known bug);
  * --findings appends each finding to a markdown file. --replay runs one
- * input alone (or several together) and shrinks what fails.
+ * input alone (or several together) and shrinks what fails. --cluster runs the
+ * campaign across nodes (fuzz-harness.ts, HarnessOptions.cluster): the hostile
+ * inputs on one kernel, the pair's home on another, over a nats-server started
+ * for it (triage then replays on one kernel, so a cross-node finding may not
+ * reproduce there: replay it with --cluster and the seed).
  */
 import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -30,6 +34,7 @@ const { values } = parseArgs({
     'keep-going': { type: 'boolean', default: false },
     exclude: { type: 'string', multiple: true, default: [] },
     findings: { type: 'string' },
+    cluster: { type: 'boolean', default: false },
   },
 });
 
@@ -75,7 +80,7 @@ async function replay(seeds: number[]): Promise<number> {
   const inputs = seeds.map((seed) => generateInput(seed, ctx));
   for (const input of inputs)
     print(`input ${hex(input.seed)} (${input.scenario}):\n${describeInput(input)}\n`);
-  const h = await FuzzHarness.start({ concurrency: inputs.length });
+  const h = await FuzzHarness.start({ concurrency: inputs.length, cluster: values.cluster });
   const outcomes = await h.runTogether(inputs, 600);
   for (const o of outcomes) {
     print(
@@ -108,7 +113,7 @@ async function run(): Promise<number> {
   let findings = 0;
   let index = 0;
   while (index < total) {
-    const h = await FuzzHarness.start({ concurrency, pairSeed: seed });
+    const h = await FuzzHarness.start({ concurrency, pairSeed: seed, cluster: values.cluster });
     if (index === 0)
       print(`kernel pid ${h.kernel.pid}, baseline RSS ${mib(h.baseline)} MiB, bound ${mib(h.bound)} MiB`);
     const base = index;

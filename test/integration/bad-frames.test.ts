@@ -178,6 +178,13 @@ describe('bad frames and bad requests', () => {
     ['a CALL whose body is not JSON', Buffer.from('{"m": "status", ')],
     ['a CALL whose JSON is not {m, a}', Buffer.from('[1,2,3]')],
     ['a CALL whose args are not an object', Buffer.from('{"m": "status", "a": 7}')],
+    [
+      // JSON.parse takes it; serializing it again (the signal's notice) would overflow the stack.
+      'a CALL nesting 100 000 levels deep (a signal payload)',
+      Buffer.from(
+        `{"m": "signal", "a": {"to": "frames-test", "type": "t", "payload": ${'['.repeat(100_000)}${']'.repeat(100_000)}}}`,
+      ),
+    ],
   ];
   for (const [what, body] of badCalls) {
     test(`${what}: ERROR INVALID_ARGUMENT answers that request and the connection keeps working`, async () => {

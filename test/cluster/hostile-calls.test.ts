@@ -1,0 +1,68 @@
+/**
+ * A hostile CALL whose target is on another node: the process's kernel forwards it by serializing
+ * its arguments again, so arguments that parse but cannot be serialized (nested 100 000 deep:
+ * JSON.stringify overflows the stack) used to break that kernel's handling of the frame (a warning
+ * on its stderr, the connection dropped as PROTOCOL). They are refused on the way in now:
+ * INVALID_ARGUMENT for that request, the connection and the target undisturbed. Found by the
+ * cross-node fuzz campaign (npm run fuzz -- --cluster).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { connect, type IpcProcess } from '../../src/index.js';
+import { errorCodeFromWire } from '../../src/wire/error-codes.js';
+import { Op } from '../../src/wire/protocol.js';
+import { destroyAllRaw, frame, RawClient } from '../fixtures/hardening-support.js';
+import { type ClusterKernel, startClusterKernel } from '../helpers/cluster-harness.js';
+import { tempDir, waitFor } from '../helpers/kernel-harness.js';
+import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
+
+describe('hostile calls across nodes', () => {
+  let nats: NatsServer;
+  let a: ClusterKernel;
+  let b: ClusterKernel;
+  let target: IpcProcess;
+
+  before(async () => {
+    nats = await startNatsServer();
+    const dir = tempDir('ipcbox-hostile-calls-');
+    [a, b] = await Promise.all([
+      startClusterKernel(dir, 'ha', nats.url),
+      startClusterKernel(dir, 'hb', nats.url),
+    ]);
+    target = await connect({ socketPath: a.socketPath, name: 'far-target' });
+  });
+  after(async () => {
+    destroyAllRaw();
+    await target?.close().catch(() => undefined);
+    for (const k of [a, b]) k?.child.kill('SIGKILL');
+    await nats?.stop();
+  });
+
+  test('a signal to a process on another node, its payload nested 100 000 deep: INVALID_ARGUMENT, nothing else disturbed', async () => {
+    const raw = await RawClient.hello(b.socketPath, 'deep-caller');
+    const call = (reqId: number, body: string) => raw.write(frame(Op.CALL, { reqId }, Buffer.from(body)));
+    // The name must have reached kernel B, or the call is answered there without forwarding.
+    let known = false;
+    for (let reqId = 10; !known && reqId < 200; reqId++) {
+      call(reqId, JSON.stringify({ m: 'signal', a: { to: 'far-target', type: 'ping', payload: 1 } }));
+      const r = await raw.next((f) => f.reqId === reqId, 10_000, `answer ${reqId}`);
+      known = r.op === Op.RESULT;
+      if (!known) await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(known, 'far-target is reachable from kernel B');
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    call(2, `{"m": "signal", "a": {"to": "far-target", "type": "deep", "payload": ${deep}}}`);
+    call(3, JSON.stringify({ m: 'signal', a: { to: 'far-target', type: 'after', payload: 2 } }));
+    const refused = await raw.next((f) => f.reqId === 2, 10_000, 'the answer to the deep call');
+    assert.equal(refused.op, Op.ERROR);
+    assert.equal(errorCodeFromWire(refused.body.readUInt32LE(0)), 'INVALID_ARGUMENT');
+    const next = await raw.next((f) => f.reqId === 3, 10_000, 'the answer to the next call');
+    assert.equal(next.op, Op.RESULT, 'the same connection is served on');
+    assert.equal(raw.closed, false);
+    // The target got the well-formed signals and not the deep one.
+    const types: string[] = [];
+    target.on('signal', (e) => types.push(e.type));
+    await waitFor(() => types.includes('after'), 10_000, "far-target's 'after' signal");
+    assert.ok(!types.includes('deep'));
+  });
+});
