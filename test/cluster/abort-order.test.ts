@@ -9,28 +9,22 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, IpcError, type IpcProcess } from '../../src/index.js';
-import { type ClusterKernel, startClusterKernel } from '../helpers/cluster-harness.js';
-import { tempDir, waitFor } from '../helpers/kernel-harness.js';
-import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
+import { type ClusterKernel, startTwoNodes, type TwoNodes } from '../helpers/cluster-harness.js';
+import { waitFor } from '../helpers/kernel-harness.js';
 
 describe('aborted receives across nodes', () => {
-  let nats: NatsServer;
+  let nodes: TwoNodes;
   let a: ClusterKernel;
   let b: ClusterKernel;
   const clients: IpcProcess[] = [];
 
   before(async () => {
-    nats = await startNatsServer();
-    const dir = tempDir('ipcbox-abort-order-');
-    [a, b] = await Promise.all([
-      startClusterKernel(dir, 'oa', nats.url),
-      startClusterKernel(dir, 'ob', nats.url),
-    ]);
+    nodes = await startTwoNodes('o');
+    ({ a, b } = nodes);
   });
   after(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
-    for (const k of [a, b]) k?.child.kill('SIGKILL');
-    await nats?.stop();
+    await nodes?.stop();
   });
 
   for (const ack of [false, true]) {

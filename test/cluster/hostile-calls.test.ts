@@ -12,34 +12,25 @@ import { connect, type IpcProcess } from '../../src/index.js';
 import { errorCodeFromWire } from '../../src/wire/error-codes.js';
 import { Op } from '../../src/wire/protocol.js';
 import { destroyAllRaw, frame, RawClient } from '../fixtures/hardening-support.js';
-import { type ClusterKernel, startClusterKernel } from '../helpers/cluster-harness.js';
-import { tempDir, waitFor } from '../helpers/kernel-harness.js';
-import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
+import { startTwoNodes, type TwoNodes } from '../helpers/cluster-harness.js';
+import { waitFor } from '../helpers/kernel-harness.js';
 
 describe('hostile calls across nodes', () => {
-  let nats: NatsServer;
-  let a: ClusterKernel;
-  let b: ClusterKernel;
+  let nodes: TwoNodes;
   let target: IpcProcess;
 
   before(async () => {
-    nats = await startNatsServer();
-    const dir = tempDir('ipcbox-hostile-calls-');
-    [a, b] = await Promise.all([
-      startClusterKernel(dir, 'ha', nats.url),
-      startClusterKernel(dir, 'hb', nats.url),
-    ]);
-    target = await connect({ socketPath: a.socketPath, name: 'far-target' });
+    nodes = await startTwoNodes('h');
+    target = await connect({ socketPath: nodes.a.socketPath, name: 'far-target' });
   });
   after(async () => {
     destroyAllRaw();
     await target?.close().catch(() => undefined);
-    for (const k of [a, b]) k?.child.kill('SIGKILL');
-    await nats?.stop();
+    await nodes?.stop();
   });
 
   test('a signal to a process on another node, its payload nested 100 000 deep: INVALID_ARGUMENT, nothing else disturbed', async () => {
-    const raw = await RawClient.hello(b.socketPath, 'deep-caller');
+    const raw = await RawClient.hello(nodes.b.socketPath, 'deep-caller');
     const call = (reqId: number, body: string) => raw.write(frame(Op.CALL, { reqId }, Buffer.from(body)));
     // The name must have reached kernel B, or the call is answered there without forwarding.
     let known = false;

@@ -127,7 +127,10 @@ describe('the packed package, installed without scripts or a compiler', () => {
   test('the tarball holds the library, its types, the prebuilt addon and its sources, and nothing else', (t) => {
     const paths = pack.files.map((f) => f.path);
     t.diagnostic(`tarball: ${pack.size} bytes packed, ${pack.unpackedSize} unpacked, ${paths.length} files`);
-    assert.ok(pack.size < 300 * 1024, `tarball is ${pack.size} bytes, over 300 kB`);
+    // A guard against shipping something by mistake (a results file, a test tree), not a budget for
+    // the code: of 2026-12-03's 301 kB, the stripped prebuilt addon is 118 kB and its C++ sources
+    // 77 kB unpacked; a stray directory would add hundreds.
+    assert.ok(pack.size < 360 * 1024, `tarball is ${pack.size} bytes, over 360 kB`);
     for (const p of [
       'package.json',
       'README.md',
