@@ -581,8 +581,10 @@ export class Kernel {
     const inboxCap = b.readUInt32LE(12);
     let name = b.toString('utf8', 16);
     const pid = this.nextPid++;
+    // Taken now: the claim below answers later, when the session's decoder has reused `f`.
+    const reqId = f.reqId;
     const refuse = (code: IpcErrorCode, text: string) => {
-      s.sendError(f.reqId, code, text);
+      s.sendError(reqId, code, text);
       s.flush();
       s.socket.end();
       s.closed = true;
@@ -606,14 +608,14 @@ export class Kernel {
       return refuse('INVALID_ARGUMENT', `inbox capacity ${inboxCap} is out of range`);
     }
     const cluster = this.cluster;
-    if (cluster === undefined || assigned) return this.welcome(s, f.reqId, pid, name, inboxCap, version);
+    if (cluster === undefined || assigned) return this.welcome(s, reqId, pid, name, inboxCap, version);
     // Held until WELCOME: the name is claimed across the cluster first.
     s.name = name;
     cluster
       .claim('process', name, { osPid: s.osPid }, () => !s.closed)
       .then(
         (bound) => {
-          if (bound) this.welcome(s, f.reqId, pid, name, inboxCap, version);
+          if (bound) this.welcome(s, reqId, pid, name, inboxCap, version);
         },
         (e: unknown) => {
           if (s.closed) return;

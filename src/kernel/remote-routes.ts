@@ -340,10 +340,14 @@ export class RemoteRoutes {
     else if ((f.flags & RecvFlag.TIMED) !== 0 && f.bodyLength >= 4) timeout = f.u32(0);
     else return;
     const why = `node ${r.node} did not answer`;
-    this.answerLate(r, f.reqId, fw, timeout, () => {
-      if (fw.send === true) return this.unknownSend(r, f.reqId, `within the send's timeout of ${timeout} ms`);
-      if (nonblock) r.session.sendError(f.reqId, 'WOULD_BLOCK', `no message could be taken now (${why})`);
-      else r.session.sendError(f.reqId, 'TIMEOUT', `receive timed out after ${timeout} ms (${why})`);
+    // The decoder reuses one Frame for every frame: by the time the deadline passes, `f` is another
+    // frame, so the request id is taken now (reading f.reqId then answered some other request, or
+    // with 0 the whole connection, and left this one unanswered for ever).
+    const reqId = f.reqId;
+    this.answerLate(r, reqId, fw, timeout, () => {
+      if (fw.send === true) return this.unknownSend(r, reqId, `within the send's timeout of ${timeout} ms`);
+      if (nonblock) r.session.sendError(reqId, 'WOULD_BLOCK', `no message could be taken now (${why})`);
+      else r.session.sendError(reqId, 'TIMEOUT', `receive timed out after ${timeout} ms (${why})`);
     });
   }
 

@@ -90,6 +90,45 @@ describe('receive deadlines through a route', () => {
     });
   }
 
+  test('with the home stopped, a timed receive is answered for itself while other requests come and go on the connection', async () => {
+    // The route answers at the deadline for the request it forwarded. It used to read that request's
+    // id off the frame object at the deadline, but the decoder reuses one frame for every frame of
+    // the connection: the TIMEOUT went to whatever came last (a request already answered, or 0: the
+    // whole connection), and the receive itself waited for ever.
+    const owner = await connect({ socketPath: a.socketPath });
+    clients.push(owner);
+    await owner.createMailbox('deadline-busy', { capacity: 8 });
+    const p = await connect({ socketPath: b.socketPath });
+    clients.push(p);
+    const far = await p.openMailbox('deadline-busy');
+    const near = await p.createMailbox('deadline-near', { capacity: 8 });
+    let lost: unknown;
+    p.on('disconnect', (e) => {
+      lost = e;
+    });
+    a.child.kill('SIGSTOP');
+    let timed: string;
+    try {
+      const waiting = outcome(far.receive({ timeout: 100 }));
+      // Frames on the same connection meanwhile, answered by kernel B alone.
+      const until = Date.now() + 600;
+      let others = 0;
+      while (Date.now() < until) {
+        await assert.rejects(near.tryReceive(), { code: 'WOULD_BLOCK' });
+        others++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.ok(others > 10);
+      timed = await waiting;
+    } finally {
+      a.child.kill('SIGCONT');
+    }
+    assert.equal(timed, 'TIMEOUT');
+    assert.equal(lost, undefined, 'the connection was not ended');
+    await near.send('still here');
+    assert.equal((await near.receive({ timeout: 5000 })).data, 'still here');
+  });
+
   test('with the home stopped, a timed, non-blocking or aborted send ends, CLUSTER_UNAVAILABLE; an aborted receive ends ABORTED', async () => {
     const owner = await connect({ socketPath: a.socketPath });
     clients.push(owner);
