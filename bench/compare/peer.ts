@@ -25,6 +25,7 @@ export const LINKS: Record<string, LinkFactory> = {
   zeromq: async (c, m) => (await import('./transports/zeromq.js')).zeromqLink(c, m),
   'node-ipc': async (c, m) => (await import('./transports/node-ipc.js')).nodeIpcLink(c, m),
   nats: async (c, m) => (await import('./transports/nats.js')).natsLink(c, m),
+  'nats-request': async (c, m) => (await import('./transports/nats.js')).natsLink(c, m, true),
   redis: async (c, m) => (await import('./transports/redis.js')).redisLink(c, m),
 };
 

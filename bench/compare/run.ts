@@ -67,6 +67,7 @@ export const TRANSPORTS = [
   'zeromq',
   'node-ipc',
   'nats',
+  'nats-request',
   'redis',
 ] as const;
 export type Transport = (typeof TRANSPORTS)[number];
@@ -89,6 +90,7 @@ export const LABELS: Record<Transport, string> = {
   zeromq: 'zeromq (ipc://)',
   'node-ipc': 'node-ipc (Unix socket)',
   nats: 'NATS (nats-server, loopback)',
+  'nats-request': 'NATS request/reply (nats-server, loopback)',
   redis: 'Redis lists (redis-server, loopback)',
 };
 
@@ -97,6 +99,7 @@ const PACKAGES: Partial<Record<Transport, string>> = {
   zeromq: 'zeromq',
   'node-ipc': 'node-ipc',
   nats: '@nats-io/transport-node',
+  'nats-request': '@nats-io/transport-node',
   redis: 'ioredis',
 };
 
@@ -219,6 +222,12 @@ function cellsOf(plan: Plan, transports: readonly Transport[]): CellPlan[] {
     const sizes = unix
       ? [...plan.sizes.filter((s) => s < UNIX_SIZE), ...extra]
       : [...plan.sizes, ...(UNIX_PEERS.includes(t) ? extra : [])].sort((a, b) => a - b);
+    if (t === 'nats-request') {
+      // Request/reply is a round trip by nature: the cells the cross-node round trip is compared with.
+      for (const s of plan.rttSizes.length > 0 ? plan.rttSizes : [plan.sizes[0]!])
+        cells.push({ transport: t, scenario: 'round-trip', param: s });
+      continue;
+    }
     for (const s of sizes) cells.push({ transport: t, scenario: 'one-way', param: s });
     for (const s of plan.rttSizes.length > 0 ? plan.rttSizes : [plan.sizes[0]!]) {
       // A message queue holds at most msgsize_max (8 KiB by default) per message: no larger round trip.
@@ -355,7 +364,7 @@ function specOf(plan: Plan, cell: CellPlan, id: string, dir: string, servers: Se
         ? [servers.nodeA.address, servers.nodeB.address]
         : undefined,
     port:
-      cell.transport === 'nats'
+      cell.transport === 'nats' || cell.transport === 'nats-request'
         ? servers.nats?.port
         : cell.transport === 'redis'
           ? servers.redis?.port
@@ -455,7 +464,8 @@ async function skipReasons(
     const why = await canImport(pkg);
     if (why !== undefined) skip.set(t, why);
   }
-  if (!skip.has('nats') && servers.nats === undefined) skip.set('nats', failed.get('nats')!);
+  for (const t of ['nats', 'nats-request'] as const)
+    if (!skip.has(t) && servers.nats === undefined) skip.set(t, failed.get('nats')!);
   for (const t of ['ipcbox-cluster-mailbox', 'ipcbox-cluster-direct'] as const) {
     const why = failed.get('nats') ?? failed.get('nodeA') ?? failed.get('nodeB');
     if (servers.nodeA === undefined || servers.nodeB === undefined)
@@ -594,7 +604,7 @@ async function main(): Promise<void> {
       await tryStart('kernel', () => startKernel(CLI, join(work, 'kernel.sock'), version));
     }
     const acrossNodes = needs('ipcbox-cluster-mailbox') || needs('ipcbox-cluster-direct');
-    if (needs('nats') || acrossNodes) await tryStart('nats', () => startNats(work));
+    if (needs('nats') || needs('nats-request') || acrossNodes) await tryStart('nats', () => startNats(work));
     if (acrossNodes && servers.nats !== undefined) {
       const url = `nats://127.0.0.1:${servers.nats.port}`;
       for (const [key, node] of [

@@ -47,6 +47,7 @@ const TRANSPORTS = [
   'zeromq',
   'node-ipc',
   'nats',
+  'nats-request',
   'redis',
 ];
 

@@ -64,8 +64,11 @@ describe('node-down after every message', () => {
     // Enough of the stream in first (however fast this machine is), so what follows is about the
     // sends still on their way.
     const deadline = Date.now() + 20_000;
-    let before = 0;
-    while ((before = (await into.stat()).depth) < 200 && Date.now() < deadline) await sleep(20);
+    let before = (await into.stat()).depth;
+    while (before < 200 && Date.now() < deadline) {
+      await sleep(20);
+      before = (await into.stat()).depth;
+    }
     assert.ok(before >= 200, `the stream got going (${before} sends in 20 s)`);
     // Stopped first, so the pipe from A stops draining (no acks) while the sends B had already
     // published reach A; then killed.
