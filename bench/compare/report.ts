@@ -277,23 +277,20 @@ export function markdown(r: Report, chartFiles: string[], chartBase: string): st
     ].join('\n'),
   );
 
-  const goals = goalRows(r);
-  if (goals.length > 0) {
-    parts.push('## Same-host goals (issue 10), from this run');
-    parts.push(
-      "Each row compares two cells of this run, whose receivers read every payload byte (see How it is measured). The shm mailbox row is its default store, the one with the whole contract (`queue: 'priority'`); the lock-free ring store and the parked round trip against a C futex are measured by `npm run bench:shm` (docs/benchmarks-shm.md), not here.",
-    );
-    parts.push(table(['goal', 'reached', 'ratio', 'met'], goals));
-  }
-
-  const across = clusterGoalRows(r);
-  if (across.length > 0) {
-    parts.push('## Cross-node goals (issue 9), from this run');
-    parts.push(
-      "A process connected to kernel B sends to a mailbox homed on kernel A (or to a process on A), the two kernels one cluster over the run's nats-server; NATS is raw nats.js between two processes through the same server: publish/subscribe for one-way, request/reply for the round trip. See docs/cluster.md, Speed, for what limits these.",
-    );
-    parts.push(table(['goal', 'reached', 'ratio', 'met'], across));
-  }
+  const goalSection = (title: string, intro: string, rows: string[][]): void => {
+    if (rows.length === 0) return;
+    parts.push(`## ${title}, from this run`, intro, table(['goal', 'reached', 'ratio', 'met'], rows));
+  };
+  goalSection(
+    'Same-host goals (issue 10)',
+    "Each row compares two cells of this run, whose receivers read every payload byte (see How it is measured). The shm mailbox row is its default store, the one with the whole contract (`queue: 'priority'`); the lock-free ring store and the parked round trip against a C futex are measured by `npm run bench:shm` (docs/benchmarks-shm.md), not here.",
+    goalRows(r),
+  );
+  goalSection(
+    'Cross-node goals (issue 9)',
+    "A process connected to kernel B sends to a mailbox homed on kernel A (or to a process on A), the two kernels one cluster over the run's nats-server; NATS is raw nats.js between two processes through the same server: publish/subscribe, and for the round trip request/reply when the run has it (else a publish echoed back; each row says which). See docs/cluster.md, Speed, for what limits these.",
+    clusterGoalRows(r),
+  );
 
   const sizes = params(r, 'one-way');
   parts.push('## One-way throughput (msgs/s; higher is better)');
@@ -491,12 +488,14 @@ function goalTable(r: Report) {
       x / y <= want ? 'yes' : '**no**',
     ]);
   };
-  return { rows, higher, lower, main, mbps, label };
+  return { rows, higher, lower, mbps, label };
 }
 
 /** The cross-node goals of issue 9: cluster cells against raw NATS through the same nats-server. */
 function clusterGoalRows(r: Report): string[][] {
   const { rows, higher, lower } = goalTable(r);
+  // The issue's yardstick for the round trip is NATS request/reply (older results: the pub/sub echo).
+  const rtt = find(r, 'nats-request', 'round-trip', 64)?.status === 'ok' ? 'nats-request' : 'nats';
   for (const [t, what] of [
     ['ipcbox-cluster-mailbox', 'mailbox'],
     ['ipcbox-cluster-direct', 'direct send'],
@@ -510,8 +509,6 @@ function clusterGoalRows(r: Report): string[][] {
         size,
         0.5,
       );
-    // The issue's yardstick for the round trip is NATS request/reply (older results: the pub/sub echo).
-    const rtt = find(r, 'nats-request', 'round-trip', 64)?.status === 'ok' ? 'nats-request' : 'nats';
     lower(
       `${what} across nodes 64 B round trip p50 ≤ 2× NATS ${rtt === 'nats' ? 'pub/sub echo' : 'request/reply'}`,
       t,

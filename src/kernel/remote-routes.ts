@@ -310,9 +310,10 @@ export class RemoteRoutes {
         // which gave up and will hand it back. The home must still hear the CANCEL, so that until
         // then it gives this receiver nothing else from the mailbox (as for a local receiver):
         // else the next receive overtakes the message handed back, and order is lost.
+        if (f.reqId === 0) return false;
         for (const v of s.remoteDeliveries.values()) {
           const d = v as RemoteDelivery;
-          if (d.recv === f.reqId && f.reqId !== 0) {
+          if (d.recv === f.reqId) {
             d.route.up(f, 0);
             return true;
           }

@@ -286,14 +286,9 @@ export class FuzzHarness {
   /** Start watching the kernel, the pair and the sentinel; measure the baseline. */
   private async watch(): Promise<void> {
     const kernel = this.kernel;
-    void kernel.exit.then(({ code, signal }) => {
-      if (this.stopped) return;
-      this.fail(
-        'kernel-exit',
-        `kernel exited: ${crashSignature(kernel.stderr)}`,
-        `the kernel exited (${code ?? signal}):\n${kernel.stderr.trim()}`,
-      );
-    });
+    const home = this.home;
+    this.watchExit(kernel, 'kernel');
+    if (home !== undefined) this.watchExit(home.kernel, 'home kernel');
     void this.pair!.exit.then(({ code, signal }) => {
       if (this.pair?.stopping && code === 0) return;
       const stderr = this.pair?.stderr ?? '';
@@ -303,25 +298,14 @@ export class FuzzHarness {
         `the pair's process exited (${code ?? signal}):\n${stderr.trim()}`,
       );
     });
-    const home = this.home;
-    if (home !== undefined) {
-      void home.kernel.exit.then(({ code, signal }) => {
-        if (this.stopped) return;
-        this.fail(
-          'kernel-exit',
-          `home kernel exited: ${crashSignature(home.kernel.stderr)}`,
-          `the pair's home kernel (the other node) exited (${code ?? signal}):\n${home.kernel.stderr.trim()}`,
-        );
-      });
-    }
     // Warm up with the pair's traffic before taking the baseline.
     await sleep(500);
     this.baseline = memoryOf(kernel.pid)?.rss ?? 0;
-    this.bound = 2 * this.baseline + this.config.memoryBudget + this.concurrency * this.maxFrame + GC_SLACK;
+    this.bound = this.boundOver(this.baseline);
     if (home !== undefined) {
       // The home buffers at most what its proxy sessions for the hostile connections are sent.
       home.baseline = memoryOf(home.kernel.pid)?.rss ?? 0;
-      home.bound = 2 * home.baseline + this.config.memoryBudget + this.concurrency * this.maxFrame + GC_SLACK;
+      home.bound = this.boundOver(home.baseline);
     }
     let pingInFlight = false;
     let tick = 0;
@@ -331,18 +315,14 @@ export class FuzzHarness {
         this.peak = Math.max(this.peak, m.rss, m.peak);
         if (this.peak > this.bound) this.failRss();
       }
-      if (home !== undefined) this.watchHome(home);
-      if (kernel.stderr !== '' && !kernel.exited) {
-        // Give a dying kernel a moment: then it is an exit, not a warning.
-        const text = kernel.stderr;
-        setTimeout(() => {
-          if (!kernel.exited)
-            this.fail(
-              'kernel-stderr',
-              `kernel stderr: ${crashSignature(text)}`,
-              `the kernel wrote to stderr:\n${text.trim()}`,
-            );
-        }, 300);
+      this.checkStderr(kernel, 'kernel');
+      if (home !== undefined) {
+        const hm = memoryOf(home.kernel.pid);
+        if (hm !== undefined) {
+          home.peak = Math.max(home.peak, hm.rss, hm.peak);
+          if (home.peak > home.bound) this.failHomeRss(home);
+        }
+        this.checkStderr(home.kernel, 'home kernel');
       }
       if (this.sentinel.lost !== undefined && !kernel.exited) {
         this.fail('bystander', `bystander: ${normalize(this.sentinel.lost)}`, this.sentinel.lost);
@@ -385,24 +365,59 @@ export class FuzzHarness {
     }, 100);
   }
 
-  /** One tick of the home kernel's checks: its RSS bound and a silent stderr. */
-  private watchHome(home: HomeNode): void {
-    const m = memoryOf(home.kernel.pid);
-    if (m !== undefined) {
-      home.peak = Math.max(home.peak, m.rss, m.peak);
-      if (home.peak > home.bound) this.failHomeRss(home);
-    }
-    const text = home.kernel.stderr;
-    if (text !== '' && !home.kernel.exited && !this.seen.some((f) => f.kind === 'kernel-stderr')) {
-      setTimeout(() => {
-        if (!home.kernel.exited)
-          this.fail(
-            'kernel-stderr',
-            `home kernel stderr: ${crashSignature(text)}`,
-            `the pair's home kernel wrote to stderr:\n${text.trim()}`,
-          );
-      }, 300);
-    }
+  /** A kernel (the fuzzed one, or a campaign's second node) that exits before we stop it is a finding. */
+  private watchExit(k: KernelProcess, who: string): void {
+    void k.exit.then(({ code, signal }) => {
+      if (this.stopped) return;
+      this.fail(
+        'kernel-exit',
+        `${who} exited: ${crashSignature(k.stderr)}`,
+        `the ${who} exited (${code ?? signal}):\n${k.stderr.trim()}`,
+      );
+    });
+  }
+
+  /** One tick's stderr check: a kernel writes nothing there. */
+  private checkStderr(k: KernelProcess, who: string): void {
+    if (k.stderr === '' || k.exited) return;
+    // Give a dying kernel a moment: then it is an exit, not a warning.
+    const text = k.stderr;
+    setTimeout(() => {
+      if (!k.exited)
+        this.fail(
+          'kernel-stderr',
+          `${who} stderr: ${crashSignature(text)}`,
+          `the ${who} wrote to stderr:\n${text.trim()}`,
+        );
+    }, 300);
+  }
+
+  /** After a kernel stopped: a clean exit (0) and nothing on stderr, if it was still running. */
+  private checkShutdown(
+    k: KernelProcess,
+    who: string,
+    wasAlive: boolean,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+  ): void {
+    if (!wasAlive) return;
+    if (code !== 0)
+      this.fail(
+        'kernel-exit',
+        `${who} shutdown: ${crashSignature(k.stderr)}`,
+        `the ${who} stopped with ${code ?? signal}:\n${k.stderr.trim()}`,
+      );
+    if (k.stderr !== '' && !this.seen.some((f) => f.kind === 'kernel-stderr'))
+      this.fail(
+        'kernel-stderr',
+        `${who} stderr: ${crashSignature(k.stderr)}`,
+        `the ${who} wrote to stderr:\n${k.stderr.trim()}`,
+      );
+  }
+
+  /** The RSS a kernel may reach: twice its baseline, the budget, a frame in assembly per hostile connection, and garbage. */
+  private boundOver(baseline: number): number {
+    return 2 * baseline + this.config.memoryBudget + this.concurrency * this.maxFrame + GC_SLACK;
   }
 
   private failHomeRss(home: HomeNode): void {
@@ -615,20 +630,7 @@ export class FuzzHarness {
     const wasAlive = !kernel.exited;
     const { code, signal } = await kernel.stop();
     if (this.home !== undefined) await this.stopHome(this.home);
-    if (wasAlive && code !== 0) {
-      this.fail(
-        'kernel-exit',
-        `kernel shutdown: ${crashSignature(kernel.stderr)}`,
-        `the kernel stopped with ${code ?? signal}:\n${kernel.stderr.trim()}`,
-      );
-    }
-    if (wasAlive && kernel.stderr !== '' && !this.seen.some((f) => f.kind === 'kernel-stderr')) {
-      this.fail(
-        'kernel-stderr',
-        `kernel stderr: ${crashSignature(kernel.stderr)}`,
-        `the kernel wrote to stderr:\n${kernel.stderr.trim()}`,
-      );
-    }
+    this.checkShutdown(kernel, 'kernel', wasAlive, code, signal);
     return this.failures;
   }
 
@@ -640,18 +642,7 @@ export class FuzzHarness {
     const wasAlive = !home.kernel.exited;
     const { code, signal } = await home.kernel.stop();
     await home.nats.stop();
-    if (wasAlive && code !== 0)
-      this.fail(
-        'kernel-exit',
-        `home kernel shutdown: ${crashSignature(home.kernel.stderr)}`,
-        `the home kernel stopped with ${code ?? signal}:\n${home.kernel.stderr.trim()}`,
-      );
-    if (wasAlive && home.kernel.stderr !== '' && !this.seen.some((f) => f.kind === 'kernel-stderr'))
-      this.fail(
-        'kernel-stderr',
-        `home kernel stderr: ${crashSignature(home.kernel.stderr)}`,
-        `the home kernel wrote to stderr:\n${home.kernel.stderr.trim()}`,
-      );
+    this.checkShutdown(home.kernel, 'home kernel', wasAlive, code, signal);
   }
 
   /**
