@@ -118,7 +118,16 @@ export class GlobalNames {
         const held = await this.kv.get(key);
         if (held === null || held.operation !== 'PUT') continue;
         const holder = parseHolder(held);
-        if (holder !== undefined && this.live(holder))
+        // An entry of this very node that it does not know it holds is a claim of its own whose answer
+        // never came (the create timed out after the server took it) or a release that did not get
+        // through: nobody holds it, so it is taken over like a stale one. Left alone, the name would stay
+        // taken until this node goes.
+        const ghost =
+          holder !== undefined &&
+          holder.node === self.node &&
+          holder.incarnation === self.incarnation &&
+          !this.claims.has(key);
+        if (holder !== undefined && this.live(holder) && !ghost)
           throw new IpcError('NAME_TAKEN', `${kind} name "${name}" is taken (on node ${holder.node})`);
         try {
           this.mine.set(key, await this.kv.update(key, value, held.revision));

@@ -17,9 +17,28 @@ import type { NameKind } from '../cluster/global-names.js';
 import { IpcError } from '../errors.js';
 import type { ClusterStatus } from '../wire/info-types.js';
 
+/**
+ * Name claims and lookups out to NATS at once, kernel-wide. Each one keeps its requester referred
+ * to until NATS answers, and a client that connects, names itself and hangs up at once would
+ * otherwise have this kernel hold thousands of them while the KV bucket catches up.
+ */
+const MAX_NAME_OPS = 128;
+/** Name operations waiting for one of those. Past it, a claim fails and a lookup is skipped. */
+const MAX_WAITING = 4096;
+
+interface WaitingOp {
+  wanted: () => boolean;
+  start: () => void;
+  /** The requester went before its turn: settle without asking NATS. */
+  drop: () => void;
+}
+
 export class ClusterLink {
   /** Names with a claim in flight, by kind. */
   private readonly pending: Record<NameKind, Set<string>> = { process: new Set(), mailbox: new Set() };
+  private inFlight = 0;
+  private readonly waiting: WaitingOp[] = [];
+  private waitingHead = 0;
 
   private constructor(private readonly cluster: Cluster) {}
 
@@ -53,7 +72,15 @@ export class ClusterLink {
   ): Promise<boolean> {
     this.pending[kind].add(name);
     try {
-      await this.cluster.claimName(kind, name, info);
+      const asked = await this.limited(stillWanted, () => this.cluster.claimName(kind, name, info));
+      if (!asked) {
+        if (stillWanted())
+          throw new IpcError(
+            'CLUSTER_UNAVAILABLE',
+            `this kernel has ${MAX_WAITING} cluster name operations waiting; try again`,
+          );
+        return false;
+      }
     } catch (e) {
       if (e instanceof IpcError && e.code === 'NAME_TAKEN' && kind === 'mailbox')
         throw new IpcError('MAILBOX_EXISTS', e.message.replace(/^mailbox name/, 'mailbox'), { cause: e });
@@ -71,8 +98,61 @@ export class ClusterLink {
   }
 
   /** Ask the server who holds `name` (the mirror learns the answer): for a name the mirror lacks. */
-  async confirm(kind: NameKind, name: string): Promise<void> {
-    await this.cluster.lookup(kind, name).catch(() => undefined);
+  async confirm(kind: NameKind, name: string, stillWanted: () => boolean): Promise<void> {
+    await this.limited(stillWanted, () => this.cluster.lookup(kind, name)).catch(() => undefined);
+  }
+
+  /**
+   * Run `op` when fewer than MAX_NAME_OPS are out; true once it has run, false if it never ran
+   * (the requester went first, or too many wait: `stillWanted` tells which).
+   */
+  private limited(stillWanted: () => boolean, op: () => Promise<unknown>): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      const start = () => {
+        this.inFlight++;
+        op().then(
+          () => {
+            this.finished();
+            resolve(true);
+          },
+          (e: unknown) => {
+            this.finished();
+            reject(e);
+          },
+        );
+      };
+      if (this.inFlight < MAX_NAME_OPS) return start();
+      if (this.waiting.length - this.waitingHead >= MAX_WAITING) this.purge();
+      if (this.waiting.length - this.waitingHead >= MAX_WAITING) return resolve(false);
+      this.waiting.push({ wanted: stillWanted, start, drop: () => resolve(false) });
+    });
+  }
+
+  private finished(): void {
+    this.inFlight--;
+    while (this.inFlight < MAX_NAME_OPS && this.waitingHead < this.waiting.length) {
+      const next = this.waiting[this.waitingHead]!;
+      this.waiting[this.waitingHead++] = undefined as unknown as WaitingOp;
+      if (next.wanted()) next.start();
+      else next.drop();
+    }
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting.length = 0;
+      this.waitingHead = 0;
+    }
+  }
+
+  /** Settle the waiting operations whose requesters have gone. */
+  private purge(): void {
+    const kept: WaitingOp[] = [];
+    for (let i = this.waitingHead; i < this.waiting.length; i++) {
+      const w = this.waiting[i]!;
+      if (w.wanted()) kept.push(w);
+      else w.drop();
+    }
+    this.waiting.length = 0;
+    this.waiting.push(...kept);
+    this.waitingHead = 0;
   }
 
   /** The node that holds `name`, if another node does (by the local mirror: no round trip). */

@@ -481,6 +481,7 @@ export class Kernel {
     s.socket.end();
     this.endSession(s, 'protocol-error');
     s.closed = true;
+    s.dropBuffers();
     setTimeout(() => s.socket.destroy(), 1000).unref();
   }
 
@@ -749,12 +750,14 @@ export class Kernel {
         const reqId = f.reqId;
         const method = call.m;
         s.confirming++;
-        void cluster.confirm(unknown.kind, unknown.name).then(() => {
-          s.confirming--;
-          if (s.closed) return;
-          if (!routes.call(s, reqId, method, a)) this.answerCall(s, reqId, method, a);
-          this.flushDirty();
-        });
+        void cluster
+          .confirm(unknown.kind, unknown.name, () => !s.closed)
+          .then(() => {
+            s.confirming--;
+            if (s.closed) return;
+            if (!routes.call(s, reqId, method, a)) this.answerCall(s, reqId, method, a);
+            this.flushDirty();
+          });
         return;
       }
     }

@@ -32,6 +32,7 @@
  */
 import type { OpenerChannel } from '../cluster/channels.js';
 import type { NameKind } from '../cluster/global-names.js';
+import { validateName } from '../core/mailbox-options.js';
 import { type Frame, Frame as FrameClass, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
 import { CreditFlag, DeliverFlag, Op, RecvFlag, SendFlag } from '../wire/protocol.js';
 import type { ClusterLink } from './cluster-link.js';
@@ -284,6 +285,15 @@ export class RemoteRoutes {
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
         if (f.op === Op.RECV) {
+          // As the local path rules (message-path onRecv): the home would end the whole route for it.
+          if (f.reqId === 0) {
+            this.k.protocolError(s, 'RECV needs a request id');
+            return true;
+          }
+          if (r.forwarded.has(f.reqId)) {
+            this.k.protocolError(s, `RECV reuses request id ${f.reqId} of a request still pending`);
+            return true;
+          }
           const fw: Forwarded = { rewrite: undefined, onResult: undefined, onMailbox: true };
           if (!r.track(f.reqId, fw)) return true;
           this.armDeadline(r, f, fw);
@@ -490,7 +500,7 @@ export class RemoteRoutes {
         : undefined;
     if (kind === undefined) return undefined;
     const name = args[method === 'signal' ? 'to' : 'name'];
-    if (typeof name !== 'string' || name === '') return undefined;
+    if (typeof name !== 'string' || name === '' || !validName(name)) return undefined;
     const local = kind === 'mailbox' ? this.k.mailboxByName.has(name) : this.k.byName.has(name);
     if (local || this.link.elsewhere(kind, name) !== undefined) return undefined;
     return { kind, name };
@@ -720,5 +730,15 @@ export class RemoteRoutes {
       for (const fw of r.forwarded.values()) fw.deadline?.clear();
       r.channel.close('process exited');
     }
+  }
+}
+
+/** A name no kernel would give out exists on no node: looking it up would only cost a KV request. */
+function validName(name: string): boolean {
+  try {
+    validateName('name', name);
+    return true;
+  } catch {
+    return false;
   }
 }

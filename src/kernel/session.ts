@@ -242,6 +242,19 @@ export class Session {
     this.budget.incoming -= this.arriving;
     this.arriving = 0;
     if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
+    this.writer.discard();
+    this.decoder.close();
+  }
+
+  /**
+   * Let the frame buffers go (`release` does it for good once the socket is closed): a closed
+   * session can stay referred to for a while (by a name claim or lookup awaiting NATS, by the grace
+   * timer that destroys its socket), and under connection churn thousands of them must not each keep
+   * a chunk.
+   */
+  dropBuffers(): void {
+    this.writer.discard();
+    this.decoder.discard();
   }
 
   private account(): void {

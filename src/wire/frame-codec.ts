@@ -57,6 +57,8 @@ export class Frame {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** Chunk sizes for the writer: small for quiet connections, up to MAX_CHUNK for busy ones. */
 const MIN_CHUNK = 16 * 1024;
 const MAX_CHUNK = 1024 * 1024;
@@ -92,7 +94,9 @@ function getU32(b: Buffer, p: number): number {
  * bytes), so one flush is a list of parts for a gathered write.
  */
 export class FrameWriter {
-  private buf: Buffer = Buffer.allocUnsafe(MIN_CHUNK);
+  // Allocated at the first frame: a connection that never gets an answer (a stranger dropped in its
+  // handshake) costs no chunk.
+  private buf: Buffer = EMPTY;
   /** Size of the last batch taken: the next chunk holds several such batches, so most flushes are one part. */
   private lastBatch = 0;
   /** Bytes of `buf` before `mark` have been handed over (or moved to `parts`). */
@@ -182,6 +186,20 @@ export class FrameWriter {
   }
 
   /** The bytes written since the last take, as parts for one gathered write; undefined if none. */
+  /**
+   * Forget everything not yet taken and let the chunk go (the connection is gone: what is still
+   * referred to elsewhere, such as a closure awaiting a cluster answer, must not keep its buffer).
+   * Frames written later start a new chunk.
+   */
+  discard(): void {
+    this.buf = EMPTY;
+    this.mark = 0;
+    this.pos = 0;
+    this.parts = [];
+    this.bytes = 0;
+    this.lastBatch = 0;
+  }
+
   takeParts(): Buffer[] | undefined {
     this.cut();
     if (this.parts.length === 0) return undefined;
@@ -418,11 +436,30 @@ export class FrameDecoder {
   /** Stop decoding (the owner found a frame it cannot accept). */
   fail(message: string): void {
     if (this.failed) return;
+    this.discard();
+    this.onError(new ProtocolError(message));
+  }
+
+  /** Ignore all further input and drop what is held of a frame not yet whole (the connection is gone). */
+  discard(): void {
     this.failed = true;
     this.assembly = undefined;
     this.parts = [];
+    this.partsFilled = 0;
+    this.partsTotal = 0;
     this.skipping = undefined;
     this.stub = undefined;
-    this.onError(new ProtocolError(message));
+  }
+
+  /**
+   * `discard`, and let go of the buffer the last frame was read from too. Not while a frame is being
+   * handled (its handler still reads it): for a connection that has closed.
+   */
+  close(): void {
+    this.discard();
+    this.frame.buf = EMPTY;
+    this.frame.chunk = new Chunk(EMPTY);
+    this.frame.start = 0;
+    this.frame.end = 0;
   }
 }

@@ -5,13 +5,18 @@
  * on its stderr, the connection dropped as PROTOCOL). They are refused on the way in now:
  * INVALID_ARGUMENT for that request, the connection and the target undisturbed. Found by the
  * cross-node fuzz campaign (npm run fuzz -- --cluster).
+ *
+ * A RECV without a request id (or reusing one still pending) on a mailbox of another node is the
+ * same protocol error it is on a local one: the sender's own kernel ends that connection with
+ * PROTOCOL. It used to be forwarded, the home ended the whole route over it, and the client was
+ * told CLUSTER_UNAVAILABLE at request id 0 instead (found by the same campaign).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, type IpcProcess } from '../../src/index.js';
 import { errorCodeFromWire } from '../../src/wire/error-codes.js';
 import { Op } from '../../src/wire/protocol.js';
-import { destroyAllRaw, frame, RawClient } from '../fixtures/hardening-support.js';
+import { destroyAllRaw, errorCode, frame, RawClient, u32s } from '../fixtures/hardening-support.js';
 import { startTwoNodes, type TwoNodes } from '../helpers/cluster-harness.js';
 import { waitFor } from '../helpers/kernel-harness.js';
 
@@ -56,4 +61,44 @@ describe('hostile calls across nodes', () => {
     await waitFor(() => types.includes('after'), 10_000, "far-target's 'after' signal");
     assert.ok(!types.includes('deep'));
   });
+
+  for (const [what, reqIdOf] of [
+    ['without a request id', () => 0],
+    ['reusing the request id of a receive still pending', (pending: number) => pending],
+  ] as const) {
+    test(`a RECV ${what} on a mailbox of another node: PROTOCOL from its own kernel, the mailbox served on`, async () => {
+      const box = `far-box-${reqIdOf(7)}`;
+      const owner = await connect({ socketPath: nodes.a.socketPath, name: `owner-${reqIdOf(7)}` });
+      const mb = await owner.createMailbox(box);
+      const raw = await RawClient.hello(nodes.b.socketPath, `recv-caller-${reqIdOf(7)}`);
+      let id: number | undefined;
+      for (let reqId = 10; id === undefined && reqId < 200; reqId++) {
+        raw.write(
+          frame(Op.CALL, { reqId }, Buffer.from(JSON.stringify({ m: 'mailbox.open', a: { name: box } }))),
+        );
+        const r = await raw.next((f) => f.reqId === reqId, 10_000, `answer ${reqId}`);
+        if (r.op === Op.RESULT) id = (JSON.parse(r.body.toString()) as { id: number }).id;
+        else await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.ok(id !== undefined, `${box} is reachable from kernel B`);
+      // A blocking receive stays pending (the mailbox is empty): request id 7.
+      raw.write(frame(Op.RECV, { reqId: 7, target: id }));
+      raw.write(frame(Op.RECV, { reqId: reqIdOf(7), target: id }, u32s()));
+      const err = await raw.next(
+        (f) => f.op === Op.ERROR && f.reqId === 0,
+        10_000,
+        'the connection-level error',
+      );
+      assert.equal(errorCode(err), 'PROTOCOL');
+      await raw.closedWithin(10_000);
+      // The home is undisturbed: another process on B sends, the owner on A receives.
+      const other = await connect({ socketPath: nodes.b.socketPath, name: `recv-other-${reqIdOf(7)}` });
+      const far = await other.openMailbox(box);
+      await far.send('after', { timeout: 10_000 });
+      const m = await mb.receive({ timeout: 10_000 });
+      assert.equal(m.data, 'after');
+      await other.close();
+      await owner.close();
+    });
+  }
 });

@@ -338,6 +338,42 @@ describe('FrameWriter', () => {
   });
 });
 
+describe("letting a closed connection's buffers go", () => {
+  it('FrameWriter.discard forgets what was not taken, keeps taken bytes intact, and writes on afterwards', () => {
+    const w = new FrameWriter();
+    w.frame(1, 0, 0, 0, 1, 0, 0, 0, 0, filled(100, 1));
+    const taken = w.take()!;
+    const snapshot = Buffer.from(taken);
+    w.frame(2, 0, 0, 0, 2, 0, 0, 0, 0, filled(100, 2));
+    w.discard();
+    assert.equal(w.pending, 0);
+    assert.equal(w.take(), undefined, 'the frame written before discard is gone');
+    w.frame(3, 0, 0, 0, 3, 0, 0, 0, 0, filled(10, 3));
+    const { decoder, frames } = collect(1 << 10);
+    decoder.push(w.take()!);
+    assert.deepEqual(
+      frames.map((f) => f.reqId),
+      [3],
+    );
+    assert.ok(taken.equals(snapshot), 'bytes handed over before discard are not touched');
+  });
+
+  it('FrameDecoder.close drops a frame in assembly and ignores further input', () => {
+    const { decoder, frames, errors } = collect(1 << 20);
+    const w = new FrameWriter();
+    w.frame(1, 0, 0, 0, 1, 0, 0, 0, 0, filled(200_000, 1));
+    const whole = w.take()!;
+    decoder.push(whole.subarray(0, 150_000));
+    assert.ok(decoder.buffered > 0);
+    decoder.close();
+    assert.equal(decoder.buffered, 0);
+    decoder.push(whole.subarray(150_000));
+    decoder.push(whole);
+    assert.equal(frames.length, 0);
+    assert.equal(errors.length, 0, 'closing is not an error');
+  });
+});
+
 describe('FrameDecoder: errors', () => {
   function lengthPrefix(len: number, extra = 0): Buffer {
     const b = Buffer.alloc(4 + extra, 0xab);
