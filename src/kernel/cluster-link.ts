@@ -14,6 +14,7 @@ import { type ChannelHandler, Cluster } from '../cluster/cluster.js';
 import type { ClusterOptions } from '../cluster/cluster-options.js';
 import type { DurableRegistry, DurableStore } from '../cluster/durable-store.js';
 import type { NameKind } from '../cluster/global-names.js';
+import { Deque } from '../core/deque.js';
 import { IpcError } from '../errors.js';
 import type { ClusterStatus } from '../wire/info-types.js';
 
@@ -37,8 +38,7 @@ export class ClusterLink {
   /** Names with a claim in flight, by kind. */
   private readonly pending: Record<NameKind, Set<string>> = { process: new Set(), mailbox: new Set() };
   private inFlight = 0;
-  private readonly waiting: WaitingOp[] = [];
-  private waitingHead = 0;
+  private readonly waiting = new Deque<WaitingOp>();
 
   private constructor(private readonly cluster: Cluster) {}
 
@@ -122,37 +122,27 @@ export class ClusterLink {
         );
       };
       if (this.inFlight < MAX_NAME_OPS) return start();
-      if (this.waiting.length - this.waitingHead >= MAX_WAITING) this.purge();
-      if (this.waiting.length - this.waitingHead >= MAX_WAITING) return resolve(false);
+      if (this.waiting.length >= MAX_WAITING) this.purge();
+      if (this.waiting.length >= MAX_WAITING) return resolve(false);
       this.waiting.push({ wanted: stillWanted, start, drop: () => resolve(false) });
     });
   }
 
   private finished(): void {
     this.inFlight--;
-    while (this.inFlight < MAX_NAME_OPS && this.waitingHead < this.waiting.length) {
-      const next = this.waiting[this.waitingHead]!;
-      this.waiting[this.waitingHead++] = undefined as unknown as WaitingOp;
+    while (this.inFlight < MAX_NAME_OPS && this.waiting.length > 0) {
+      const next = this.waiting.shift()!;
       if (next.wanted()) next.start();
       else next.drop();
-    }
-    if (this.waitingHead === this.waiting.length) {
-      this.waiting.length = 0;
-      this.waitingHead = 0;
     }
   }
 
   /** Settle the waiting operations whose requesters have gone. */
   private purge(): void {
-    const kept: WaitingOp[] = [];
-    for (let i = this.waitingHead; i < this.waiting.length; i++) {
-      const w = this.waiting[i]!;
-      if (w.wanted()) kept.push(w);
+    for (const w of this.waiting.clear()) {
+      if (w.wanted()) this.waiting.push(w);
       else w.drop();
     }
-    this.waiting.length = 0;
-    this.waiting.push(...kept);
-    this.waitingHead = 0;
   }
 
   /** The node that holds `name`, if another node does (by the local mirror: no round trip). */
