@@ -44,6 +44,16 @@ const PREFIX: Record<NameKind, string> = { process: 'p', mailbox: 'm' };
  * other kernel's `deadAfterMs` as usually set (the default is 4 s).
  */
 const FORGET_AFTER_MS = 60_000;
+/** How often doubtful keys are looked at again, and how many are kept (past it, a later claim here still takes one over). */
+const SWEEP_MS = 2000;
+const MAX_DOUBTFUL = 65_536;
+
+/** A live node holds the name (tryClaim to claim). */
+class TakenError extends Error {
+  constructor(readonly holder: NameHolder) {
+    super('taken');
+  }
+}
 
 export function nameKey(kind: NameKind, name: string): string {
   return `${PREFIX[kind]}.${Buffer.from(name, 'utf8').toString('base64url')}`;
@@ -68,6 +78,14 @@ export class GlobalNames {
   /** What it wrote for each, to claim it again after a silence (`reclaim`). */
   private readonly claims = new Map<string, { kind: NameKind; name: string; value: Uint8Array }>();
   private watchStop: (() => void) | undefined;
+  /**
+   * Keys this node may have left in the bucket without holding them: a create or update whose
+   * answer never came (NATS may have applied it), a delete that did not get through. The others
+   * would see such a name held by this live node for as long as it runs; `sweep` deletes them.
+   */
+  private readonly doubtful = new Set<string>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private closed = false;
 
   /** Told of every name another node claims (as its claim shows up in the watch). */
   onClaimed: ((kind: NameKind, name: string, holder: NameHolder) => void) | undefined;
@@ -109,11 +127,30 @@ export class GlobalNames {
     const key = nameKey(kind, name);
     const self = this.membership.self;
     const value = enc.encode(JSON.stringify({ node: self.node, incarnation: self.incarnation, info }));
+    let holder: NameHolder | undefined;
+    try {
+      if (await this.tryClaim(kind, name, key, value)) return;
+    } catch (e) {
+      holder = e instanceof TakenError ? e.holder : undefined;
+      // Taken by a live holder, nothing was written; otherwise a create may have timed out after the
+      // server applied it.
+      if (holder === undefined) this.doubt(key);
+      throw holder === undefined
+        ? e
+        : new IpcError('NAME_TAKEN', `${kind} name "${name}" is taken (on node ${holder.node})`);
+    }
+    this.doubt(key);
+    throw new IpcError('NAME_TAKEN', `${kind} name "${name}" is contended; try again`);
+  }
+
+  /** True once claimed; false if contended five times; throws TakenError for a live holder. */
+  private async tryClaim(kind: NameKind, name: string, key: string, value: Uint8Array): Promise<boolean> {
+    const self = this.membership.self;
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         this.mine.set(key, await this.kv.create(key, value));
         this.claims.set(key, { kind, name, value });
-        return;
+        return true;
       } catch {
         const held = await this.kv.get(key);
         if (held === null || held.operation !== 'PUT') continue;
@@ -127,18 +164,17 @@ export class GlobalNames {
           holder.node === self.node &&
           holder.incarnation === self.incarnation &&
           !this.claims.has(key);
-        if (holder !== undefined && this.live(holder) && !ghost)
-          throw new IpcError('NAME_TAKEN', `${kind} name "${name}" is taken (on node ${holder.node})`);
+        if (holder !== undefined && this.live(holder) && !ghost) throw new TakenError(holder);
         try {
           this.mine.set(key, await this.kv.update(key, value, held.revision));
           this.claims.set(key, { kind, name, value });
-          return;
+          return true;
         } catch {
           // Another claimant replaced the stale holder first: look again.
         }
       }
     }
-    throw new IpcError('NAME_TAKEN', `${kind} name "${name}" is contended; try again`);
+    return false;
   }
 
   /** Give a name up (a process exited, a mailbox was deleted). Never removes someone else's claim. */
@@ -148,7 +184,51 @@ export class GlobalNames {
     if (revision === undefined) return;
     this.mine.delete(key);
     this.claims.delete(key);
-    await this.kv.delete(key, { previousSeq: revision }).catch(() => undefined);
+    await this.kv.delete(key, { previousSeq: revision }).catch(() => this.doubt(key));
+  }
+
+  private doubt(key: string): void {
+    if (this.closed || this.doubtful.size >= MAX_DOUBTFUL) return;
+    this.doubtful.add(key);
+    if (this.sweeper === undefined) {
+      this.sweeper = setTimeout(() => void this.sweep(), SWEEP_MS);
+      this.sweeper.unref();
+    }
+  }
+
+  /**
+   * Delete the doubtful keys that turn out to be this node's without its holding them. A claim of
+   * the same name racing the delete is settled by the revision both name: one of them wins, and a
+   * claim that loses looks again (the key is gone, so it creates it).
+   */
+  private async sweep(): Promise<void> {
+    const self = this.membership.self;
+    for (const key of [...this.doubtful]) {
+      if (this.closed) return;
+      if (this.claims.has(key)) {
+        this.doubtful.delete(key);
+        continue;
+      }
+      try {
+        const e = await this.kv.get(key);
+        const holder = e === null ? undefined : parseHolder(e);
+        if (
+          e !== null &&
+          holder?.node === self.node &&
+          holder.incarnation === self.incarnation &&
+          !this.claims.has(key)
+        )
+          await this.kv.delete(key, { previousSeq: e.revision });
+        this.doubtful.delete(key);
+      } catch {
+        // NATS is not answering yet, or a claim here took the key first: the next sweep settles it.
+      }
+    }
+    this.sweeper = undefined;
+    if (this.doubtful.size > 0 && !this.closed) {
+      this.sweeper = setTimeout(() => void this.sweep(), SWEEP_MS);
+      this.sweeper.unref();
+    }
   }
 
   /** Who holds `name` now, if a live node does. */
@@ -210,17 +290,27 @@ export class GlobalNames {
   async reclaim(): Promise<{ kind: NameKind; name: string; node: string }[]> {
     const lost: { kind: NameKind; name: string; node: string }[] = [];
     for (const [key, c] of [...this.claims]) {
+      // Its holder may give the name up (and another claim here take it) while we wait on NATS: what
+      // is written for a claim no longer current is doubtful, never recorded as held.
+      const current = () => this.claims.get(key) === c;
+      const wrote = (revision: number) => {
+        if (current()) this.mine.set(key, revision);
+        else this.doubt(key);
+      };
       const rev = this.mine.get(key);
       if (rev === undefined) continue;
       try {
-        this.mine.set(key, await this.kv.update(key, c.value, rev));
+        wrote(await this.kv.update(key, c.value, rev));
         continue;
       } catch {}
+      if (!current()) continue;
       try {
-        this.mine.set(key, await this.kv.create(key, c.value));
+        wrote(await this.kv.create(key, c.value));
         continue;
       } catch {}
+      if (!current()) continue;
       const held = await this.kv.get(key).catch(() => null);
+      if (!current()) continue;
       const holder = held === null ? undefined : parseHolder(held);
       if (
         holder !== undefined &&
@@ -233,7 +323,7 @@ export class GlobalNames {
       } else if (held !== null) {
         // Held by a node that is down (or a stale entry): take it back.
         try {
-          this.mine.set(key, await this.kv.update(key, c.value, held.revision));
+          wrote(await this.kv.update(key, c.value, held.revision));
         } catch {}
       }
     }
@@ -251,6 +341,8 @@ export class GlobalNames {
   }
 
   close(): void {
+    this.closed = true;
+    if (this.sweeper !== undefined) clearTimeout(this.sweeper);
     this.watchStop?.();
     for (const t of this.forgetting) clearTimeout(t);
     this.forgetting.clear();

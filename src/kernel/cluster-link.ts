@@ -32,11 +32,21 @@ interface WaitingOp {
   start: () => void;
   /** The requester went before its turn: settle without asking NATS. */
   drop: () => void;
+  /** Started or dropped (an op dropped out of turn stays in the queue until it reaches the head). */
+  done: boolean;
+}
+
+/** A claim in flight: `waiting` while it has not gone out to NATS. */
+interface PendingClaim {
+  waiting: WaitingOp | undefined;
 }
 
 export class ClusterLink {
   /** Names with a claim in flight, by kind. */
-  private readonly pending: Record<NameKind, Set<string>> = { process: new Set(), mailbox: new Set() };
+  private readonly pending: Record<NameKind, Map<string, PendingClaim>> = {
+    process: new Map(),
+    mailbox: new Map(),
+  };
   private inFlight = 0;
   private readonly waiting = new Deque<WaitingOp>();
 
@@ -56,7 +66,16 @@ export class ClusterLink {
   }
 
   isPending(kind: NameKind, name: string): boolean {
-    return this.pending[kind].has(name);
+    const p = this.pending[kind].get(name);
+    if (p === undefined) return false;
+    // A claim still waiting for its turn whose requester has gone holds nothing: a process coming
+    // back under its name must not wait for the queue to reach it.
+    if (p.waiting !== undefined && !p.waiting.wanted()) {
+      p.waiting.drop();
+      this.pending[kind].delete(name);
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -70,9 +89,16 @@ export class ClusterLink {
     info: Record<string, unknown>,
     stillWanted: () => boolean,
   ): Promise<boolean> {
-    this.pending[kind].add(name);
+    const mine: PendingClaim = { waiting: undefined };
+    this.pending[kind].set(name, mine);
     try {
-      const asked = await this.limited(stillWanted, () => this.cluster.claimName(kind, name, info));
+      const asked = await this.limited(
+        stillWanted,
+        () => this.cluster.claimName(kind, name, info),
+        (w) => {
+          mine.waiting = w;
+        },
+      );
       if (!asked) {
         if (stillWanted())
           throw new IpcError(
@@ -86,7 +112,8 @@ export class ClusterLink {
         throw new IpcError('MAILBOX_EXISTS', e.message.replace(/^mailbox name/, 'mailbox'), { cause: e });
       throw e;
     } finally {
-      this.pending[kind].delete(name);
+      // Unless a claim that came after took the name over (this one was dropped while waiting).
+      if (this.pending[kind].get(name) === mine) this.pending[kind].delete(name);
     }
     if (stillWanted()) return true;
     void this.cluster.releaseName(kind, name);
@@ -104,27 +131,43 @@ export class ClusterLink {
 
   /**
    * Run `op` when fewer than MAX_NAME_OPS are out; true once it has run, false if it never ran
-   * (the requester went first, or too many wait: `stillWanted` tells which).
+   * (the requester went first, or too many wait: `stillWanted` tells which). `queued` is told of
+   * the op while it waits its turn, and told `undefined` when it starts.
    */
-  private limited(stillWanted: () => boolean, op: () => Promise<unknown>): Promise<boolean> {
+  private limited(
+    stillWanted: () => boolean,
+    op: () => Promise<unknown>,
+    queued?: (w: WaitingOp | undefined) => void,
+  ): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      const start = () => {
-        this.inFlight++;
-        op().then(
-          () => {
-            this.finished();
-            resolve(true);
-          },
-          (e: unknown) => {
-            this.finished();
-            reject(e);
-          },
-        );
+      const w: WaitingOp = {
+        wanted: stillWanted,
+        done: false,
+        start: () => {
+          w.done = true;
+          queued?.(undefined);
+          this.inFlight++;
+          op().then(
+            () => {
+              this.finished();
+              resolve(true);
+            },
+            (e: unknown) => {
+              this.finished();
+              reject(e);
+            },
+          );
+        },
+        drop: () => {
+          w.done = true;
+          resolve(false);
+        },
       };
-      if (this.inFlight < MAX_NAME_OPS) return start();
+      if (this.inFlight < MAX_NAME_OPS) return w.start();
       if (this.waiting.length >= MAX_WAITING) this.purge();
       if (this.waiting.length >= MAX_WAITING) return resolve(false);
-      this.waiting.push({ wanted: stillWanted, start, drop: () => resolve(false) });
+      this.waiting.push(w);
+      queued?.(w);
     });
   }
 
@@ -132,6 +175,7 @@ export class ClusterLink {
     this.inFlight--;
     while (this.inFlight < MAX_NAME_OPS && this.waiting.length > 0) {
       const next = this.waiting.shift()!;
+      if (next.done) continue;
       if (next.wanted()) next.start();
       else next.drop();
     }
@@ -140,6 +184,7 @@ export class ClusterLink {
   /** Settle the waiting operations whose requesters have gone. */
   private purge(): void {
     for (const w of this.waiting.clear()) {
+      if (w.done) continue;
       if (w.wanted()) this.waiting.push(w);
       else w.drop();
     }

@@ -285,7 +285,8 @@ export class RemoteRoutes {
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
         if (f.op === Op.RECV) {
-          // As the local path rules (message-path onRecv): the home would end the whole route for it.
+          // Refused here as the local path refuses them (message-path onRecv; stricter: no request id in
+          // flight on the route may be reused), since the home would end the whole route over it.
           if (f.reqId === 0) {
             this.k.protocolError(s, 'RECV needs a request id');
             return true;

@@ -185,7 +185,6 @@ export class FrameWriter {
     this.frame(op, 0, 0, 0, reqId, 0, words, w0, w1, Buffer.from(text, 'utf8'));
   }
 
-  /** The bytes written since the last take, as parts for one gathered write; undefined if none. */
   /**
    * Forget everything not yet taken and let the chunk go (the connection is gone: what is still
    * referred to elsewhere, such as a closure awaiting a cluster answer, must not keep its buffer).
@@ -200,6 +199,7 @@ export class FrameWriter {
     this.lastBatch = 0;
   }
 
+  /** The bytes written since the last take, as parts for one gathered write; undefined if none. */
   takeParts(): Buffer[] | undefined {
     this.cut();
     if (this.parts.length === 0) return undefined;

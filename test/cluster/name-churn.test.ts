@@ -6,11 +6,14 @@
  *
  * Held here: the gone connections' buffers are let go while their claims wait; and once NATS answers
  * again, none of their names stays taken — even the claims NATS applied after the kernel had given up
- * on them (their create timed out), which used to leave the name held by this node for good.
+ * on them (their create timed out), which used to leave the name held by this node for good: taken
+ * for a process coming back here, and in the bucket, where every other node saw it held.
  */
 import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { Kvm } from '@nats-io/kv';
+import { connect as connect_ } from '@nats-io/transport-node';
 import { connect } from '../../src/index.js';
 import { helloFrame, type KernelHost, startKernelHost } from '../fixtures/hardening-support.js';
 import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
@@ -65,11 +68,30 @@ describe('name claims of connections that hang up while NATS does not answer', (
         grown < 8 * MiB,
         `buffers grew ${(grown / MiB).toFixed(1)} MiB for ${CHURN} gone connections`,
       );
-      // Past the JetStream API timeout (5 s), so the claims that went out time out here and NATS,
+      // Past the JetStream API timeout (5 s): some claims that went out time out here, and NATS,
       // resumed, applies them anyway.
       await new Promise((r) => setTimeout(r, Math.max(0, stoppedAt + 7000 - Date.now())));
     } finally {
       nats.child.kill('SIGCONT');
+    }
+
+    // No entry of a gone connection's name is left in the bucket either (another node would see the
+    // name held by this live node): the kernel deletes the ones NATS applied after it gave up on them.
+    const nc = await connect_({ servers: nats.url });
+    try {
+      const kv = await new Kvm(nc).open('ipcbox_churn_names');
+      let left: string[] = [];
+      const deadline = Date.now() + 30_000;
+      do {
+        left = [];
+        for await (const key of await kv.keys())
+          if (key.startsWith('p.')) left.push(Buffer.from(key.slice(2), 'base64url').toString('utf8'));
+        left = left.filter((n) => n.startsWith('gone-'));
+        if (left.length > 0) await new Promise((r) => setTimeout(r, 250));
+      } while (left.length > 0 && Date.now() < deadline);
+      assert.deepEqual(left, [], 'names of gone connections still in the bucket');
+    } finally {
+      await nc.close();
     }
 
     // Names of gone connections are free: the first (its claim went out before NATS stopped
