@@ -264,6 +264,11 @@ export class RemoteRoutes {
         if (a === undefined) return false;
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
+        // As for a RECV below: the home would end the whole route over a reused id.
+        if (f.op === Op.SEND && f.reqId !== 0 && r.forwarded.has(f.reqId)) {
+          this.k.protocolError(s, `SEND reuses request id ${f.reqId} of a request still pending`);
+          return true;
+        }
         // A payload sent by map crosses to the other node as bytes: copied out of the region here.
         const up = f.op === Op.SEND && (f.flags & SendFlag.MAPPED) !== 0 ? this.k.maps.materialize(s, f) : f;
         if (typeof up === 'string') {
