@@ -77,6 +77,8 @@ export class Kernel {
   private server: Server | undefined;
   /** The TLS listener for clients on other hosts (`options.listen`). */
   private network: TlsServer | undefined;
+  /** The TLS listener's TCP sockets, handshaking or not (close ends them: server.close waits for them). */
+  private readonly networkSockets = new Set<Socket>();
   private readonly dirty = new Set<Session>();
   private flushScheduled = false;
   private nextPid = 1;
@@ -237,11 +239,21 @@ export class Kernel {
     }
     const l = this.options.listen;
     if (l !== undefined) {
-      const tls = createTlsServer({ cert: l.cert, key: l.key, allowHalfOpen: false }, (socket) =>
-        this.accept(socket, true),
+      // A stranger gets as long for the TLS handshake as for HELLO (not node's 120 s), and the
+      // listener holds at most maxConnections sockets, handshaking or not: otherwise connections
+      // that never finish a handshake would pile up without bound.
+      const tls = createTlsServer(
+        { cert: l.cert, key: l.key, allowHalfOpen: false, handshakeTimeout: this.options.helloTimeout },
+        (socket) => this.accept(socket, true),
       );
-      // A failed TLS handshake is that stranger's problem, never the kernel's.
-      tls.on('tlsClientError', () => undefined);
+      tls.maxConnections = this.options.maxConnections;
+      tls.on('connection', (socket: Socket) => {
+        this.networkSockets.add(socket);
+        socket.once('close', () => this.networkSockets.delete(socket));
+      });
+      // A failed or timed-out TLS handshake is that stranger's problem, never the kernel's; with a
+      // listener here node leaves its socket open, so it is destroyed here.
+      tls.on('tlsClientError', (_e, socket) => socket.destroy());
       this.network = tls;
       await new Promise<void>((resolve, reject) => {
         tls.once('error', reject);
@@ -288,7 +300,11 @@ export class Kernel {
       // Leaving frees this node's names across the cluster at once (no waiting for a timeout).
       await this.cluster?.close().catch(() => undefined);
       const network = this.network;
-      if (network !== undefined) await new Promise<void>((resolve) => network.close(() => resolve()));
+      if (network !== undefined) {
+        const closed = new Promise<void>((resolve) => network.close(() => resolve()));
+        for (const socket of this.networkSockets) socket.destroy();
+        await closed;
+      }
       if (server) {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         try {

@@ -2,7 +2,10 @@
  * The kernel's TLS listener for processes on hosts without a kernel (`listen`, `--listen`): a
  * client with the token and the right CA talks to local processes as one of them; a wrong token is
  * PERMISSION_DENIED and the connection ends; a CA that did not sign the kernel is refused; plain
- * TCP, or HELLO before AUTH, gets nothing — and the kernel serves everyone else throughout. There
+ * TCP, or HELLO before AUTH, gets nothing — and the kernel serves everyone else throughout. A
+ * stranger that never finishes its TLS handshake is dropped after the hello timeout (node's own
+ * default is 120 s, and with a 'tlsClientError' listener node leaves the socket open for good),
+ * the listener holds at most maxConnections sockets, and close does not wait for handshakes. There
  * is no plain-TCP listener to configure.
  */
 import assert from 'node:assert/strict';
@@ -151,6 +154,93 @@ describe('the TLS listener', () => {
     await other.send('still-served', 'fine');
     assert.equal((await other.receive({ timeout: 5000 })).data, 'fine');
     await other.close();
+  });
+
+  test('connections that never finish the TLS handshake are bounded and dropped after the hello timeout', async () => {
+    const small = await startKernel({
+      socketPath: join(dir, 'small.sock'),
+      maxConnections: 8,
+      helloTimeout: 400,
+      listen: {
+        url: 'tls://127.0.0.1:0',
+        certFile: certs.cert,
+        keyFile: certs.key,
+        tokenFile: join(dir, 'token'),
+      },
+    });
+    let idle: ReturnType<typeof netConnect>[] = [];
+    try {
+      const port = small.networkAddress?.port as number;
+      const opened = Date.now();
+      const closedAfter: number[] = [];
+      idle = await Promise.all(
+        Array.from(
+          { length: 20 },
+          () =>
+            new Promise<ReturnType<typeof netConnect>>((resolve) => {
+              const c = netConnect(port, '127.0.0.1', () => resolve(c));
+              c.on('error', () => undefined);
+              c.once('close', () => {
+                closedAfter.push(Date.now() - opened);
+                resolve(c);
+              });
+            }),
+        ),
+      );
+      // Past the first 8 the listener refuses at once; the 8 are dropped by the handshake timeout.
+      await new Promise((r) => setTimeout(r, 250));
+      assert.ok(closedAfter.length >= 12, `${closedAfter.length} of 20 refused at once`);
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`${closedAfter.length} of 20 closed after 5 s`)), 5000);
+        const check = setInterval(() => {
+          if (closedAfter.length < 20) return;
+          clearInterval(check);
+          clearTimeout(t);
+          resolve();
+        }, 20);
+      });
+      assert.ok(Math.max(...closedAfter) < 3000, `the last closed after ${Math.max(...closedAfter)} ms`);
+      // Room again: a client with the token gets in.
+      const p = await connect({
+        url: `tls://127.0.0.1:${port}`,
+        token,
+        ca: readFileSync(certs.ca),
+        name: 'after-the-idle',
+      });
+      await p.close();
+    } finally {
+      for (const c of idle) c.destroy();
+      await small.close();
+    }
+  });
+
+  test('a kernel stops at once with strangers in the middle of a TLS handshake', async () => {
+    const k = await startKernel({
+      socketPath: join(dir, 'stop.sock'),
+      listen: {
+        url: 'tls://127.0.0.1:0',
+        certFile: certs.cert,
+        keyFile: certs.key,
+        tokenFile: join(dir, 'token'),
+      },
+    });
+    const port = k.networkAddress?.port as number;
+    const idle = await Promise.all(
+      Array.from(
+        { length: 3 },
+        () =>
+          new Promise<ReturnType<typeof netConnect>>((resolve) => {
+            const c = netConnect(port, '127.0.0.1', () => resolve(c));
+            c.on('error', () => undefined);
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    await k.close();
+    // The handshake timeout is the default hello timeout (5 s): close did not wait for it.
+    assert.ok(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
+    for (const c of idle) c.destroy();
   });
 
   test('ipcbox daemon --listen: the daemon says where, and a client with the token connects there', async () => {
