@@ -29,6 +29,14 @@ import { takeSnapshot } from './snapshot.js';
 const PUSH_INTERVAL = 1000;
 /** A client with this much unsent output skips snapshots until it catches up (never buffered without bound). */
 const MAX_CLIENT_BACKLOG = 4 * 1024 * 1024;
+/**
+ * Live-update streams at once, and HTTP connections at all: each stream may hold MAX_CLIENT_BACKLOG
+ * of a reader that stops reading, so their number bounds the dashboard's memory.
+ */
+const MAX_STREAMS = 32;
+const MAX_HTTP_CONNECTIONS = 256;
+/** A client gets this long to send its request headers (node's default is a minute). */
+const HEADERS_TIMEOUT = 10_000;
 /** Largest POST body (an action's JSON, a message to send). */
 const MAX_BODY = 1024 * 1024;
 const MAX_PEEK = 100;
@@ -113,6 +121,9 @@ export class DashboardServer {
     };
     this.server =
       options.tls === undefined ? createHttpServer(handler) : createHttpsServer(options.tls, handler);
+    this.server.maxConnections = MAX_HTTP_CONNECTIONS;
+    this.server.headersTimeout = HEADERS_TIMEOUT;
+    this.server.requestTimeout = 2 * HEADERS_TIMEOUT;
   }
 
   /** Listen (the kernel is listening already: the principal connects to it). */
@@ -273,6 +284,8 @@ export class DashboardServer {
   // ---------------------------------------------------------------- live updates
 
   private stream(req: IncomingMessage, res: ServerResponse): void {
+    if (this.clients.size >= MAX_STREAMS)
+      throw new HttpRefusal(503, 'BUSY', `${MAX_STREAMS} live-update streams are open: try again later`);
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -201,6 +202,43 @@ describe('dashboard over HTTP', () => {
       }, reject);
     });
     assert.equal(status, 403);
+  });
+
+  test('live-update streams are bounded: past 32 open a new one is refused 503, and one closing makes room', async () => {
+    const open = (): Promise<{ status: number; req: ReturnType<typeof httpGet> }> =>
+      new Promise((resolve, reject) => {
+        const req = httpGet(`${base}api/events`, (res) => {
+          res.on('data', () => undefined);
+          res.on('error', () => undefined);
+          resolve({ status: res.statusCode ?? 0, req });
+        });
+        req.on('error', reject);
+      });
+    const streams = [];
+    for (let i = 0; i < 32; i++) streams.push(await open());
+    assert.deepEqual(
+      streams.map((s) => s.status),
+      streams.map(() => 200),
+    );
+    const refused = await open();
+    assert.equal(refused.status, 503);
+    refused.req.destroy();
+    streams.pop()!.req.destroy();
+    let again = 0;
+    await waitFor(
+      async () => {
+        const s = await open();
+        again = s.status;
+        if (s.status === 200) streams.push(s);
+        else s.req.destroy();
+        return s.status === 200;
+      },
+      5000,
+      () => `a stream once one closed (last status ${again})`,
+    );
+    for (const s of streams) s.req.destroy();
+    // The rest of the dashboard kept serving throughout.
+    assert.equal((await fetch(`${base}metrics`)).status, 200);
   });
 
   test('the rates and wait percentiles reach status --json', async () => {
