@@ -3,6 +3,7 @@ import { MAX_PRIORITY } from '../core/priority-queue.js';
 import type { IpcErrorCode } from '../errors.js';
 import { Chunk, type Frame } from '../wire/frame-codec.js';
 import { DeliverFlag, MAP_REF_BYTES, Op, RecvFlag, SendFlag, UnmapFlag } from '../wire/protocol.js';
+import { shapeViolation } from './frame-rules.js';
 import type { Kernel } from './kernel.js';
 import type { KernelMessage, MailboxRecord, PendingReceive, SendRequest } from './mailbox-record.js';
 import { now } from './mailbox-stats.js';
@@ -243,12 +244,8 @@ export class MessagePath {
     // A credited send can race with the mailbox's deletion (the sender is told by NOTICE), or
     // with the sender's own handle close; a mailbox it never had credit on is a violation.
     if (rec === undefined) return;
-    if ((f.flags & (SendFlag.TIMED | SendFlag.SYNC | SendFlag.NONBLOCK)) !== 0) {
-      return this.k.protocolError(s, 'a credited SEND (request id 0) takes no flags');
-    }
-    if (f.priority > MAX_PRIORITY)
-      return this.k.protocolError(s, `priority ${f.priority} is out of range 0..31`);
-    if (f.codec > 3) return this.k.protocolError(s, `unknown payload codec ${f.codec}`);
+    const bad = shapeViolation(f);
+    if (bad !== undefined) return this.k.protocolError(s, bad);
     const size = this.taking?.length ?? f.bodyLength;
     if (this.sizeRefusal(rec, size) !== undefined) {
       return this.k.protocolError(s, `credited SEND of ${size} bytes breaks ${rec.name}'s size rules`);
@@ -475,7 +472,8 @@ export class MessagePath {
   }
 
   onRecv(s: Session, f: Frame): void {
-    if (f.reqId === 0) return this.k.protocolError(s, 'RECV needs a request id');
+    const bad = shapeViolation(f);
+    if (bad !== undefined) return this.k.protocolError(s, bad);
     if (s.pendingReceives.has(f.reqId)) {
       return this.k.protocolError(s, `RECV reuses request id ${f.reqId} of a receive still pending`);
     }
@@ -540,7 +538,8 @@ export class MessagePath {
    * answers it instead of reading as a protocol violation.
    */
   onDemand(s: Session, f: Frame): void {
-    if (f.bodyLength < 4) return this.k.protocolError(s, 'DEMAND without a count');
+    const bad = shapeViolation(f);
+    if (bad !== undefined) return this.k.protocolError(s, bad);
     const rec = this.k.mailboxes.get(f.target);
     if (rec === undefined) {
       if (f.reqId !== 0) s.sendError(f.reqId, 'NO_SUCH_MAILBOX', `no such mailbox (id ${f.target})`);

@@ -36,6 +36,7 @@ import { validateName } from '../core/mailbox-options.js';
 import { type Frame, Frame as FrameClass, FrameDecoder, FrameWriter } from '../wire/frame-codec.js';
 import { CreditFlag, DeliverFlag, Op, RecvFlag, SendFlag } from '../wire/protocol.js';
 import type { ClusterLink } from './cluster-link.js';
+import { shapeViolation } from './frame-rules.js';
 import type { Kernel } from './kernel.js';
 import type { Session } from './session.js';
 import { startTimer, type Timer } from './timer.js';
@@ -264,9 +265,14 @@ export class RemoteRoutes {
         if (a === undefined) return false;
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
-        // As for a RECV below: the home would end the whole route over a reused id.
-        if (f.op === Op.SEND && f.reqId !== 0 && r.forwarded.has(f.reqId)) {
-          this.k.protocolError(s, `SEND reuses request id ${f.reqId} of a request still pending`);
+        // Refused here as the local path refuses them (frame-rules.ts; and no request id in flight on
+        // the route may be reused), since the home would end the whole route over it.
+        const bad =
+          f.op === Op.SEND && f.reqId !== 0 && r.forwarded.has(f.reqId)
+            ? `SEND reuses request id ${f.reqId} of a request still pending`
+            : shapeViolation(f);
+        if (bad !== undefined) {
+          this.k.protocolError(s, bad);
           return true;
         }
         // A payload sent by map crosses to the other node as bytes: copied out of the region here.
@@ -289,17 +295,16 @@ export class RemoteRoutes {
         if (a === undefined) return false;
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
+        // As for a SEND above.
+        const bad =
+          f.op === Op.RECV && r.forwarded.has(f.reqId)
+            ? `RECV reuses request id ${f.reqId} of a request still pending`
+            : shapeViolation(f);
+        if (bad !== undefined) {
+          this.k.protocolError(s, bad);
+          return true;
+        }
         if (f.op === Op.RECV) {
-          // Refused here as the local path refuses them (message-path onRecv; stricter: no request id in
-          // flight on the route may be reused), since the home would end the whole route over it.
-          if (f.reqId === 0) {
-            this.k.protocolError(s, 'RECV needs a request id');
-            return true;
-          }
-          if (r.forwarded.has(f.reqId)) {
-            this.k.protocolError(s, `RECV reuses request id ${f.reqId} of a request still pending`);
-            return true;
-          }
           const fw: Forwarded = { rewrite: undefined, onResult: undefined, onMailbox: true };
           if (!r.track(f.reqId, fw)) return true;
           this.armDeadline(r, f, fw);

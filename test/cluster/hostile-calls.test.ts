@@ -6,10 +6,12 @@
  * INVALID_ARGUMENT for that request, the connection and the target undisturbed. Found by the
  * cross-node fuzz campaign (npm run fuzz -- --cluster).
  *
- * A RECV without a request id (or a RECV or SEND reusing one still pending) on a mailbox of another node is the
- * same protocol error it is on a local one: the sender's own kernel ends that connection with
- * PROTOCOL. It used to be forwarded, the home ended the whole route over it, and the client was
- * told CLUSTER_UNAVAILABLE at request id 0 instead (found by the same campaign).
+ * A frame that breaks the protocol by its shape (a RECV without a request id, a credited SEND with
+ * flags, a DEMAND without a count), or a RECV or SEND reusing a request id still pending, on a
+ * mailbox of another node is the same protocol error it is on a local one: the sender's own kernel
+ * ends that connection with PROTOCOL. It used to be forwarded and the home ended the whole route
+ * over it: the client was told CLUSTER_UNAVAILABLE for its requests (at request id 0 for a RECV
+ * without one: found by the same campaign) and its connection went on.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -85,6 +87,18 @@ describe('hostile calls across nodes', () => {
       'a SEND reusing the request id of a send still pending',
       pendingSend,
       (id: number) => frame(Op.SEND, { reqId: 7, target: id }, Buffer.from('b')),
+    ],
+    [
+      'c0',
+      'a credited SEND with a flag',
+      pendingRecv,
+      (id: number) => frame(Op.SEND, { reqId: 0, target: id, flags: SendFlag.NONBLOCK }, Buffer.from('b')),
+    ],
+    [
+      'd9',
+      'a DEMAND without a count',
+      pendingRecv,
+      (id: number) => frame(Op.DEMAND, { reqId: 9, target: id }),
     ],
   ] as const) {
     test(`${what} on a mailbox of another node: PROTOCOL from its own kernel, the mailbox served on`, async () => {
