@@ -1,7 +1,7 @@
 import type { GranteesInfo } from '../core/rights.js';
 import { kernelStatus } from '../kernel/control.js';
 import type { Kernel } from '../kernel/kernel.js';
-import type { KernelStatus } from '../wire/info-types.js';
+import { type KernelStatus, mailboxPath } from '../wire/info-types.js';
 
 /**
  * What the page receives once a second: the kernel's status (the same as the
@@ -50,6 +50,7 @@ export const MAILBOX_COLUMNS = [
   'receiveRight',
   'waitP50',
   'waitP99',
+  'path',
 ] as const;
 
 export const SEGMENT_COLUMNS = ['name', 'size', 'kind', 'owner', 'attached'] as const;
@@ -78,6 +79,10 @@ export function takeSnapshot(k: Kernel): Snapshot {
   let rateOut = 0;
   let depth = 0;
   const M = s.mailboxes.map((m): Cell[] => {
+    // A shared-memory mailbox's queue and counters are in its segment, which the kernel never maps:
+    // shown as unknown ('-'), not as zero.
+    const shm = m.transport === 'shm';
+    const known = (v: number | null): number | null => (shm ? null : v);
     const r = m.stats?.rates;
     rateIn += r?.sent ?? 0;
     rateOut += r?.received ?? 0;
@@ -86,26 +91,27 @@ export function takeSnapshot(k: Kernel): Snapshot {
       m.id,
       m.name,
       m.capacity === 'unbounded' ? null : m.capacity,
-      m.depth,
-      m.bytes,
-      r?.sent ?? 0,
-      r?.received ?? 0,
-      r?.acked ?? 0,
-      r?.redelivered ?? 0,
-      m.counters.sent,
-      m.counters.received,
-      m.counters.acked,
-      m.counters.redelivered,
-      m.waitingSenders,
-      m.waitingReceivers,
+      known(m.depth),
+      known(m.bytes),
+      known(r?.sent ?? 0),
+      known(r?.received ?? 0),
+      known(r?.acked ?? 0),
+      known(r?.redelivered ?? 0),
+      known(m.counters.sent),
+      known(m.counters.received),
+      known(m.counters.acked),
+      known(m.counters.redelivered),
+      known(m.waitingSenders),
+      known(m.waitingReceivers),
       m.attached,
       m.delivery,
       m.ownership,
       m.owner,
       rightsText(m.senders),
       rightsText(m.receivers),
-      m.stats?.wait.p50 ?? null,
-      m.stats?.wait.p99 ?? null,
+      known(m.stats?.wait.p50 ?? null),
+      known(m.stats?.wait.p99 ?? null),
+      mailboxPath(m),
     ];
   });
   const P = s.processes.map((p): Cell[] => [

@@ -193,3 +193,12 @@ export interface ClusterStatus {
   /** Process and mailbox names held on other nodes. */
   remote: { kind: 'process' | 'mailbox'; name: string; node: string }[];
 }
+
+/**
+ * The path a mailbox's messages take, as `ipcbox status` and the dashboard show it: `kernel`,
+ * `kernel (durable)` or `shm SEGMENT`.
+ */
+export function mailboxPath(m: Pick<MailboxInfo, 'transport' | 'segment' | 'durable'>): string {
+  if (m.transport === 'shm') return `shm ${m.segment ?? ''}`.trim();
+  return m.durable === true ? 'kernel (durable)' : 'kernel';
+}

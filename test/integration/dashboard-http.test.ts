@@ -241,6 +241,28 @@ describe('dashboard over HTTP', () => {
     assert.equal((await fetch(`${base}metrics`)).status, 200);
   });
 
+  test("the snapshot names each mailbox's path; a shared-memory one's counts are unknown to the kernel, not zero", async () => {
+    const bulk = await p.createMailbox('bulk-shm', { transport: 'shm', capacity: 4 });
+    await bulk.send('x');
+    const snap = (await (await fetch(`${base}api/snapshot`)).json()) as {
+      cols: { M: string[] };
+      M: unknown[][];
+    };
+    const row = (name: string) => {
+      const r = snap.M.find((m) => m[snap.cols.M.indexOf('name')] === name);
+      assert.ok(r, `${name} in the snapshot`);
+      return (col: string) => r[snap.cols.M.indexOf(col)];
+    };
+    const jobs = row('jobs');
+    assert.equal(jobs('path'), 'kernel');
+    assert.equal(typeof jobs('depth'), 'number');
+    const shm = row('bulk-shm');
+    assert.match(String(shm('path')), /^shm \S+/);
+    assert.equal(shm('depth'), null, 'the queued message is in the segment, which the kernel does not read');
+    assert.equal(shm('sent'), null);
+    await runCli(['mailbox', 'delete', 'bulk-shm'], d.socketPath);
+  });
+
   test('the rates and wait percentiles reach status --json', async () => {
     await waitFor(
       async () => {

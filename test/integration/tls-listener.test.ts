@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { connect, type IpcError, type IpcProcess, type Kernel, startKernel } from '../../src/index.js';
-import { ROOT, runCli, spawnDaemon, tempDir } from '../helpers/kernel-harness.js';
+import { ROOT, runCli, spawnDaemon, tempDir, waitFor } from '../helpers/kernel-harness.js';
 import { makeTestCerts, type TestCerts } from '../helpers/tls-certs.js';
 
 describe('the TLS listener', () => {
@@ -156,11 +156,11 @@ describe('the TLS listener', () => {
     await other.close();
   });
 
-  test('connections that never finish the TLS handshake are bounded and dropped after the hello timeout', async () => {
-    const small = await startKernel({
-      socketPath: join(dir, 'small.sock'),
-      maxConnections: 8,
-      helloTimeout: 400,
+  /** A kernel of its own with a TLS listener (the shared one must not be filled or stopped). */
+  const tlsKernel = (sock: string, extra: Parameters<typeof startKernel>[0] = {}) =>
+    startKernel({
+      ...extra,
+      socketPath: join(dir, sock),
       listen: {
         url: 'tls://127.0.0.1:0',
         certFile: certs.cert,
@@ -168,37 +168,40 @@ describe('the TLS listener', () => {
         tokenFile: join(dir, 'token'),
       },
     });
+
+  /** `n` TCP connections to `port` that never start TLS; `onClose` hears each one close. */
+  const idleConnections = (port: number, n: number, onClose: () => void = () => undefined) =>
+    Promise.all(
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<ReturnType<typeof netConnect>>((resolve) => {
+            const c = netConnect(port, '127.0.0.1', () => resolve(c));
+            c.on('error', () => undefined);
+            c.once('close', () => {
+              onClose();
+              resolve(c);
+            });
+          }),
+      ),
+    );
+
+  test('connections that never finish the TLS handshake are bounded and dropped after the hello timeout', async () => {
+    const small = await tlsKernel('small.sock', { maxConnections: 8, helloTimeout: 400 });
     let idle: ReturnType<typeof netConnect>[] = [];
     try {
       const port = small.networkAddress?.port as number;
       const opened = Date.now();
       const closedAfter: number[] = [];
-      idle = await Promise.all(
-        Array.from(
-          { length: 20 },
-          () =>
-            new Promise<ReturnType<typeof netConnect>>((resolve) => {
-              const c = netConnect(port, '127.0.0.1', () => resolve(c));
-              c.on('error', () => undefined);
-              c.once('close', () => {
-                closedAfter.push(Date.now() - opened);
-                resolve(c);
-              });
-            }),
-        ),
-      );
+      idle = await idleConnections(port, 20, () => closedAfter.push(Date.now() - opened));
       // Past the first 8 the listener refuses at once; the 8 are dropped by the handshake timeout.
       await new Promise((r) => setTimeout(r, 250));
       assert.ok(closedAfter.length >= 12, `${closedAfter.length} of 20 refused at once`);
-      await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`${closedAfter.length} of 20 closed after 5 s`)), 5000);
-        const check = setInterval(() => {
-          if (closedAfter.length < 20) return;
-          clearInterval(check);
-          clearTimeout(t);
-          resolve();
-        }, 20);
-      });
+      await waitFor(
+        () => closedAfter.length === 20,
+        5000,
+        () => `${closedAfter.length} of 20 closed`,
+      );
       assert.ok(Math.max(...closedAfter) < 3000, `the last closed after ${Math.max(...closedAfter)} ms`);
       // Room again: a client with the token gets in.
       const p = await connect({
@@ -215,26 +218,8 @@ describe('the TLS listener', () => {
   });
 
   test('a kernel stops at once with strangers in the middle of a TLS handshake', async () => {
-    const k = await startKernel({
-      socketPath: join(dir, 'stop.sock'),
-      listen: {
-        url: 'tls://127.0.0.1:0',
-        certFile: certs.cert,
-        keyFile: certs.key,
-        tokenFile: join(dir, 'token'),
-      },
-    });
-    const port = k.networkAddress?.port as number;
-    const idle = await Promise.all(
-      Array.from(
-        { length: 3 },
-        () =>
-          new Promise<ReturnType<typeof netConnect>>((resolve) => {
-            const c = netConnect(port, '127.0.0.1', () => resolve(c));
-            c.on('error', () => undefined);
-          }),
-      ),
-    );
+    const k = await tlsKernel('stop.sock');
+    const idle = await idleConnections(k.networkAddress?.port as number, 3);
     await new Promise((r) => setTimeout(r, 100));
     const started = Date.now();
     await k.close();

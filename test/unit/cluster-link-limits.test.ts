@@ -38,6 +38,14 @@ function standIn(): { link: ClusterLink; asked: Asked[]; released: string[] } {
 
 const turn = () => new Promise((r) => setImmediate(r));
 
+/** Answer every request asked so far, `turns` times over (each answer lets a waiting one go out). */
+async function answerAll(asked: Asked[], turns: number): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    await turn();
+    for (const a of asked) a.answer();
+  }
+}
+
 describe('name operations out to NATS, kernel-wide', () => {
   test(`at most ${IN_FLIGHT} at once; the next goes out when one is answered`, async () => {
     const { link, asked } = standIn();
@@ -51,11 +59,7 @@ describe('name operations out to NATS, kernel-wide', () => {
     await turn();
     assert.equal(asked.length, IN_FLIGHT + 1);
     assert.equal(asked[IN_FLIGHT]!.name, `p${IN_FLIGHT}`, 'in the order asked');
-    for (const a of asked.slice(1)) a.answer();
-    for (let i = 0; i < 60; i++) {
-      await turn();
-      for (const a of asked) a.answer();
-    }
+    await answerAll(asked, 60);
     assert.deepEqual(
       await Promise.all(claims),
       claims.map(() => true),
@@ -103,10 +107,7 @@ describe('name operations out to NATS, kernel-wide', () => {
     for (let i = IN_FLIGHT; i < IN_FLIGHT + 10; i++) wanted[i] = false;
     const late = Array.from({ length: 10 }, (_, i) => link.claim('mailbox', `late${i}`, {}, () => true));
     for (const c of claims.slice(IN_FLIGHT, IN_FLIGHT + 10)) assert.equal(await c, false);
-    for (let i = 0; i < 80; i++) {
-      await turn();
-      for (const a of asked) a.answer();
-    }
+    await answerAll(asked, 80);
     assert.deepEqual(
       await Promise.all(late),
       late.map(() => true),

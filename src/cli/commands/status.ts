@@ -1,6 +1,6 @@
 import type { GranteesInfo } from '../../core/rights.js';
 import { listHostObjects } from '../../unix/host-objects.js';
-import type { KernelStatus } from '../../wire/info-types.js';
+import { type KernelStatus, mailboxPath } from '../../wire/info-types.js';
 import { formatHost, table } from '../object-tables.js';
 import { style, writeOut } from '../output.js';
 import { connectFromCli, type GlobalOptions, registryOf } from './common.js';
@@ -100,7 +100,7 @@ export function formatStatus(s: KernelStatus, self: string): string {
     const seen = (v: unknown): string => (shm ? '-' : String(v));
     mr.push([
       m.name,
-      shm ? `shm ${m.segment ?? ''}`.trim() : m.durable === true ? 'kernel (durable)' : 'kernel',
+      mailboxPath(m),
       String(m.capacity),
       seen(m.depth),
       m.delivery,

@@ -140,6 +140,7 @@ export const APP_JS = String.raw`'use strict';
     ['rateAcked', 'ack/s'], ['rateRedelivered', 'redeliv/s'], ['waitP50', 'wait p50'], ['waitP99', 'wait p99'],
     ['waitingSenders', 'wait-S'], ['waitingReceivers', 'wait-R'], ['receivers', 'receivers'],
     ['delivery', 'delivery', true], ['owner', 'owner', true], ['sendRight', 'send', true], ['receiveRight', 'recv', true],
+    ['path', 'path', true],
   ];
   var P_COLS = [
     ['name', 'name', true], ['pid', 'pid'], ['node', 'node', true], ['osPid', 'os pid'], ['connectedAt', 'connected'],
