@@ -117,7 +117,7 @@ export async function daemon(o: DaemonOptions): Promise<void> {
     const page = d === undefined ? undefined : d.options.generatedToken ? d.urlWithToken : d.url;
     announce(
       o.json === true,
-      `ipcbox kernel listening on ${sock} (pid ${process.pid})${joined}${tls}\ntry: IPCBOX_SOCKET=${sock} ipcbox status\n${page === undefined ? '' : `dashboard: ${page}\n`}`,
+      `ipcbox kernel listening on ${sock} (pid ${process.pid})${joined}${tls}\ntry: IPCBOX_SOCKET=${sock} npx ipcbox status\n${page === undefined ? '' : `dashboard: ${page}\n`}`,
       {
         event: 'listening',
         socket: sock,
