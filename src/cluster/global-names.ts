@@ -127,11 +127,10 @@ export class GlobalNames {
     const key = nameKey(kind, name);
     const self = this.membership.self;
     const value = enc.encode(JSON.stringify({ node: self.node, incarnation: self.incarnation, info }));
-    let holder: NameHolder | undefined;
     try {
       if (await this.tryClaim(kind, name, key, value)) return;
     } catch (e) {
-      holder = e instanceof TakenError ? e.holder : undefined;
+      const holder = e instanceof TakenError ? e.holder : undefined;
       // Taken by a live holder, nothing was written; otherwise a create may have timed out after the
       // server applied it.
       if (holder === undefined) this.doubt(key);
@@ -145,7 +144,6 @@ export class GlobalNames {
 
   /** True once claimed; false if contended five times; throws TakenError for a live holder. */
   private async tryClaim(kind: NameKind, name: string, key: string, value: Uint8Array): Promise<boolean> {
-    const self = this.membership.self;
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         this.mine.set(key, await this.kv.create(key, value));
@@ -155,16 +153,10 @@ export class GlobalNames {
         const held = await this.kv.get(key);
         if (held === null || held.operation !== 'PUT') continue;
         const holder = parseHolder(held);
-        // An entry of this very node that it does not know it holds is a claim of its own whose answer
-        // never came (the create timed out after the server took it) or a release that did not get
-        // through: nobody holds it, so it is taken over like a stale one. Left alone, the name would stay
-        // taken until this node goes.
-        const ghost =
-          holder !== undefined &&
-          holder.node === self.node &&
-          holder.incarnation === self.incarnation &&
-          !this.claims.has(key);
-        if (holder !== undefined && this.live(holder) && !ghost) throw new TakenError(holder);
+        // A ghost is taken over like a stale holder's entry. Left alone, the name would stay taken
+        // until this node goes.
+        if (holder !== undefined && this.live(holder) && !this.ghost(key, holder))
+          throw new TakenError(holder);
         try {
           this.mine.set(key, await this.kv.update(key, value, held.revision));
           this.claims.set(key, { kind, name, value });
@@ -187,13 +179,31 @@ export class GlobalNames {
     await this.kv.delete(key, { previousSeq: revision }).catch(() => this.doubt(key));
   }
 
+  /**
+   * An entry of this very node that it does not know it holds: a claim of its own whose answer never
+   * came (the create timed out after the server took it), or a release that did not get through.
+   * Nobody holds it.
+   */
+  private ghost(key: string, holder: NameHolder): boolean {
+    const self = this.membership.self;
+    return holder.node === self.node && holder.incarnation === self.incarnation && !this.claims.has(key);
+  }
+
   private doubt(key: string): void {
     if (this.closed || this.doubtful.size >= MAX_DOUBTFUL) return;
     this.doubtful.add(key);
-    if (this.sweeper === undefined) {
-      this.sweeper = setTimeout(() => void this.sweep(), SWEEP_MS);
-      this.sweeper.unref();
-    }
+    this.sweepLater();
+  }
+
+  private sweepLater(): void {
+    if (this.sweeper !== undefined || this.closed || this.doubtful.size === 0) return;
+    this.sweeper = setTimeout(() => {
+      void this.sweep().finally(() => {
+        this.sweeper = undefined;
+        this.sweepLater();
+      });
+    }, SWEEP_MS);
+    this.sweeper.unref();
   }
 
   /**
@@ -202,7 +212,6 @@ export class GlobalNames {
    * claim that loses looks again (the key is gone, so it creates it).
    */
   private async sweep(): Promise<void> {
-    const self = this.membership.self;
     for (const key of [...this.doubtful]) {
       if (this.closed) return;
       if (this.claims.has(key)) {
@@ -212,22 +221,12 @@ export class GlobalNames {
       try {
         const e = await this.kv.get(key);
         const holder = e === null ? undefined : parseHolder(e);
-        if (
-          e !== null &&
-          holder?.node === self.node &&
-          holder.incarnation === self.incarnation &&
-          !this.claims.has(key)
-        )
+        if (e !== null && holder !== undefined && this.ghost(key, holder))
           await this.kv.delete(key, { previousSeq: e.revision });
         this.doubtful.delete(key);
       } catch {
         // NATS is not answering yet, or a claim here took the key first: the next sweep settles it.
       }
-    }
-    this.sweeper = undefined;
-    if (this.doubtful.size > 0 && !this.closed) {
-      this.sweeper = setTimeout(() => void this.sweep(), SWEEP_MS);
-      this.sweeper.unref();
     }
   }
 

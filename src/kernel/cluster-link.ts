@@ -36,7 +36,7 @@ interface WaitingOp {
   done: boolean;
 }
 
-/** A claim in flight: `waiting` while it has not gone out to NATS. */
+/** A claim in flight: `waiting` once it had to wait its turn (until `done`, it has not gone out to NATS). */
 interface PendingClaim {
   waiting: WaitingOp | undefined;
 }
@@ -70,7 +70,7 @@ export class ClusterLink {
     if (p === undefined) return false;
     // A claim still waiting for its turn whose requester has gone holds nothing: a process coming
     // back under its name must not wait for the queue to reach it.
-    if (p.waiting !== undefined && !p.waiting.wanted()) {
+    if (p.waiting !== undefined && !p.waiting.done && !p.waiting.wanted()) {
       p.waiting.drop();
       this.pending[kind].delete(name);
       return false;
@@ -132,12 +132,12 @@ export class ClusterLink {
   /**
    * Run `op` when fewer than MAX_NAME_OPS are out; true once it has run, false if it never ran
    * (the requester went first, or too many wait: `stillWanted` tells which). `queued` is told of
-   * the op while it waits its turn, and told `undefined` when it starts.
+   * the op if it has to wait its turn.
    */
   private limited(
     stillWanted: () => boolean,
     op: () => Promise<unknown>,
-    queued?: (w: WaitingOp | undefined) => void,
+    queued?: (w: WaitingOp) => void,
   ): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       const w: WaitingOp = {
@@ -145,7 +145,6 @@ export class ClusterLink {
         done: false,
         start: () => {
           w.done = true;
-          queued?.(undefined);
           this.inFlight++;
           op().then(
             () => {

@@ -256,6 +256,22 @@ export class RemoteRoutes {
     return r;
   }
 
+  /**
+   * A SEND, RECV or DEMAND for route `r` that the home would end the whole route over is refused
+   * here as the local path refuses it (frame-rules.ts), ending only the connection: true then. A
+   * request SEND or a RECV may not reuse any request id in flight on the route.
+   */
+  private refused(s: Session, r: Route, f: Frame): boolean {
+    const tracked = f.op === Op.RECV || (f.op === Op.SEND && f.reqId !== 0);
+    const bad =
+      tracked && r.forwarded.has(f.reqId)
+        ? `${f.op === Op.SEND ? 'SEND' : 'RECV'} reuses request id ${f.reqId} of a request still pending`
+        : shapeViolation(f);
+    if (bad === undefined) return false;
+    this.k.protocolError(s, bad);
+    return true;
+  }
+
   /** A frame from local session `s`: true if it was for another node (it is handled then). */
   frame(s: Session, f: Frame): boolean {
     switch (f.op) {
@@ -265,16 +281,7 @@ export class RemoteRoutes {
         if (a === undefined) return false;
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
-        // Refused here as the local path refuses them (frame-rules.ts; and no request id in flight on
-        // the route may be reused), since the home would end the whole route over it.
-        const bad =
-          f.op === Op.SEND && f.reqId !== 0 && r.forwarded.has(f.reqId)
-            ? `SEND reuses request id ${f.reqId} of a request still pending`
-            : shapeViolation(f);
-        if (bad !== undefined) {
-          this.k.protocolError(s, bad);
-          return true;
-        }
+        if (this.refused(s, r, f)) return true;
         // A payload sent by map crosses to the other node as bytes: copied out of the region here.
         const up = f.op === Op.SEND && (f.flags & SendFlag.MAPPED) !== 0 ? this.k.maps.materialize(s, f) : f;
         if (typeof up === 'string') {
@@ -295,15 +302,7 @@ export class RemoteRoutes {
         if (a === undefined) return false;
         const r = this.route(s, a.node);
         r.usedAliases.add(f.target);
-        // As for a SEND above.
-        const bad =
-          f.op === Op.RECV && r.forwarded.has(f.reqId)
-            ? `RECV reuses request id ${f.reqId} of a request still pending`
-            : shapeViolation(f);
-        if (bad !== undefined) {
-          this.k.protocolError(s, bad);
-          return true;
-        }
+        if (this.refused(s, r, f)) return true;
         if (f.op === Op.RECV) {
           const fw: Forwarded = { rewrite: undefined, onResult: undefined, onMailbox: true };
           if (!r.track(f.reqId, fw)) return true;
