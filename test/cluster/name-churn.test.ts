@@ -16,6 +16,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect as connect_ } from '@nats-io/transport-node';
 import { connect } from '../../src/index.js';
 import { helloFrame, type KernelHost, startKernelHost } from '../fixtures/hardening-support.js';
+import { waitFor } from '../helpers/kernel-harness.js';
 import { type NatsServer, startNatsServer } from '../helpers/nats-harness.js';
 
 const CHURN = 3000;
@@ -81,15 +82,17 @@ describe('name claims of connections that hang up while NATS does not answer', (
     try {
       const kv = await new Kvm(nc).open('ipcbox_churn_names');
       let left: string[] = [];
-      const deadline = Date.now() + 30_000;
-      do {
-        left = [];
-        for await (const key of await kv.keys())
-          if (key.startsWith('p.')) left.push(Buffer.from(key.slice(2), 'base64url').toString('utf8'));
-        left = left.filter((n) => n.startsWith('gone-'));
-        if (left.length > 0) await new Promise((r) => setTimeout(r, 250));
-      } while (left.length > 0 && Date.now() < deadline);
-      assert.deepEqual(left, [], 'names of gone connections still in the bucket');
+      await waitFor(
+        async () => {
+          left = [];
+          for await (const key of await kv.keys())
+            if (key.startsWith('p.')) left.push(Buffer.from(key.slice(2), 'base64url').toString('utf8'));
+          left = left.filter((n) => n.startsWith('gone-'));
+          return left.length === 0;
+        },
+        30_000,
+        () => `names of gone connections still in the bucket: ${left.slice(0, 5).join(', ')}`,
+      );
     } finally {
       await nc.close();
     }
